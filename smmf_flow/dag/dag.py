@@ -1,0 +1,148 @@
+"""``DAG``: a named graph of operators, held in one ``networkx.DiGraph``.
+
+The graph is the single source of truth: nodes are operator names (with the
+operator in the node's ``op`` attribute), and each edge remembers the input
+slot it feeds. Validation lives in ``validate.py`` and running in
+``smmf_flow.runner``; ``run``/``arun``/``astream`` here are conveniences over it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import networkx as nx
+
+from smmf_flow.dag.operator import CURRENT_DAG, Operator, check_edge
+from smmf_flow.errors import DuplicateNodeError, FlowError, ForeignNodeError
+
+
+class DAG:
+    """A flow: operators and the edges between them.
+
+    ``with DAG("name") as dag:`` collects the operators created inside it.
+    """
+
+    def __init__(self, name: str, *, description: str = "") -> None:
+        self.name = name
+        self.description = description
+        self.graph: nx.DiGraph = nx.DiGraph()
+        #: bumped on every change, so cached plans and validations know they are stale
+        self.version = 0
+        self._tokens: list[Any] = []
+        self._counter = itertools.count(1)
+        self._checked: tuple[int, int] | None = None
+
+    # --- collecting nodes ----------------------------------------------------------
+
+    def __enter__(self) -> "DAG":
+        self._tokens.append(CURRENT_DAG.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        CURRENT_DAG.reset(self._tokens.pop())
+
+    def add(self, op: Operator) -> Operator:
+        """Add ``op`` as a node (naming it if it has no name)."""
+        if op.dag is self:
+            return op
+        if op.dag is not None:
+            raise ForeignNodeError(f"operator '{op.name}' already belongs to DAG "
+                                   f"'{op.dag.name}'; it cannot join DAG '{self.name}'")
+        if not op.name:
+            base = op.kind or type(op).__name__.lower()
+            op.name = f"{base}_{next(self._counter)}"
+            while op.name in self.graph:
+                op.name = f"{base}_{next(self._counter)}"
+        elif op.name in self.graph:
+            raise DuplicateNodeError(f"DAG '{self.name}' already has a node named "
+                                     f"'{op.name}'; give each node a unique name")
+        op.dag = self
+        self.graph.add_node(op.name, op=op)
+        self.version += 1
+        return op
+
+    def add_edge(self, upstream: Operator, downstream: Operator) -> None:
+        """Add upstream→downstream; both must be nodes of this DAG."""
+        for node in (upstream, downstream):
+            if node.dag is not self:
+                other = node.dag.name if node.dag else "no DAG"
+                raise ForeignNodeError(
+                    f"cannot connect '{upstream.name}' >> '{downstream.name}' in DAG "
+                    f"'{self.name}': '{node.name}' belongs to {other!s}")
+        if self.graph.has_edge(upstream.name, downstream.name):
+            return
+        slot = self.graph.in_degree(downstream.name)
+        check_edge(upstream, downstream, slot)
+        self.graph.add_edge(upstream.name, downstream.name, slot=slot)
+        self.version += 1
+
+    # --- looking at the graph ------------------------------------------------------
+
+    def node(self, name: str) -> Operator:
+        """The operator called ``name``."""
+        try:
+            return self.graph.nodes[name]["op"]
+        except KeyError:
+            raise FlowError(f"DAG '{self.name}' has no node '{name}' "
+                            f"(nodes: {', '.join(self.graph.nodes)})") from None
+
+    @property
+    def nodes(self) -> list[Operator]:
+        return [data["op"] for _, data in self.graph.nodes(data=True)]
+
+    @property
+    def roots(self) -> list[Operator]:
+        return [self.node(n) for n, deg in self.graph.in_degree() if deg == 0]
+
+    @property
+    def leaves(self) -> list[Operator]:
+        return [self.node(n) for n, deg in self.graph.out_degree() if deg == 0]
+
+    def upstream(self, op: Operator) -> list[Operator]:
+        """Parents of ``op`` in input-slot order."""
+        pred = self.graph.pred[op.name]
+        return [self.node(n) for n in sorted(pred, key=lambda p: pred[p]["slot"])]
+
+    def downstream(self, op: Operator) -> list[Operator]:
+        return [self.node(n) for n in self.graph.succ[op.name]]
+
+    # --- checking and running --------------------------------------------------------
+
+    def validate(self, registry: Any = None) -> None:
+        """Check the whole flow (structure, then each node's ``check``); raise a ``FlowError``."""
+        from smmf_flow.dag.validate import validate_graph
+
+        key = (self.version, id(registry))
+        if self._checked == key:
+            return
+        validate_graph(self)
+        for op in self.nodes:
+            op.check(registry)
+        self._checked = key
+
+    async def arun(self, input: Any = None, **options: Any) -> Any:
+        """Run the flow; see ``smmf_flow.runner.run_dag`` for the options."""
+        from smmf_flow.runner.runner import run_dag
+
+        return await run_dag(self, input, **options)
+
+    def run(self, input: Any = None, **options: Any) -> Any:
+        """Run the flow from synchronous code (a stream output is gathered into a list)."""
+        from smmf_flow.runner.runner import run_dag_sync
+
+        return run_dag_sync(self, input, **options)
+
+    async def astream(self, input: Any = None, **options: Any) -> AsyncIterator[Any]:
+        """Run the flow and yield the output stream's chunks as they come."""
+        from smmf_flow.runner.runner import stream_dag
+
+        async for chunk in stream_dag(self, input, **options):
+            yield chunk
+
+    def __repr__(self) -> str:
+        return f"<DAG '{self.name}': {self.graph.number_of_nodes()} nodes>"
+
+
+__all__ = ["DAG"]

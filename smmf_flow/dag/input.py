@@ -1,0 +1,98 @@
+"""``InputOperator`` and ``InputSource``: where a run's data comes from.
+
+A DAG's root nodes get the run's input directly, so an ``InputOperator`` is only
+needed to name the entry point or to take data from somewhere else: a fixed
+value, an iterable (which becomes a stream), or a callable of the run input.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import Any
+
+from smmf_flow.dag.operator import Operator
+from smmf_flow.dag.ports import Signature, signature_of
+
+
+class InputSource:
+    """Produces a root value from the run's input."""
+
+    output_type: Any = Any
+
+    async def read(self, input: Any) -> Any:
+        return input
+
+    @staticmethod
+    def from_data(data: Any) -> "InputSource":
+        """Always the same value, whatever the run's input."""
+        return _DataSource(data)
+
+    @staticmethod
+    def from_iterable(items: Iterable[Any] | AsyncIterable[Any]) -> "InputSource":
+        """A stream of the items (sync or async iterable), read lazily."""
+        return _IterableSource(items)
+
+    @staticmethod
+    def from_callable(fn: Callable[..., Any]) -> "InputSource":
+        """``fn(input)`` (or ``fn()`` if it takes no argument); may be async."""
+        return _CallableSource(fn)
+
+
+class _DataSource(InputSource):
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.output_type = type(data)
+
+    async def read(self, input: Any) -> Any:
+        return self.data
+
+
+class _IterableSource(InputSource):
+    output_type = AsyncIterator[Any]
+
+    def __init__(self, items: Iterable[Any] | AsyncIterable[Any]) -> None:
+        self.items = items
+
+    async def read(self, input: Any) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        if isinstance(self.items, AsyncIterable):
+            async for item in self.items:
+                yield item
+        else:
+            for item in self.items:
+                yield item
+
+
+class _CallableSource(InputSource):
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        sig = signature_of(fn)
+        self.takes_input = bool(sig.inputs)
+        self.output_type = sig.output
+
+    async def read(self, input: Any) -> Any:
+        value = self.fn(input) if self.takes_input else self.fn()
+        return await value if inspect.isawaitable(value) else value
+
+
+class InputOperator(Operator):
+    """A root node that hands the run's input (or its source's data) downstream."""
+
+    kind = "input"
+
+    def __init__(self, source: InputSource | None = None, **options: Any) -> None:
+        self.source = source
+        super().__init__(**options)
+
+    def ports(self) -> Signature:
+        return Signature((Any,), False, self.source.output_type if self.source else Any)
+
+    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+        value = inputs[0] if inputs else None
+        return value if self.source is None else await self.source.read(value)
+
+
+__all__ = ["InputOperator", "InputSource"]

@@ -1,0 +1,80 @@
+"""``MapOperator``: one value in, one value out; and ``map_operator``, the
+decorator that turns a plain function into a factory of map operators."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+
+from smmf_flow.dag.operator import Operator
+from smmf_flow.dag.ports import Signature, signature_of
+from smmf_flow.errors import FlowError
+
+
+class MapOperator(Operator):
+    """Apply a function (or an overridden ``async def map``) to the input.
+
+    A sync function runs on the event loop: mark it ``blocking=True`` when it
+    does I/O or heavy work, and it runs in a worker thread instead.
+    """
+
+    kind = "map"
+
+    def __init__(self, map_function: Callable[..., Any] | None = None, *,
+                 blocking: bool = False, **options: Any) -> None:
+        if map_function is not None and not callable(map_function):
+            raise FlowError(f"MapOperator needs a callable, got {map_function!r}")
+        self.map_function = map_function
+        self.blocking = blocking
+        self._is_async = inspect.iscoroutinefunction(map_function)
+        super().__init__(**options)
+
+    def ports(self) -> Signature:
+        if self.map_function is not None:
+            return signature_of(self.map_function)
+        return signature_of(self.map)
+
+    async def map(self, *inputs: Any) -> Any:
+        """Override in a subclass instead of passing ``map_function``."""
+        raise FlowError(f"map operator '{self.name}' has neither a map_function nor a "
+                        "map() override")
+
+    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+        fn = self.map_function
+        if fn is None:
+            return await self.map(*inputs)
+        if self._is_async:
+            return await fn(*inputs)
+        if self.blocking:
+            return await anyio.to_thread.run_sync(fn, *inputs)
+        return fn(*inputs)
+
+
+class MapOperatorFactory:
+    """What ``@map_operator`` returns: call it (inside a DAG) to make a node."""
+
+    def __init__(self, fn: Callable[..., Any], **defaults: Any) -> None:
+        self.fn = fn
+        self.defaults = defaults
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, **options: Any) -> MapOperator:
+        merged = {"name": self.fn.__name__, **self.defaults, **options}
+        return MapOperator(self.fn, **merged)
+
+
+def map_operator(fn: Callable[..., Any] | None = None, **defaults: Any) -> Any:
+    """Decorate a function so that calling it makes a ``MapOperator`` named after it.
+
+    ``@map_operator`` or ``@map_operator(blocking=True, timeout=5)``.
+    """
+    if fn is None:
+        return lambda f: MapOperatorFactory(f, **defaults)
+    return MapOperatorFactory(fn, **defaults)
+
+
+__all__ = ["MapOperator", "MapOperatorFactory", "map_operator"]

@@ -1,0 +1,136 @@
+"""Stream operators: turn a value into a stream, a stream into a value, or one
+stream into another. Streams are async iterators consumed lazily: a chunk
+reaches the end of the flow before its source has produced the next one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any
+
+from smmf_flow.dag.operator import Operator
+from smmf_flow.dag.ports import Signature, is_stream, signature_of
+from smmf_flow.errors import FlowError
+
+_MISSING: Any = object()
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class StreamifyOperator(Operator):
+    """Value → stream. ``fn(value)`` returns an iterable or async iterable, or
+    override ``async def streamify(self, value)`` as an async generator."""
+
+    kind = "streamify"
+
+    def __init__(self, fn: Callable[[Any], Any] | None = None, **options: Any) -> None:
+        self.fn = fn
+        super().__init__(**options)
+
+    def ports(self) -> Signature:
+        if self.fn is None:
+            return signature_of(self.streamify)
+        sig = signature_of(self.fn)
+        out = sig.output if is_stream(sig.output) else AsyncIterator[Any]
+        return Signature(sig.inputs, sig.variadic, out)
+
+    async def streamify(self, value: Any) -> AsyncIterator[Any]:
+        produced = await _maybe_await(self.fn(value)) if self.fn else value
+        if isinstance(produced, AsyncIterable):
+            async for item in produced:
+                yield item
+        else:
+            for item in produced:
+                yield item
+
+    async def execute(self, ctx: Any, *inputs: Any) -> AsyncIterator[Any]:
+        return self.streamify(*inputs)
+
+
+class UnstreamifyOperator(Operator):
+    """Stream → value. ``fn(list_of_chunks)`` (default: the list itself), or
+    override ``async def unstreamify(self, stream)``."""
+
+    kind = "unstreamify"
+
+    def __init__(self, fn: Callable[[list[Any]], Any] | None = None, **options: Any) -> None:
+        self.fn = fn
+        super().__init__(**options)
+
+    def ports(self) -> Signature:
+        out = signature_of(self.fn).output if self.fn else list[Any]
+        if self.fn is None and type(self).unstreamify is not UnstreamifyOperator.unstreamify:
+            out = signature_of(self.unstreamify).output
+        return Signature((AsyncIterator[Any],), False, out)
+
+    async def unstreamify(self, stream: AsyncIterator[Any]) -> Any:
+        chunks = [chunk async for chunk in stream]
+        return await _maybe_await(self.fn(chunks)) if self.fn else chunks
+
+    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+        return await self.unstreamify(inputs[0])
+
+
+class TransformStreamOperator(Operator):
+    """Stream → stream. ``fn(chunk)`` maps each chunk (sync or async), or override
+    ``async def transform_stream(self, stream)`` as an async generator."""
+
+    kind = "transform_stream"
+
+    def __init__(self, fn: Callable[[Any], Any] | None = None, **options: Any) -> None:
+        self.fn = fn
+        super().__init__(**options)
+
+    def ports(self) -> Signature:
+        if self.fn is None:
+            sig = signature_of(self.transform_stream)
+            return Signature((sig.inputs[0] if sig.inputs else AsyncIterator[Any],), False,
+                             sig.output)
+        sig = signature_of(self.fn)
+        chunk_in = sig.inputs[0] if sig.inputs else Any
+        return Signature((AsyncIterator[chunk_in],), False, AsyncIterator[sig.output])
+
+    async def transform_stream(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        if self.fn is None:
+            raise FlowError(f"stream operator '{self.name}' has neither fn nor a "
+                            "transform_stream() override")
+        is_async = inspect.iscoroutinefunction(self.fn)
+        async for chunk in stream:
+            yield (await self.fn(chunk)) if is_async else self.fn(chunk)
+
+    async def execute(self, ctx: Any, *inputs: Any) -> AsyncIterator[Any]:
+        return self.transform_stream(inputs[0])
+
+
+class ReduceStreamOperator(Operator):
+    """Stream → value by folding: ``reduce_function(accumulated, chunk)``; the
+    first chunk starts the fold unless ``initial`` is given."""
+
+    kind = "reduce_stream"
+
+    def __init__(self, reduce_function: Callable[[Any, Any], Any], *,
+                 initial: Any = _MISSING, **options: Any) -> None:
+        self.reduce_function = reduce_function
+        self.initial = initial
+        super().__init__(**options)
+
+    def ports(self) -> Signature:
+        sig = signature_of(self.reduce_function)
+        chunk = sig.inputs[1] if len(sig.inputs) > 1 else Any
+        return Signature((AsyncIterator[chunk],), False, sig.output)
+
+    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+        acc = self.initial
+        async for chunk in inputs[0]:
+            acc = chunk if acc is _MISSING else await _maybe_await(self.reduce_function(acc, chunk))
+        if acc is _MISSING:
+            raise FlowError(f"reduce '{self.name}': the stream was empty and no initial "
+                            "value was given")
+        return acc
+
+
+__all__ = ["ReduceStreamOperator", "StreamifyOperator", "TransformStreamOperator",
+           "UnstreamifyOperator"]

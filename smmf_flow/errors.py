@@ -1,0 +1,200 @@
+"""The one exception tree of smmf-flow.
+
+Every error the library raises on purpose is a ``SmmfError``; the class says what
+kind of thing went wrong, the message says what, where (file:line, node, model,
+field) and what to do about it::
+
+    SmmfError
+    ├── FlowError                 building or validating a flow (nothing has run)
+    │   ├── CycleError            the graph has a cycle (message prints it)
+    │   ├── DuplicateNodeError    two nodes share a name
+    │   ├── ForeignNodeError      an edge reaches a node of another DAG
+    │   ├── EdgeTypeError         an output type cannot feed an input type
+    │   ├── TemplateError         a prompt template is bad or misses a variable
+    │   ├── FlowFileError         a YAML flow file is malformed (carries file:line:col)
+    │   ├── ModelNotFound         a flow names a model the registry does not have
+    │   └── ModelKindMismatch     an embedding model used for generation, or the reverse
+    ├── ConfigError               a TOML model config is malformed (file, entry, field)
+    ├── RunError                  a flow failed while running
+    │   ├── NodeFailed            a node raised; the cause is chained
+    │   └── NodeTimeout           a node ran past its timeout
+    └── ModelError                a model call failed
+        ├── WorkerUnavailable     no instance can take the call
+        │   ├── PoolBusy          the wait queue is full (``retry_after`` seconds)
+        │   └── PoolStopped       the model's pool is stopped or closed
+        └── BackendError          the backend itself failed
+            ├── ModelLoadError    the weights could not be loaded
+            ├── BackendTimeout    the backend did not answer in time
+            ├── BackendConnectionError   the backend could not be reached
+            ├── ContextWindowExceeded    the prompt does not fit the context window
+            ├── RateLimited       the backend asked us to slow down
+            └── InvalidOutput     structured output did not match its schema
+
+A failed model call always raises; it never comes back as ordinary text.
+"""
+
+from __future__ import annotations
+
+
+class SmmfError(Exception):
+    """Base of every error smmf-flow raises on purpose."""
+
+
+# --- building a flow -------------------------------------------------------------
+
+
+class FlowError(SmmfError):
+    """A flow is malformed; found before anything runs."""
+
+
+class CycleError(FlowError):
+    """The graph has a cycle."""
+
+
+class DuplicateNodeError(FlowError):
+    """Two nodes in one DAG share a name."""
+
+
+class ForeignNodeError(FlowError):
+    """An edge joins nodes of two different DAGs."""
+
+
+class EdgeTypeError(FlowError):
+    """An upstream output type cannot feed a downstream input type."""
+
+
+class TemplateError(FlowError):
+    """A prompt template does not compile or misses a variable."""
+
+
+class FlowFileError(FlowError):
+    """A YAML flow file is malformed; the message starts with ``file:line:col``."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 column: int | None = None, node: str | None = None) -> None:
+        self.file, self.line, self.column, self.node = file, line, column, node
+        where = ":".join(str(p) for p in (file, line, column) if p is not None)
+        prefix = f"{where}: " if where else ""
+        in_node = f"node '{node}': " if node else ""
+        super().__init__(f"{prefix}{in_node}{message}")
+
+
+class ModelNotFound(FlowError):
+    """A flow or request names a model the registry does not know."""
+
+    def __init__(self, name: str, known: list[str], *, where: str = "") -> None:
+        import difflib
+
+        self.name, self.known = name, list(known)
+        self.suggestions = difflib.get_close_matches(name, self.known, n=3, cutoff=0.4)
+        hint = (f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+                if self.suggestions else "")
+        known_txt = ", ".join(sorted(self.known)) or "(none)"
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}unknown model '{name}'{hint} (known models: {known_txt})")
+
+
+class ModelKindMismatch(FlowError):
+    """A model is used for a kind of work it does not do (embedding vs generation)."""
+
+
+# --- model configuration -------------------------------------------------------------
+
+
+class ConfigError(SmmfError):
+    """A model configuration (TOML) is malformed."""
+
+
+# --- running a flow ------------------------------------------------------------------
+
+
+class RunError(SmmfError):
+    """A flow failed while running."""
+
+
+class NodeFailed(RunError):
+    """A node raised while running; ``__cause__`` is the original error."""
+
+    def __init__(self, node: str, cause: BaseException) -> None:
+        self.node = node
+        super().__init__(f"node '{node}' failed: {type(cause).__name__}: {cause}")
+
+
+class NodeTimeout(RunError):
+    """A node ran past its ``timeout``."""
+
+    def __init__(self, node: str, timeout: float) -> None:
+        self.node, self.timeout = node, timeout
+        super().__init__(f"node '{node}' timed out after {timeout:g}s")
+
+
+# --- model calls ---------------------------------------------------------------------
+
+
+class ModelError(SmmfError):
+    """A model call failed."""
+
+    def __init__(self, message: str, *, model: str | None = None,
+                 instance: str | None = None) -> None:
+        self.model, self.instance = model, instance
+        super().__init__(message)
+
+
+class WorkerUnavailable(ModelError):
+    """No instance of the model can take the call (all unhealthy, cooling down, or busy)."""
+
+
+class PoolBusy(WorkerUnavailable):
+    """The pool's wait queue is full; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, model: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, model=model)
+
+
+class PoolStopped(WorkerUnavailable):
+    """The model's pool is stopped or closed."""
+
+
+class BackendError(ModelError):
+    """The backend failed to serve the call."""
+
+
+class ModelLoadError(BackendError):
+    """The model's weights could not be loaded."""
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer in time."""
+
+
+class BackendConnectionError(BackendError):
+    """The backend could not be reached (connection refused, DNS, reset)."""
+
+
+class ContextWindowExceeded(BackendError):
+    """The prompt plus the requested tokens do not fit the model's context window."""
+
+
+class RateLimited(BackendError):
+    """The backend asked the caller to slow down."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 model: str | None = None, instance: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, model=model, instance=instance)
+
+
+class InvalidOutput(BackendError):
+    """Structured output did not parse or did not match its schema."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a user: the message of an smmf error, type and message otherwise."""
+    if isinstance(exc, SmmfError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+__all__ = [name for name, obj in globals().items()
+           if isinstance(obj, type) and issubclass(obj, SmmfError)] + ["describe"]

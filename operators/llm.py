@@ -1,0 +1,70 @@
+"""``LLMOperator`` and ``StreamingLLMOperator``: generation by model name.
+
+The model name (or group name, or none for the registry's ``default_llm``) is
+resolved by the scheduler before the flow runs; at run time the node sends its
+request to the resolved worker: one model's pool, or a fallback/route group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from smmf_flow.dag.ports import Signature
+from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
+from smmf_flow.operators.base import ModelOperator
+from smmf_flow.operators.params import check_params, to_request
+from smmf_flow.scheduler.resolve import Purpose
+
+_OPTIONS = ("name", "timeout", "retry", "dag", "input_type", "output_type")
+
+
+def split_options(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate operator options (name, timeout, ...) from generation params."""
+    options = {k: v for k, v in params.items() if k in _OPTIONS}
+    return options, {k: v for k, v in params.items() if k not in _OPTIONS}
+
+
+class LLMOperator(ModelOperator):
+    """Request (or prompt string, or mapping) in, ``ChatResult`` out."""
+
+    kind = "llm"
+
+    def __init__(self, model: str | None = None, **params: Any) -> None:
+        options, generation = split_options(params)
+        self.model = model
+        self.generation = check_params(f"{self.kind} '{options.get('name', '')}'", generation)
+        super().__init__(**options)
+
+    def ports(self) -> Signature:
+        return Signature((ChatRequest | str | dict,), False, ChatResult)
+
+    def params(self) -> dict[str, Any]:
+        out = {"model": self.model, **self.generation}
+        out.pop("response_format", None)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def model_refs(self) -> list[tuple[str | None, Purpose]]:
+        return [(self.model, "llm")]
+
+    def build_worker(self, scheduler: Any) -> Any:
+        return scheduler.chat_worker(self.model)
+
+    async def execute(self, ctx: Any, *inputs: Any) -> ChatResult:
+        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
+        result = await self.worker(ctx).chat(request, self.noter(ctx))
+        ctx.note(self, "served", model=result.model, instance=result.instance)
+        return result
+
+
+class StreamingLLMOperator(LLMOperator):
+    """Like ``LLMOperator``, but its output is a stream of ``ChatChunk``."""
+
+    kind = "stream_llm"
+
+    def ports(self) -> Signature:
+        return Signature((ChatRequest | str | dict,), False, AsyncIterator[ChatChunk])
+
+    async def execute(self, ctx: Any, *inputs: Any) -> AsyncIterator[ChatChunk]:  # type: ignore[override]
+        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
+        return self.worker(ctx).stream(request, self.noter(ctx))

@@ -1,0 +1,150 @@
+"""``FallbackWorker``: try models in order, and survive a failure mid-stream.
+
+Before a stream has delivered anything, falling back is simple: ask the next
+model. After some chunks were delivered, the consumer already holds that text,
+so the next model must *continue* it: the text so far becomes the request's
+``assistant_prefix``, and the next model produces only what follows. The
+consumer sees one stream with nothing repeated and nothing lost.
+
+How faithfully a model continues depends on its backend (``capabilities.prefix``):
+``exact`` backends render the chat template and append the prefix to the raw
+prompt, so the continuation is what that model would have written next;
+``approximate`` ones (OpenAI-compatible servers) get the prefix as a final
+assistant message; a backend that cannot continue at all is skipped once text
+has been delivered. Each model's span of the answer is noted in the trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import anyio
+
+from smmf_flow.errors import WorkerUnavailable
+from smmf_flow.models.backends.base import Capabilities
+from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
+from smmf_flow.scheduler.fallback_policy import FallbackPolicy, decide, error_kind
+from smmf_flow.scheduler.workers import ChatWorker, Note, no_note
+
+
+class FallbackWorker(ChatWorker):
+    """A chain of workers tried in order under a ``FallbackPolicy``."""
+
+    def __init__(self, name: str, members: list[ChatWorker], policy: FallbackPolicy) -> None:
+        self.name = name
+        self.members = members
+        self.policy = policy
+
+    @property
+    def context_length(self) -> int:
+        return max(m.context_length for m in self.members)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        caps = [m.capabilities for m in self.members]
+        return Capabilities(chat=any(c.chat for c in caps), embed=False,
+                            json_schema=all(c.json_schema for c in caps),
+                            prefix=caps[0].prefix)
+
+    @property
+    def in_cooldown(self) -> bool:
+        return all(m.in_cooldown for m in self.members)
+
+    def count_tokens(self, text: str) -> int:
+        return self.members[0].count_tokens(text)
+
+    def _candidates(self) -> list[ChatWorker]:
+        depth = self.policy.max_depth or len(self.members)
+        return self.members[:depth]
+
+    async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult:
+        errors: list[str] = []
+        min_window = 0
+        for worker in self._candidates():
+            if not self._usable(worker, min_window, note):
+                continue
+            attempt = 1
+            while True:
+                try:
+                    result = await worker.chat(request, note)
+                except Exception as error:
+                    action = self._handle(worker, error, attempt, errors, note)
+                    if action == "retry":
+                        await anyio.sleep(self.policy.retry.next_delay(attempt))
+                        attempt += 1
+                        continue
+                    if action == "bigger":
+                        min_window = worker.context_length + 1
+                    break
+                if errors:
+                    note("fallback_served", model=worker.name)
+                return result
+        raise self._exhausted(errors)
+
+    async def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]:
+        errors: list[str] = []
+        parts: list[str] = []      # text delivered so far, across models
+        delivered = 0              # its length in characters
+        min_window = 0
+        for worker in self._candidates():
+            if not self._usable(worker, min_window, note, continuing=bool(delivered)):
+                continue
+            attempt = 1
+            while True:
+                start = delivered
+                current = request
+                if delivered:
+                    prefix = (request.assistant_prefix or "") + "".join(parts)
+                    current = request.model_copy(update={"assistant_prefix": prefix})
+                try:
+                    async for chunk in worker.stream(current, note):
+                        if chunk.text:
+                            parts.append(chunk.text)
+                            delivered += len(chunk.text)
+                        yield chunk
+                except Exception as error:
+                    if delivered > start:
+                        note("span", model=worker.name, start=start, end=delivered,
+                             complete=False)
+                    action = self._handle(worker, error, attempt, errors, note,
+                                          delivered=delivered)
+                    if action == "retry":
+                        await anyio.sleep(self.policy.retry.next_delay(attempt))
+                        attempt += 1
+                        continue
+                    if action == "bigger":
+                        min_window = worker.context_length + 1
+                    break
+                note("span", model=worker.name, start=start, end=delivered, complete=True)
+                return
+        raise self._exhausted(errors)
+
+    def _usable(self, worker: ChatWorker, min_window: int, note: Note, *,
+                continuing: bool = False) -> bool:
+        if worker.in_cooldown:
+            note("fallback_skip", model=worker.name, reason="in cooldown")
+            return False
+        if worker.context_length < min_window:
+            note("fallback_skip", model=worker.name,
+                 reason=f"context window {worker.context_length} too small")
+            return False
+        if continuing and worker.capabilities.prefix == "none":
+            note("fallback_skip", model=worker.name, reason="cannot continue a partial answer")
+            return False
+        return True
+
+    def _handle(self, worker: ChatWorker, error: BaseException, attempt: int,
+                errors: list[str], note: Note, *, delivered: int = 0) -> str:
+        action = decide(self.policy, error, attempt)
+        if action == "raise":
+            raise error
+        errors.append(f"{worker.name}: {type(error).__name__}: {error}")
+        note("fallback", model=worker.name, attempt=attempt, error=type(error).__name__,
+             kind=error_kind(error), message=str(error)[:200], action=action,
+             delivered_chars=delivered)
+        return action
+
+    def _exhausted(self, errors: list[str]) -> WorkerUnavailable:
+        tried = "; ".join(errors) or "no model was usable"
+        return WorkerUnavailable(f"all models of '{self.name}' failed: {tried}",
+                                 model=self.name)
+

@@ -1,0 +1,202 @@
+"""The scheduler: model names in a flow → bindings → workers on pooled backends.
+
+Resolution happens before anything runs (``dag.validate(registry)`` calls each
+model operator's ``check``): an unknown name raises ``ModelNotFound`` with the
+closest known names, an embedding model asked to generate (or the reverse)
+raises ``ModelKindMismatch``, and an operator that names no model gets the
+registry's ``default_llm`` / ``default_embedding``. Nothing is loaded here:
+pools start on first use (or on ``registry.warmup()``).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from smmf_flow.errors import ConfigError, FlowError, ModelKindMismatch
+from smmf_flow.scheduler.fallback import FallbackWorker
+from smmf_flow.scheduler.fallback_policy import FallbackPolicy
+from smmf_flow.scheduler.routing import Route, RouteWorker, When
+from smmf_flow.scheduler.workers import ChatWorker, PoolChatWorker, PoolEmbeddingWorker
+
+if TYPE_CHECKING:
+    from smmf_flow.dag.dag import DAG
+    from smmf_flow.models.registry import ModelRegistry
+
+Purpose = Literal["llm", "embedding"]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One model reference, resolved: what it names and what will serve it."""
+
+    requested: str | None
+    name: str
+    kind: str                      # "llm", "embedding" or "group"
+    provider: str | None = None
+    instances: int | None = None
+    strategy: str | None = None
+    members: tuple["Binding", ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        """``smollm2 → llama.cpp ×1 (round_robin)``, or a group with its members."""
+        via = "" if self.requested == self.name else f" (default {self.kind})"
+        if self.kind == "group":
+            inner = ", ".join(m.describe() for m in self.members)
+            return f"{self.name}{via} → {self.strategy} group [{inner}]"
+        return f"{self.name}{via} → {self.provider} ×{self.instances} ({self.strategy})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requested": self.requested, "name": self.name, "kind": self.kind,
+                "provider": self.provider, "instances": self.instances,
+                "strategy": self.strategy, "members": [m.as_dict() for m in self.members]}
+
+
+class Scheduler:
+    """Resolves names against one registry and keeps one worker per name."""
+
+    def __init__(self, registry: "ModelRegistry") -> None:
+        self.registry = registry
+        self._chat: dict[str, ChatWorker] = {}
+        self._embed: dict[str, PoolEmbeddingWorker] = {}
+
+    # --- resolution (no side effects) --------------------------------------------
+
+    def resolve(self, name: str | None, purpose: Purpose, *, where: str = "",
+                _seen: tuple[str, ...] = ()) -> Binding:
+        """Check ``name`` for ``purpose`` and describe what will serve it."""
+        reg = self.registry
+        resolved = name or (reg.default_llm if purpose == "llm" else reg.default_embedding)
+        if not resolved:
+            field_name = "default_llm" if purpose == "llm" else "default_embedding"
+            raise FlowError(f"{where + ': ' if where else ''}no model named and the model "
+                            f"config sets no [models] {field_name}; name a model or set it")
+        kind = reg.kind_of(resolved, where=where)
+        if kind == "group":
+            if purpose != "llm":
+                raise ModelKindMismatch(f"{_at(where)}'{resolved}' is a model group; groups "
+                                        "serve generation, not embeddings")
+            if resolved in _seen:
+                raise FlowError(f"{_at(where)}model group '{resolved}' includes itself "
+                                f"({' → '.join(_seen + (resolved,))})")
+            group = reg.group(resolved)
+            members = tuple(self.resolve(m, "llm", where=where, _seen=_seen + (resolved,))
+                            for m in group.members)
+            return Binding(name, resolved, "group", strategy=group.strategy, members=members)
+        if kind != purpose:
+            doing = "generation" if purpose == "llm" else "embeddings"
+            raise ModelKindMismatch(f"{_at(where)}model '{resolved}' is an {_kind_word(kind)} "
+                                    f"model and cannot be used for {doing}")
+        config = reg.model(resolved)
+        return Binding(name, resolved, kind, provider=config.provider,
+                       instances=config.instances, strategy=config.strategy)
+
+    # --- workers (created once per name, pools start lazily) -----------------------
+
+    def chat_worker(self, name: str | None) -> ChatWorker:
+        """The worker that serves generation for ``name`` (default: default_llm)."""
+        binding = self.resolve(name, "llm")
+        worker = self._chat.get(binding.name)
+        if worker is None:
+            worker = self._chat[binding.name] = self._build_chat(binding)
+        return worker
+
+    def embedding_worker(self, name: str | None) -> PoolEmbeddingWorker:
+        """The micro-batched embedding worker for ``name`` (default: default_embedding)."""
+        binding = self.resolve(name, "embedding")
+        worker = self._embed.get(binding.name)
+        if worker is None:
+            config = self.registry.model(binding.name)
+            worker = self._embed[binding.name] = PoolEmbeddingWorker(
+                binding.name, self.registry.pool(binding.name),
+                max_batch=config.batch_size, max_wait_ms=config.max_batch_wait_ms)
+        return worker
+
+    def _build_chat(self, binding: Binding) -> ChatWorker:
+        if binding.kind != "group":
+            config = self.registry.model(binding.name)
+            return PoolChatWorker(binding.name, self.registry.pool(binding.name),
+                                  config.context_length)
+        members = [self.chat_worker(m.name) for m in binding.members]
+        group = self.registry.group(binding.name)
+        if group.strategy == "fallback":
+            return FallbackWorker(binding.name, members,
+                                  FallbackPolicy(max_depth=group.max_depth))
+        # a route group: the first member whose window fits the request, else the largest
+        routes = [(Route(model=m.name, when=When(fits_context=True)), m) for m in members]
+        largest = max(members, key=lambda m: m.context_length)
+        return RouteWorker(binding.name, routes, default=largest)
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def _kind_word(kind: str) -> str:
+    return "embedding" if kind == "embedding" else "LLM"
+
+
+_schedulers: "weakref.WeakKeyDictionary[Any, Scheduler]" = weakref.WeakKeyDictionary()
+_default: dict[str, Any] = {}
+
+
+def default_config_path() -> Path:
+    """The TOML named by ``SMMF_MODELS``, else ``configs/default.toml`` (in the
+    current folder, or beside the installed package)."""
+    named = os.environ.get("SMMF_MODELS")
+    if named:
+        return Path(named)
+    local = Path("configs/default.toml")
+    if local.is_file():
+        return local
+    return Path(__file__).resolve().parents[2] / "configs" / "default.toml"
+
+
+def default_registry() -> "ModelRegistry":
+    """The registry runs use when they are given none; loaded once per path."""
+    from smmf_flow.models.registry import ModelRegistry
+
+    path = default_config_path().resolve()
+    registry = _default.get(str(path))
+    if registry is None:
+        if not path.is_file():
+            raise ConfigError(f"{path}: model config not found; set SMMF_MODELS to a TOML "
+                              "file or pass registry=")
+        registry = _default[str(path)] = ModelRegistry.from_toml(path)
+    return registry
+
+
+def scheduler_for(registry: Any = None) -> Scheduler:
+    """The scheduler of ``registry`` (None: the default registry)."""
+    registry = registry if registry is not None else default_registry()
+    scheduler = _schedulers.get(registry)
+    if scheduler is None:
+        scheduler = _schedulers[registry] = Scheduler(registry)
+    return scheduler
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """One model operator of a flow and what each of its references resolved to."""
+
+    node: str
+    operator: str
+    bindings: tuple[Binding, ...]
+
+
+def plan(dag: "DAG", registry: Any = None) -> list[NodePlan]:
+    """Validate ``dag`` against ``registry`` and list every model binding in it."""
+    dag.validate(registry)
+    scheduler = scheduler_for(registry)
+    rows = []
+    for op in dag.nodes:
+        refs = getattr(op, "model_refs", None)
+        if refs is None:
+            continue
+        bindings = tuple(scheduler.resolve(name, purpose, where=f"node '{op.name}'")
+                         for name, purpose in refs())
+        rows.append(NodePlan(op.name, type(op).__name__, bindings))
+    return rows

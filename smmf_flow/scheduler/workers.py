@@ -1,0 +1,123 @@
+"""Workers: what a model reference becomes once the scheduler has resolved it.
+
+A worker serves one purpose over a pool (``PoolChatWorker``,
+``PoolEmbeddingWorker``) or over other workers (``FallbackWorker`` and
+``RouteWorker`` in their own modules). Operators talk only to workers, so a
+flow that says ``model="chat"`` gets a single model or a whole fallback chain
+without knowing which.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from smmf_flow.errors import InvalidOutput
+from smmf_flow.models.backends.base import Capabilities
+from smmf_flow.models.batcher import EmbeddingBatcher
+from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
+
+#: ``note(event, **details)``: how a worker tells the trace what it decided
+Note = Callable[..., None]
+
+
+def no_note(event: str, **details: Any) -> None:
+    """A ``Note`` that records nothing."""
+
+
+class ChatWorker(ABC):
+    """Generates text for chat requests."""
+
+    name: str
+
+    @property
+    @abstractmethod
+    def context_length(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def in_cooldown(self) -> bool:
+        return False
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    def prompt_tokens(self, request: ChatRequest) -> int:
+        """Tokens the request's messages take (a small allowance per message)."""
+        return sum(self.count_tokens(m.content) + 4 for m in request.messages)
+
+    @abstractmethod
+    async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult: ...
+
+    @abstractmethod
+    def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]: ...
+
+
+class PoolChatWorker(ChatWorker):
+    """Chat on one model's pool; checks structured output against its schema."""
+
+    def __init__(self, name: str, pool: Any, context_length: int) -> None:
+        self.name = name
+        self.pool = pool
+        self._context_length = context_length
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.pool.capabilities
+
+    @property
+    def in_cooldown(self) -> bool:
+        return bool(self.pool.in_cooldown)
+
+    def count_tokens(self, text: str) -> int:
+        return self.pool.count_tokens(text)
+
+    async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult:
+        result = await self.pool.chat(request)
+        if request.response_format is not None and request.response_format.type != "text":
+            check_structured(result.text, request, self.name)
+        return result
+
+    def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]:
+        return self.pool.stream_chat(request)
+
+
+class PoolEmbeddingWorker:
+    """Embeddings on one model's pool, through its micro-batcher."""
+
+    def __init__(self, name: str, pool: Any, *, max_batch: int, max_wait_ms: float) -> None:
+        self.name = name
+        self.pool = pool
+        self.batcher = EmbeddingBatcher(pool.embed, max_batch=max_batch,
+                                        max_wait_ms=max_wait_ms, model=name)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return await self.batcher.embed(texts)
+
+
+def check_structured(text: str, request: ChatRequest, model: str) -> Any:
+    """Parse ``text`` as JSON and check it against the request's schema."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidOutput(f"model '{model}' returned invalid JSON ({exc.msg} at char "
+                            f"{exc.pos}): {text[:80]!r}", model=model) from None
+    schema = request.response_format.schema if request.response_format else None
+    if schema:
+        import jsonschema
+
+        try:
+            jsonschema.validate(value, schema)
+        except jsonschema.ValidationError as exc:
+            raise InvalidOutput(f"model '{model}' returned JSON that breaks its schema: "
+                                f"{exc.message}", model=model) from None
+    return value

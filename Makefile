@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.smmf-installed
+# SmolLM2 exported once from its GGUF so hf, vLLM and MLX serve the same weights
+HF_DIR := cache/smollm2-hf
 
 .PHONY: setup run test bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(HF_DIR)/config.json
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,9 @@ $(STAMP): pyproject.toml Makefile
 	# PyPI's torchvision/torchaudio builds break `import vllm` next to the CPU torch
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
+
+$(HF_DIR)/config.json: $(STAMP)
+	$(BIN)/python -m smmf_flow.models.export_hf --out $(HF_DIR)
 
 run: setup
 	$(BIN)/python examples/chain.py

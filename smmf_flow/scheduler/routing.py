@@ -67,11 +67,17 @@ def prompt_text(request: ChatRequest) -> str:
     return "\n".join(m.content for m in request.messages if m.role == "user")
 
 
-def check_rule(when: When, request: ChatRequest, worker: ChatWorker,
+def needs_tokens(when: When) -> bool:
+    """Whether checking ``when`` needs the prompt's length in tokens."""
+    return (when.min_prompt_tokens is not None or when.max_prompt_tokens is not None
+            or when.fits_context is not None)
+
+
+def check_rule(when: When, request: ChatRequest, *, tokens: int, window: int,
                label: str | None) -> tuple[bool, str]:
-    """Whether ``request`` meets ``when`` for ``worker``, and why (or why not)."""
+    """Whether ``request`` (``tokens`` long in the rule's model, whose context
+    window is ``window``) meets ``when``, and why (or why not)."""
     reasons: list[str] = []
-    tokens = worker.prompt_tokens(request)
     if when.min_prompt_tokens is not None:
         if tokens < when.min_prompt_tokens:
             return False, f"prompt {tokens} tokens < {when.min_prompt_tokens}"
@@ -82,10 +88,10 @@ def check_rule(when: When, request: ChatRequest, worker: ChatWorker,
         reasons.append(f"prompt {tokens} tokens <= {when.max_prompt_tokens}")
     if when.fits_context is not None:
         need = tokens + (request.max_tokens or 0)
-        fits = need <= worker.context_length
+        fits = need <= window
         if fits != when.fits_context:
-            return False, f"needs {need} tokens, window {worker.context_length}"
-        reasons.append(f"needs {need} tokens, window {worker.context_length}")
+            return False, f"needs {need} tokens, window {window}"
+        reasons.append(f"needs {need} tokens, window {window}")
     text = prompt_text(request)
     if when.regex is not None:
         if not re.search(when.regex, text):
@@ -167,7 +173,9 @@ class RouteWorker(ChatWorker):
         """The worker for ``request``; notes the decision and its reason."""
         label = await self.classify(request, note)
         for index, (route, worker) in enumerate(self.routes):
-            ok, reason = check_rule(route.when, request, worker, label)
+            tokens = await worker.prompt_tokens(request) if needs_tokens(route.when) else 0
+            ok, reason = check_rule(route.when, request, tokens=tokens,
+                                    window=worker.context_length, label=label)
             if ok:
                 note("route", model=worker.name, rule=index, reason=reason)
                 return worker

@@ -47,8 +47,9 @@ class ChatWorker(ABC):
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
 
-    def prompt_tokens(self, request: ChatRequest) -> int:
-        """Tokens the request's messages take (a small allowance per message)."""
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        """Tokens the request's messages take in this model's tokenizer (a small
+        allowance per message); loads the model if its tokenizer is needed."""
         return sum(self.count_tokens(m.content) + 4 for m in request.messages)
 
     @abstractmethod
@@ -80,6 +81,10 @@ class PoolChatWorker(ChatWorker):
 
     def count_tokens(self, text: str) -> int:
         return self.pool.count_tokens(text)
+
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        await self.pool.start()  # the tokenizer lives in the loaded model
+        return await super().prompt_tokens(request)
 
     async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult:
         result = await self.pool.chat(request)

@@ -60,6 +60,12 @@ class BranchOperator(Operator):
         named = [_name(t) for _, t in self.branches]
         return named + ([_name(self.default)] if self.default is not None else [])
 
+    def params(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"branches": [(p, _name(t)) for p, t in self.branches]}
+        if self.default is not None:
+            args["default"] = _name(self.default)
+        return {**args, "first_match": True} if self.first_match else args
+
     async def execute(self, ctx: Any, *inputs: Any) -> Branched:
         value = inputs[0]
         chosen: list[str] = []

@@ -90,6 +90,9 @@ class InputOperator(Operator):
     def ports(self) -> Signature:
         return Signature((Any,), False, self.source.output_type if self.source else Any)
 
+    def params(self) -> dict[str, Any]:
+        return {} if self.source is None else {"source": self.source}
+
     async def execute(self, ctx: Any, *inputs: Any) -> Any:
         value = inputs[0] if inputs else None
         return value if self.source is None else await self.source.read(value)

@@ -34,6 +34,11 @@ class JoinOperator(Operator):
     def ports(self) -> Signature:
         return signature_of(self.combine_function)
 
+    def params(self) -> dict[str, Any]:
+        if self.combine_function is _first_or_list:
+            return {}
+        return {"combine_function": self.combine_function}
+
     async def execute(self, ctx: Any, *inputs: Any) -> Any:
         if self._is_async:
             return await self.combine_function(*inputs)

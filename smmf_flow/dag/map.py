@@ -38,6 +38,10 @@ class MapOperator(Operator):
             return signature_of(self.map_function)
         return signature_of(self.map)
 
+    def params(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"map_function": self.map_function} if self.map_function else {}
+        return {**args, "blocking": True} if self.blocking else args
+
     async def map(self, *inputs: Any) -> Any:
         """Override in a subclass instead of passing ``map_function``."""
         raise FlowError(f"map operator '{self.name}' has neither a map_function nor a "

@@ -37,6 +37,9 @@ class StreamifyOperator(Operator):
         out = sig.output if is_stream(sig.output) else AsyncIterator[Any]
         return Signature(sig.inputs, sig.variadic, out)
 
+    def params(self) -> dict[str, Any]:
+        return {} if self.fn is None else {"fn": self.fn}
+
     async def streamify(self, value: Any) -> AsyncIterator[Any]:
         produced = await _maybe_await(self.fn(value)) if self.fn else value
         if isinstance(produced, AsyncIterable):
@@ -66,6 +69,9 @@ class UnstreamifyOperator(Operator):
             out = signature_of(self.unstreamify).output
         return Signature((AsyncIterator[Any],), False, out)
 
+    def params(self) -> dict[str, Any]:
+        return {} if self.fn is None else {"fn": self.fn}
+
     async def unstreamify(self, stream: AsyncIterator[Any]) -> Any:
         chunks = [chunk async for chunk in stream]
         return await _maybe_await(self.fn(chunks)) if self.fn else chunks
@@ -92,6 +98,9 @@ class TransformStreamOperator(Operator):
         sig = signature_of(self.fn)
         chunk_in = sig.inputs[0] if sig.inputs else Any
         return Signature((AsyncIterator[chunk_in],), False, AsyncIterator[sig.output])
+
+    def params(self) -> dict[str, Any]:
+        return {} if self.fn is None else {"fn": self.fn}
 
     async def transform_stream(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if self.fn is None:
@@ -121,6 +130,10 @@ class ReduceStreamOperator(Operator):
         sig = signature_of(self.reduce_function)
         chunk = sig.inputs[1] if len(sig.inputs) > 1 else Any
         return Signature((AsyncIterator[chunk],), False, sig.output)
+
+    def params(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"reduce_function": self.reduce_function}
+        return args if self.initial is _MISSING else {**args, "initial": self.initial}
 
     async def execute(self, ctx: Any, *inputs: Any) -> Any:
         acc = self.initial

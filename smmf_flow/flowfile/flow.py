@@ -1,0 +1,149 @@
+"""``Flow``: a loaded flow file — its spec, its DAG, and how to check and run it.
+
+``load_flow(path)`` reads, validates and builds a flow; nothing runs and no
+model is touched. ``flow.check(registry)`` then asks every node whether it can
+run against a model registry (unknown models, wrong model kinds), with errors
+pointing at the node's line. ``flow.arun`` / ``flow.astream`` run it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smmf_flow.dag.dag import DAG
+from smmf_flow.errors import FlowError, FlowFileError, ModelNotFound
+from smmf_flow.flowfile.build import build_dag
+from smmf_flow.flowfile.inputs import prepare_inputs
+from smmf_flow.flowfile.loader import Document, read_flow_file, read_flow_text
+from smmf_flow.flowfile.registry import OperatorTypes
+from smmf_flow.flowfile.schema import FlowSpec
+from smmf_flow.scheduler.resolve import default_config_path
+
+
+
+@dataclass
+class Flow:
+    """A flow file, built into a DAG."""
+
+    spec: FlowSpec
+    dag: DAG
+    doc: Document
+    types: OperatorTypes
+    #: modules given on the command line (they join the flow's own ``plugins:``)
+    extra_plugins: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.dag.name
+
+    @property
+    def file(self) -> str:
+        return self.doc.file
+
+    @property
+    def output(self) -> str:
+        """The node whose result a run returns."""
+        if self.spec.output:
+            return self.spec.output
+        return next(n for n, d in self.dag.graph.out_degree() if d == 0)
+
+    def kind(self, node: str) -> str:
+        """The flow-file type name of ``node``."""
+        return self.spec.nodes[node].type
+
+    # --- models --------------------------------------------------------------------
+
+    def models_path(self, override: str | os.PathLike[str] | None = None) -> Path:
+        """The model config: ``override``, else the flow's ``models:`` (relative to
+        the flow file), else ``$SMMF_MODELS``, else ``configs/default.toml`` (in the
+        working directory, or beside the installed package)."""
+        if override:
+            return Path(override)
+        if self.spec.models:
+            path = Path(self.spec.models).expanduser()
+            return path if path.is_absolute() else Path(os.path.normpath(
+                Path(self.file).parent / path))
+        return default_config_path()
+
+    @property
+    def uses_models(self) -> bool:
+        """Whether any node calls a model (and so needs a model registry)."""
+        return any(hasattr(op, "model_refs") for op in self.dag.nodes)
+
+    def check(self, registry: Any) -> None:
+        """Run every node's ``check(registry)``; raise a ``FlowFileError`` at the node."""
+        for op in self.dag.nodes:
+            try:
+                op.check(registry)
+            except FlowError as exc:
+                if isinstance(exc, FlowFileError):
+                    raise
+                names = ([exc.name] if isinstance(exc, ModelNotFound)
+                         else re.findall(r"'([^']+)'", str(exc)))
+                sub = _find(self.spec.nodes[op.name].params, set(names))
+                raise self.doc.error(str(exc), ("nodes", op.name, *sub), key=not sub,
+                                     node=op.name) from exc
+        self.dag.validate(registry)
+
+    # --- running -------------------------------------------------------------------
+
+    def prepare(self, values: Any, *, from_strings: Sequence[str] = ()) -> Any:
+        """The run input for ``values``, checked against the declared inputs."""
+        return prepare_inputs(self.spec.inputs, values, from_strings=frozenset(from_strings))
+
+    async def arun(self, values: Any = None, **options: Any) -> Any:
+        """Run the flow and return the output node's result (options as ``dag.arun``)."""
+        return await self.dag.arun(self.prepare(values), output=self.output, **options)
+
+    async def astream(self, values: Any = None, **options: Any) -> AsyncIterator[Any]:
+        """Run the flow and yield the output's chunks as they come."""
+        async for chunk in self.dag.astream(self.prepare(values), output=self.output,
+                                            **options):
+            yield chunk
+
+
+def _find(value: Any, wanted: set[str], path: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+    """The path of the first string in ``value`` that is one of ``wanted`` (the model
+    name an error is about), or ()."""
+    if isinstance(value, str):
+        return path if value in wanted else ()
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _find(item, wanted, (*path, key))
+        if found:
+            return found
+    return ()
+
+
+def load_flow(path: str | os.PathLike[str], *, plugins: Sequence[str] = (),
+              types: OperatorTypes | None = None) -> Flow:
+    """Read, validate and build the flow file at ``path``; nothing runs.
+
+    ``plugins`` are modules named on the command line; they may add operator
+    types and functions, like the flow's own ``plugins:``.
+    """
+    return _build(read_flow_file(path), plugins, types)
+
+
+def loads_flow(text: str, *, file: str = "<flow>", plugins: Sequence[str] = (),
+               types: OperatorTypes | None = None) -> Flow:
+    """``load_flow`` for YAML text; ``file`` names it in errors."""
+    return _build(read_flow_text(text, file), plugins, types)
+
+
+def _build(doc: Document, plugins: Sequence[str], types: OperatorTypes | None) -> Flow:
+    types = (types or OperatorTypes.default()).copy()
+    for module in plugins:
+        types.add_plugin(module, [Path.cwd()])
+    search = [Path(doc.file).parent.resolve(), Path.cwd()]
+    spec, dag, used = build_dag(doc, types, search)
+    return Flow(spec, dag, doc, used, list(plugins))
+
+
+__all__ = ["Flow", "load_flow", "loads_flow"]

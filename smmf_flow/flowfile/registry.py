@@ -1,0 +1,199 @@
+"""Operator types: the names a flow file may give as a node's ``type``.
+
+Three sources, and nothing else, so that a flow file never imports code of its
+own choosing:
+
+1. the built-ins below, referenced as ``"module:Class"`` strings and imported
+   only when a flow uses them;
+2. installed packages that declare an entry point in the group
+   ``smmf_flow.operators`` (``mytype = "pkg.module:MyOperator"``);
+3. plugin modules named explicitly (``plugins:`` in the flow, or
+   ``--plugin MODULE`` on the command line): every ``Operator`` subclass the
+   module defines with its own ``kind`` becomes a type, and its module-level
+   functions may be named by ``function: module:attr`` in map, join and branch
+   nodes.
+
+A built-in name cannot be taken over by an entry point or a plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import importlib.metadata
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from smmf_flow.dag.map import MapOperatorFactory
+from smmf_flow.dag.operator import Operator
+from smmf_flow.errors import FlowError
+
+ENTRY_POINT_GROUP = "smmf_flow.operators"
+
+BUILTINS: dict[str, str] = {
+    "input": "smmf_flow.dag.input:InputOperator",
+    "map": "smmf_flow.dag.map:MapOperator",
+    "branch": "smmf_flow.dag.branch:BranchOperator",
+    "join": "smmf_flow.dag.join:JoinOperator",
+    "streamify": "smmf_flow.dag.stream:StreamifyOperator",
+    "unstreamify": "smmf_flow.dag.stream:UnstreamifyOperator",
+    "transform_stream": "smmf_flow.dag.stream:TransformStreamOperator",
+    "reduce_stream": "smmf_flow.dag.stream:ReduceStreamOperator",
+    "prompt": "smmf_flow.operators:PromptOperator",
+    "llm": "smmf_flow.operators:LLMOperator",
+    "stream_llm": "smmf_flow.operators:StreamingLLMOperator",
+    "embedding": "smmf_flow.operators:EmbeddingOperator",
+    "router": "smmf_flow.operators:RouterOperator",
+    "fallback": "smmf_flow.operators:FallbackOperator",
+    "splitter": "smmf_flow.operators:SplitterOperator",
+    "retriever": "smmf_flow.operators:RetrieverOperator",
+    "agent": "smmf_flow.operators:AgentOperator",
+}
+
+
+class OperatorTypes:
+    """Type name → operator class, resolved lazily."""
+
+    def __init__(self, refs: dict[str, str | type[Operator]] | None = None) -> None:
+        self._refs: dict[str, str | type[Operator]] = dict(BUILTINS if refs is None else refs)
+        self._origin: dict[str, str] = {name: "built-in" for name in self._refs}
+        #: plugin modules by name: the only places ``function:`` may reach
+        self.plugins: dict[str, ModuleType] = {}
+
+    @classmethod
+    def default(cls) -> "OperatorTypes":
+        """The built-ins plus every installed entry point."""
+        types = cls()
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name not in types._refs:
+                types._refs[ep.name] = ep.value
+                types._origin[ep.name] = f"entry point of {ep.dist.name if ep.dist else '?'}"
+        return types
+
+    def copy(self) -> "OperatorTypes":
+        other = OperatorTypes(self._refs)
+        other._origin = dict(self._origin)
+        other.plugins = dict(self.plugins)
+        return other
+
+    # --- looking up --------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self._refs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._refs
+
+    def resolve(self, name: str) -> type[Operator]:
+        """The class of type ``name``; a ``FlowError`` saying what is known otherwise."""
+        ref = self._refs.get(name)
+        if ref is None:
+            close = difflib.get_close_matches(name, self._refs, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise FlowError(f"unknown operator type '{name}'; {hint}(known types: "
+                            f"{', '.join(self.names())}; more come from --plugin MODULE)")
+        if isinstance(ref, str):
+            ref = self._refs[name] = _import_class(name, ref)
+        return ref
+
+    def kind_of(self, op: Operator) -> str:
+        """The type name under which ``op``'s class is registered (for export)."""
+        kind = type(op).kind
+        if kind and kind in self._refs:
+            try:
+                registered = self.resolve(kind)
+            except FlowError:
+                registered = None
+            if registered is type(op):
+                return kind
+        raise FlowError(
+            f"node '{op.name}' is a {type(op).__module__}.{type(op).__qualname__}, which is "
+            "not a registered operator type; give the class its own `kind` and list its "
+            "module as a plugin (or register it under the entry point group "
+            f"'{ENTRY_POINT_GROUP}')")
+
+    # --- plugins -----------------------------------------------------------------------
+
+    def add_plugin(self, module_name: str, search: Sequence[Path] = ()) -> ModuleType:
+        """Import ``module_name`` (looking first in ``search``) and register its types."""
+        if module_name in self.plugins:
+            return self.plugins[module_name]
+        try:
+            with _on_path(search):
+                module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise FlowError(f"cannot import plugin '{module_name}': "
+                            f"{type(exc).__name__}: {exc}") from exc
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, Operator)
+                    and obj.__module__ == module.__name__ and "kind" in vars(obj) and obj.kind):
+                self._register(obj.kind, obj, f"plugin {module_name}")
+        self.plugins[module_name] = module
+        return module
+
+    def _register(self, name: str, cls: type[Operator], origin: str) -> None:
+        current = self._refs.get(name)
+        if current is not None and current is not cls:
+            raise FlowError(f"{origin} defines operator type '{name}' ({cls.__qualname__}), "
+                            f"but '{name}' is already a type ({self._origin[name]}); "
+                            "give the class another `kind`")
+        self._refs[name] = cls
+        self._origin[name] = origin
+
+    def function(self, ref: str) -> Callable[..., Any]:
+        """The callable ``module:attr`` names, from a plugin module only."""
+        module_name, sep, attr = ref.partition(":")
+        if not sep or not module_name or not attr:
+            raise FlowError(f"function '{ref}' must be written 'module:name'")
+        module = self.plugins.get(module_name)
+        if module is None:
+            listed = ", ".join(self.plugins) or "none"
+            raise FlowError(f"function '{ref}': module '{module_name}' is not a plugin "
+                            f"(plugins: {listed}); list it under `plugins:` in the flow or "
+                            f"pass --plugin {module_name}")
+        obj: Any = module
+        for part in attr.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                raise FlowError(f"function '{ref}': plugin '{module_name}' has no '{attr}'")
+        if isinstance(obj, MapOperatorFactory):  # an @map_operator function
+            obj = obj.fn
+        if not callable(obj):
+            raise FlowError(f"function '{ref}' is a {type(obj).__name__}, not a function")
+        return obj
+
+
+def _import_class(name: str, ref: str) -> type[Operator]:
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FlowError(f"operator type '{name}' is not available: cannot import "
+                        f"{module_name} ({exc})") from exc
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise FlowError(f"operator type '{name}' is not available: {module_name} has no "
+                        f"'{attr}' (yet)")
+    if not (isinstance(cls, type) and issubclass(cls, Operator)):
+        raise FlowError(f"operator type '{name}' names {ref}, which is not an Operator class")
+    return cls
+
+
+@contextlib.contextmanager
+def _on_path(folders: Sequence[Path]) -> Iterator[None]:
+    """Put ``folders`` first on ``sys.path`` while a plugin is imported."""
+    added = [str(f) for f in folders if str(f) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+
+
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "OperatorTypes"]

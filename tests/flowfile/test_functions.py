@@ -1,0 +1,75 @@
+"""Sandboxed expressions and function references."""
+
+from __future__ import annotations
+
+import inspect
+
+import jinja2.exceptions
+import pytest
+
+from smmf_flow.dag.ports import signature_of
+from smmf_flow.errors import FlowError
+from smmf_flow.flowfile.functions import Expression, from_spec, to_spec
+
+
+def no_functions(ref: str):  # type: ignore[no-untyped-def]
+    raise FlowError(f"no functions here ({ref})")
+
+
+def test_an_expression_sees_its_inputs_by_name() -> None:
+    assert Expression("input | upper")("abc") == "ABC"
+    assert Expression("acc + chunk", names=("acc", "chunk"))(1, 2) == 3
+    joined = Expression("inputs | join('+') ~ '/' ~ input", variadic="inputs")
+    assert joined("a", "b") == "a+b/a"
+
+
+def test_an_expression_returns_native_values() -> None:
+    assert Expression("[input, input * 2]")(2) == [2, 4]
+    assert Expression("{'n': input}")(1) == {"n": 1}
+
+
+def test_vector_helpers() -> None:
+    assert Expression("cosine(input, input)")([1.0, 2.0]) == pytest.approx(1.0)
+    assert Expression("cosine(input, [0, 0])")([1.0, 2.0]) == 0.0
+    assert Expression("dot(input, input)")([3, 4]) == 25.0
+
+
+def test_the_signature_gives_the_ports() -> None:
+    assert signature_of(Expression("input")).inputs and not signature_of(Expression("input")).variadic
+    assert signature_of(Expression("inputs", variadic="inputs")).variadic
+    assert list(inspect.signature(Expression("a", names=("acc", "chunk"))).parameters) == ["acc", "chunk"]
+
+
+def test_the_sandbox_refuses_internals() -> None:
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        Expression("input.__class__.__mro__")("x")
+
+
+def test_an_undefined_name_is_an_error_listing_the_variables() -> None:
+    with pytest.raises(FlowError, match=r"'nope' is undefined; the variables are input"):
+        Expression("nope")(1)
+
+
+def test_a_syntax_error_is_found_when_compiled() -> None:
+    with pytest.raises(FlowError, match=r"bad expression 'input \+': "):
+        Expression("input +")
+
+
+def test_specs() -> None:
+    assert from_spec("input", no_functions)(3) == 3
+    assert from_spec({"expr": "input"}, no_functions)(3) == 3
+    with pytest.raises(FlowError, match=r"no functions here \(m:f\)"):
+        from_spec({"function": "m:f"}, no_functions)
+    with pytest.raises(FlowError, match="give a function as"):
+        from_spec({"lambda": "x"}, no_functions)
+
+
+def module_function(x: int) -> int:
+    return x
+
+
+def test_to_spec_names_expressions_and_module_functions() -> None:
+    assert to_spec(Expression("input"), "n") == {"expr": "input"}
+    assert to_spec(module_function, "n") == {"function": f"{__name__}:module_function"}
+    with pytest.raises(FlowError, match=r"node 'n': its function .*<lambda>.* cannot be written"):
+        to_spec(lambda x: x, "n")

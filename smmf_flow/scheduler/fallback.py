@@ -12,16 +12,20 @@ prompt, so the continuation is what that model would have written next;
 ``approximate`` ones (OpenAI-compatible servers) get the prefix as a final
 assistant message; a backend that cannot continue at all is skipped once text
 has been delivered. Each model's span of the answer is noted in the trace.
+``max_tokens`` bounds the whole answer: a model that continues gets what the
+models before it left unspent (counted with their own tokenizers).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
+
 import anyio
 
-from smmf_flow.errors import WorkerUnavailable
+from smmf_flow.errors import SmmfError, WorkerUnavailable
 from smmf_flow.models.backends.base import Capabilities
-from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
+from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.scheduler.fallback_policy import FallbackPolicy, decide, error_kind
 from smmf_flow.scheduler.workers import ChatWorker, Note, no_note
 
@@ -51,6 +55,9 @@ class FallbackWorker(ChatWorker):
 
     def count_tokens(self, text: str) -> int:
         return self.members[0].count_tokens(text)
+
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        return await self.members[0].prompt_tokens(request)
 
     def _candidates(self) -> list[ChatWorker]:
         depth = self.policy.max_depth or len(self.members)
@@ -84,6 +91,7 @@ class FallbackWorker(ChatWorker):
         errors: list[str] = []
         parts: list[str] = []      # text delivered so far, across models
         delivered = 0              # its length in characters
+        spent = 0                  # its length in tokens, counted by the models that wrote it
         min_window = 0
         for worker in self._candidates():
             if not self._usable(worker, min_window, note, continuing=bool(delivered)):
@@ -93,21 +101,30 @@ class FallbackWorker(ChatWorker):
                 start = delivered
                 current = request
                 if delivered:
-                    prefix = (request.assistant_prefix or "") + "".join(parts)
-                    current = request.model_copy(update={"assistant_prefix": prefix})
+                    current = _continuation(request, "".join(parts), spent)
                 try:
-                    async for chunk in worker.stream(current, note):
-                        if chunk.text:
-                            parts.append(chunk.text)
-                            delivered += len(chunk.text)
-                        yield chunk
+                    async with aclosing(worker.stream(current, note)) as chunks:
+                        async for chunk in chunks:
+                            if chunk.text:
+                                parts.append(chunk.text)
+                                delivered += len(chunk.text)
+                            if spent and chunk.usage is not None:
+                                chunk.usage = Usage(chunk.usage.prompt_tokens,
+                                                    chunk.usage.completion_tokens + spent)
+                            yield chunk
                 except Exception as error:
                     if delivered > start:
                         note("span", model=worker.name, start=start, end=delivered,
                              complete=False)
+                        spent += _tokens(worker, "".join(parts)[start:])
                     action = self._handle(worker, error, attempt, errors, note,
                                           delivered=delivered)
-                    if action == "retry":
+                    if request.max_tokens is not None and spent >= request.max_tokens:
+                        # it broke off after its last token: the answer is whole
+                        yield ChatChunk("", finish_reason="length")
+                        return
+                    if action == "retry" and not (delivered and
+                                                   worker.capabilities.prefix == "none"):
                         await anyio.sleep(self.policy.retry.next_delay(attempt))
                         attempt += 1
                         continue
@@ -148,3 +165,19 @@ class FallbackWorker(ChatWorker):
         return WorkerUnavailable(f"all models of '{self.name}' failed: {tried}",
                                  model=self.name)
 
+
+def _continuation(request: ChatRequest, so_far: str, spent: int) -> ChatRequest:
+    """``request`` asking the next model to continue ``so_far`` (``spent`` tokens
+    of the answer's ``max_tokens`` are used up)."""
+    update: dict[str, object] = {"assistant_prefix": (request.assistant_prefix or "") + so_far}
+    if request.max_tokens is not None:
+        update["max_tokens"] = request.max_tokens - spent
+    return request.model_copy(update=update)
+
+
+def _tokens(worker: ChatWorker, text: str) -> int:
+    """Tokens ``text`` took in the model that wrote it (an estimate if it cannot say)."""
+    try:
+        return worker.count_tokens(text)
+    except SmmfError:
+        return max(1, len(text) // 4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -160,7 +161,11 @@ class RouteWorker(ChatWorker):
                              f"Request: {prompt_text(request)}",
                              max_tokens=32, temperature=0.0,
                              response_format=ResponseFormat.from_schema(schema, "label"))
-        result = await worker.chat(ask, note)
+        try:
+            result = await worker.chat(ask, note)
+        except InvalidOutput as error:  # an answer that is no label: route without one
+            note("route_classifier", model=worker.name, label=None, raw=str(error)[:120])
+            return None
         try:
             label = check_structured(result.text, ask, worker.name)["label"]
         except (InvalidOutput, KeyError, TypeError):
@@ -191,5 +196,6 @@ class RouteWorker(ChatWorker):
 
     async def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]:
         worker = await self.choose(request, note)
-        async for chunk in worker.stream(request, note):
-            yield chunk
+        async with aclosing(worker.stream(request, note)) as chunks:
+            async for chunk in chunks:
+                yield chunk

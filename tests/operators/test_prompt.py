@@ -1,0 +1,108 @@
+"""``PromptOperator``: a sandboxed jinja2 template rendered into a chat request."""
+
+from typing import Any
+
+import pytest
+
+from smmf_flow import DAG, FlowError, MapOperator
+from smmf_flow.errors import NodeFailed, TemplateError
+from smmf_flow.models.types import ChatRequest
+from smmf_flow.operators import PromptOperator
+
+
+def test_renders_system_and_user_messages_with_generation_params() -> None:
+    prompt = PromptOperator("Translate {{ text }} into {{ lang }}.",
+                            system="You translate into {{ lang }}.", name="p",
+                            max_tokens=12, temperature=0.0, stop=["\n"])
+    request = prompt.render({"text": "cat", "lang": "French"})
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("system", "You translate into French."), ("user", "Translate cat into French.")]
+    assert (request.max_tokens, request.temperature, request.stop) == (12, 0.0, ["\n"])
+
+
+def test_a_plain_string_input_is_available_as_input() -> None:
+    request = PromptOperator("Q: {{ input }}", name="p").render("why?")
+    assert request.messages[-1].content == "Q: why?"
+
+
+def test_messages_templates_keep_their_roles_and_order() -> None:
+    prompt = PromptOperator("{{ q }}", name="p", messages=[
+        {"role": "user", "content": "Hi, I am {{ who }}."},
+        {"role": "assistant", "content": "Hello {{ who }}!"}])
+    request = prompt.render({"q": "What is my name?", "who": "Ada"})
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("user", "Hi, I am Ada."), ("assistant", "Hello Ada!"), ("user", "What is my name?")]
+
+
+def test_json_schema_becomes_the_response_format() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    request = PromptOperator("{{ q }}", name="p", json_schema=schema).render({"q": "x"})
+    assert request.response_format is not None
+    assert request.response_format.schema == schema
+
+
+@pytest.mark.anyio
+async def test_a_missing_variable_names_the_variable_and_the_node() -> None:
+    with DAG("missing") as dag:
+        PromptOperator("Hello {{ name }}, you are {{ age }}.", name="greet")
+    with pytest.raises(NodeFailed, match="node 'greet' failed") as err:
+        await dag.arun({"name": "Ada"})
+    cause = err.value.__cause__
+    assert isinstance(cause, TemplateError)
+    assert str(cause) == ("prompt 'greet': template variable missing: 'age' is undefined "
+                          "(input has: input, name)")
+
+
+def test_a_missing_variable_in_the_system_template_is_caught_too() -> None:
+    prompt = PromptOperator("{{ q }}", system="Answer in {{ lang }}.", name="p")
+    with pytest.raises(TemplateError, match="prompt 'p': template variable missing: 'lang'"):
+        prompt.render({"q": "hi"})
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"template": "Hello {{ name "}, "template syntax error on line 1: unexpected end"),
+    ({"template": "ok", "system": "{% if %}"}, "template syntax error on line 1"),
+    ({"template": "{% for x in xs %}{{ x }}"}, "template syntax error on line 1: Unexpected "
+                                              "end of template"),
+])
+def test_a_syntax_error_stops_the_flow_when_the_node_is_made(kwargs: dict[str, Any],
+                                                             message: str) -> None:
+    with pytest.raises(TemplateError, match=f"prompt 'p': {message}"):
+        PromptOperator(name="p", **kwargs)
+
+
+def test_an_unknown_generation_param_lists_the_valid_ones() -> None:
+    with pytest.raises(FlowError, match=r"prompt 'p': unknown parameter 'max_token' \(valid: "
+                                        r"json_schema, max_tokens, metadata, response_format, "
+                                        r"seed, stop, system, temperature, top_p\)"):
+        PromptOperator("{{ q }}", name="p", max_token=5)
+    with pytest.raises(FlowError, match="PromptOperator: unknown parameter 'temprature'"):
+        PromptOperator("{{ q }}", temprature=0)
+
+
+def test_a_bad_generation_value_names_the_parameter() -> None:
+    with pytest.raises(FlowError, match="prompt 'p': parameter 'temperature': Input should "
+                                        "be less than or equal to 2"):
+        PromptOperator("{{ q }}", name="p", temperature=3.5)
+
+
+def test_a_prompt_needs_something_to_render_and_well_formed_messages() -> None:
+    with pytest.raises(TemplateError, match="give a template, a system prompt or messages"):
+        PromptOperator(name="p")
+    with pytest.raises(TemplateError, match=r"each message needs exactly 'role' and 'content', "
+                                            r"got \['content'\]"):
+        PromptOperator(name="p", messages=[{"content": "x"}])
+
+
+def test_the_sandbox_refuses_unsafe_attribute_access() -> None:
+    prompt = PromptOperator("{{ q.__class__.__mro__ }}", name="p")
+    with pytest.raises(TemplateError, match="prompt 'p': unsafe template"):
+        prompt.render({"q": "x"})
+
+
+def test_the_output_is_typed_for_the_edge_check() -> None:
+    with DAG("typed") as dag:
+        prompt = PromptOperator("{{ input }}", name="p")
+        MapOperator(str, name="upstream", output_type=str) >> prompt
+    assert dag.node("p").output_type is ChatRequest
+    assert prompt.params() == {"template": "{{ input }}"}

@@ -1,0 +1,421 @@
+"""A pool: the instances serving one model, and who gets a slot next.
+
+Each instance takes up to ``concurrency`` calls at once. A caller that finds no
+free slot waits in a FIFO queue of at most ``max_queue`` callers; beyond that it
+gets ``PoolBusy`` with a ``retry_after`` estimated from the latency average. A
+freed slot is handed straight to the first waiter, so the limit holds exactly
+and no newcomer jumps the queue. Which instance a call goes to is the
+``strategy``'s choice among the healthy instances with a free slot.
+
+Weights load lazily on the first call (once, however many callers arrive
+together), or up front with ``start()``. ``stop()``, ``start()`` and
+``restart()`` work at run time; ``aclose()`` ends the pool for good. Health and
+the circuit breaker follow ``health.py``.
+
+The hot path does a few attribute updates per call and nothing per streamed
+chunk beyond stamping the chunk with the model and instance: the pool must cost
+next to nothing next to the engine it wraps.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from time import perf_counter
+from typing import TypeVar
+
+import anyio
+
+from smmf_flow.errors import (
+    ModelLoadError,
+    PoolBusy,
+    PoolStopped,
+    WorkerUnavailable,
+    describe,
+)
+from smmf_flow.models.backends import Backend, Capabilities
+from smmf_flow.models.config import ModelConfig, ModelKind
+from smmf_flow.models.events import EventHook, EventKind, PoolEvent, emit
+from smmf_flow.models.health import breaks_instance, reraise
+from smmf_flow.models.instance import Instance, InstanceState, InstanceStats, backend_factory
+from smmf_flow.models.strategies import make_strategy
+from smmf_flow.models.stream import ChatStream
+from smmf_flow.models.types import ChatRequest, ChatResult
+
+HEALTHY = InstanceState.HEALTHY
+UNHEALTHY = InstanceState.UNHEALTHY
+DEFAULT_LATENCY_S = 1.0
+T = TypeVar("T")  # retry_after guess before any call has been timed
+
+
+class Phase(enum.StrEnum):
+    """The pool's life: idle until first use, then running until stopped or closed."""
+
+    IDLE = "not loaded"
+    STARTING = "loading"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot of a pool: its status, its queue and each instance's counters."""
+
+    model: str
+    provider: str
+    status: str
+    waiting: int
+    instances: list[InstanceStats]
+
+
+class _Waiter:
+    """A queued caller: woken with an instance already reserved for it, or an error."""
+
+    __slots__ = ("error", "event", "instance")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.instance: Instance | None = None
+        self.error: Exception | None = None
+
+
+class Pool:
+    """The instances of one model behind one call interface."""
+
+    def __init__(self, config: ModelConfig, *, kind: ModelKind = "llm",
+                 on_event: EventHook | None = None) -> None:
+        self.config, self.name, self.kind = config, config.name, kind
+        self.on_event = on_event
+        factory = backend_factory(config)
+        weights = config.weights or [1.0] * config.instances
+        self._instances = [Instance(config, i, factory, weights[i])
+                           for i in range(config.instances)]
+        self._single = self._instances[0] if len(self._instances) == 1 else None
+        self._strategy = make_strategy(config.strategy)
+        self._capacity = config.concurrency
+        self._waiters: deque[_Waiter] = deque()
+        self._phase = Phase.IDLE
+        self._lock: anyio.Lock | None = None  # made on first use, inside an event loop
+        self._busy = 0
+        self._drained: anyio.Event | None = None
+        self._next_probe = math.inf
+
+    # --- calls ---------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Answer ``request`` on one instance; the result names the model and instance."""
+        instance, result = await self._call(lambda backend: backend.chat(request),
+                                            lambda result: result.usage.completion_tokens)
+        result.model, result.instance = self.name, instance.id
+        return result
+
+    def stream_chat(self, request: ChatRequest) -> ChatStream:
+        """Stream an answer. The slot is taken at the first chunk and held until the
+        stream ends, fails, is closed (``aclose``/``async with``) or is cancelled."""
+        return ChatStream(self, request)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One vector per text, in order (tokens/s counts texts for embedding pools)."""
+        _, vectors = await self._call(lambda backend: backend.embed(texts), lambda _: len(texts))
+        return vectors
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in this model (a loaded instance's tokenizer if any)."""
+        loaded = next((i for i in self._instances if i.loaded), self._instances[0])
+        return loaded.backend.count_tokens(text)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._instances[0].backend.capabilities
+
+    # --- life cycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every instance (concurrently). Raises ``ModelLoadError`` if none loads;
+        instances that fail stay unhealthy and are re-tried after ``cooldown_s``."""
+        async with self._start_lock():
+            if self._phase is Phase.RUNNING:
+                return
+            if self._phase is Phase.CLOSED:
+                raise PoolStopped(f"model '{self.name}': the pool is closed", model=self.name)
+            self._phase = Phase.STARTING
+            errors: list[Exception] = []
+            try:
+                async with anyio.create_task_group() as group:
+                    for instance in self._instances:
+                        group.start_soon(self._load, instance, errors)
+            finally:
+                for instance in self._instances:
+                    if instance.state is InstanceState.STARTING:  # the start was cancelled
+                        instance.mark_unhealthy(0.0, "loading was interrupted")
+                self._phase = Phase.RUNNING
+                self._refresh_probe()
+        if len(errors) == len(self._instances):
+            raise errors[0]
+
+    async def stop(self, *, grace_s: float = 30.0) -> None:
+        """Refuse new calls, let calls in flight finish (up to ``grace_s``), free the
+        backends. Calls made while stopped raise ``PoolStopped``; ``start()`` resumes."""
+        async with self._start_lock():
+            if self._phase in (Phase.STOPPED, Phase.CLOSED):
+                return
+            self._phase = Phase.STOPPING
+            self._fail_waiters(lambda: PoolStopped(
+                f"model '{self.name}' was stopped while this call waited", model=self.name))
+            with anyio.CancelScope(shield=True):
+                if self._busy:
+                    self._drained = anyio.Event()
+                    with anyio.move_on_after(grace_s):
+                        await self._drained.wait()
+                for instance in self._instances:
+                    try:
+                        await instance.aclose()
+                    except Exception as exc:  # a failing close must not keep others open
+                        self._emit("stopped", instance, f"closing {instance.id} failed: "
+                                                        f"{describe(exc)}")
+            self._phase = Phase.STOPPED
+            self._next_probe = math.inf
+            self._emit("stopped", None, f"stopped model '{self.name}'")
+
+    async def restart(self) -> None:
+        """Stop, then load every instance again (fresh backends)."""
+        await self.stop()
+        await self.start()
+
+    async def aclose(self) -> None:
+        """Stop for good."""
+        await self.stop()
+        self._phase = Phase.CLOSED
+
+    async def check_health(self) -> None:
+        """Run every loaded instance's health check now (for a periodic monitor)."""
+        for instance in self._instances:
+            if instance.state is HEALTHY:
+                try:
+                    await instance.backend.health()
+                except Exception as exc:
+                    instance.consecutive_failures += 1
+                    self._trip(instance, exc)
+        self._dispatch()
+
+    # --- state -----------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """'not loaded', 'loading', 'ready', 'degraded', 'cooling down', 'stopped', ..."""
+        if self._phase is not Phase.RUNNING:
+            return str(self._phase)
+        healthy = sum(i.state is HEALTHY for i in self._instances)
+        if healthy == len(self._instances):
+            return "ready"
+        return "degraded" if healthy else "cooling down"
+
+    @property
+    def in_cooldown(self) -> bool:
+        """True when the pool runs but no instance is healthy (a fallback should skip it)."""
+        return self._phase is Phase.RUNNING and not any(
+            i.state is HEALTHY for i in self._instances)
+
+    @property
+    def instances(self) -> list[Instance]:
+        return list(self._instances)
+
+    def stats(self) -> PoolStats:
+        now = perf_counter()
+        return PoolStats(model=self.name, provider=self.config.provider, status=self.status,
+                         waiting=len(self._waiters),
+                         instances=[i.stats(now) for i in self._instances])
+
+    # --- slots -----------------------------------------------------------------------
+
+    async def _call(self, call: Callable[[Backend], Awaitable[T]],
+                    tokens: Callable[[T], int]) -> tuple[Instance, T]:
+        """Run one whole call on a slot, counting it; errors reach the caller typed."""
+        instance = await self._acquire()
+        started = perf_counter()
+        try:
+            out = await call(instance.backend)
+        except BaseException as exc:
+            self._finish(instance, started, 0, exc)
+            if isinstance(exc, Exception):
+                reraise(exc, self.name, instance.id)
+            raise
+        self._finish(instance, started, tokens(out), None)
+        return instance, out
+
+    async def _acquire(self) -> Instance:
+        if self._phase is not Phase.RUNNING:
+            if self._phase not in (Phase.IDLE, Phase.STARTING):
+                raise PoolStopped(f"model '{self.name}' is {self._phase}; start it first",
+                                  model=self.name)
+            await self.start()
+        if self._next_probe <= perf_counter():
+            await self._probe()
+        instance = None if self._waiters else self._choose()
+        if instance is None:
+            return await self._wait()
+        instance.in_flight += 1
+        instance.assigned += 1
+        self._busy += 1
+        return instance
+
+    def _choose(self) -> Instance | None:
+        single = self._single
+        if single is not None:
+            return single if single.state is HEALTHY and single.in_flight < self._capacity else None
+        capacity = self._capacity
+        free = [i for i in self._instances if i.state is HEALTHY and i.in_flight < capacity]
+        return self._strategy.choose(free) if free else None
+
+    async def _wait(self) -> Instance:
+        if not any(i.state is HEALTHY for i in self._instances):
+            raise self._unavailable()
+        if len(self._waiters) >= self.config.max_queue:
+            raise PoolBusy(f"model '{self.name}' is busy: all {self._slots()} slots in use "
+                           f"and {len(self._waiters)} callers waiting (max_queue = "
+                           f"{self.config.max_queue}); retry later or add instances",
+                           retry_after=self._retry_after(), model=self.name)
+        waiter = _Waiter()
+        self._waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.instance is not None:
+                self._release(waiter.instance)
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.instance is not None
+        return waiter.instance
+
+    def _finish(self, instance: Instance, started: float, tokens: int,
+                exc: BaseException | None, measured: bool = True) -> None:
+        """Count a call that ended and give its slot to the next caller."""
+        if exc is None:
+            instance.succeeded(perf_counter() - started, tokens, measured)
+        elif isinstance(exc, Exception):
+            instance.failed += 1
+            if breaks_instance(exc):
+                instance.consecutive_failures += 1
+                if (instance.state is HEALTHY
+                        and instance.consecutive_failures >= self.config.failure_threshold):
+                    self._trip(instance, exc)
+        self._release(instance)
+
+    def _release(self, instance: Instance) -> None:
+        instance.in_flight -= 1
+        self._busy -= 1
+        if self._waiters:
+            self._dispatch()
+        elif self._busy == 0 and self._drained is not None:
+            self._drained.set()
+            self._drained = None
+
+    def _dispatch(self) -> None:
+        """Hand free slots to waiters, first come first served."""
+        waiters = self._waiters
+        while waiters:
+            instance = self._choose()
+            if instance is None:
+                break
+            waiter = waiters.popleft()
+            instance.in_flight += 1
+            instance.assigned += 1
+            self._busy += 1
+            waiter.instance = instance
+            waiter.event.set()
+        if waiters and not any(i.state is HEALTHY for i in self._instances):
+            self._fail_waiters(self._unavailable)
+
+    def _fail_waiters(self, make_error: Callable[[], Exception]) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.error = make_error()
+            waiter.event.set()
+
+    # --- health ----------------------------------------------------------------------
+
+    def _trip(self, instance: Instance, exc: BaseException) -> None:
+        instance.mark_unhealthy(perf_counter(), describe(exc))
+        self._refresh_probe()
+        self._emit("unhealthy", instance, (
+            f"model '{self.name}' instance {instance.index} is unhealthy after "
+            f"{instance.consecutive_failures} failure(s) ({describe(exc)}); re-probe in "
+            f"{self.config.cooldown_s:g}s"))
+
+    async def _probe(self) -> None:
+        """Half-open: re-check each unhealthy instance whose cooldown has passed."""
+        now = perf_counter()
+        for instance in self._instances:
+            if instance.state is UNHEALTHY and instance.retry_at <= now and not instance.probing:
+                instance.probing = True
+                try:
+                    await instance.probe()
+                except Exception as exc:
+                    instance.mark_unhealthy(perf_counter(), describe(exc))
+                    self._emit("probe_failed", instance, (
+                        f"model '{self.name}' instance {instance.index} failed its re-probe "
+                        f"({describe(exc)}); next try in {self.config.cooldown_s:g}s"))
+                else:
+                    self._emit("recovered", instance, (
+                        f"model '{self.name}' instance {instance.index} is healthy again"))
+                finally:
+                    instance.probing = False
+        self._refresh_probe()
+        self._dispatch()
+
+    def _refresh_probe(self) -> None:
+        self._next_probe = min((i.retry_at for i in self._instances
+                                if i.state is UNHEALTHY), default=math.inf)
+
+    async def _load(self, instance: Instance, errors: list[Exception]) -> None:
+        self._emit("loading", instance, (
+            f"loading model '{self.name}' instance {instance.index} ({self.config.provider})"))
+        started = perf_counter()
+        try:
+            await instance.load()
+        except ModelLoadError as exc:
+            errors.append(exc)
+            instance.mark_unhealthy(perf_counter(), describe(exc))
+            self._emit("load_failed", instance, describe(exc))
+            return
+        seconds = perf_counter() - started
+        self._emit("loaded", instance, (
+            f"loaded model '{self.name}' instance {instance.index} in {seconds:.1f}s"), seconds)
+
+    # --- small helpers -----------------------------------------------------------------
+
+    def _start_lock(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    def _slots(self) -> int:
+        return self._capacity * sum(i.state is HEALTHY for i in self._instances)
+
+    def _retry_after(self) -> float:
+        """Seconds until a slot is likely free for one more caller."""
+        timed = [i.latency_ewma for i in self._instances if i.latency_ewma is not None]
+        latency = sum(timed) / len(timed) if timed else DEFAULT_LATENCY_S
+        return round(max(0.05, latency * (len(self._waiters) + 1) / max(1, self._slots())), 3)
+
+    def _unavailable(self) -> WorkerUnavailable:
+        errors = sorted({i.last_error for i in self._instances if i.last_error})
+        wait = max(0.0, self._next_probe - perf_counter())
+        when = f"; next re-probe in {wait:.2f}s" if math.isfinite(wait) else ""
+        cause = f" (last error: {errors[0]})" if errors else ""
+        return WorkerUnavailable(
+            f"model '{self.name}': no healthy instance, all {len(self._instances)} are "
+            f"cooling down{cause}{when}", model=self.name)
+
+    def _emit(self, kind: EventKind, instance: Instance | None, message: str,
+              seconds: float | None = None) -> None:
+        emit(self.on_event, PoolEvent(kind, self.name, instance.id if instance else None,
+                                      message, seconds))

@@ -1,0 +1,111 @@
+"""A streamed chat answer that holds its pool slot exactly as long as it runs.
+
+The slot is taken when the first chunk is asked for and given back when the
+stream ends, fails, is closed (``aclose()`` or ``async with``), is cancelled, or
+— as a last resort — is dropped without being closed. A class rather than an
+async generator, so that giving the slot back never waits for the garbage
+collector to finalize a generator some consumer abandoned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from time import perf_counter
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from smmf_flow.models.health import reraise
+from smmf_flow.models.types import ChatChunk, ChatRequest
+
+if TYPE_CHECKING:
+    from smmf_flow.models.instance import Instance
+    from smmf_flow.models.pool import Pool
+
+
+class ChatStream:
+    """``async for chunk in pool.stream_chat(request)``; chunks carry model and instance."""
+
+    __slots__ = ("_chunks", "_done", "_instance", "_iterator", "_pool", "_request",
+                 "_started", "_tokens")
+
+    def __init__(self, pool: Pool, request: ChatRequest) -> None:
+        self._pool, self._request = pool, request
+        self._instance: Instance | None = None
+        self._iterator: AsyncIterator[ChatChunk] | None = None
+        self._done = False
+        self._started = 0.0
+        self._chunks = 0
+        self._tokens = 0
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        iterator = self._iterator
+        if iterator is None:
+            if self._done:
+                raise StopAsyncIteration
+            iterator = await self._open()
+        try:
+            chunk = await iterator.__anext__()
+        except StopAsyncIteration:
+            self._end(None)
+            raise
+        except BaseException as exc:
+            instance = self._instance
+            self._end(exc)
+            if isinstance(exc, Exception) and instance is not None:
+                reraise(exc, self._pool.name, instance.id)
+            raise
+        chunk.model = self._pool.name
+        chunk.instance = self._instance.id  # type: ignore[union-attr]
+        self._chunks += 1
+        if chunk.usage is not None:
+            self._tokens = chunk.usage.completion_tokens
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop early: close the backend's stream and give the slot back."""
+        iterator = self._iterator
+        if iterator is None:
+            self._done = True
+            return
+        try:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            self._end(None, measured=False)
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if self._instance is not None:  # dropped while open: free the slot at least
+            self._end(None, measured=False)
+
+    async def _open(self) -> AsyncIterator[ChatChunk]:
+        instance = await self._pool._acquire()
+        self._instance = instance
+        self._started = perf_counter()
+        try:
+            self._iterator = instance.backend.stream_chat(self._request).__aiter__()
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        return self._iterator
+
+    def _end(self, exc: BaseException | None, measured: bool = True) -> None:
+        """Give the slot back once, counting the call as done or failed."""
+        instance = self._instance
+        self._iterator = None
+        self._done = True
+        if instance is None:
+            return
+        self._instance = None
+        tokens = self._tokens or self._chunks
+        self._pool._finish(instance, self._started, tokens, exc, measured)

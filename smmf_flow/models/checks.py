@@ -12,11 +12,11 @@ import difflib
 
 from smmf_flow.models.config import GroupConfig, ModelConfig, ModelsFile
 from smmf_flow.models.config_errors import ConfigSource, Loc
+from smmf_flow.models.instance import PLACEMENTS
 
 # providers that serve weights from a local path (the others reach a server)
 LOCAL_PROVIDERS = frozenset({"llama.cpp", "hf", "vllm", "mlx", "sentence-transformers"})
 EMBEDDING_ONLY = frozenset({"sentence-transformers"})
-PLACEMENTS_AVAILABLE = frozenset({"local"})
 
 
 def model_entries(models: ModelsFile) -> list[tuple[str, int, ModelConfig]]:
@@ -68,7 +68,7 @@ def _check_entry(entry: ModelConfig, table: str, loc: Loc, source: ConfigSource)
     if entry.api_base is not None and not entry.api_base.startswith(("http://", "https://")):
         raise source.error((*loc, "api_base"), (
             f"expected an http:// or https:// URL; got {entry.api_base!r}"))
-    if entry.placement not in PLACEMENTS_AVAILABLE:
+    if entry.placement not in PLACEMENTS:
         raise source.error((*loc, "placement"), (
             f"placement '{entry.placement}' is not available yet; use placement = "
             "\"local\""))

@@ -26,7 +26,7 @@ $(HF_DIR)/config.json: $(STAMP)
 	$(BIN)/python -m smmf_flow.models.export_hf --out $(HF_DIR)
 
 run: setup
-	$(BIN)/python examples/chain.py
+	$(BIN)/smmf-flow run flows/chat.yaml --input question="What is a dataflow graph?"
 
 test: setup
 	$(BIN)/python -m pytest -q

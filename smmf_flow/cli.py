@@ -452,7 +452,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="smmf-flow",
                         standalone_mode=False)
     except click.ClickException as exc:
-        exc.show()
+        context = getattr(exc, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        click.echo(f"error: {one_line(exc.format_message())}{hint}", err=True)
         code = exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)

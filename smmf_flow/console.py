@@ -66,15 +66,22 @@ def human(value: Any) -> str:
     return dumps(value)
 
 
-def trace_table(trace: Trace, kinds: dict[str, str], width: int = 72) -> str:
-    """The per-node table ``--trace`` prints (long cells cut to ``width``)."""
+def trace_table(trace: Trace, kinds: dict[str, str], width: int = 60) -> str:
+    """The per-node table ``--trace`` prints; each event a node noted (a routing
+    decision, a fallback) follows on its own line under the node."""
+    records = list(trace)
     rows = []
-    for rec in trace:
+    for rec in records:
         error = f"{type(rec.error).__name__}: {rec.error}" if rec.error else ""
         rows.append([rec.name, kinds.get(rec.name, ""), rec.state.value, _ms(rec),
-                     rec.attempts or "", _cut(_events(rec) or rec.output_repr, width),
+                     rec.attempts or "", _cut(rec.output_repr, width),
                      _cut(one_line(error), width)])
-    return table(rows, ["node", "type", "state", "ms", "tries", "output / events", "error"])
+    lines = table(rows, ["node", "type", "state", "ms", "tries", "output", "error"]).splitlines()
+    out = lines[:2]
+    for rec, line in zip(records, lines[2:]):
+        out.append(line)
+        out += [f"  · {_event(event)}" for event in rec.events]
+    return "\n".join(out)
 
 
 def _cut(text: str, width: int) -> str:
@@ -85,13 +92,10 @@ def _ms(rec: NodeRecord) -> str:
     return f"{rec.duration * 1000:.1f}" if rec.duration is not None else ""
 
 
-def _events(rec: NodeRecord) -> str:
-    parts = []
-    for event in rec.events:
-        details = ", ".join(f"{k}={_cut(str(v), 24)}" for k, v in event.items()
-                            if k != "event" and v not in (None, "", 0))
-        parts.append(f"{event.get('event')}({details})" if details else str(event.get("event")))
-    return "; ".join(parts)
+def _event(event: dict[str, Any]) -> str:
+    details = " ".join(f"{k}={_cut(one_line(str(v)), 48)}" for k, v in event.items()
+                       if k != "event" and v not in (None, ""))
+    return f"{event.get('event')}: {details}" if details else str(event.get("event"))
 
 
 def one_line(text: str) -> str:

@@ -49,8 +49,10 @@ BUILTINS: dict[str, str] = {
     "embedding": "smmf_flow.operators:EmbeddingOperator",
     "router": "smmf_flow.operators:RouterOperator",
     "fallback": "smmf_flow.operators:FallbackOperator",
-    "splitter": "smmf_flow.operators:SplitterOperator",
+    "splitter": "smmf_flow.operators:TextSplitterOperator",
+    "indexer": "smmf_flow.operators:IndexerOperator",
     "retriever": "smmf_flow.operators:RetrieverOperator",
+    "answer": "smmf_flow.operators:AnswerOperator",
     "agent": "smmf_flow.operators:AgentOperator",
 }
 

@@ -70,6 +70,8 @@ def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
     assert (done.returncode, done.stdout) == (0, "ABC\n")
     lines = smmf("run", str(flow), "--input-json", '"ab"', "--json").stdout.splitlines()
     assert [json.loads(line) for line in lines] == [{"chunk": "A"}, {"chunk": "B"}]
+    gathered = smmf("run", str(flow), "--input-json", '"ab"', "--no-stream", "--json")
+    assert json.loads(gathered.stdout) == {"flow": "letters", "output": "AB"}
 
 
 @pytest.mark.parametrize("args, message", [

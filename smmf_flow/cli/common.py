@@ -1,0 +1,78 @@
+"""What the commands share: the ``--debug``, ``--models`` and ``--plugin``
+options, loading the model registry, and turning an error into its one line
+with every secret the registry holds replaced by ``***``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from smmf_flow.cli.console import Progress, one_line, redact
+from smmf_flow.errors import ConfigError, FlowError, describe
+from smmf_flow.flowfile.flow import Flow
+
+
+class State:
+    """Process-wide settings of one command invocation."""
+
+    debug = False
+    secrets: set[str] = set()
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        State.debug = True
+    return value
+
+
+debug_option = click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug,
+                            help="Show the traceback of an error.")
+models_option = click.option("--models", "models_path", type=click.Path(dir_okay=False),
+                             metavar="TOML", help="Model config (default: the flow's "
+                             "`models:`, $SMMF_MODELS, or configs/default.toml).")
+plugins_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+                              help="Import MODULE for its operator types and functions "
+                              "(repeatable).")
+
+
+def flow_registry(flow: Flow, override: str | None, progress: Progress | None = None) -> Any:
+    """The model registry a flow runs against, or None when it calls no model and
+    names no config."""
+    if not (override or flow.spec.models or flow.uses_models):
+        return None
+    return _load(flow.models_path(override), progress)
+
+
+def config_registry(models_path: str | None, progress: Progress | None = None) -> Any:
+    """The registry of ``--models``, else of the default config."""
+    from smmf_flow.scheduler.resolve import default_config_path
+
+    return _load(Path(models_path) if models_path else default_config_path(), progress)
+
+
+def _load(path: Path, progress: Progress | None) -> Any:
+    from smmf_flow.models.registry import ModelRegistry
+
+    registry = ModelRegistry.from_toml(path, on_event=progress.on_event if progress else None)
+    for name in registry.names:
+        key = getattr(registry.get(name), "api_key", None)
+        if key:
+            State.secrets.add(key)
+    return registry
+
+
+def safe(text: str) -> str:
+    """``text`` with every known secret replaced."""
+    return redact(text, State.secrets)
+
+
+def message(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``."""
+    return safe(one_line(describe(exc)))
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for a flow or config that is wrong before anything runs, 1 otherwise."""
+    return 2 if isinstance(exc, (FlowError, ConfigError)) else 1

@@ -1,0 +1,133 @@
+"""llama.cpp on the real SmolLM2 GGUF."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from smmf_flow.errors import ContextWindowExceeded, ModelLoadError
+from smmf_flow.models.backends.base import Backend
+from smmf_flow.models.types import ChatRequest, ResponseFormat
+
+from .checks import (
+    QUESTION,
+    assert_exact_continuation,
+    assert_sane_answer,
+    assert_stream_is_answer,
+    streamed,
+)
+from .conftest import config, start
+
+pytestmark = pytest.mark.anyio
+
+
+class Pet(BaseModel):
+    name: str
+    species: str
+    age: int
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+
+async def test_greedy_chat_with_a_seed_is_repeatable(llama: Backend) -> None:
+    request = QUESTION.model_copy(update={"seed": 7})
+    first = await assert_sane_answer(llama, request)
+    second = await llama.chat(request)
+    assert second.text == first.text
+    assert second.usage == first.usage
+
+
+async def test_seeded_sampling_is_repeatable(llama: Backend) -> None:
+    request = QUESTION.model_copy(update={"temperature": 0.9, "seed": 1234})
+    assert (await llama.chat(request)).text == (await llama.chat(request)).text
+
+
+async def test_stream_concatenates_to_the_whole_answer(llama: Backend) -> None:
+    await assert_stream_is_answer(llama)
+
+
+async def test_assistant_prefix_continues_the_exact_text(llama: Backend) -> None:
+    await assert_exact_continuation(llama)
+
+
+async def test_json_schema_output_validates(llama: Backend) -> None:
+    request = ChatRequest.of("Describe a pet as JSON with its name, species and age.",
+                             max_tokens=80,
+                             response_format=ResponseFormat.from_schema(Pet.model_json_schema()))
+    result = await llama.chat(request)
+    pet = Pet.model_validate_json(result.text)
+    assert pet.name and pet.species
+
+
+async def test_json_object_output_parses(llama: Backend) -> None:
+    request = ChatRequest.of("Give a JSON object with a key 'colour'.", max_tokens=60,
+                             response_format=ResponseFormat(type="json_object"))
+    assert isinstance(json.loads((await llama.chat(request)).text), dict)
+
+
+async def test_stop_string_ends_the_answer_before_it(llama: Backend) -> None:
+    request = ChatRequest.of("Count from 1 to 10, one number per line.", max_tokens=60,
+                             stop=["4"])
+    whole = await llama.chat(request)
+    text, _ = await streamed(llama, request)
+    assert whole.finish_reason == "stop"
+    assert "4" not in whole.text and "3" in whole.text
+    assert text == whole.text
+
+
+async def test_too_long_a_request_is_refused_before_generating(llama: Backend) -> None:
+    with pytest.raises(ContextWindowExceeded, match=r"context window holds 2048.*max_tokens"):
+        await llama.chat(QUESTION.model_copy(update={"max_tokens": 4000}))
+    with pytest.raises(ContextWindowExceeded, match="smollm2"):
+        await llama.chat(ChatRequest.of("word " * 3000))
+
+
+async def test_concurrent_calls_are_serialized_and_unmixed(llama: Backend) -> None:
+    prompts = [f"Name a colour that starts with the letter {c}." for c in "BGR"]
+    alone = [(await llama.chat(ChatRequest.of(p, max_tokens=20))).text for p in prompts]
+    together: list[str] = [""] * len(prompts)
+
+    async def ask(i: int) -> None:
+        together[i] = (await llama.chat(ChatRequest.of(prompts[i], max_tokens=20))).text
+
+    async with anyio.create_task_group() as tg:
+        for i in range(len(prompts)):
+            tg.start_soon(ask, i)
+    assert together == alone
+
+
+async def test_leaving_a_stream_stops_generation(llama: Backend) -> None:
+    request = ChatRequest.of("Write a very long story about a lighthouse.", max_tokens=400)
+    async with anyio.create_task_group():
+        stream = llama.stream_chat(request)
+        got = 0
+        async for _ in stream:
+            got += 1
+            if got == 3:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+    # the engine thread runs jobs in order: this one runs once the stream's job ended
+    evaluated = await llama._engine.call(lambda stop: llama._llm.n_tokens)  # type: ignore[attr-defined]
+    prompt = len(llama._prompt_tokens(request))  # type: ignore[attr-defined]
+    assert evaluated < prompt + 20, "generation went on after the consumer left"
+
+
+async def test_embeddings_mean_pooled(llama: Backend) -> None:
+    vectors = await llama.embed(["A cat sits on the mat.", "A kitten is sitting on a rug.",
+                                 "Interest rates rose by half a percent."])
+    assert [len(v) for v in vectors] == [576] * 3
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
+
+
+async def test_a_missing_gguf_is_a_load_error(tmp_path: Path) -> None:
+    cfg = config("ghost", "llama.cpp", tmp_path / "absent.gguf")
+    with pytest.raises(ModelLoadError, match=r"model 'ghost': path .*absent.gguf does not exist"):
+        await start(cfg)

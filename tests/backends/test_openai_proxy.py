@@ -1,0 +1,156 @@
+"""The OpenAI-compatible proxy against real servers on loopback.
+
+``llama_server`` is ``python -m llama_cpp.server`` serving SmolLM2; ``refusing``
+is a tiny HTTP server that answers every request with one fixed error status,
+to see each status become its typed error.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from smmf_flow.errors import (
+    BackendConnectionError,
+    BackendError,
+    ContextWindowExceeded,
+    RateLimited,
+)
+from smmf_flow.models.backends.base import Backend
+from smmf_flow.models.backends.openai_proxy import retry_after
+from smmf_flow.models.types import ChatRequest, ResponseFormat
+
+from .checks import QUESTION, streamed
+from .conftest import config, free_port, start
+from .test_llama_cpp import cosine
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="session")
+async def proxy(llama_server: str) -> AsyncIterator[Backend]:
+    backend = await start(config("remote", "proxy/openai", None, api_base=llama_server,
+                                 api_key="unused", remote_model="smollm2", timeout_s=120))
+    yield backend
+    await backend.aclose()
+
+
+async def test_chat_through_a_real_server(proxy: Backend) -> None:
+    await proxy.health()
+    result = await proxy.chat(QUESTION)
+    assert result.text.strip() and result.finish_reason in {"stop", "length"}
+    assert result.usage.prompt_tokens > 5 and 0 < result.usage.completion_tokens <= 24
+    assert proxy.capabilities.prefix == "approximate"
+
+
+async def test_stream_through_a_real_server(proxy: Backend) -> None:
+    whole = await proxy.chat(QUESTION)
+    text, chunks = await streamed(proxy, QUESTION)
+    assert text == whole.text
+    assert len(chunks) > 2 and chunks[-1].finish_reason == whole.finish_reason
+
+
+async def test_embeddings_through_a_real_server(proxy: Backend) -> None:
+    cat, kitten, rates = await proxy.embed(["A cat sits on the mat.",
+                                            "A kitten is sitting on a rug.",
+                                            "Interest rates rose by half a percent."])
+    assert len(cat) == 576
+    assert cosine(cat, kitten) > cosine(cat, rates)
+
+
+async def test_response_format_is_passed_through(proxy: Backend) -> None:
+    request = ChatRequest.of("Give a JSON object with a key 'colour'.", max_tokens=60,
+                             response_format=ResponseFormat(type="json_object"))
+    assert isinstance(json.loads((await proxy.chat(request)).text), dict)
+
+
+async def test_an_oversized_prompt_is_a_context_window_error(proxy: Backend) -> None:
+    with pytest.raises(ContextWindowExceeded, match=r"model 'remote' at http://127\.0\.0\.1"):
+        await proxy.chat(ChatRequest.of("word " * 3000, max_tokens=10))
+
+
+async def test_connection_refused_is_a_connection_error() -> None:
+    backend = await start(config("nowhere", "proxy/openai", None,
+                                 api_base=f"http://127.0.0.1:{free_port()}/v1"))
+    try:
+        with pytest.raises(BackendConnectionError, match="model 'nowhere' .* cannot connect"):
+            await backend.chat(QUESTION)
+        with pytest.raises(BackendConnectionError):
+            await streamed(backend, QUESTION)
+        with pytest.raises(BackendConnectionError):
+            await backend.embed(["hello"])
+        with pytest.raises(BackendConnectionError):
+            await backend.health()
+    finally:
+        await backend.aclose()
+
+
+class _Refuse(BaseHTTPRequestHandler):
+    status: int = 500
+    headers_out: dict[str, str] = {}
+    message = "refused"
+
+    def _answer(self) -> None:
+        body = json.dumps({"error": {"message": self.message, "type": "test"}}).encode()
+        self.send_response(self.status)
+        for name, value in {"Content-Type": "application/json", **self.headers_out}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing() -> Iterator[type[_Refuse]]:
+    """A loopback server answering with ``handler.status``; yields the handler to set it."""
+    handler = type("Handler", (_Refuse,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("status", "headers", "message", "error", "pattern"), [
+    (429, {"Retry-After": "7"}, "slow down", RateLimited, "rate limited"),
+    (400, {}, "This model's maximum context length is 2048 tokens", ContextWindowExceeded,
+     "does not fit the context window"),
+    (401, {}, "bad key", BackendError, r"HTTP 401: .*bad key; check `api_key`"),
+    (404, {}, "no such model", BackendError, "check `remote_model`"),
+    (503, {}, "overloaded", BackendError, "HTTP 503"),
+])
+async def test_http_errors_become_typed_errors(refusing: type[_Refuse], status: int,
+                                               headers: dict[str, str], message: str,
+                                               error: type[Exception], pattern: str) -> None:
+    refusing.status, refusing.headers_out, refusing.message = status, headers, message
+    backend = await start(config("picky", "proxy/openai", None,
+                                 api_base=refusing.url))  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(error, match=pattern) as caught:
+            await backend.chat(QUESTION)
+        assert type(caught.value) is error
+        if status == 429:
+            assert caught.value.retry_after == 7.0  # type: ignore[attr-defined]
+        with pytest.raises(error):
+            await streamed(backend, QUESTION)
+    finally:
+        await backend.aclose()
+
+
+def test_retry_after_reads_seconds_milliseconds_and_dates() -> None:
+    assert retry_after({"retry-after": "3"}) == 3.0
+    assert retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"x": "1"}) is None and retry_after(None) is None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins
 import inspect
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,15 @@ _UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
 _MISSING = re.compile(r"missing \d+ required (?:keyword-only |positional )?arguments?: (.+)$")
 
 
-def build_dag(doc: Document, types: OperatorTypes, search: Sequence[Path] = ()
-              ) -> tuple[FlowSpec, DAG, OperatorTypes]:
-    """Parse and build ``doc``; return its spec, its DAG and the types it used."""
+def build_dag(doc: Document, types: OperatorTypes) -> tuple[FlowSpec, DAG, OperatorTypes]:
+    """Parse and build ``doc``; return its spec, its DAG and the types it used.
+    The flow's ``plugins:`` must be modules in the flow file's folder."""
     spec = parse_spec(doc)
     types = types.copy()
+    folder = Path(doc.file).parent.resolve()
     for i, module in enumerate(spec.plugins):
         try:
-            types.add_plugin(module, search)
+            types.add_plugin(module, local_to=folder)
         except FlowError as exc:
             raise doc.error(str(exc), ("plugins", i)) from exc
     dag = DAG(spec.name or Path(doc.file).stem, description=spec.description)

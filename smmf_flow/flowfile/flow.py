@@ -141,8 +141,7 @@ def _build(doc: Document, plugins: Sequence[str], types: OperatorTypes | None) -
     types = (types or OperatorTypes.default()).copy()
     for module in plugins:
         types.add_plugin(module, [Path.cwd()])
-    search = [Path(doc.file).parent.resolve(), Path.cwd()]
-    spec, dag, used = build_dag(doc, types, search)
+    spec, dag, used = build_dag(doc, types)
     return Flow(spec, dag, doc, used, list(plugins))
 
 

@@ -7,9 +7,11 @@ own choosing:
    only when a flow uses them;
 2. installed packages that declare an entry point in the group
    ``smmf_flow.operators`` (``mytype = "pkg.module:MyOperator"``);
-3. plugin modules named explicitly (``plugins:`` in the flow, or
-   ``--plugin MODULE`` on the command line): every ``Operator`` subclass the
-   module defines with its own ``kind`` becomes a type, and its module-level
+3. plugin modules named explicitly: on the command line (``--plugin MODULE``,
+   any importable module), or under ``plugins:`` in the flow — and then only a
+   module that lives in the flow's own folder, so a flow file cannot pull in
+   installed code (``plugins: [os]`` is refused). Every ``Operator`` subclass
+   a plugin defines with its own ``kind`` becomes a type, and its module-level
    functions may be named by ``function: module:attr`` in map, join and branch
    nodes.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import importlib.machinery
 import importlib.metadata
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -120,16 +123,28 @@ class OperatorTypes:
 
     # --- plugins -----------------------------------------------------------------------
 
-    def add_plugin(self, module_name: str, search: Sequence[Path] = ()) -> ModuleType:
-        """Import ``module_name`` (looking first in ``search``) and register its types."""
+    def add_plugin(self, module_name: str, search: Sequence[Path] = (), *,
+                   local_to: Path | None = None) -> ModuleType:
+        """Import ``module_name`` (looking first in ``search``) and register its types.
+
+        With ``local_to`` (a flow file's folder) the module must be a file in that
+        folder: a flow file may name its own modules, not installed ones.
+        """
         if module_name in self.plugins:
             return self.plugins[module_name]
+        if local_to is not None:
+            _check_local(module_name, local_to)
+            search = [local_to]
         try:
             with _on_path(search):
                 module = importlib.import_module(module_name)
         except Exception as exc:
             raise FlowError(f"cannot import plugin '{module_name}': "
                             f"{type(exc).__name__}: {exc}") from exc
+        if local_to is not None and not _inside(module, local_to):
+            raise FlowError(f"plugin '{module_name}' is already imported from "
+                            f"{getattr(module, '__file__', '?')}, not from the flow's folder; "
+                            "rename the flow's module")
         for obj in vars(module).values():
             if (isinstance(obj, type) and issubclass(obj, Operator)
                     and obj.__module__ == module.__name__ and "kind" in vars(obj) and obj.kind):
@@ -167,6 +182,19 @@ class OperatorTypes:
         if not callable(obj):
             raise FlowError(f"function '{ref}' is a {type(obj).__name__}, not a function")
         return obj
+
+
+def _check_local(module_name: str, folder: Path) -> None:
+    top = module_name.split(".")[0]
+    if importlib.machinery.PathFinder.find_spec(top, [str(folder)]) is None:
+        raise FlowError(f"plugin '{module_name}' is not a module in the flow's folder "
+                        f"({folder}); a flow file may only name its own modules (put {top}.py "
+                        f"beside it); give an installed module with --plugin {module_name}")
+
+
+def _inside(module: ModuleType, folder: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve().is_relative_to(folder.resolve())
 
 
 def _import_class(name: str, ref: str) -> type[Operator]:

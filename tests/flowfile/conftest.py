@@ -20,11 +20,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def flow_of() -> Callable[..., Flow]:
-    """``flow_of(yaml_text, **options)``: the text (dedented) loaded as ``flow.yaml``."""
+def flow_of(tmp_path: Path) -> Callable[..., Flow]:
+    """``flow_of(yaml_text, **options)``: the text (dedented) loaded as ``flow.yaml`` in
+    the temporary folder, where ``plugin_dir`` writes the flow's own modules."""
 
     def make(text: str, **options: object) -> Flow:
-        return loads_flow(textwrap.dedent(text), file="flow.yaml", **options)  # type: ignore[arg-type]
+        return loads_flow(textwrap.dedent(text), file=str(tmp_path / "flow.yaml"),
+                          **options)  # type: ignore[arg-type]
 
     return make
 

@@ -171,6 +171,20 @@ def test_command_line_plugins_count_like_flow_plugins(flow_of, plugin_dir) -> No
     assert run(flow_of(text, plugins=["smmf_test_ops_b"]), 21) == 42
 
 
+def test_a_flow_names_only_modules_of_its_own_folder(flow_of, plugin_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FlowFileError, match=r"flow.yaml:1:11: plugin 'json' is not a module in "
+                                            r"the flow's folder .*give an installed module "
+                                            r"with --plugin json"):
+        flow_of("plugins: [json]\nnodes:\n  a: {type: map, function: 'json:dumps'}\n")
+    assert run(flow_of("nodes:\n  a: {type: map, function: 'json:dumps'}\n",
+                       plugins=["json"]), [1]) == "[1]"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "smmf_test_far.py").write_text("def f(x):\n    return x\n")
+    with pytest.raises(FlowFileError, match="plugin 'smmf_test_far' is not a module in"):
+        flow_of("plugins: [smmf_test_far]\nnodes:\n  a: {type: map, expr: input}\n")
+
+
 def test_a_plugin_cannot_take_a_built_in_name(flow_of, plugin_dir) -> None:  # type: ignore[no-untyped-def]
     plugin_dir("smmf_test_ops_c", """
         from smmf_flow import MapOperator

@@ -5,6 +5,7 @@ and the same results."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,8 +94,9 @@ SHAPES: dict[str, tuple[Callable[[], DAG], list[Any]]] = {
 
 
 @pytest.fixture(autouse=True)
-def export_plugin(plugin_dir) -> None:  # type: ignore[no-untyped-def]
-    plugin_dir("smmf_export_plugin", PLUGIN)
+def folder(plugin_dir) -> Path:  # type: ignore[no-untyped-def]
+    """The folder of the plugin module, where exported flows are loaded from."""
+    return plugin_dir("smmf_export_plugin", PLUGIN)
 
 
 def edges(dag: DAG) -> set[tuple[str, str, int]]:
@@ -102,11 +104,11 @@ def edges(dag: DAG) -> set[tuple[str, str, int]]:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_round_trip(shape: str) -> None:
+def test_round_trip(shape: str, folder: Path) -> None:
     make, inputs = SHAPES[shape]
     original = make()
     text = dump_flow(original)
-    loaded = loads_flow(text, file=f"{shape}.yaml").dag
+    loaded = loads_flow(text, file=str(folder / f"{shape}.yaml")).dag
     assert export_dag(loaded) == export_dag(original)
     assert edges(loaded) == edges(original)
     assert (loaded.name, loaded.description) == (original.name, original.description)

@@ -18,6 +18,8 @@ branch             ``branches: [{when: EXPR, to: NODE}]``,      ``input``
                    ``default: NODE``, ``first_match``
 input              ``value`` (fixed), ``items`` (a stream),
                    or ``function`` (called with the run input)
+agent              ``tools: [module:name, ...]``, tools from
+                   plugin modules (``@tool`` functions)
 =================  ===========================================  ====================
 """
 
@@ -154,6 +156,27 @@ class InputAdapter(Adapter):
                         "flow file")
 
 
+class ToolsAdapter(Adapter):
+    """``tools: [module:name, ...]`` → the tool objects, each from a plugin module
+    (an agent's ``params()`` already writes them back as ``module:name``)."""
+
+    def to_args(self, params: dict[str, Any], functions: Resolver,
+                error: ErrorAt) -> dict[str, Any]:
+        args = dict(params)
+        refs = args.get("tools")
+        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+            raise error("needs `tools:`, a list of 'module:name' references to @tool functions "
+                        "of plugin modules", ("tools",) if "tools" in args else ())
+        tools = []
+        for i, ref in enumerate(refs):
+            try:
+                tools.append(functions(ref))
+            except FlowError as exc:
+                raise error(str(exc), ("tools", i)) from None
+        args["tools"] = tools
+        return args
+
+
 IDENTITY = Adapter()
 ADAPTERS: dict[str, Adapter] = {
     "input": InputAdapter(),
@@ -164,6 +187,7 @@ ADAPTERS: dict[str, Adapter] = {
     "unstreamify": FunctionAdapter("fn", names=("chunks",), required=False),
     "reduce_stream": FunctionAdapter("reduce_function", names=("acc", "chunk")),
     "branch": BranchAdapter(),
+    "agent": ToolsAdapter(),
 }
 
 

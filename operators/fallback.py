@@ -54,7 +54,8 @@ class FallbackOperator(ModelOperator):
                  max_depth: int | None = None, stream: bool = False, **params: Any) -> None:
         options, generation = split_options(params)
         owner = f"fallback '{options.get('name', '')}'"
-        if not models or not all(isinstance(m, str) for m in models):
+        if not isinstance(models, (list, tuple)) or not models or \
+                not all(isinstance(m, str) for m in models):
             raise FlowError(f"{owner}: `models` must be a non-empty list of model names")
         self.models = list(models)
         self.policy = FallbackPolicy(on=tuple(on) if on is not None else DEFAULT_ON,

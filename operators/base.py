@@ -7,12 +7,19 @@ lookup per registry, cached), and writes the worker's decisions into the trace.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from smmf_flow.dag.operator import Operator
 from smmf_flow.runner.context import RunContext
 from smmf_flow.scheduler.resolve import Purpose, scheduler_for
+
+
+def node_label(cls: type[Operator], name: str | None) -> str:
+    """How errors name a node before it joins a DAG: ``fallback 'answer'``, or
+    the class name when the node has no name yet."""
+    return f"{cls.kind} '{name}'" if name else cls.__name__
 
 
 class ModelOperator(Operator):
@@ -28,12 +35,21 @@ class ModelOperator(Operator):
             scheduler.resolve(name, purpose, where=f"node '{self.name}'")
 
     def worker(self, ctx: RunContext) -> Any:
-        """This node's worker under the run's registry (built once per registry)."""
-        cache: dict[int, Any] = self.__dict__.setdefault("_workers", {})
-        key = id(ctx.registry)
-        worker = cache.get(key)
+        """This node's worker under the run's registry (built once per registry, and
+        forgotten with it)."""
+        registry = ctx.registry
+        if registry is None:  # the default registry
+            worker = self.__dict__.get("_default_worker")
+            if worker is None:
+                worker = self.__dict__["_default_worker"] = self.build_worker(
+                    scheduler_for(None))
+            return worker
+        cache = self.__dict__.get("_workers")
+        if cache is None:
+            cache = self.__dict__["_workers"] = weakref.WeakKeyDictionary()
+        worker = cache.get(registry)
         if worker is None:
-            worker = cache[key] = self.build_worker(scheduler_for(ctx.registry))
+            worker = cache[registry] = self.build_worker(scheduler_for(registry))
         return worker
 
     def build_worker(self, scheduler: Any) -> Any:

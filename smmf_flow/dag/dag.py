@@ -67,10 +67,10 @@ class DAG:
         """Add upstream→downstream; both must be nodes of this DAG."""
         for node in (upstream, downstream):
             if node.dag is not self:
-                other = node.dag.name if node.dag else "no DAG"
+                other = f"DAG '{node.dag.name}'" if node.dag else "no DAG"
                 raise ForeignNodeError(
                     f"cannot connect '{upstream.name}' >> '{downstream.name}' in DAG "
-                    f"'{self.name}': '{node.name}' belongs to {other!s}")
+                    f"'{self.name}': '{node.name}' belongs to {other}")
         if self.graph.has_edge(upstream.name, downstream.name):
             return
         slot = self.graph.in_degree(downstream.name)
@@ -134,12 +134,13 @@ class DAG:
 
         return run_dag_sync(self, input, **options)
 
-    async def astream(self, input: Any = None, **options: Any) -> AsyncIterator[Any]:
-        """Run the flow and yield the output stream's chunks as they come."""
+    def astream(self, input: Any = None, **options: Any) -> AsyncIterator[Any]:
+        """Run the flow and yield the output stream's chunks as they come.
+
+        Closing the iterator early (``aclose()``) closes the flow's streams."""
         from smmf_flow.runner.runner import stream_dag
 
-        async for chunk in stream_dag(self, input, **options):
-            yield chunk
+        return stream_dag(self, input, **options)
 
     def __repr__(self) -> str:
         return f"<DAG '{self.name}': {self.graph.number_of_nodes()} nodes>"

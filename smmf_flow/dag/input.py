@@ -13,6 +13,7 @@ from typing import Any
 
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature, signature_of
+from smmf_flow.dag.stream import iterate
 
 
 class InputSource:
@@ -55,15 +56,7 @@ class _IterableSource(InputSource):
         self.items = items
 
     async def read(self, input: Any) -> AsyncIterator[Any]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Any]:
-        if isinstance(self.items, AsyncIterable):
-            async for item in self.items:
-                yield item
-        else:
-            for item in self.items:
-                yield item
+        return iterate(self.items)
 
 
 class _CallableSource(InputSource):

@@ -12,7 +12,8 @@ An operator is one node of a DAG. It has
   edges were made. A stream operator returns its async iterator without
   draining it;
 * per-node ``timeout`` (seconds; for a stream node, the longest wait for one
-  chunk) and ``retry`` (a ``RetryPolicy``);
+  chunk) and ``retry`` (a ``RetryPolicy``; a node that reads a stream is not
+  retried, since the chunks it took cannot be read again);
 * ``check(registry)``: called while the DAG is validated, so an operator that
   needs outside resources (a model) can refuse the flow before anything runs.
 

@@ -6,7 +6,8 @@ reaches the end of the flow before its source has produced the next one.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import aclosing
 from typing import Any
 
 from smmf_flow.dag.operator import Operator
@@ -18,6 +19,23 @@ _MISSING: Any = object()
 
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
+
+
+async def iterate(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    """The items of a sync or async iterable, as a stream. Closing the stream
+    closes an async source too, so an abandoned stream frees what it holds."""
+    if not isinstance(items, AsyncIterable):
+        for item in items:
+            yield item
+        return
+    iterator = aiter(items)
+    try:
+        async for item in iterator:
+            yield item
+    finally:
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 class StreamifyOperator(Operator):
@@ -42,11 +60,8 @@ class StreamifyOperator(Operator):
 
     async def streamify(self, value: Any) -> AsyncIterator[Any]:
         produced = await _maybe_await(self.fn(value)) if self.fn else value
-        if isinstance(produced, AsyncIterable):
-            async for item in produced:
-                yield item
-        else:
-            for item in produced:
+        async with aclosing(iterate(produced)) as items:
+            async for item in items:
                 yield item
 
     async def execute(self, ctx: Any, *inputs: Any) -> AsyncIterator[Any]:

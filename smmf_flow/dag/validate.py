@@ -28,8 +28,10 @@ def validate_graph(dag: "DAG") -> None:
     if graph.number_of_nodes() > 1:
         lonely = [n for n in graph.nodes if graph.degree(n) == 0]
         if lonely:
-            raise FlowError(f"DAG '{dag.name}': node{'s' if len(lonely) > 1 else ''} "
-                            f"{', '.join(repr(n) for n in lonely)} connect to nothing; "
+            several = len(lonely) > 1
+            raise FlowError(f"DAG '{dag.name}': node{'s' if several else ''} "
+                            f"{', '.join(repr(n) for n in lonely)} "
+                            f"connect{'' if several else 's'} to nothing; "
                             "chain them with >> or remove them")
     for op in dag.nodes:
         if op.is_branch:

@@ -10,8 +10,9 @@ Streams stay lazy: a stream node's output is an async iterator handed to its
 children (through a tee when there are several), and a chunk reaches the end
 of the flow before the source has produced the next one.
 
-The first node that fails cancels the rest of the run; the run raises
-``NodeFailed`` naming that node, with the original error as its cause.
+The first node that fails cancels the rest of the run and closes its streams;
+the run raises ``NodeFailed`` naming that node, with the original error as its
+cause.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ import anyio.abc
 from smmf_flow.dag.branch import Branched
 from smmf_flow.dag.dag import DAG
 from smmf_flow.dag.operator import Operator
+from smmf_flow.dag.stream import iterate
 from smmf_flow.errors import FlowError, NodeFailed, NodeTimeout
 from smmf_flow.runner.context import RunContext
 from smmf_flow.runner.streams import TracedStream, tee
@@ -105,19 +108,39 @@ class _Run:
         self.failure: NodeFailed | None = None
         self.output: Any = None
         self.tg: anyio.abc.TaskGroup | None = None
+        #: every stream handed to a node, closed when the run ends early
+        self.streams: list[AsyncIterator[Any]] = []
 
     async def execute(self, value: Any) -> Any:
         plan = self.plan
-        async with anyio.create_task_group() as tg:
-            self.tg = tg
-            for i in plan.roots[1:]:
-                tg.start_soon(self._drive, i, self._root_args(i, value))
-            first = plan.roots[0]
-            await self._drive(first, self._root_args(first, value))
-        self.tg = None
+        finished = False
+        try:
+            async with anyio.create_task_group() as tg:
+                self.tg = tg
+                for i in plan.roots[1:]:
+                    tg.start_soon(self._drive, i, self._root_args(i, value))
+                first = plan.roots[0]
+                await self._drive(first, self._root_args(first, value))
+            finished = self.failure is None
+        finally:
+            self.tg = None
+            if not finished:
+                await self._close_streams()
         if self.failure is not None:
             raise self.failure
+        if isinstance(self.output, TracedStream):
+            self.output.upstream = [s for s in reversed(self.streams) if s is not self.output]
         return self.output
+
+    async def _close_streams(self) -> None:
+        """Close the streams of a failed or cancelled run, so that no generator is
+        left suspended for the event loop to finalize later in a stray task."""
+        with anyio.CancelScope(shield=True):
+            for stream in reversed(self.streams):
+                if isinstance(stream, TracedStream):
+                    await stream.close_source()
+                else:
+                    await stream.aclose()  # type: ignore[attr-defined]
 
     def _root_args(self, i: int, value: Any) -> tuple[Any, ...]:
         op = self.plan.ops[i]
@@ -131,14 +154,17 @@ class _Run:
             if out is _EMPTY:
                 return
             if i == plan.target:
-                self.output = out
+                self.output = out.value if type(out) is Branched else out
             links = plan.children[i]
             if not links:
                 return
             chosen: frozenset[str] | None = None
             if type(out) is Branched:
                 chosen, out = out.chosen, out.value
-            outs = tee(out, len(links)) if ops[i].streams and len(links) > 1 else None
+            outs = None
+            if ops[i].streams and len(links) > 1:
+                outs = tee(out, len(links))
+                self.streams += outs
             following: tuple[int, tuple[Any, ...]] | None = None
             for k, (child, slot) in enumerate(links):
                 taken = chosen is None or ops[child].name in chosen
@@ -215,7 +241,7 @@ class _Run:
         return out
 
     async def _run_guarded(self, op: Operator, args: tuple[Any, ...], rec: NodeRecord) -> Any:
-        policy = op.retry
+        policy = op.retry if _replayable(args) else None
         while True:
             try:
                 if op.timeout is None:
@@ -236,8 +262,11 @@ class _Run:
         async def restart() -> AsyncIterator[Any]:
             return await op.execute(self.ctx, *args)
 
-        return TracedStream(stream, rec, timeout=op.timeout, restart=restart,
-                            retry=op.retry, on_end=self._stream_ended)
+        traced = TracedStream(stream, rec, timeout=op.timeout, restart=restart,
+                              retry=op.retry if _replayable(args) else None,
+                              on_end=self._stream_ended)
+        self.streams.append(traced)
+        return traced
 
     def _stream_ended(self, rec: NodeRecord, error: BaseException | None) -> None:
         if isinstance(error, NodeFailed) and error.node == rec.name:
@@ -265,6 +294,12 @@ class _Run:
             self.tg.cancel_scope.cancel()
 
 
+def _replayable(args: tuple[Any, ...]) -> bool:
+    """Whether a node may be retried on ``args``: a stream it has read from cannot be
+    read again, so a retry would silently lose the chunks already taken."""
+    return not any(isinstance(arg, AsyncIterator) for arg in args)
+
+
 async def run_dag(dag: DAG, input: Any = None, *, output: Operator | str | None = None,
                   trace: bool | Trace = False, registry: Any = None,
                   hooks: Sequence[RunHook] = (), data: dict[str, Any] | None = None) -> Any:
@@ -289,6 +324,9 @@ async def run_dag(dag: DAG, input: Any = None, *, output: Operator | str | None 
         error = exc
         raise
     finally:
+        if error is not None:  # nodes a failed run never reached stay pending
+            for op in plan.ops:
+                run_trace.record(op.name)
         for hook in hooks:
             hook.on_run_end(ctx, error)
     return RunResult(result, run_trace) if trace is True else result
@@ -303,13 +341,9 @@ async def stream_dag(dag: DAG, input: Any = None, **options: Any) -> AsyncIterat
     if not isinstance(out, AsyncIterator):
         yield out
         return
-    try:
-        async for chunk in out:
+    async with aclosing(iterate(out)) as chunks:  # closing it closes the run's streams
+        async for chunk in chunks:
             yield chunk
-    finally:
-        closer = getattr(out, "aclose", None)
-        if closer is not None:
-            await closer()
 
 
 def run_dag_sync(dag: DAG, input: Any = None, **options: Any) -> Any:

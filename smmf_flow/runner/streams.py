@@ -37,6 +37,8 @@ class TracedStream:
         self._retry = retry
         self._on_end = on_end
         self._finished = False
+        #: streams closed together with this one (the run sets it on its output stream)
+        self.upstream: list[AsyncIterator[Any]] = []
         record.chunks = 0
 
     def __aiter__(self) -> "TracedStream":
@@ -99,12 +101,19 @@ class TracedStream:
         self._on_end(rec, error)
 
     async def aclose(self) -> None:
-        """Stop reading; the source is closed so its resources (a model slot) are freed."""
+        """Stop reading; the source and the streams it reads from are closed, so
+        their resources (a model slot) are freed."""
+        await self.close_source()
+        if not self._finished:
+            self._finish(None)
+        for stream in self.upstream:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def close_source(self) -> None:
+        """Close the node's own iterator and leave its record as it is."""
         closer = getattr(self._source, "aclose", None)
         if closer is not None:
             await closer()
-        if not self._finished:
-            self._finish(None)
 
 
 class _Tee:

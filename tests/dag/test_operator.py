@@ -1,0 +1,238 @@
+"""The operator contract: ``>>``/``<<`` chaining and the edge check made at ``>>`` time."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from smmf_flow import (DAG, EdgeTypeError, FlowError, JoinOperator, MapOperator, NodeFailed,
+                       Operator, StreamifyOperator, TransformStreamOperator)
+
+
+def to_text(x: int) -> str:
+    return str(x)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def shout(text: str) -> str:
+    return text.upper()
+
+
+async def words(text: str) -> AsyncIterator[str]:
+    for word in text.split():
+        yield word
+
+
+def edges(dag: DAG) -> set[tuple[str, str]]:
+    return set(dag.graph.edges)
+
+
+@pytest.fixture
+def dag() -> DAG:
+    return DAG("ops")
+
+
+def maps(dag: DAG, *names: str) -> list[MapOperator]:
+    with dag:
+        return [MapOperator(lambda x: x, name=n) for n in names]
+
+
+# --- chaining ----------------------------------------------------------------------------
+
+
+def test_rshift_returns_the_right_operand(dag: DAG) -> None:
+    a, b, c = maps(dag, "a", "b", "c")
+    assert (a >> b) is b
+    assert (b >> c) is c
+    assert edges(dag) == {("a", "b"), ("b", "c")}
+
+
+def test_rshift_fans_out_to_a_list(dag: DAG) -> None:
+    a, b, c = maps(dag, "a", "b", "c")
+    assert (a >> [b, c]) == [b, c]
+    assert edges(dag) == {("a", "b"), ("a", "c")}
+
+
+def test_a_list_fans_in_with_rshift(dag: DAG) -> None:
+    a, b = maps(dag, "a", "b")
+    with dag:
+        j = JoinOperator(name="j")
+    assert ([a, b] >> j) is j
+    assert [op.name for op in dag.upstream(j)] == ["a", "b"]
+    assert dag.graph.edges["a", "j"]["slot"] == 0
+    assert dag.graph.edges["b", "j"]["slot"] == 1
+
+
+def test_lshift_points_the_other_way(dag: DAG) -> None:
+    a, b, c = maps(dag, "a", "b", "c")
+    assert (c << b) is b
+    c << b << a  # noqa: B015 - chained for its side effect
+    assert edges(dag) == {("b", "c"), ("a", "b")}
+
+
+def test_a_list_lshift_fans_out_from_the_right_operand(dag: DAG) -> None:
+    a, b, c = maps(dag, "a", "b", "c")
+    assert ([a, b] << c) is c
+    assert edges(dag) == {("c", "a"), ("c", "b")}
+
+
+def test_lshift_a_list_fans_in(dag: DAG) -> None:
+    a, b = maps(dag, "a", "b")
+    with dag:
+        j = JoinOperator(name="j")
+    assert (j << [a, b]) == [a, b]
+    assert edges(dag) == {("a", "j"), ("b", "j")}
+
+
+def test_the_same_edge_twice_is_one_edge(dag: DAG) -> None:
+    a, b = maps(dag, "a", "b")
+    a >> b
+    a >> b
+    assert dag.graph.number_of_edges() == 1
+
+
+def test_an_operator_made_outside_joins_the_dag_of_its_partner(dag: DAG) -> None:
+    (a,) = maps(dag, "a")
+    b = MapOperator(lambda x: x, name="b")
+    assert b.dag is None
+    a >> b
+    assert b.dag is dag
+    assert edges(dag) == {("a", "b")}
+
+
+def test_only_operators_chain(dag: DAG) -> None:
+    (a,) = maps(dag, "a")
+    with pytest.raises(FlowError, match=r"cannot chain 'x': only operators can be joined"):
+        a >> ["x"]  # type: ignore[list-item]
+
+
+def test_operators_of_no_dag_cannot_connect() -> None:
+    a = MapOperator(lambda x: x, name="a")
+    b = MapOperator(lambda x: x, name="b")
+    with pytest.raises(FlowError, match=r"cannot connect 'a' >> 'b': neither belongs to a DAG"):
+        a >> b
+
+
+# --- the edge check --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("up", "down", "message"), [
+    ((MapOperator, to_text), (MapOperator, square),
+     r"^cannot connect 'up' >> 'down': 'up' outputs str but 'down' input 1 expects int$"),
+    ((StreamifyOperator, words), (MapOperator, shout),
+     r"^cannot connect 'up' >> 'down': 'up' outputs AsyncIterator\[str\] but 'down' input 1 "
+     r"expects str; a stream cannot feed a node that takes a value: put an "
+     r"UnstreamifyOperator or ReduceStreamOperator between them$"),
+    ((MapOperator, to_text), (TransformStreamOperator, shout),
+     r"^cannot connect 'up' >> 'down': 'up' outputs str but 'down' input 1 expects "
+     r"AsyncIterator\[str\]; a value cannot feed a stream input: put a StreamifyOperator "
+     r"between them$"),
+], ids=["str into int", "stream into value", "value into stream"])
+def test_an_incompatible_edge_names_both_ends_and_types(dag: DAG, up: Any, down: Any,
+                                                         message: str) -> None:
+    with dag:
+        upstream = up[0](up[1], name="up")
+        downstream = down[0](down[1], name="down")
+    with pytest.raises(EdgeTypeError, match=message):
+        upstream >> downstream
+    assert not dag.graph.has_edge("up", "down")
+
+
+def test_too_many_inputs_for_a_one_input_node(dag: DAG) -> None:
+    a, b, m = maps(dag, "a", "b", "m")
+    with pytest.raises(EdgeTypeError, match=(
+            r"cannot connect 'b' >> 'm': 'm' takes 1 input and already has 1 upstream; "
+            r"combine several upstreams with a JoinOperator first")):
+        [a, b] >> m
+    assert edges(dag) == {("a", "m")}
+
+
+def test_too_many_inputs_for_a_two_input_join(dag: DAG) -> None:
+    a, b, c = maps(dag, "a", "b", "c")
+    with dag:
+        j = JoinOperator(lambda x, y: (x, y), name="j")
+    with pytest.raises(EdgeTypeError, match=r"'j' takes 2 inputs and already has 2 upstream"):
+        [a, b, c] >> j
+
+
+def pair(n: int, label: str) -> str:
+    return f"{label}{n}"
+
+
+def total(*xs: int) -> int:
+    return sum(xs)
+
+
+@pytest.mark.parametrize(("combine", "fits", "misfit", "message"), [
+    # each input slot has its own type
+    (pair, [square], square, r"'bad' outputs int but 'j' input 2 expects str"),
+    # variadic inputs all take the type of the star argument
+    (total, [square] * 3, to_text, r"'bad' outputs str but 'j' input 4 expects int"),
+])
+def test_each_input_slot_is_checked(dag: DAG, combine: Any, fits: list[Any], misfit: Any,
+                                    message: str) -> None:
+    with dag:
+        good = [MapOperator(fn, name=f"good{i}") for i, fn in enumerate(fits)]
+        bad = MapOperator(misfit, name="bad")
+        j = JoinOperator(combine, name="j")
+    good >> j
+    with pytest.raises(EdgeTypeError, match=message):
+        bad >> j
+
+
+def test_explicit_port_declarations_override_hints(dag: DAG) -> None:
+    with dag:
+        declared = MapOperator(lambda x: str(x), name="declared", input_type=int,
+                               output_type=str)
+        sq = MapOperator(square, name="square")
+    assert declared.input_types == (int,)
+    assert declared.output_type is str
+    with pytest.raises(EdgeTypeError, match=r"'declared' outputs str but 'square' input 1"):
+        declared >> sq
+
+
+def test_a_stream_output_type_makes_a_stream_operator(dag: DAG) -> None:
+    with dag:
+        split = StreamifyOperator(words)
+        text = MapOperator(to_text)
+    assert split.streams and split.output_type == AsyncIterator[str]
+    assert not text.streams
+
+
+# --- the rest of the contract ------------------------------------------------------------
+
+
+def test_call_needs_a_dag() -> None:
+    lonely = MapOperator(square, name="lonely")
+
+    async def go() -> Any:
+        return await lonely.call(2)
+
+    import anyio
+
+    with pytest.raises(FlowError, match=r"operator 'lonely' belongs to no DAG"):
+        anyio.run(go)
+
+
+def test_an_operator_without_execute_fails_when_it_runs(dag: DAG) -> None:
+    with dag:
+        Operator(name="bare")
+    with pytest.raises(NodeFailed, match=r"node 'bare' failed") as info:
+        dag.run(1)
+    assert isinstance(info.value.__cause__, FlowError)
+    assert "defines no execute()" in str(info.value.__cause__)
+
+
+def test_default_ports_take_and_give_anything(dag: DAG) -> None:
+    with dag:
+        op = Operator()
+    assert op.input_types == (Any,) and op.output_type is Any and not op.variadic
+    assert op.input_type_at(0) is Any and op.input_type_at(1) is None
+
+
+def test_repr_names_the_type_and_node(dag: DAG) -> None:
+    (a,) = maps(dag, "a")
+    assert repr(a) == "<MapOperator 'a'>"

@@ -97,28 +97,22 @@ class Operator:
     # --- chaining --------------------------------------------------------------
 
     def __rshift__(self, other: "Operator | Sequence[Operator]") -> Any:
-        if isinstance(other, Operator):
-            connect(self, other)
-        else:
-            for node in other:
-                connect(self, node)
+        for node in _as_nodes(other, self, ">>"):
+            connect(self, node)
         return other
 
     def __rrshift__(self, others: Sequence["Operator"]) -> "Operator":
-        for node in others:
+        for node in _as_nodes(others, self, ">>"):
             connect(node, self)
         return self
 
     def __lshift__(self, other: "Operator | Sequence[Operator]") -> Any:
-        if isinstance(other, Operator):
-            connect(other, self)
-        else:
-            for node in other:
-                connect(node, self)
+        for node in _as_nodes(other, self, "<<"):
+            connect(node, self)
         return other
 
     def __rlshift__(self, others: Sequence["Operator"]) -> "Operator":
-        for node in others:
+        for node in _as_nodes(others, self, "<<"):
             connect(self, node)
         return self
 
@@ -133,6 +127,16 @@ class Operator:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}'>"
+
+
+def _as_nodes(value: Any, beside: Operator, op: str) -> list[Operator]:
+    """The operators on the other side of ``>>``/``<<``: one, or a list of them."""
+    if isinstance(value, Operator):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, Operator) for v in value):
+        return list(value)
+    raise FlowError(f"cannot chain '{beside.name}' {op} {value!r}: only an operator or a "
+                    "list of operators can stand on either side of >> and <<")
 
 
 def connect(upstream: Operator, downstream: Operator) -> None:

@@ -105,8 +105,11 @@ def test_an_operator_made_outside_joins_the_dag_of_its_partner(dag: DAG) -> None
 
 def test_only_operators_chain(dag: DAG) -> None:
     (a,) = maps(dag, "a")
-    with pytest.raises(FlowError, match=r"cannot chain 'x': only operators can be joined"):
+    with pytest.raises(FlowError, match=r"cannot chain 'a' >> \['x'\]: only an operator or a "
+                                        r"list of operators"):
         a >> ["x"]  # type: ignore[list-item]
+    with pytest.raises(FlowError, match=r"cannot chain 'a' << 3"):
+        a << 3  # type: ignore[operator]
 
 
 def test_operators_of_no_dag_cannot_connect() -> None:

@@ -231,6 +231,12 @@ class _Run:
         except Exception as error:
             self._record_failure(rec, error)
             return _EMPTY
+        except BaseException:  # cancelled: another node failed, or the caller gave up
+            rec.ended = time.perf_counter()
+            rec.state = NodeState.CANCELLED
+            for hook in self.hooks:
+                hook.on_node_end(rec, self.ctx)
+            raise
         if op.streams:
             return self._traced(op, args, rec, out)
         rec.ended = time.perf_counter()

@@ -25,6 +25,7 @@ class NodeState(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    CANCELLED = "cancelled"
 
 
 def short_repr(value: Any) -> str:

@@ -1,19 +1,26 @@
 """Embedding micro-batching: concurrent embedding calls, from different runs or
 HTTP requests, coalesce into one backend batch.
 
-The first caller of a window becomes its *leader*: it waits until the batch is
-full or ``max_wait_ms`` has passed, then runs the batch (shielded from its own
-cancellation, since the other callers depend on it) and hands every caller its
-own vectors. There is no background task to start or stop. If a batch fails,
-its requests are retried one by one, so one caller's bad input fails only that
-caller.
+Callers queue up in arrival order. The caller at the head of the queue is the
+*collector*: it waits until a batch is full or ``max_wait_ms`` has passed (and,
+when ``max_concurrent`` batches are already running, until one of them ends, so
+the batch keeps filling meanwhile), takes up to ``max_batch`` texts from the head
+of the queue — its own among them —, hands the collector's role to the caller
+now at the head, and sends the batch. Every caller gets its own vectors as soon
+as its batch is back; nobody waits for batches that are not theirs, and there is
+no background task to start or stop.
+
+Sending a batch is shielded from its collector's cancellation, since the other
+callers in it depend on it; a caller cancelled before its batch is taken just
+leaves the queue (passing the collector's role on if it held it). If a batch
+fails, its requests are retried one by one, so one caller's bad input fails only
+that caller.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import anyio
 
@@ -23,28 +30,34 @@ EmbedFn = Callable[[list[str]], Awaitable[list[list[float]]]]
 
 
 class _Pending:
-    __slots__ = ("texts", "done", "result", "error")
+    """One caller's texts, and what came back for them."""
+
+    __slots__ = ("done", "error", "result", "texts", "wake")
 
     def __init__(self, texts: list[str]) -> None:
         self.texts = texts
-        self.done = anyio.Event()
+        self.wake = anyio.Event()  # set when done, or when made the collector
+        self.done = False
         self.result: list[list[float]] | None = None
         self.error: BaseException | None = None
 
 
 class EmbeddingBatcher:
-    """Coalesces ``embed`` calls into batches of at most ``max_batch`` texts."""
+    """Coalesces ``embed`` calls into batches of at most ``max_batch`` texts, with
+    at most ``max_concurrent`` batches at the backend at once."""
 
     def __init__(self, embed: EmbedFn, *, max_batch: int = 32, max_wait_ms: float = 2.0,
-                 model: str = "") -> None:
+                 max_concurrent: int = 1, model: str = "") -> None:
         self._embed = embed
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self.max_concurrent = max(1, max_concurrent)
         self.model = model
         self._queue: deque[_Pending] = deque()
-        self._queued = 0
-        self._full: anyio.Event | None = None
-        self._leading = False
+        self._queued = 0                          # texts in the queue
+        self._collector: _Pending | None = None  # who forms the next batch
+        self._full: anyio.Event | None = None     # set when the queue holds a full batch
+        self._slots: anyio.Semaphore | None = None  # made on first use, in an event loop
         #: batches sent to the backend and texts in them, for metrics and tests
         self.batches = 0
         self.texts = 0
@@ -63,26 +76,34 @@ class EmbeddingBatcher:
         self._queued += len(items)
         if self._queued >= self.max_batch and self._full is not None:
             self._full.set()
-        if not self._leading:
-            self._leading = True
-            try:
-                await self._lead()
-            finally:
-                self._leading = False
-        await pending.done.wait()
+        if self._collector is None:
+            self._collector = pending
+        try:
+            if self._collector is not pending:
+                await pending.wake.wait()
+            if not pending.done:  # woken to collect: the batch it sends holds its texts
+                await self._collect()
+        except BaseException:
+            self._leave(pending)
+            raise
         if pending.error is not None:
             raise pending.error
         return pending.result  # type: ignore[return-value]
 
-    async def _lead(self) -> None:
-        """Run batches until the queue is empty."""
-        while self._queue:
-            if self._queued < self.max_batch and self.max_wait > 0:
-                self._full = anyio.Event()
-                with anyio.move_on_after(self.max_wait, shield=True):
+    async def _collect(self) -> None:
+        """Form the next batch from the head of the queue and send it."""
+        if self._queued < self.max_batch and self.max_wait > 0:
+            self._full = anyio.Event()
+            try:
+                with anyio.move_on_after(self.max_wait):
                     await self._full.wait()
+            finally:
                 self._full = None
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self.max_concurrent)
+        async with self._slots:  # while every slot is busy, the batch keeps filling
             batch = self._take()
+            self._pass_role()
             with anyio.CancelScope(shield=True):
                 await self._run(batch)
 
@@ -95,6 +116,20 @@ class EmbeddingBatcher:
             size += len(item.texts)
         self._queued -= size
         return batch
+
+    def _pass_role(self) -> None:
+        """Make the caller now at the head of the queue the collector (or nobody)."""
+        self._collector = self._queue[0] if self._queue else None
+        if self._collector is not None:
+            self._collector.wake.set()
+
+    def _leave(self, pending: _Pending) -> None:
+        """A caller gave up (cancelled) before its batch was taken."""
+        if pending in self._queue:
+            self._queue.remove(pending)
+            self._queued -= len(pending.texts)
+        if self._collector is pending:
+            self._pass_role()
 
     async def _run(self, batch: list[_Pending]) -> None:
         texts = [t for item in batch for t in item.texts]
@@ -116,6 +151,7 @@ class EmbeddingBatcher:
             start = end
 
 
-def _finish(item: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:
-    item.result, item.error = result, error
-    item.done.set()
+def _finish(item: _Pending, *, result: list[list[float]] | None = None,
+            error: BaseException | None = None) -> None:
+    item.result, item.error, item.done = result, error, True
+    item.wake.set()

@@ -59,9 +59,17 @@ class Scheduler:
     """Resolves names against one registry and keeps one worker per name."""
 
     def __init__(self, registry: "ModelRegistry") -> None:
-        self.registry = registry
+        # weak: ``scheduler_for`` keeps a scheduler only as long as its registry lives
+        self._registry = weakref.ref(registry)
         self._chat: dict[str, ChatWorker] = {}
         self._embed: dict[str, PoolEmbeddingWorker] = {}
+
+    @property
+    def registry(self) -> "ModelRegistry":
+        registry = self._registry()
+        if registry is None:
+            raise FlowError("the model registry of this scheduler no longer exists")
+        return registry
 
     # --- resolution (no side effects) --------------------------------------------
 
@@ -112,7 +120,8 @@ class Scheduler:
             config = self.registry.model(binding.name)
             worker = self._embed[binding.name] = PoolEmbeddingWorker(
                 binding.name, self.registry.pool(binding.name),
-                max_batch=config.batch_size, max_wait_ms=config.max_batch_wait_ms)
+                max_batch=config.batch_size, max_wait_ms=config.max_batch_wait_ms,
+                max_concurrent=config.instances * config.concurrency)
         return worker
 
     def _build_chat(self, binding: Binding) -> ChatWorker:

@@ -99,11 +99,13 @@ class PoolChatWorker(ChatWorker):
 class PoolEmbeddingWorker:
     """Embeddings on one model's pool, through its micro-batcher."""
 
-    def __init__(self, name: str, pool: Any, *, max_batch: int, max_wait_ms: float) -> None:
+    def __init__(self, name: str, pool: Any, *, max_batch: int, max_wait_ms: float,
+                 max_concurrent: int = 1) -> None:
         self.name = name
         self.pool = pool
         self.batcher = EmbeddingBatcher(pool.embed, max_batch=max_batch,
-                                        max_wait_ms=max_wait_ms, model=name)
+                                        max_wait_ms=max_wait_ms,
+                                        max_concurrent=max_concurrent, model=name)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await self.batcher.embed(texts)

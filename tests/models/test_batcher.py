@@ -22,10 +22,16 @@ class Embedder:
     def __init__(self, delay: float = 0.0) -> None:
         self.batches: list[list[str]] = []
         self.delay = delay
+        self.active = self.max_active = 0
 
     async def __call__(self, texts: list[str]) -> list[list[float]]:
         self.batches.append(list(texts))
-        await anyio.sleep(self.delay)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            await anyio.sleep(self.delay)
+        finally:
+            self.active -= 1
         if "BAD" in texts:
             raise BackendError("cannot embed 'BAD'", model="fake")
         return [vector(t) for t in texts]
@@ -141,16 +147,72 @@ async def test_callers_arriving_during_a_batch_form_the_next_one() -> None:
     assert embed.batches == [["first"], ["second", "third"]]
 
 
-async def test_a_cancelled_leader_still_serves_the_callers_it_collected() -> None:
+@pytest.mark.parametrize("slots", [1, 3])
+async def test_up_to_max_concurrent_batches_run_at_once(slots: int) -> None:
+    embed = Embedder(delay=0.02)
+    batcher = EmbeddingBatcher(embed, max_batch=4, max_wait_ms=0, max_concurrent=slots)
+    calls = [[f"text {i}"] for i in range(24)]
+    assert await gather(batcher, calls) == [[vector(c[0])] for c in calls]
+    assert embed.max_active == slots  # a pool of `slots` instances is kept busy
+    assert batcher.texts == 24 and all(len(b) <= 4 for b in embed.batches)
+
+
+async def test_callers_arriving_while_the_last_batch_runs_are_not_stranded() -> None:
     embed = Embedder(delay=0.05)
-    call = Calls(EmbeddingBatcher(embed, max_batch=8, max_wait_ms=20))
+    call = Calls(EmbeddingBatcher(embed, max_batch=8, max_wait_ms=0, max_concurrent=2))
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "first")
+            await anyio.sleep(0.01)  # the queue is empty, one batch is in flight
+            tg.start_soon(call, "late")
+    assert call == {"first": [vector("first")], "late": [vector("late")]}
+    assert embed.max_active == 2  # the late one did not wait for the first batch
+
+
+async def test_the_first_caller_returns_with_its_batch_while_others_keep_coming() -> None:
+    embed = Embedder(delay=0.02)
+    batcher = EmbeddingBatcher(embed, max_batch=2, max_wait_ms=0)
+    started: list[int] = []
+    seen_when_done: dict[int, int] = {}
+
+    async def call(i: int) -> None:
+        await batcher.embed([str(i)])
+        seen_when_done[i] = len(started)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for i in range(30):  # a steady stream: the queue is never empty for long
+                started.append(i)
+                tg.start_soon(call, i)
+                await anyio.sleep(0.01)
+    assert len(seen_when_done) == 30
+    assert seen_when_done[0] < 10  # not held back until the stream of callers ends
+
+
+async def test_a_collector_cancelled_while_waiting_passes_its_role_on() -> None:
+    embed = Embedder()
+    call = Calls(EmbeddingBatcher(embed, max_batch=8, max_wait_ms=50))
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            async with anyio.create_task_group() as first:
+                first.start_soon(call, "gives up")
+                await anyio.sleep(0)  # it collects: waits for its batch to fill
+                tg.start_soon(call, "stays")
+                await anyio.sleep(0)
+                first.cancel_scope.cancel()
+    assert call == {"stays": [vector("stays")]}
+    assert embed.batches == [["stays"]]  # the one who left is not embedded
+
+
+async def test_a_batch_once_sent_serves_everyone_in_it_even_if_its_sender_goes() -> None:
+    embed = Embedder(delay=0.05)
+    call = Calls(EmbeddingBatcher(embed, max_batch=2, max_wait_ms=50))
     async with anyio.create_task_group() as tg:
-        async with anyio.create_task_group() as leader_group:
-            leader_group.start_soon(call, "leader")
-            await anyio.sleep(0)  # the leader now waits for its batch to fill
-            tg.start_soon(call, "follower")
+        async with anyio.create_task_group() as sender:
+            sender.start_soon(call, "sender")
             await anyio.sleep(0)
-            leader_group.cancel_scope.cancel()
-    assert "leader" not in call  # its caller went away...
-    assert call["follower"] == [vector("follower")]  # ...but the batch it led still ran
-    assert embed.batches == [["leader", "follower"]]
+            tg.start_soon(call, "passenger")  # fills the batch: it is sent at once
+            await anyio.sleep(0.02)  # the batch is at the backend now
+            sender.cancel_scope.cancel()
+    assert call["passenger"] == [vector("passenger")]  # the batch came back all the same
+    assert embed.batches == [["sender", "passenger"]]

@@ -272,3 +272,12 @@ async def test_an_answer_cut_after_its_last_token_ends_without_another_model() -
     assert "".join(c.text for c in chunks) == "one two three"
     assert chunks[-1].finish_reason == "length"
     assert second.requests == []
+
+
+async def test_a_consumer_that_stops_early_frees_the_model_at_once(real_registry: Any) -> None:
+    stream = chain(real_registry, "dead", "smollm2").stream(QUESTION)
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+    [instance] = real_registry.pool("smollm2").stats().instances
+    assert instance.in_flight == 0

@@ -1,12 +1,15 @@
 """The scheduler: every model name of a flow is resolved before anything runs."""
 
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from smmf_flow import DAG, MapOperator
+from smmf_flow import DAG, MapOperator, RunContext, Trace
 from smmf_flow.errors import ConfigError, FlowError, ModelKindMismatch, ModelNotFound
+from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.operators import (EmbeddingOperator, FallbackOperator, LLMOperator,
                                  PromptOperator, RouterOperator)
 from smmf_flow.scheduler import (Binding, FallbackWorker, NodePlan, PoolChatWorker,
@@ -198,3 +201,31 @@ def test_a_missing_default_config_says_how_to_name_one(
                                           "SMMF_MODELS"):
         default_registry()
 
+
+
+def test_a_registry_no_flow_uses_any_more_is_freed(llama_entry: Any) -> None:
+    op = LLMOperator("smollm2", name="gen")
+    one_node(lambda: op)
+
+    def worker_on_a_new_registry() -> tuple[Any, weakref.ref[Any]]:
+        registry = ModelRegistry.from_dict({"models": {"llms": [llama_entry("smollm2")]}})
+        worker = op.worker(RunContext(Trace(), registry=registry))  # makes a pool, loads nothing
+        assert worker.pool is registry.pool("smollm2")
+        assert op.worker(RunContext(Trace(), registry=registry)) is worker
+        return worker, weakref.ref(registry)
+
+    first, gone = worker_on_a_new_registry()
+    gc.collect()
+    assert gone() is None  # neither its scheduler nor the operator keeps it alive
+    second, _ = worker_on_a_new_registry()
+    assert second is not first  # a new registry never gets the old one's worker
+
+
+def test_an_embedding_model_batches_per_its_config(minilm_entry: dict[str, Any]) -> None:
+    registry = ModelRegistry.from_dict({"models": {"embeddings": [
+        {**minilm_entry, "batch_size": 16, "max_batch_wait_ms": 7, "instances": 2,
+         "concurrency": 2}]}})
+    batcher = scheduler_for(registry).embedding_worker("minilm").batcher
+    assert (batcher.max_batch, batcher.max_wait, batcher.max_concurrent) == (16, 0.007, 4)
+    assert batcher.model == "minilm"
+    assert scheduler_for(registry).embedding_worker("minilm").batcher is batcher

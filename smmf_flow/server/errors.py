@@ -1,0 +1,127 @@
+"""Errors as HTTP answers, in OpenAI's error shape.
+
+Every failure a client sees has the body OpenAI clients already parse::
+
+    {"error": {"message": "...", "type": "invalid_request_error",
+               "param": "messages.0.role", "code": "invalid_value"}}
+
+The status comes from the exception's class in ``smmf_flow.errors`` (the same
+tree the library raises everywhere), so the policy is one table
+(``STATUS_OF``), not decisions spread over the handlers: an unknown model is
+404 and lists the known names, a full pool queue is 429 with ``Retry-After``, a
+prompt too long for the window is 400 ``context_length_exceeded``, an
+unreachable upstream is 502, a timeout 504. An unexpected exception is a 500
+whose message says nothing of the internals (the traceback goes to the log).
+
+``ApiError`` is the server's own refusal of a request (a malformed body, a
+missing key); it never leaves the server as an exception: the app's handlers
+turn it into a response.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWindowExceeded,
+                              FlowError, InvalidOutput, ModelError,
+                              ModelKindMismatch, ModelLoadError, ModelNotFound, NodeFailed,
+                              NodeTimeout, PoolBusy, RateLimited, RunError, SmmfError,
+                              WorkerUnavailable, describe)
+
+logger = logging.getLogger("smmf_flow.server")
+
+#: exception class → (HTTP status, OpenAI error type, code); the first match in MRO order wins
+STATUS_OF: dict[type[BaseException], tuple[int, str, str]] = {
+    ModelNotFound: (404, "invalid_request_error", "model_not_found"),
+    ModelKindMismatch: (400, "invalid_request_error", "model_kind_mismatch"),
+    FlowError: (400, "invalid_request_error", "invalid_flow_request"),
+    PoolBusy: (429, "rate_limit_error", "rate_limit_exceeded"),
+    RateLimited: (429, "rate_limit_error", "upstream_rate_limited"),
+    ContextWindowExceeded: (400, "invalid_request_error", "context_length_exceeded"),
+    BackendTimeout: (504, "server_error", "upstream_timeout"),
+    NodeTimeout: (504, "server_error", "flow_timeout"),
+    BackendConnectionError: (502, "server_error", "upstream_unreachable"),
+    InvalidOutput: (502, "server_error", "invalid_model_output"),
+    ModelLoadError: (503, "server_error", "model_not_loaded"),
+    WorkerUnavailable: (503, "server_error", "model_unavailable"),
+    ModelError: (500, "server_error", "model_error"),
+    RunError: (500, "server_error", "flow_failed"),
+    SmmfError: (500, "server_error", "smmf_error"),
+}
+
+
+class ApiError(Exception):
+    """The server refuses a request; the app answers it as OpenAI-shaped JSON."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type = status, message, type
+        self.code, self.param, self.headers = code, param, headers or {}
+
+
+def body_error(exc: ValidationError, *, prefix: str = "") -> ApiError:
+    """A malformed request body: 400 when it is not JSON at all, 422 when a field is
+    wrong (the first problem, located as ``param``)."""
+    errors = exc.errors(include_url=False, include_context=False)
+    first = errors[0]
+    if first["type"] in ("json_invalid", "json_type"):
+        return ApiError(400, f"the request body is not valid JSON: {first['msg']}",
+                        code="invalid_json")
+    param = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    where = f"'{param}'" if param else "the request body"
+    message = first["msg"].removeprefix("Value error, ")  # our own validators' words
+    return ApiError(422, f"{where}: {message}{more}", code="invalid_value",
+                    param=param or None)
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The error that says what went wrong: a flow node's failure is its cause."""
+    while isinstance(exc, NodeFailed) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def classify(exc: BaseException) -> ApiError:
+    """The HTTP answer for any exception raised while serving a request."""
+    if isinstance(exc, ApiError):
+        return exc
+    exc = unwrap(exc)
+    if isinstance(exc, ApiError):
+        return exc
+    for cls in type(exc).__mro__:
+        entry = STATUS_OF.get(cls)
+        if entry is not None:
+            status, kind, code = entry
+            headers = {}
+            retry_after = getattr(exc, "retry_after", None)
+            if status == 429 and retry_after is not None:
+                headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+            return ApiError(status, describe(exc), type=kind, code=code, headers=headers)
+    logger.error("unexpected error while serving a request", exc_info=exc)
+    return ApiError(500, f"internal server error ({type(exc).__name__}); see the server log",
+                    type="server_error", code="internal_error")
+
+
+def error_payload(error: ApiError) -> dict[str, Any]:
+    return {"error": {"message": error.message, "type": error.type, "param": error.param,
+                      "code": error.code}}
+
+
+def error_response(exc: BaseException) -> Response:
+    """A JSON response for ``exc``, with its status and headers."""
+    error = classify(exc)
+    return Response(orjson.dumps(error_payload(error)), status_code=error.status,
+                    headers=error.headers, media_type="application/json")
+
+
+__all__ = ["STATUS_OF", "ApiError", "body_error", "classify", "error_payload",
+           "error_response", "unwrap"]

@@ -1,0 +1,186 @@
+"""Request bodies of the HTTP API, validated once at the edge.
+
+These are the only pydantic models a request meets: a body is parsed and
+validated straight from its bytes (``parse``), and the handlers turn it into the
+library's own ``ChatRequest`` with ``model_construct`` (no second validation),
+because every constraint ``ChatRequest`` checks is checked here already.
+
+The bodies accept what OpenAI's clients send. Fields that change nothing here
+(``user``, ``logit_bias``, penalties, ``parallel_tool_calls``...) are accepted
+and ignored, as other OpenAI-compatible servers do; fields whose meaning cannot
+be honoured (``n`` > 1, tools, image parts, token-id inputs) are refused with a
+message that says so, rather than silently answered differently.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator)
+
+from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
+from smmf_flow.server.errors import ApiError, body_error
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def parse(model: type[Body], raw: bytes) -> Body:
+    """Validate the JSON ``raw`` as ``model``; an ``ApiError`` (400/422) if it is not."""
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise body_error(exc) from None
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ContentPart(_Lenient):
+    type: str
+    text: str | None = None
+
+
+class Message(_Lenient):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self, index: int) -> str:
+        """The message's text; only text parts can be served by these models."""
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        parts = []
+        for part in self.content:
+            if part.type != "text" or part.text is None:
+                raise ApiError(422, f"'messages.{index}.content': parts of type "
+                                    f"'{part.type}' are not supported; send text parts only",
+                               code="unsupported_content", param=f"messages.{index}.content")
+            parts.append(part.text)
+        return "".join(parts)
+
+
+class StreamOptions(_Lenient):
+    include_usage: bool = False
+
+
+class _Sampling(_Lenient):
+    """Parameters shared by chat and text completions (ranges as in ``ChatRequest``)."""
+
+    model: str = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @field_validator("n", "best_of", check_fields=False)
+    @classmethod
+    def _one_choice(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value != 1:
+            raise ValueError(f"only {info.field_name} = 1 is supported; send one request "
+                             "per choice")
+        return value
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def request(self, messages: list[ChatMessage], *, max_tokens: int | None,
+                response_format: ResponseFormat | None = None,
+                metadata: dict[str, Any] | None = None) -> ChatRequest:
+        """The library's request; every field was validated by this body already."""
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return ChatRequest.model_construct(
+            messages=messages, max_tokens=max_tokens,
+            temperature=0.0 if self.temperature is None else self.temperature,
+            top_p=1.0 if self.top_p is None else self.top_p, stop=stop or None,
+            seed=self.seed, response_format=response_format, assistant_prefix=None,
+            metadata=metadata or {})
+
+
+class ChatCompletionBody(_Sampling):
+    """``POST /v1/chat/completions``."""
+
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    response_format: ResponseFormat | None = None
+    metadata: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+        if value:
+            raise ValueError("tool calling is not supported by this server; use a flow "
+                             "with an agent node instead")
+        return value
+
+    def to_request(self) -> ChatRequest:
+        messages = [ChatMessage.model_construct(
+            role="system" if m.role == "developer" else m.role, content=m.text(i))
+            for i, m in enumerate(self.messages)]
+        return self.request(messages, max_tokens=self.max_completion_tokens or self.max_tokens,
+                            response_format=self.response_format, metadata=self.metadata)
+
+
+class CompletionBody(_Sampling):
+    """``POST /v1/completions`` (each prompt is sent to the model as one user message)."""
+
+    prompt: str | list[str]
+    max_tokens: int | None = Field(default=16, ge=1)  # OpenAI's default for this endpoint
+    echo: bool = False
+    suffix: str | None = None
+    logprobs: int | None = None
+    best_of: int | None = None
+
+    @field_validator("echo", "suffix", "logprobs")
+    @classmethod
+    def _unsupported(cls, value: Any) -> Any:
+        if value:
+            raise ValueError("not supported by this server; leave it unset")
+        return value
+
+    @property
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else self.prompt
+
+    def to_request(self, prompt: str) -> ChatRequest:
+        message = ChatMessage.model_construct(role="user", content=prompt)
+        return self.request([message], max_tokens=self.max_tokens)
+
+
+class EmbeddingBody(_Lenient):
+    """``POST /v1/embeddings``."""
+
+    model: str = Field(min_length=1)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts_only(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not isinstance(value[0], str):
+            raise ValueError("token-id inputs are not supported; send strings")
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one string")
+        return value
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else self.input
+
+
+class FlowRunBody(BaseModel):
+    """``POST /v1/flows/{name}/run``: the flow's inputs, and whether to stream."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    stream: bool | None = None
+
+
+__all__ = ["ChatCompletionBody", "CompletionBody", "EmbeddingBody", "FlowRunBody", "parse"]

@@ -1,0 +1,101 @@
+"""``serve``: load the models (and flows) and run the server under uvicorn.
+
+Safe by default: the server binds the loopback address, and refuses any other
+address unless it has at least one API key, or the caller says in so many words
+that an open server is wanted (``insecure_no_auth=True``, the CLI's
+``--insecure-no-auth``). A model server on a network without a key is a free
+GPU (or CPU) for whoever finds it.
+
+uvicorn's own access log is off: ``access_log.py`` writes one structured line
+per request instead (without secrets), on the ``smmf_flow.server.access``
+logger.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from smmf_flow.errors import ServeError
+from smmf_flow.models.registry import ModelRegistry
+from smmf_flow.scheduler.resolve import default_config_path
+from smmf_flow.server.app import create_app
+from smmf_flow.server.catalog import FlowCatalog
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+#: API keys may come from the environment (comma-separated) rather than the command line
+KEYS_ENV = "SMMF_API_KEYS"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_bind(host: str, api_keys: Sequence[str], insecure_no_auth: bool) -> None:
+    """Refuse to open a server to the network without a key, unless told to."""
+    if is_loopback(host) or any(api_keys) or insecure_no_auth:
+        return
+    raise ServeError(f"refusing to serve on {host} without an API key: anyone who can reach "
+                     f"this address could use the models. Give --api-key KEY (or set "
+                     f"{KEYS_ENV}), bind {DEFAULT_HOST}, or pass --insecure-no-auth if an "
+                     "open server is really wanted")
+
+
+def keys_from_env() -> list[str]:
+    return [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
+
+
+def configure_logging(level: str) -> None:
+    """Log lines to stderr: the access log's JSON as it is, the rest with a prefix."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("smmf_flow.server.access")
+    access.handlers[:] = [handler]
+    access.propagate = False
+    access.setLevel(level.upper())
+    general = logging.StreamHandler(sys.stderr)
+    general.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("smmf_flow")
+    if not root.handlers:
+        root.addHandler(general)
+    root.setLevel(level.upper())
+
+
+def serve(*, models: str | os.PathLike[str] | None = None,
+          registry: ModelRegistry | None = None,
+          flows: str | os.PathLike[str] | None = None, host: str = DEFAULT_HOST,
+          port: int = DEFAULT_PORT, api_keys: Sequence[str] = (),
+          insecure_no_auth: bool = False, log_level: str = "info") -> None:
+    """Run the server until interrupted (what ``smmf-flow serve`` calls).
+
+    The models are ``registry``, else the TOML at ``models``, else the default
+    config (``$SMMF_MODELS``, or ``configs/default.toml``)."""
+    import uvicorn
+
+    keys = [*api_keys, *keys_from_env()]
+    check_bind(host, keys, insecure_no_auth)
+    if registry is None:
+        registry = ModelRegistry.from_toml(Path(models) if models else default_config_path())
+    catalog = FlowCatalog.from_dir(flows, registry) if flows else None
+    app = create_app(registry, flows=catalog, api_keys=keys)
+    configure_logging(log_level)
+    logging.getLogger("smmf_flow.server").info(
+        "serving %s on http://%s:%d/v1 (%s; %d flows)", registry.source, host, port,
+        "API key required" if keys else "no API key", len(catalog.flows) if catalog else 0)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=5)
+
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEYS_ENV", "check_bind", "is_loopback",
+           "keys_from_env", "serve"]

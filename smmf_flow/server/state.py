@@ -1,0 +1,41 @@
+"""What every handler of one server shares: the models, the flows, the metrics.
+
+One ``ServerState`` per app, reached as ``request.app.state.smmf`` (``of(request)``):
+no module-level globals, so two servers live side by side in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from smmf_flow.scheduler import Scheduler
+from smmf_flow.server.metrics import ServerMetrics
+
+if TYPE_CHECKING:
+    from smmf_flow.models.registry import ModelRegistry
+    from smmf_flow.server.catalog import FlowCatalog
+
+
+@dataclass(slots=True)
+class ServerState:
+    registry: "ModelRegistry"
+    scheduler: Scheduler
+    metrics: ServerMetrics
+    flows: "FlowCatalog | None" = None
+    #: set once the start-up warm-up has finished (``/readyz`` waits for it)
+    warmed: bool = False
+    #: model name → why it failed to load at start-up
+    load_errors: dict[str, str] = field(default_factory=dict)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def of(request: Request) -> ServerState:
+    """The state of the server answering ``request``."""
+    return request.app.state.smmf  # type: ignore[no-any-return]
+
+
+__all__ = ["ServerState", "of"]

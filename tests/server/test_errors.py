@@ -1,0 +1,192 @@
+"""Bad input and overload, each answered in OpenAI's error shape with its status:
+malformed bodies, unknown models, keys, a full queue, a client that leaves
+mid-stream, a backend that fails mid-stream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from .conftest import KEY, LiveServer, wait_until
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+LONG = [{"role": "user", "content": "Write a very long story about a dragon."}]  # no early stop
+CHAT = "/v1/chat/completions"
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error  # type: ignore[no-any-return]
+
+
+def data_lines(response: httpx.Response) -> list[str]:
+    return [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+
+
+# --- malformed bodies ------------------------------------------------------------------
+
+
+def test_body_that_is_not_json_is_400(http: httpx.Client) -> None:
+    error = error_of(http.post(CHAT, content=b'{"model": "smollm2",'), 400)
+    assert error["code"] == "invalid_json"
+    assert error["message"].startswith("the request body is not valid JSON")
+
+
+@pytest.mark.parametrize(("body", "param", "message"), [
+    ({"model": "smollm2", "messages": []}, "messages", "at least 1 item"),
+    ({"model": "smollm2", "messages": [{"role": "robot", "content": "x"}]},
+     "messages.0.role", "'system', 'developer', 'user', 'assistant' or 'tool'"),
+    ({"model": "smollm2", "messages": HELLO, "temperature": 3}, "temperature",
+     "less than or equal to 2"),
+    ({"model": "smollm2", "messages": HELLO, "n": 2}, "n", "only n = 1 is supported"),
+    ({"messages": HELLO}, "model", "Field required"),
+    ({"model": "smollm2", "messages": HELLO, "tools": [{"type": "function"}]}, "tools",
+     "tool calling is not supported"),
+])
+def test_invalid_field_is_422_naming_it(http: httpx.Client, body: dict[str, Any], param: str,
+                                         message: str) -> None:
+    error = error_of(http.post(CHAT, json=body), 422)
+    assert error["param"] == param
+    assert message in error["message"]
+
+
+def test_image_parts_are_refused(http: httpx.Client) -> None:
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]}
+    error = error_of(http.post(CHAT, json=body), 422)
+    assert error["param"] == "messages.0.content"
+
+
+def test_embedding_token_ids_are_refused(http: httpx.Client) -> None:
+    error = error_of(http.post("/v1/embeddings", json={"model": "minilm", "input": [[1, 2]]}),
+                     422)
+    assert "token-id inputs are not supported" in error["message"]
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+def test_unknown_model_is_404_with_known_names(http: httpx.Client) -> None:
+    error = error_of(http.post(CHAT, json={"model": "smollm3", "messages": HELLO}), 404)
+    assert error["code"] == "model_not_found"
+    assert "unknown model 'smollm3'; did you mean 'smollm2'" in error["message"]
+    assert "known models: chat, dead, dying, fragile, minilm, smollm2, tight" in error["message"]
+    assert error_of(http.get("/v1/models/nope"), 404)["code"] == "model_not_found"
+
+
+def test_wrong_kind_of_model_is_400(http: httpx.Client) -> None:
+    error = error_of(http.post(CHAT, json={"model": "minilm", "messages": HELLO}), 400)
+    assert error["code"] == "model_kind_mismatch"
+    error = error_of(http.post("/v1/embeddings", json={"model": "smollm2", "input": "x"}), 400)
+    assert "cannot be used for embeddings" in error["message"]
+
+
+def test_unknown_endpoint_is_404_in_the_same_shape(http: httpx.Client) -> None:
+    assert error_of(http.get("/v1/nothing-here"), 404)["code"] == "not_found"
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": f"Basic {KEY}"}])
+@pytest.mark.parametrize("path", ["/v1/models", "/metrics", "/v1/flows"])
+def test_missing_or_wrong_key_is_401(live: LiveServer, headers: dict[str, str],
+                                     path: str) -> None:
+    error = error_of(httpx.get(live.url + path, headers=headers), 401)
+    assert error["code"] == "invalid_api_key"
+
+
+def test_key_in_x_api_key_header_and_open_probes(live: LiveServer) -> None:
+    assert httpx.get(f"{live.v1}/models", headers={"X-API-Key": KEY}).status_code == 200
+    assert httpx.get(f"{live.url}/healthz").status_code == 200
+    assert httpx.get(f"{live.url}/readyz").status_code == 200
+
+
+def test_sdk_sees_authentication_error(live: LiveServer) -> None:
+    client = openai.OpenAI(base_url=live.v1, api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError, match="the API key is not valid"):
+        client.models.list()
+
+
+# --- overload and disconnects ----------------------------------------------------------------
+
+
+def _stream_body(model: str, max_tokens: int, messages: Any = HELLO) -> dict[str, Any]:
+    return {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+            "stream": True}
+
+
+def test_full_pool_queue_is_429_with_retry_after(live: LiveServer, http: httpx.Client,
+                                                 auth: dict[str, str]) -> None:
+    """``tight`` has one slot and no queue: while a stream holds the slot, the next
+    caller is refused at once, streaming or not."""
+    pool = live.registry.pool("tight")
+    with httpx.Client(base_url=live.url, headers=auth, timeout=120) as holder:
+        with holder.stream("POST", CHAT, json=_stream_body("tight", 400, LONG)) as held:
+            assert held.status_code == 200
+            lines = held.iter_lines()  # kept: a dropped iterator closes the connection
+            next(lines)  # the first chunk came: the slot is taken
+            for body in ({"model": "tight", "messages": HELLO, "max_tokens": 2},
+                         _stream_body("tight", 2)):
+                refused = http.post(CHAT, json=body)
+                error = error_of(refused, 429)
+                assert error["code"] == "rate_limit_exceeded"
+                assert "max_queue = 0" in error["message"]
+                assert int(refused.headers["retry-after"]) >= 1
+    assert wait_until(lambda: pool.stats().instances[0].in_flight == 0)
+
+
+def test_disconnect_mid_stream_cancels_and_frees_the_slot(live: LiveServer,
+                                                          http: httpx.Client,
+                                                          auth: dict[str, str]) -> None:
+    pool = live.registry.pool("tight")
+    done_before = pool.stats().instances[0].done
+    with httpx.Client(base_url=live.url, headers=auth, timeout=120) as leaving:
+        with leaving.stream("POST", CHAT, json=_stream_body("tight", 400, LONG)) as response:
+            lines = response.iter_lines()
+            next(lines)
+            assert pool.stats().instances[0].in_flight == 1
+        # leaving the block closed the connection after one chunk of 400 tokens
+    assert wait_until(lambda: pool.stats().instances[0].in_flight == 0, timeout=10)
+    assert pool.stats().instances[0].done == done_before  # cancelled, not run to the end
+    metrics = http.get("/metrics").text
+    assert 'smmf_streams_total{outcome="disconnected"}' in metrics
+    # the slot is really free: the next caller gets it instead of a 429
+    again = http.post(CHAT, json={"model": "tight", "messages": HELLO, "max_tokens": 2})
+    assert again.status_code == 200, again.text
+
+
+def test_backend_failure_mid_stream_ends_with_an_error_event(http: httpx.Client) -> None:
+    with http.stream("POST", CHAT, json=_stream_body("dying", 24)) as response:
+        assert response.status_code == 200
+        lines = data_lines(response)
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-2]]
+    assert len([c for c in chunks if c["choices"][0]["delta"].get("content")]) == 3
+    error = json.loads(lines[-2])["error"]
+    assert error["code"] == "upstream_unreachable"
+    assert "connection reset after 3 chunks" in error["message"]
+
+
+def test_failure_after_fallback_is_an_error_event_the_sdk_raises(live: LiveServer) -> None:
+    """``fragile`` = [dying, dead]: dying breaks after 3 chunks, dead cannot continue."""
+    client = openai.OpenAI(base_url=live.v1, api_key=KEY, max_retries=0)
+    received: list[str] = []
+    with pytest.raises(openai.APIError, match="all models of 'fragile' failed: dying: .*"
+                                              "dead: .*connection reset after 0 chunks"):
+        for chunk in client.chat.completions.create(model="fragile", messages=HELLO,
+                                                    max_tokens=24, stream=True):
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received)  # the first model's text arrived before the error
+
+
+def test_failure_before_the_first_chunk_keeps_its_http_status(http: httpx.Client) -> None:
+    error = error_of(http.post(CHAT, json=_stream_body("dead", 8)), 502)
+    assert error["code"] == "upstream_unreachable"

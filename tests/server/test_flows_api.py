@@ -1,0 +1,69 @@
+"""Flows as endpoints: listed with their inputs, run with JSON in and out, streamed
+as server-sent events, and input checked against the declared inputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+
+def test_flows_are_listed_with_their_inputs(http: httpx.Client) -> None:
+    flows = {f["name"]: f for f in http.get("/v1/flows").json()["data"]}
+    assert set(flows) == {"ask", "ask-stream"}
+    assert flows["ask"]["inputs"] == {
+        "question": {"type": "str", "required": True, "description": ""},
+        "words": {"type": "int", "required": False, "description": "", "default": 5}}
+    assert flows["ask"]["stream"] is False and flows["ask-stream"]["stream"] is True
+    assert http.get("/v1/flows/ask").json()["output"] == "answer"
+
+
+def test_run_json_in_json_out(http: httpx.Client) -> None:
+    reply = http.post("/v1/flows/ask/run", json={"inputs": {"question": "What is rain?"}})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["flow"] == "ask"
+    assert body["output"]["text"] and body["output"]["model"] == "smollm2"
+    assert body["output"]["usage"]["completion_tokens"] <= 6
+
+
+def test_run_streams_as_server_sent_events(http: httpx.Client) -> None:
+    with http.stream("POST", "/v1/flows/ask-stream/run",
+                     json={"inputs": {"question": "Say hello."}}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line)["chunk"] for line in lines[:-1]]
+    text = "".join(c["text"] for c in chunks)
+    assert text and chunks[-1]["finish_reason"] in ("stop", "length")
+    # the same flow without streaming gathers the same text
+    whole = http.post("/v1/flows/ask-stream/run",
+                      json={"inputs": {"question": "Say hello."}, "stream": False}).json()
+    assert whole["output"]["text"] == text
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({}, "missing input 'question' (str)"),
+    ({"question": "x", "colour": "red"}, "unknown input 'colour' (the flow's inputs: "
+                                         "question, words)"),
+    ({"question": "x", "words": "five"}, "input 'words' must be int, got 'five'"),
+])
+def test_input_is_checked_against_the_declared_inputs(http: httpx.Client,
+                                                      inputs: dict[str, Any],
+                                                      message: str) -> None:
+    reply = http.post("/v1/flows/ask/run", json={"inputs": inputs})
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert error["param"] == "inputs" and error["code"] == "invalid_input"
+    assert message in error["message"]
+
+
+def test_unknown_flow_and_malformed_run_body(http: httpx.Client) -> None:
+    reply = http.post("/v1/flows/nope/run", json={"inputs": {}})
+    assert reply.status_code == 404
+    assert "known flows: ask, ask-stream" in reply.json()["error"]["message"]
+    reply = http.post("/v1/flows/ask/run", json={"input": {"question": "x"}})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["param"] == "input"

@@ -1,0 +1,77 @@
+"""smmf-flow as the OpenAI-compatible backend of another smmf-flow server:
+client → front server → ``proxy/openai`` backend → the shared test server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from smmf_flow.models.registry import ModelRegistry
+
+from .conftest import KEY, LiveServer, start_server
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+def front(live: LiveServer) -> Iterator[LiveServer]:
+    def remote(name: str, model: str) -> dict[str, str]:
+        return {"name": name, "provider": "proxy/openai", "api_base": live.v1, "api_key": KEY,
+                "remote_model": model, "failure_threshold": 1000}
+
+    registry = ModelRegistry.from_dict({"models": {
+        "llms": [remote("upstream", "smollm2"), remote("upstream-dying", "dying")],
+        "embeddings": [remote("upstream-embed", "minilm")]}})
+    server = start_server(registry)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def via_front(front: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=front.v1, api_key="unused", max_retries=0)
+
+
+@pytest.fixture
+def direct(live: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live.v1, api_key=KEY, max_retries=0)
+
+
+def test_chat_through_the_proxy_matches_direct(via_front: openai.OpenAI,
+                                               direct: openai.OpenAI) -> None:
+    params = {"messages": HELLO, "max_tokens": 6, "temperature": 0}
+    proxied = via_front.chat.completions.create(model="upstream", **params)
+    straight = direct.chat.completions.create(model="smollm2", **params)
+    assert proxied.model == "upstream"
+    assert proxied.choices[0].message.content == straight.choices[0].message.content
+    assert proxied.usage.completion_tokens == straight.usage.completion_tokens
+
+
+def test_stream_through_the_proxy(via_front: openai.OpenAI, direct: openai.OpenAI) -> None:
+    params = {"messages": HELLO, "max_tokens": 6, "temperature": 0}
+    chunks = list(via_front.chat.completions.create(model="upstream", stream=True,
+                                                    stream_options={"include_usage": True},
+                                                    **params))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == direct.chat.completions.create(model="smollm2", **params) \
+        .choices[0].message.content
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_embeddings_through_the_proxy(via_front: openai.OpenAI, direct: openai.OpenAI) -> None:
+    proxied = via_front.embeddings.create(model="upstream-embed", input=["a", "b"])
+    straight = direct.embeddings.create(model="minilm", input=["a", "b"])
+    assert [len(d.embedding) for d in proxied.data] == [384, 384]
+    assert proxied.data[1].embedding == pytest.approx(straight.data[1].embedding, abs=1e-6)
+
+
+def test_upstream_failure_mid_stream_reaches_the_client_as_an_error_event(
+        via_front: openai.OpenAI) -> None:
+    received: list[str] = []
+    with pytest.raises(openai.APIError, match="upstream-dying.*connection reset after 3 chunks"):
+        for chunk in via_front.chat.completions.create(model="upstream-dying", messages=HELLO,
+                                                       max_tokens=24, stream=True):
+            received.extend(c.delta.content or "" for c in chunk.choices)
+    assert "".join(received)

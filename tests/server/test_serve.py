@@ -1,0 +1,74 @@
+"""``smmf-flow serve``'s safety rule: loopback by default; another address only
+with an API key, or when told explicitly that an open server is wanted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from smmf_flow.errors import ServeError
+from smmf_flow.server.serve import check_bind, is_loopback
+
+from .conftest import free_port
+
+SMMF = [str(Path(sys.executable).with_name("smmf-flow"))]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_needs_no_key(host: str) -> None:
+    assert is_loopback(host)
+    check_bind(host, [], insecure_no_auth=False)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.4", "example.org"])
+def test_other_addresses_need_a_key(host: str) -> None:
+    assert not is_loopback(host)
+    with pytest.raises(ServeError, match=rf"refusing to serve on {host} without an API key.*"
+                                         r"--insecure-no-auth"):
+        check_bind(host, [], insecure_no_auth=False)
+    check_bind(host, ["sk-1"], insecure_no_auth=False)
+    check_bind(host, [], insecure_no_auth=True)
+
+
+def test_cli_refuses_an_open_bind(tmp_path: Path) -> None:
+    done = subprocess.run([*SMMF, "serve", "--host", "0.0.0.0"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without an API key" in done.stderr
+
+
+def test_cli_serves_until_stopped(tmp_path: Path) -> None:
+    """``smmf-flow serve`` end to end: it answers, logs one JSON line per request
+    without the key, and stops on SIGINT."""
+    config = tmp_path / "models.toml"
+    config.write_text('[models]\n[[models.llms]]\nname = "remote"\nprovider = "proxy/openai"\n'
+                      'api_base = "http://127.0.0.1:9/v1"\napi_key = "sk-upstream"\n')
+    port = free_port()
+    proc = subprocess.Popen([*SMMF, "serve", "--models", str(config), "--port", str(port),
+                             "--api-key", "sk-cli"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        reply = httpx.get(f"http://127.0.0.1:{port}/v1/models",
+                          headers={"Authorization": "Bearer sk-cli"})
+        assert [m["id"] for m in reply.json()["data"]] == ["remote"]
+        assert "sk-upstream" not in reply.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(entry["path"] == "/v1/models" and entry["status"] == 200 for entry in lines)
+    assert "sk-cli" not in stderr and "sk-upstream" not in stderr

@@ -1,11 +1,23 @@
 """The operator library, built on smmf-flow's public API: prompt, generation
-(whole and streamed), embedding, routing and fallback."""
+(whole and streamed), embedding, routing and fallback; RAG (splitting,
+indexing into a vector store, retrieval, cited answers) and tool-using agents."""
 
+from smmf_flow.operators.agent import AgentOperator, AgentResult, AgentStep
+from smmf_flow.operators.answer import Answer, AnswerOperator
+from smmf_flow.operators.documents import Chunk, Document, load_documents
 from smmf_flow.operators.embedding import EmbeddingOperator
 from smmf_flow.operators.fallback import FallbackOperator
+from smmf_flow.operators.indexing import IndexerOperator, IndexReport
 from smmf_flow.operators.llm import LLMOperator, StreamingLLMOperator
 from smmf_flow.operators.prompt import PromptOperator
+from smmf_flow.operators.retriever import Retrieval, RetrieverOperator
 from smmf_flow.operators.router import RouterOperator
+from smmf_flow.operators.splitter import TextSplitterOperator
+from smmf_flow.operators.tools import Tool, tool
+from smmf_flow.operators.vectorstore import Hit, VectorStore
 
-__all__ = ["EmbeddingOperator", "FallbackOperator", "LLMOperator", "PromptOperator",
-           "RouterOperator", "StreamingLLMOperator"]
+__all__ = ["AgentOperator", "AgentResult", "AgentStep", "Answer", "AnswerOperator", "Chunk",
+           "Document", "EmbeddingOperator", "FallbackOperator", "Hit", "IndexReport",
+           "IndexerOperator", "LLMOperator", "PromptOperator", "Retrieval", "RetrieverOperator",
+           "RouterOperator", "StreamingLLMOperator", "TextSplitterOperator", "Tool",
+           "VectorStore", "load_documents", "tool"]

@@ -1,0 +1,248 @@
+"""``AgentOperator``: a tool-use loop on a model named like any other.
+
+Each step sends the conversation to the model (a model, or a fallback/route
+group: the name is resolved by the scheduler, so routing and fallback apply)
+and requires one JSON object back, constrained by a schema built from the
+tools::
+
+    {"tool": "<name>", "arguments": {...}}    call a tool
+    {"final": "<answer>"}                      finish
+
+On llama.cpp the schema becomes a grammar, so the model can only write a known
+tool name with arguments of the right shape; on OpenAI-compatible backends it
+is the ``response_format``. The loop then:
+
+* runs the tool (its own timeout, or the agent's ``tool_timeout``) and feeds
+  the result back; a failure (bad arguments, an exception, a timeout) is fed
+  back as the result, so the model can correct itself;
+* feeds back output that breaks the schema (possible where decoding is not
+  constrained, or when ``max_tokens`` cuts the JSON short), counting it;
+* stops at ``{"final": ...}``, or raises ``RunError`` after ``max_steps``
+  model calls without one.
+
+With ``tool_choice="required"`` (OpenAI's name for it) the final answer is not
+in the schema until a tool call has succeeded: the model must use a tool
+first. Small models otherwise tend to answer at once from their own (wrong)
+knowledge.
+
+Every step, whatever its kind, is an ``agent_step`` event in the node's trace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from smmf_flow.dag.ports import Signature
+from smmf_flow.errors import FlowError, InvalidOutput, RunError
+from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
+from smmf_flow.operators.inputs import text
+from smmf_flow.operators.replies import StructuredChatOperator, step_schema
+from smmf_flow.operators.tools import Tool, ToolFailed, result_text, tool_ref, toolset
+
+StepKind = Literal["tool", "final", "invalid"]
+ToolChoice = Literal["auto", "required"]
+TASK_KEYS = ("task", "question", "input")
+
+SYSTEM = """You solve the user's task step by step with tools.
+
+Tools:
+{tools}
+
+Reply with exactly one JSON object each turn: a tool call as shown above, or
+{"final": "your answer"} when you can answer. After a tool call you get its result."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStep:
+    """One model call of the loop and what came of it."""
+
+    n: int
+    kind: StepKind
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+    result: str | None = None
+    error: str | None = None
+    final: str | None = None
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResult:
+    """The final answer and every step that led to it."""
+
+    final: str
+    steps: list[AgentStep] = field(default_factory=list)
+
+    @property
+    def invalid(self) -> int:
+        """Model replies that broke the step schema."""
+        return sum(1 for s in self.steps if s.kind == "invalid")
+
+    @property
+    def tool_calls(self) -> list[AgentStep]:
+        return [s for s in self.steps if s.kind == "tool"]
+
+
+#: placeholder argument values by JSON type, where a parameter gives no example
+_PLACEHOLDER = {"string": "text", "integer": 1, "number": 1.5, "boolean": True,
+                "array": [], "object": {}}
+
+
+def _example(spec: dict[str, Any]) -> Any:
+    """An argument value to show: the parameter's example, its default, or a placeholder."""
+    if spec.get("examples"):
+        return spec["examples"][0]
+    if "default" in spec:
+        return spec["default"]
+    return _PLACEHOLDER.get(spec.get("type", ""), "")
+
+
+def describe_tools(tools: Mapping[str, Tool]) -> str:
+    """Each tool for the system prompt: its description, then a complete example
+    call. Small models copy the shape of an example far more reliably than they
+    follow a description of it (without one, SmolLM2 leaves strings unclosed)."""
+    lines = []
+    for name, item in tools.items():
+        props = item.schema().get("properties", {})
+        example = {p: _example(spec) for p, spec in props.items()}
+        call = json.dumps({"tool": name, "arguments": example}, ensure_ascii=False)
+        lines.append(f"- {name}: {item.description}\n  call: {call}")
+    return "\n".join(lines)
+
+
+class AgentOperator(StructuredChatOperator):
+    """Solve the input task with ``tools`` on ``model`` (a model or group name).
+
+    ``max_steps`` bounds the model calls; ``tool_timeout`` bounds each tool call
+    (seconds); ``final_chars`` caps the final answer; ``tool_choice="required"``
+    makes the model call a tool before it may answer; ``system`` replaces the
+    system prompt (``{tools}`` is replaced by the tool list); other keyword
+    arguments are generation parameters (``max_tokens``, ``temperature``, ...).
+    Input: the task as a string, or a mapping with ``task`` (or
+    ``question``/``input``).
+    """
+
+    kind = "agent"
+    default_max_tokens = 160
+
+    def __init__(self, model: str | None = None, *,
+                 tools: Iterable[Tool | Callable[..., Any]] = (), max_steps: int = 6,
+                 tool_timeout: float = 30.0, final_chars: int = 400,
+                 result_chars: int = 1500, system: str = SYSTEM,
+                 tool_choice: ToolChoice = "auto", name: str | None = None,
+                 **params: Any) -> None:
+        owner = f"agent '{name or ''}'"
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise FlowError(f"{owner}: max_steps must be a positive whole number, got "
+                            f"{max_steps!r}")
+        if tool_timeout <= 0:
+            raise FlowError(f"{owner}: tool_timeout must be more than 0 seconds")
+        if tool_choice not in ("auto", "required"):
+            raise FlowError(f"{owner}: tool_choice must be 'auto' or 'required', not "
+                            f"{tool_choice!r}")
+        if "{tools}" not in system:
+            raise FlowError(f"{owner}: the system prompt must contain {{tools}}, where the "
+                            "tool list goes")
+        self.tools = toolset(tools, owner)
+        self.max_steps, self.tool_timeout = max_steps, tool_timeout
+        self.final_chars, self.result_chars, self.system = final_chars, result_chars, system
+        self.tool_choice = tool_choice
+        self.schema = step_schema(self.tools, final_chars)
+        self.tool_schema = step_schema(self.tools, final_chars, final=False)
+        self._system_text = system.replace("{tools}", describe_tools(self.tools))
+        super().__init__(model, name=name, **params)
+
+    def ports(self) -> Signature:
+        return Signature((str | Mapping[str, Any],), False, AgentResult)
+
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **super().params(),
+            "tools": [tool_ref(t, f"agent '{self.name}'") for t in self.tools.values()],
+            "max_steps": self.max_steps, "tool_timeout": self.tool_timeout}
+        defaults = {"final_chars": 400, "result_chars": 1500, "system": SYSTEM,
+                    "tool_choice": "auto"}
+        out.update({k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v})
+        return out
+
+    async def execute(self, ctx: Any, *inputs: Any) -> AgentResult:
+        task = text(inputs[0], TASK_KEYS, f"agent '{self.name}'", "task")
+        worker, note = self.worker(ctx), self.noter(ctx)
+        messages = [ChatMessage(role="system", content=self._system_text),
+                    ChatMessage(role="user", content=task)]
+        steps: list[AgentStep] = []
+        any_step = ResponseFormat.from_schema(self.schema, name="agent_step")
+        tool_step = ResponseFormat.from_schema(self.tool_schema, name="agent_tool_call")
+        for n in range(1, self.max_steps + 1):
+            used_tool = any(s.kind == "tool" and s.error is None for s in steps)
+            fmt = tool_step if self.tool_choice == "required" and not used_tool else any_step
+            request = ChatRequest(messages=messages, **self.generation, response_format=fmt)
+            try:
+                result = await worker.chat(request, note)
+                reply = self.parse(result.text, final=fmt is any_step)
+            except InvalidOutput as exc:
+                step = AgentStep(n, "invalid", error=str(exc), model=exc.model or "")
+                messages.append(ChatMessage(role="user", content=(
+                    f"Your reply was not valid: {exc}. Reply with one JSON object: a tool "
+                    'call {"tool": ..., "arguments": {...}} or {"final": ...}.')))
+            else:
+                if "final" in reply:
+                    step = AgentStep(n, "final", final=reply["final"], model=result.model)
+                    steps.append(step)
+                    note("agent_step", **asdict(step))
+                    return AgentResult(reply["final"], steps)
+                step = await self._call(n, reply, ctx, result.model)
+                messages += [ChatMessage(role="assistant", content=result.text),
+                             ChatMessage(role="user", content=_feedback(step))]
+            steps.append(step)
+            note("agent_step", **asdict(step))
+        last = steps[-1]
+        raise RunError(f"agent '{self.name}' made {self.max_steps} steps without a final "
+                       f"answer (tool calls: {sum(s.kind == 'tool' for s in steps)}, invalid "
+                       f"replies: {sum(s.kind == 'invalid' for s in steps)}; last step: "
+                       f"{last.kind}{' ' + last.tool if last.tool else ''}); raise max_steps, "
+                       "or make the task or tool descriptions clearer")
+
+    def parse(self, text: str, *, final: bool = True) -> dict[str, Any]:
+        """The step a reply describes; ``InvalidOutput`` if it is not one, or if it is
+        a final answer where none is allowed (a backend without constrained decoding
+        can return anything)."""
+        try:
+            reply = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidOutput(f"not JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}",
+                                model=self.model) from None
+        if isinstance(reply, dict) and set(reply) == {"final"} and isinstance(reply["final"], str):
+            if not final:
+                raise InvalidOutput("a final answer before any tool call; call a tool first",
+                                    model=self.model)
+            return reply
+        if (isinstance(reply, dict) and set(reply) == {"tool", "arguments"}
+                and isinstance(reply["arguments"], dict)):
+            if reply["tool"] not in self.tools:
+                raise InvalidOutput(f"unknown tool {reply['tool']!r} (tools: "
+                                    f"{', '.join(self.tools)})", model=self.model)
+            return reply
+        raise InvalidOutput(f"{text[:80]!r} is neither {{\"tool\", \"arguments\"}} nor "
+                            "{\"final\"}", model=self.model)
+
+    async def _call(self, n: int, reply: dict[str, Any], ctx: Any, model: str) -> AgentStep:
+        name, arguments = reply["tool"], reply["arguments"]
+        try:
+            value = await self.tools[name].run(arguments, ctx, self.tool_timeout)
+        except ToolFailed as exc:
+            return AgentStep(n, "tool", name, arguments, error=str(exc), model=model)
+        return AgentStep(n, "tool", name, arguments, result_text(value, self.result_chars),
+                         model=model)
+
+
+def _feedback(step: AgentStep) -> str:
+    if step.error is not None:
+        return f"Tool {step.tool} failed: {step.error}"
+    return f"Result of {step.tool}: {step.result}"
+
+
+__all__ = ["AgentOperator", "AgentResult", "AgentStep", "describe_tools"]

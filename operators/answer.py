@@ -1,0 +1,142 @@
+"""``AnswerOperator``: retrieved passages and a question in, a cited answer out.
+
+The passages are numbered into a prompt (a jinja2 template, sandboxed), and the
+model must answer as JSON ``{"answer": ..., "sources": [n, ...]}`` under a JSON
+schema whose source numbers can only be the passages it was shown (a grammar
+on llama.cpp, ``response_format`` on OpenAI-compatible backends). So the
+citations are never invented: each maps back to a chunk id, and through it to
+a source file and character offsets.
+
+The reply's shape is ``replies.answer_schema``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from smmf_flow.dag.ports import Signature
+from smmf_flow.errors import FlowError, InvalidOutput, TemplateError
+from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
+from smmf_flow.operators.replies import StructuredChatOperator, answer_schema
+from smmf_flow.operators.retriever import Retrieval
+from smmf_flow.operators.vectorstore import Hit
+
+SYSTEM = ("You answer questions using only the numbered passages you are given. Reply in "
+          "JSON: a short answer, and the numbers of the passages the answer is based on.")
+TEMPLATE = ("Passages:\n{% for p in passages %}[{{ p.n }}] ({{ p.source }}) {{ p.text }}\n"
+            "{% endfor %}\nQuestion: {{ question }}")
+NO_CONTEXT = "The indexed documents have no passage about this question."
+
+_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The model's answer, the ids of the chunks it cites, and every passage shown."""
+
+    text: str
+    citations: list[str] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    model: str = ""
+
+    @property
+    def sources(self) -> list[str]:
+        """The files the cited chunks come from, in citation order, once each."""
+        by_id = {h.id: h.source for h in self.passages}
+        return list(dict.fromkeys(by_id[c] for c in self.citations if c in by_id))
+
+
+class AnswerOperator(StructuredChatOperator):
+    """Answer a ``Retrieval`` with ``model`` (a model or group name), citing chunks.
+
+    ``template`` renders the user message from ``question`` and ``passages``
+    (each with ``n``, ``id``, ``text``, ``source``, ``score``); ``system`` is the
+    system message; ``max_chars`` caps the answer; other keyword arguments are
+    generation parameters (``max_tokens``, ``temperature``, ...). With no
+    passages the model is not called and the answer is ``no_context``.
+    """
+
+    kind = "answer"
+    default_max_tokens = 200
+
+    def __init__(self, model: str | None = None, *, template: str = TEMPLATE,
+                 system: str | None = SYSTEM, max_chars: int = 400,
+                 no_context: str = NO_CONTEXT, name: str | None = None,
+                 **params: Any) -> None:
+        owner = f"answer '{name or ''}'"
+        if not isinstance(max_chars, int) or max_chars < 1:
+            raise FlowError(f"{owner}: max_chars must be a positive whole number")
+        self.template, self.system = template, system
+        self.max_chars, self.no_context = max_chars, no_context
+        try:
+            self._template = _ENV.from_string(template)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{owner}: template syntax error on line {exc.lineno}: "
+                                f"{exc.message}") from None
+        super().__init__(model, name=name, **params)
+
+    def ports(self) -> Signature:
+        return Signature((Retrieval,), False, Answer)
+
+    def params(self) -> dict[str, Any]:
+        defaults = {"template": TEMPLATE, "system": SYSTEM, "max_chars": 400,
+                    "no_context": NO_CONTEXT}
+        return {**super().params(), **{k: getattr(self, k) for k, v in defaults.items()
+                                       if getattr(self, k) != v}}
+
+    def request(self, retrieval: Retrieval) -> ChatRequest:
+        """The chat request that asks for a cited answer to ``retrieval``."""
+        passages = [{"n": i, "id": h.id, "text": h.text, "source": h.source, "score": h.score}
+                    for i, h in enumerate(retrieval.hits, start=1)]
+        try:
+            user = self._template.render(question=retrieval.question, passages=passages)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"answer '{self.name}': template variable missing: "
+                                f"{exc.message} (variables: question, passages)") from None
+        messages = [ChatMessage(role="system", content=self.system)] if self.system else []
+        messages.append(ChatMessage(role="user", content=user))
+        schema = answer_schema(len(passages), self.max_chars)
+        return ChatRequest(messages=messages, **self.generation,
+                           response_format=ResponseFormat.from_schema(schema, name="answer"))
+
+    async def execute(self, ctx: Any, *inputs: Any) -> Answer:
+        retrieval = inputs[0]
+        if not isinstance(retrieval, Retrieval):
+            raise FlowError(f"answer '{self.name}': expected the output of a retriever, got "
+                            f"{type(retrieval).__name__}")
+        note = self.noter(ctx)
+        if not retrieval.hits:
+            note("no_context", question=retrieval.question)
+            return Answer(self.no_context)
+        result = await self.worker(ctx).chat(self.request(retrieval), note)
+        reply = parse_reply(result.text, len(retrieval.hits), result.model or self.model)
+        cited = [retrieval.hits[n - 1].id for n in dict.fromkeys(reply["sources"])]
+        note("answered", model=result.model, citations=cited)
+        return Answer(reply["answer"].strip(), cited, list(retrieval.hits), result.model)
+
+
+def parse_reply(text: str, passages: int, model: str | None) -> dict[str, Any]:
+    """The reply as data; ``InvalidOutput`` if it breaks the answer schema (a backend
+    without constrained decoding can return anything)."""
+    import json
+
+    try:
+        reply = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidOutput(f"model '{model}' answered with invalid JSON ({exc.msg}): "
+                            f"{text[:80]!r}; use a model with JSON-schema support or a "
+                            "fallback group", model=model) from None
+    ok = (isinstance(reply, dict) and isinstance(reply.get("answer"), str)
+          and isinstance(reply.get("sources"), list)
+          and all(isinstance(n, int) and 1 <= n <= passages for n in reply["sources"]))
+    if not ok:
+        raise InvalidOutput(f"model '{model}' answered {text[:80]!r}, which is not "
+                            f"{{answer, sources: [1..{passages}]}}", model=model)
+    return reply
+
+
+__all__ = ["Answer", "AnswerOperator", "parse_reply"]

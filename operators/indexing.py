@@ -1,0 +1,154 @@
+"""``IndexerOperator``: documents → chunks → vectors → a persistent vector store.
+
+One node does the whole indexing pipeline, because each step needs the one
+before it and nothing else: load the files (or take ``Document``s, or chunks
+an upstream splitter already cut), split them, embed the chunks through the
+embedding model's micro-batcher, and upsert them by chunk id.
+
+Indexing is idempotent. Chunk ids hash source, offsets and text, so a chunk
+already in the store is neither embedded again nor duplicated; and when a
+whole document is indexed, its chunks that are no longer produced (the text
+changed) are deleted, so the store always holds exactly the current passages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from smmf_flow.dag.ports import Signature
+from smmf_flow.errors import FlowError
+from smmf_flow.operators.documents import Chunk, Document, as_documents
+from smmf_flow.operators.inputs import pick
+from smmf_flow.operators.rag_node import StoreOperator
+from smmf_flow.operators.splitter import Unit, split_chars, split_tokens
+from smmf_flow.operators.vectorstore import VectorStore
+
+#: keys under which a mapping input (a flow file's inputs) may name the documents
+PATH_KEYS = ("path", "paths", "documents", "input")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """What one indexing run did."""
+
+    documents: int
+    chunks: int
+    embedded: int      # new chunks embedded and stored
+    unchanged: int     # chunks the store already held
+    removed: int       # stale chunks of changed documents
+    total: int         # chunks in the store afterwards
+    seconds: float
+
+
+class IndexerOperator(StoreOperator):
+    """Index documents into ``store`` with the embedding ``model``.
+
+    Input: a file or folder path (or a list of them), ``Document``s, a list of
+    ``Chunk``s, or a mapping with one of those under ``path`` (or ``paths``,
+    ``documents``, ``input``). ``size``/``overlap``/``unit`` split as ``TextSplitterOperator``
+    does; ``pattern`` picks files in a folder (default ``*.md``, ``*.txt``,
+    ``*.rst``); ``embed_batch`` is how many texts each embedding call carries
+    (the calls run concurrently and the micro-batcher packs them into model
+    batches).
+    """
+
+    kind = "indexer"
+
+    def __init__(self, store: Any, *, model: str | None = None, size: int = 600,
+                 overlap: int = 80, unit: Unit = "chars", pattern: str | None = None,
+                 embed_batch: int = 64, **options: Any) -> None:
+        owner = f"indexer '{options.get('name') or ''}'"
+        if unit not in ("chars", "tokens"):
+            raise FlowError(f"{owner}: unit must be 'chars' or 'tokens', not {unit!r}")
+        if not (isinstance(size, int) and size > 0 and isinstance(overlap, int)
+                and 0 <= overlap < size):
+            raise FlowError(f"{owner}: need size > 0 and 0 <= overlap < size, got "
+                            f"size={size!r}, overlap={overlap!r}")
+        if not isinstance(embed_batch, int) or embed_batch < 1:
+            raise FlowError(f"{owner}: embed_batch must be a positive whole number")
+        self.size, self.overlap, self.unit = size, overlap, unit
+        self.pattern, self.embed_batch = pattern, embed_batch
+        super().__init__(store, model=model, **options)
+
+    def ports(self) -> Signature:
+        return Signature((str | list[str] | Document | list[Document] | list[Chunk]
+                          | Mapping[str, Any],), False, IndexReport)
+
+    def params(self) -> dict[str, Any]:
+        out = {**super().params(), "size": self.size, "overlap": self.overlap,
+               "unit": self.unit, "embed_batch": self.embed_batch}
+        if self.pattern:
+            out["pattern"] = self.pattern
+        return out
+
+    async def execute(self, ctx: Any, *inputs: Any) -> IndexReport:
+        began = time.perf_counter()
+        note = self.noter(ctx)
+        value = inputs[0]
+        whole = not (isinstance(value, list) and value and isinstance(value[0], Chunk))
+        if whole:
+            docs = await self.in_thread(self._documents, value)
+            chunks = await self._split(ctx, docs)
+        else:
+            docs, chunks = [], list(value)
+        chunks = list({c.id: c for c in chunks}.values())
+        store = await self.store()
+        held = await self.in_thread(store.existing, [c.id for c in chunks])
+        new = [c for c in chunks if c.id not in held]
+        vectors = await self.embed(ctx, [c.text for c in new])
+        model = self.worker(ctx).name
+        await self.in_thread(store.upsert, new, vectors, model=model)
+        removed = await self.in_thread(self._prune, store, chunks) if whole else 0
+        total = await self.in_thread(store.count)
+        report = IndexReport(len(docs), len(chunks), len(new), len(chunks) - len(new),
+                             removed, total, time.perf_counter() - began)
+        note("indexed", model=model, documents=report.documents, chunks=report.chunks,
+             embedded=report.embedded, unchanged=report.unchanged, removed=removed,
+             total=total)
+        return report
+
+    def _documents(self, value: Any) -> list[Document]:
+        owner = f"indexer '{self.name}'"
+        return as_documents(pick(value, PATH_KEYS, owner, "documents"), owner, self.pattern)
+
+    async def _split(self, ctx: Any, docs: list[Document]) -> list[Chunk]:
+        count: Callable[[str], int] | None = None
+        if self.unit == "tokens":
+            pool = self.worker(ctx).pool
+            await pool.start()
+            count = pool.count_tokens
+        out: list[Chunk] = []
+        for doc in docs:
+            out += (split_tokens(doc, self.size, self.overlap, count) if count
+                    else split_chars(doc, self.size, self.overlap))
+        return out
+
+    async def embed(self, ctx: Any, texts: list[str]) -> list[list[float]]:
+        """Vectors of ``texts``: slices of ``embed_batch`` sent concurrently, so the
+        micro-batcher fills each model batch."""
+        worker = self.worker(ctx)
+        slices = [texts[i:i + self.embed_batch] for i in range(0, len(texts), self.embed_batch)]
+        results: list[list[list[float]]] = [[] for _ in slices]
+
+        async def one(i: int) -> None:
+            results[i] = await worker.embed(slices[i])
+
+        async with anyio.create_task_group() as group:
+            for i in range(len(slices)):
+                group.start_soon(one, i)
+        return [v for part in results for v in part]
+
+    @staticmethod
+    def _prune(store: VectorStore, chunks: list[Chunk]) -> int:
+        by_source: dict[str, list[str]] = {}
+        for chunk in chunks:
+            by_source.setdefault(chunk.source, []).append(chunk.id)
+        return sum(store.delete_stale(source, ids) for source, ids in by_source.items())
+
+
+__all__ = ["IndexReport", "IndexerOperator"]

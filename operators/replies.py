@@ -1,0 +1,104 @@
+"""The JSON shapes that the answer and agent operators require of a model.
+
+Each is a JSON schema that a backend enforces while decoding (a grammar on
+llama.cpp, ``response_format`` on OpenAI-compatible APIs). Free text inside
+them is a ``text_field``: capped in length, so an answer cannot run past
+``max_tokens`` and leave the JSON unfinished, and free of control characters
+and escapes, which JSON forbids raw in strings but a permissive grammar would
+let a model write (a raw newline would make the whole reply unparseable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from smmf_flow.errors import FlowError
+from smmf_flow.operators.llm import LLMOperator
+
+if TYPE_CHECKING:
+    from smmf_flow.operators.tools import Tool
+
+
+#: strings in tool arguments are capped at this length unless their schema says otherwise
+ARGUMENT_CHARS = 300
+_SAFE = '[^\\x00-\\x1f"\\\\]'
+
+
+def text_field(max_chars: int, min_chars: int = 1) -> dict[str, Any]:
+    """A one-line string of ``min_chars`` to ``max_chars`` characters without quotes
+    or escapes (the pattern applies to the raw JSON text under a grammar and to
+    the decoded value under validation; without escapes the two agree)."""
+    return {"type": "string", "pattern": f"^{_SAFE}{{{min_chars},{max_chars}}}$"}
+
+
+def harden(schema: Any) -> Any:
+    """``schema`` with every free-form string made a ``text_field`` (its own
+    ``minLength``/``maxLength`` kept, else 0 to ``ARGUMENT_CHARS``): a model
+    filling a tool's arguments then cannot break the JSON or run on forever."""
+    if isinstance(schema, list):
+        return [harden(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: harden(v) if k not in ("enum", "const", "default", "examples") else v
+           for k, v in schema.items()}
+    if out.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(out):
+        low, high = out.pop("minLength", 0), out.pop("maxLength", ARGUMENT_CHARS)
+        out.update(text_field(high, low))
+    return out
+
+
+def answer_schema(passages: int, max_chars: int) -> dict[str, Any]:
+    """``{"answer": ..., "sources": [n, ...]}`` citing some of ``passages`` numbered
+    passages. The answer comes first: a small model asked for sources first
+    tends to list every passage it was shown."""
+    return {"type": "object",
+            "properties": {"answer": text_field(max_chars),
+                           "sources": {"type": "array",
+                                       "items": {"enum": list(range(1, passages + 1))},
+                                       "minItems": 1, "maxItems": passages}},
+            "required": ["answer", "sources"], "additionalProperties": False}
+
+
+def step_schema(tools: Mapping[str, "Tool"], final_chars: int, *,
+                final: bool = True) -> dict[str, Any]:
+    """One agent step: ``{"tool": name, "arguments": {...}}`` for one of ``tools``
+    (arguments per that tool's schema), or (if ``final``) ``{"final": ...}``."""
+    variants: list[dict[str, Any]] = []
+    defs: dict[str, Any] = {}
+    for name, item in tools.items():
+        arguments = harden(item.schema())
+        defs.update(arguments.pop("$defs", {}))
+        arguments.pop("title", None)
+        variants.append({"type": "object",
+                         "properties": {"tool": {"const": name}, "arguments": arguments},
+                         "required": ["tool", "arguments"], "additionalProperties": False})
+    if final:
+        variants.append({"type": "object", "properties": {"final": text_field(final_chars)},
+                         "required": ["final"], "additionalProperties": False})
+    schema: dict[str, Any] = {"anyOf": variants}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+class StructuredChatOperator(LLMOperator):
+    """A generating node (a model or group by name, with generation parameters,
+    as ``LLMOperator``) that decides the JSON shape of the replies itself.
+    Generation is greedy by default, since the reply must parse; a
+    ``response_format``/``json_schema`` of the user's is refused."""
+
+    #: the reply budget when the node is given no ``max_tokens``
+    default_max_tokens: ClassVar[int] = 160
+
+    def __init__(self, model: str | None = None, **params: Any) -> None:
+        if "response_format" in params or "json_schema" in params:
+            raise FlowError(f"{self.kind} '{params.get('name') or ''}': this node sets the "
+                            "reply's JSON schema itself; leave out response_format/json_schema")
+        params.setdefault("max_tokens", self.default_max_tokens)
+        params.setdefault("temperature", 0.0)
+        super().__init__(model, **params)
+
+
+__all__ = ["ARGUMENT_CHARS", "StructuredChatOperator", "answer_schema",
+           "harden", "step_schema", "text_field"]

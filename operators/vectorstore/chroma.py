@@ -1,0 +1,205 @@
+"""``ChromaStore``: Chroma (DB-GPT's default store) embedded, persisted on disk.
+
+The collection is a ``chromadb.PersistentClient`` collection in a folder: it
+survives the process, and reopening the folder finds every chunk again.
+
+Chroma can embed documents itself with a default model that it downloads on
+first use. smmf-flow never lets it: every collection is opened with
+``ExternalEmbeddings``, an embedding function that refuses to run, and every
+call passes vectors explicitly. A code path that forgot its vectors fails at
+once with a message, instead of reaching for the network.
+
+The collection's metadata records the embedding model and dimension of its
+vectors (``smmf:model``, ``smmf:dimension``); vectors from another model are
+refused with a message saying how to re-index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from smmf_flow.errors import FlowError, RunError
+from smmf_flow.operators.documents import Chunk
+from smmf_flow.operators.vectorstore.base import Hit, VectorStore, Where
+
+_MODEL_KEY, _DIM_KEY = "smmf:model", "smmf:dimension"
+
+
+def _chroma() -> Any:
+    try:
+        import chromadb
+    except ImportError:
+        raise FlowError("the Chroma vector store needs chromadb: pip install "
+                        "'smmf-flow[rag]'") from None
+    return chromadb
+
+
+def external_embeddings() -> Any:
+    """An embedding function for Chroma that refuses to embed (see the module doc)."""
+    from chromadb.api.types import EmbeddingFunction
+
+    class ExternalEmbeddings(EmbeddingFunction):  # type: ignore[type-arg,misc]
+        """smmf-flow supplies every vector; Chroma must not compute any."""
+
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: Any) -> Any:
+            raise RunError("Chroma was asked to embed text itself; smmf-flow passes every "
+                           "vector explicitly (embed with an EmbeddingOperator and pass "
+                           "`embeddings=` / `query_embeddings=`)")
+
+        @staticmethod
+        def name() -> str:
+            return "smmf-flow-external"
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> "ExternalEmbeddings":
+            return ExternalEmbeddings()
+
+    return ExternalEmbeddings()
+
+
+class ChromaStore(VectorStore):
+    """A Chroma collection named ``collection`` in the folder ``path``."""
+
+    type = "chroma"
+
+    def __init__(self, path: str | Path, collection: str = "smmf") -> None:
+        self.path = Path(path)
+        self.collection_name = collection
+        chromadb = _chroma()
+        from chromadb.config import Settings
+
+        if self.path.exists() and not self.path.is_dir():
+            raise FlowError(f"chroma store: '{self.path}' exists and is not a folder; "
+                            "give the store a folder path")
+        try:
+            self._client = chromadb.PersistentClient(
+                path=str(self.path), settings=Settings(anonymized_telemetry=False))
+        except Exception as exc:
+            raise RunError(f"chroma store: cannot open '{self.path}': "
+                           f"{type(exc).__name__}: {exc}") from exc
+        self._collection: Any = None
+
+    # --- the collection ------------------------------------------------------------------
+
+    def _open(self, *, create_for: tuple[str, int] | None = None) -> Any:
+        """The collection; created (recording model and dimension) when ``create_for``
+        is given, else an error telling the user to index first."""
+        if self._collection is not None:
+            return self._collection
+        from chromadb.errors import InvalidArgumentError, NotFoundError
+
+        where = f"chroma store '{self.path}' collection '{self.collection_name}'"
+        try:
+            if create_for is None:
+                self._collection = self._client.get_collection(
+                    self.collection_name, embedding_function=external_embeddings())
+            else:
+                model, dim = create_for
+                self._collection = self._client.get_or_create_collection(
+                    self.collection_name, embedding_function=external_embeddings(),
+                    metadata={"hnsw:space": "cosine", _MODEL_KEY: model, _DIM_KEY: dim})
+        except NotFoundError:
+            raise FlowError(f"{where} does not exist yet; run the indexer on your documents "
+                            "first (flows/rag-index.yaml or examples/rag_index.py)") from None
+        except (InvalidArgumentError, ValueError) as exc:
+            raise FlowError(f"{where}: {exc}; collection names are 3-512 characters of "
+                            "letters, digits, '.', '_' or '-'") from None
+        return self._collection
+
+    def _check_model(self, collection: Any, model: str, dim: int) -> None:
+        meta = collection.metadata or {}
+        have_model, have_dim = meta.get(_MODEL_KEY), meta.get(_DIM_KEY)
+        if (have_model is not None and have_model != model) or \
+                (have_dim is not None and have_dim != dim):
+            raise FlowError(
+                f"chroma store '{self.path}' collection '{self.collection_name}' holds "
+                f"{have_dim}-dimensional vectors from model '{have_model}', but this node "
+                f"uses '{model}' ({dim} dimensions); use the same embedding model, or index "
+                "into another collection")
+
+    # --- VectorStore ------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], *,
+               model: str) -> None:
+        if len(chunks) != len(vectors):
+            raise RunError(f"chroma store: {len(chunks)} chunks but {len(vectors)} vectors")
+        if not chunks:
+            return
+        collection = self._open(create_for=(model, len(vectors[0])))
+        self._check_model(collection, model, len(vectors[0]))
+        step = max(1, self._client.get_max_batch_size())
+        for at in range(0, len(chunks), step):
+            part = chunks[at:at + step]
+            collection.upsert(ids=[c.id for c in part],
+                              embeddings=[list(map(float, v)) for v in vectors[at:at + step]],
+                              documents=[c.text for c in part],
+                              metadatas=[_metadata(c) for c in part])
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        if not ids or not self._exists():
+            return set()
+        got = self._open().get(ids=list(ids), include=[])
+        return set(got["ids"])
+
+    def delete_stale(self, source: str, keep: Sequence[str]) -> int:
+        if not self._exists():
+            return 0
+        collection = self._open()
+        held = collection.get(where={"source": source}, include=[])["ids"]
+        stale = sorted(set(held) - set(keep))
+        if stale:
+            collection.delete(ids=stale)
+        return len(stale)
+
+    def query(self, vector: Sequence[float], k: int, *, where: Where | None = None,
+              model: str) -> list[Hit]:
+        collection = self._open()
+        self._check_model(collection, model, len(vector))
+        total = collection.count()
+        if total == 0:
+            return []
+        try:
+            found = collection.query(query_embeddings=[list(map(float, vector))],
+                                     n_results=min(k, total), where=dict(where) if where else None,
+                                     include=["documents", "metadatas", "distances"])
+        except ValueError as exc:
+            raise FlowError(f"chroma store: bad metadata filter {dict(where or {})!r}: {exc}") \
+                from None
+        return [Hit(id_, text or "", 1.0 - float(dist), dict(meta or {}))
+                for id_, text, meta, dist in zip(found["ids"][0], found["documents"][0],
+                                                 found["metadatas"][0], found["distances"][0])]
+
+    def count(self) -> int:
+        return self._open().count() if self._exists() else 0
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.type, "path": str(self.path), "collection": self.collection_name}
+
+    def close(self) -> None:
+        self._collection = None
+
+    def _exists(self) -> bool:
+        if self._collection is not None:
+            return True
+        return self.collection_name in {c.name for c in self._client.list_collections()}
+
+
+def _metadata(chunk: Chunk) -> dict[str, Any]:
+    meta = chunk.store_metadata()
+    for key, value in meta.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise FlowError(f"chunk of '{chunk.source}': metadata '{key}' is a "
+                            f"{type(value).__name__}; a vector store keeps only strings, "
+                            "numbers and booleans")
+    return meta
+
+
+__all__ = ["ChromaStore", "external_embeddings"]

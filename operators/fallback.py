@@ -4,8 +4,10 @@ Each model may be retried first (``retry``); the error's kind decides whether
 the next model is tried (``on``: unavailable, timeout, rate_limited,
 context_window — which moves on to a model with a larger window —,
 invalid_output, or any backend ``error``); ``max_depth`` caps how many models
-are tried (``retry`` here is that per-model policy, not a node-level retry);
-models whose pool is cooling down are skipped. With ``stream=True``
+are tried; ``chunk_timeout`` bounds the wait for each chunk of a stream, so a
+model that hangs mid-answer falls through like one that fails (``retry`` here
+is that per-model policy, not a node-level retry); models whose pool is
+cooling down are skipped. With ``stream=True``
 a failure in the middle of the stream is survived: the next model continues
 the same answer (see ``smmf_flow.scheduler.fallback``).
 """
@@ -51,7 +53,8 @@ class FallbackOperator(ModelOperator):
 
     def __init__(self, models: list[str], *, on: list[str] | None = None,
                  retry: RetryPolicy | dict[str, Any] | int | None = None,
-                 max_depth: int | None = None, stream: bool = False, **params: Any) -> None:
+                 max_depth: int | None = None, chunk_timeout: float | None = None,
+                 stream: bool = False, **params: Any) -> None:
         options, generation = split_options(params)
         owner = node_label(type(self), options.get("name"))
         if not isinstance(models, (list, tuple)) or not models or \
@@ -59,7 +62,8 @@ class FallbackOperator(ModelOperator):
             raise FlowError(f"{owner}: `models` must be a non-empty list of model names")
         self.models = list(models)
         self.policy = FallbackPolicy(on=tuple(on) if on is not None else DEFAULT_ON,
-                                     retry=_retry_policy(retry, owner), max_depth=max_depth)
+                                     retry=_retry_policy(retry, owner), max_depth=max_depth,
+                                     chunk_timeout=chunk_timeout)
         self.stream = stream
         self.generation = check_params(owner, generation)
         super().__init__(**options)
@@ -74,6 +78,8 @@ class FallbackOperator(ModelOperator):
             out["on"] = list(self.policy.on)
         if self.policy.max_depth:
             out["max_depth"] = self.policy.max_depth
+        if self.policy.chunk_timeout is not None:
+            out["chunk_timeout"] = self.policy.chunk_timeout
         if self.policy.retry.attempts > 1:
             out["retry"] = {"attempts": self.policy.retry.attempts,
                                   "backoff": self.policy.retry.backoff}

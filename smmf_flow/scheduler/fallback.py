@@ -23,7 +23,7 @@ from contextlib import aclosing
 
 import anyio
 
-from smmf_flow.errors import SmmfError, WorkerUnavailable
+from smmf_flow.errors import BackendTimeout, SmmfError, WorkerUnavailable
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.scheduler.fallback_policy import FallbackPolicy, decide, error_kind
@@ -103,7 +103,9 @@ class FallbackWorker(ChatWorker):
                 if delivered:
                     current = _continuation(request, "".join(parts), spent)
                 try:
-                    async with aclosing(worker.stream(current, note)) as chunks:
+                    stream = _idle_limited(worker.stream(current, note),
+                                           self.policy.chunk_timeout, worker.name)
+                    async with aclosing(stream) as chunks:
                         async for chunk in chunks:
                             if chunk.text:
                                 parts.append(chunk.text)
@@ -164,6 +166,29 @@ class FallbackWorker(ChatWorker):
         tried = "; ".join(errors) or "no model was usable"
         return WorkerUnavailable(f"all models of '{self.name}' failed: {tried}",
                                  model=self.name)
+
+
+def _idle_limited(chunks: AsyncIterator[ChatChunk], timeout: float | None,
+                  model: str) -> AsyncIterator[ChatChunk]:
+    """``chunks``, raising ``BackendTimeout`` when one takes longer than ``timeout``
+    seconds, so a stream that hangs without failing falls through too."""
+    if timeout is None:
+        return chunks
+
+    async def limited() -> AsyncIterator[ChatChunk]:
+        async with aclosing(chunks):  # type: ignore[type-var]
+            while True:
+                try:
+                    with anyio.fail_after(timeout):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise BackendTimeout(f"model '{model}' sent no chunk for {timeout:g}s",
+                                         model=model) from None
+                yield chunk
+
+    return limited()
 
 
 def _continuation(request: ChatRequest, so_far: str, spent: int) -> ChatRequest:

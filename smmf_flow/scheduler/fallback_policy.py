@@ -50,6 +50,8 @@ class FallbackPolicy:
     on: tuple[str, ...] = DEFAULT_ON
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=1))
     max_depth: int | None = None
+    #: seconds a stream may go without a chunk before the next model takes over
+    chunk_timeout: float | None = None
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.on if k not in ERROR_KINDS]

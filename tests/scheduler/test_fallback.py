@@ -5,6 +5,7 @@ before its first; see ``tests/conftest.py``)."""
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 from smmf_flow.errors import BackendConnectionError, ContextWindowExceeded, WorkerUnavailable
@@ -281,3 +282,35 @@ async def test_a_consumer_that_stops_early_frees_the_model_at_once(real_registry
     await stream.aclose()  # type: ignore[attr-defined]
     [instance] = real_registry.pool("smollm2").stats().instances
     assert instance.in_flight == 0
+
+
+class Hanging(Scripted):
+    """Yields its pieces, then waits forever without failing (a stalled server)."""
+
+    async def stream(self, request: ChatRequest, note: Any = None) -> AsyncIterator[ChatChunk]:
+        self.requests.append(request)
+        for piece in self.pieces:
+            yield ChatChunk(piece, model=self.name)
+        await anyio.sleep_forever()
+
+
+async def test_a_stream_that_stalls_midway_falls_through_after_chunk_timeout() -> None:
+    notes = Notes()
+    first = Hanging("first", ["one ", "two "])
+    second = Scripted("second", ["three"])
+    worker = FallbackWorker("fb", [first, second], FallbackPolicy(chunk_timeout=0.2))
+    with anyio.fail_after(5):
+        chunks = await collect(worker.stream(ChatRequest.of("count"), notes))
+    assert "".join(c.text for c in chunks) == "one two three"
+    assert second.requests[0].assistant_prefix == "one two "
+    [fallback] = notes.of("fallback")
+    assert fallback["error"] == "BackendTimeout" and fallback["kind"] == "timeout"
+    assert "sent no chunk for 0.2s" in fallback["message"]
+
+
+async def test_without_chunk_timeout_a_stall_is_left_to_the_node_timeout() -> None:
+    worker = FallbackWorker("fb", [Hanging("first", ["one "]), Scripted("second", ["x"])],
+                            FallbackPolicy())
+    with anyio.move_on_after(0.3) as scope:
+        await collect(worker.stream(ChatRequest.of("count")))
+    assert scope.cancelled_caught

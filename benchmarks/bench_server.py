@@ -8,16 +8,17 @@ How to run::
     .venv/bin/python benchmarks/bench_server.py --part stream --rounds 5 --tokens 128
 
 **latency** -- an OpenAI-compatible stub upstream (a raw ASGI app under uvicorn,
-answering a fixed chat completion, in its own process) and an smmf-flow server
-(``smmf_flow.server.serve``, in its own process, default logging on) whose one
-model is ``proxy/openai`` at the stub. The same non-streaming chat request is
-sent over one keep-alive HTTP connection per target, alternating: upstream
-directly, then through smmf-flow, request after request, so machine noise hits
-both alike. Added latency = p50 (and p99) through the server minus directly.
-What the server adds includes its outbound call: the proxy backend talks to the
-upstream through the official ``openai`` SDK, whose own cost is measured
-separately (the SDK's async client vs raw ``httpx`` against the stub) and
-printed, so the server's own share can be read off.
+answering a fixed chat completion, in its own process) and two smmf-flow servers
+(``smmf_flow.server.serve``, each in its own process, access log on): one whose
+model is ``proxy/openai`` at the stub, one whose model answers at once in
+process. The same non-streaming chat request goes over one keep-alive
+connection per target, round-robin, so machine noise hits all alike. Added
+latency = p50 (and p99) through the proxy minus the stub directly; it splits
+into serving a request (the instant server minus the stub: both are one hop)
+and the outbound call (one more loopback round trip through the proxy
+backend, which uses the official ``openai`` SDK; the SDK's own cost over raw
+``httpx`` is printed too). CPU per request is each process's user + system
+time over the timed requests.
 
 **stream** -- ``python -m llama_cpp.server`` and an smmf-flow server on the
 default config serve the same GGUF (SmolLM2 Q4_1, 2 threads each, greedy, no
@@ -140,51 +141,77 @@ def pct(values: list[float], q: float) -> float:
 
 # --- part 1: added latency ---------------------------------------------------------------
 
+#: an smmf-flow server whose one model answers at once, in-process: what serving a
+#: request costs without any upstream behind it
+INSTANT_SERVER = """
+from smmf_flow.models.backends import Backend, register_backend
+from smmf_flow.models.registry import ModelRegistry
+from smmf_flow.models.types import ChatResult, Usage
+from smmf_flow.server import serve
+
+class Instant(Backend):
+    provider = "bench/instant"
+    async def load(self): pass
+    async def chat(self, request): return ChatResult("Hello there.", usage=Usage(9, 3))
+
+register_backend(Instant.provider, Instant)
+registry = ModelRegistry.from_dict({"models": {"llms": [
+    {"name": "stub", "provider": "bench/instant", "concurrency": 64}]}})
+serve(registry=registry, port=%d, log_level="info")
+"""
+
 
 def bench_latency(requests: int, tmp: Path) -> None:
-    stub_port, smmf_port = free_port(), free_port()
+    stub_port, proxy_port, instant_port = free_port(), free_port(), free_port()
     stub = spawn([sys.executable, __file__, "--stub", str(stub_port)], tmp / "stub.log")
     wait_http(f"http://127.0.0.1:{stub_port}/v1/models", stub, tmp / "stub.log")
     config = tmp / "proxy.toml"
     config.write_text(f'[models]\ndefault_llm = "stub"\n\n[[models.llms]]\nname = "stub"\n'
                       f'provider = "proxy/openai"\napi_base = "http://127.0.0.1:{stub_port}/v1"\n'
                       f'api_key = "none"\nconcurrency = 64\n')
-    server = smmf_server(config, smmf_port, tmp / "smmf.log")
+    procs = {"direct": stub, "proxy": smmf_server(config, proxy_port, tmp / "proxy.log")}
+    procs["instant"] = spawn([sys.executable, "-c", INSTANT_SERVER % instant_port],
+                             tmp / "instant.log")
+    wait_http(f"http://127.0.0.1:{instant_port}/readyz", procs["instant"], tmp / "instant.log")
+    ports = {"direct": stub_port, "proxy": proxy_port, "instant": instant_port}
     body = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    times: dict[str, list[float]] = {name: [] for name in ports}
+    cpu: dict[str, float] = {}
     try:
-        times: dict[str, list[float]] = {"direct": [], "smmf": []}
-        cpu: dict[str, float] = {}
-        with httpx.Client(base_url=f"http://127.0.0.1:{stub_port}") as direct, \
-                httpx.Client(base_url=f"http://127.0.0.1:{smmf_port}") as proxied:
-            targets = {"direct": direct, "smmf": proxied}
-            for i in range(requests + 100):  # the first 100 of each warm up
-                if i == 100:
-                    cpu = {"stub": cpu_seconds(stub), "smmf": cpu_seconds(server)}
-                for name, client in targets.items():
-                    start = time.perf_counter()
-                    reply = client.post("/v1/chat/completions", json=body)
-                    elapsed = time.perf_counter() - start
-                    assert reply.status_code == 200, reply.text
-                    if i >= 100:
-                        times[name].append(elapsed)
-        # the stub answered every request twice (directly and for smmf-flow)
-        stub_cpu = (cpu_seconds(stub) - cpu["stub"]) / (2 * requests)
-        smmf_cpu = (cpu_seconds(server) - cpu["smmf"]) / requests
+        clients = {name: httpx.Client(base_url=f"http://127.0.0.1:{port}")
+                   for name, port in ports.items()}
+        for i in range(requests + 100):  # the first 100 of each warm up
+            if i == 100:
+                cpu = {name: cpu_seconds(proc) for name, proc in procs.items()}
+            for name, client in clients.items():
+                start = time.perf_counter()
+                reply = client.post("/v1/chat/completions", json=body)
+                elapsed = time.perf_counter() - start
+                assert reply.status_code == 200, reply.text
+                if i >= 100:
+                    times[name].append(elapsed)
+        for name, proc in procs.items():
+            cpu[name] = (cpu_seconds(proc) - cpu[name]) / requests
+        cpu["direct"] /= 2  # the stub also answered every proxied request
         sdk = sdk_overhead(stub_port, requests // 2)
     finally:
-        stop(server, stub)
-    print(f"\nAdded latency, non-streaming chat, {requests} requests per target, alternating")
-    print(f"{'':<28}{'p50 ms':>10}{'p99 ms':>10}")
-    for name, label in (("direct", "upstream directly"), ("smmf", "through smmf-flow")):
-        print(f"{label:<28}{pct(times[name], .5) * 1e3:>10.3f}{pct(times[name], .99) * 1e3:>10.3f}")
-    p50 = (pct(times["smmf"], .5) - pct(times["direct"], .5)) * 1e3
-    p99 = (pct(times["smmf"], .99) - pct(times["direct"], .99)) * 1e3
-    print(f"{'added by the server':<28}{p50:>10.3f}{p99:>10.3f}")
-    print(f"{'  of which openai SDK call':<28}{sdk * 1e3:>10.3f}{'':>10}"
-          "   (p50 of AsyncOpenAI minus raw httpx, same stub)")
-    print(f"{'  server itself (est.)':<28}{p50 - sdk * 1e3:>10.3f}")
-    print(f"CPU per request: smmf-flow {smmf_cpu * 1e3:.3f} ms (its outbound SDK call "
-          f"included), the stub upstream {stub_cpu * 1e3:.3f} ms (a bare uvicorn hop)")
+        stop(*procs.values())
+    p50 = {name: pct(t, .5) * 1e3 for name, t in times.items()}
+    p99 = {name: pct(t, .99) * 1e3 for name, t in times.items()}
+    print(f"\nLatency, non-streaming chat, {requests} requests per target, alternating")
+    print(f"{'':<44}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
+    rows = (("direct", "stub upstream, directly"),
+            ("proxy", "smmf-flow, proxy/openai to the stub"),
+            ("instant", "smmf-flow, in-process model (no upstream)"))
+    for name, label in rows:
+        print(f"{label:<44}{p50[name]:>9.3f}{p99[name]:>9.3f}{cpu[name] * 1e3:>12.3f}")
+    print(f"{'added in front of the upstream (proxy - direct)':<44}"
+          f"{p50['proxy'] - p50['direct']:>9.3f}{p99['proxy'] - p99['direct']:>9.3f}")
+    print(f"{'  serving a request (instant - stub)':<44}"
+          f"{p50['instant'] - p50['direct']:>9.3f}{p99['instant'] - p99['direct']:>9.3f}")
+    print(f"{'  the outbound call (proxy - instant)':<44}"
+          f"{p50['proxy'] - p50['instant']:>9.3f}{p99['proxy'] - p99['instant']:>9.3f}")
+    print(f"{'    of which the openai SDK over raw httpx':<44}{sdk * 1e3:>9.3f}")
 
 
 def sdk_overhead(port: int, requests: int) -> float:

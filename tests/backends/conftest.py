@@ -5,6 +5,10 @@ hf, vLLM and MLX backends; MiniLM serves sentence-transformers; a real
 ``llama_cpp.server`` on a loopback port serves the OpenAI-compatible proxy.
 Async fixtures share one event loop for the session (vLLM binds to the loop
 that started it), hence the session-scoped ``anyio_backend``.
+
+Engines run one compute thread each: on this shared 2-core machine a second
+thread made llama.cpp and torch 5-8x slower whenever other processes competed
+for the cores (their threads spin-wait for each other).
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ def hf_dir() -> Path:
 
 @pytest.fixture(scope="session")
 async def llama() -> AsyncIterator[Backend]:
-    backend = await start(config("smollm2", "llama.cpp", GGUF, threads=2))
+    backend = await start(config("smollm2", "llama.cpp", GGUF, threads=1))
     yield backend
     await backend.aclose()
 
@@ -87,7 +91,7 @@ async def minilm() -> AsyncIterator[Backend]:
 @pytest.fixture(scope="session")
 async def hf(hf_dir: Path) -> AsyncIterator[Backend]:
     backend = await start(config("smollm2-hf", "hf", hf_dir, dtype="float32", batch_size=8,
-                                 max_batch_wait_ms=20))
+                                 max_batch_wait_ms=20, threads=1))
     yield backend
     await backend.aclose()
 
@@ -95,7 +99,7 @@ async def hf(hf_dir: Path) -> AsyncIterator[Backend]:
 @pytest.fixture(scope="session")
 async def vllm(hf_dir: Path) -> AsyncIterator[Backend]:
     backend = await start(config("smollm2-vllm", "vllm", hf_dir, dtype="float32",
-                                 context_length=2048, threads=2))
+                                 context_length=2048, threads=1))
     yield backend
     await backend.aclose()
 
@@ -133,7 +137,7 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path),
              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-             "--n_threads", "2", "--embedding", "true",
+             "--n_threads", "1", "--n_threads_batch", "1", "--embedding", "true",
              "--kv_overrides", "llama.pooling_type=int:1"],
             stdout=out, stderr=subprocess.STDOUT)
     try:

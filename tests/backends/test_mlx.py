@@ -32,4 +32,5 @@ async def test_stop_strings_and_refused_json(mlx: Backend) -> None:
                                            max_tokens=30, stop=["4"]))
     assert result.finish_reason == "stop" and "4" not in result.text
     with pytest.raises(BackendError, match="cannot constrain output to JSON"):
-        await mlx.chat(SHORT.model_copy(update={"response_format": ResponseFormat(type="json_object")}))
+        await mlx.chat(SHORT.model_copy(
+            update={"response_format": ResponseFormat(type="json_object")}))

@@ -27,13 +27,14 @@ def test_chatml_renders_with_the_generation_prompt() -> None:
 
 @pytest.mark.parametrize("family", known_families())
 def test_every_builtin_family_renders_the_user_text(family: str) -> None:
-    text = ChatTemplate(get_adapter(family).template, bos_token="<s>", eos_token="</s>").render(MESSAGES)
-    assert "Hi" in text
+    template = ChatTemplate(get_adapter(family).template, bos_token="<s>", eos_token="</s>")
+    assert "Hi" in template.render(MESSAGES)
 
 
 def test_families_are_guessed_from_the_model_path() -> None:
-    assert match_adapter("/models/Qwen2-0.5B-Instruct").family == "chatml"  # type: ignore[union-attr]
-    assert match_adapter("meta-llama/Llama-3-8B").family == "llama3"  # type: ignore[union-attr]
+    qwen, llama3 = match_adapter("/models/Qwen2-0.5B-Instruct"), match_adapter("Llama-3-8B")
+    assert qwen is not None and qwen.family == "chatml"
+    assert llama3 is not None and llama3.family == "llama3"
     assert match_adapter("/models/unknown-thing") is None
 
 
@@ -47,7 +48,8 @@ def test_precedence_explicit_then_family_then_shipped_then_guess() -> None:
 
 
 def test_no_template_at_all_says_which_setting_to_add() -> None:
-    with pytest.raises(ConfigError, match=r"model 'm' ships no chat template.*set `family` to one of .*chatml"):
+    with pytest.raises(ConfigError,
+                       match=r"model 'm' ships no chat template.*set `family` to one of .*chatml"):
         resolve_template(model="m", shipped=None, model_ref="/m/mystery")
     with pytest.raises(ConfigError, match=r"unknown prompt family 'klingon' \(known: alpaca"):
         get_adapter("klingon")
@@ -65,6 +67,8 @@ def test_templates_are_sandboxed_and_report_their_errors() -> None:
 
 
 def test_registering_a_family() -> None:
-    register_adapter(PromptAdapter("test-plain", "{% for m in messages %}{{ m['content'] }}|{% endfor %}",
+    register_adapter(PromptAdapter("test-plain",
+                                   "{% for m in messages %}{{ m['content'] }}|{% endfor %}",
                                    ("plain-model",)))
-    assert resolve_template(model="m", shipped=None, model_ref="plain-model-1").render(MESSAGES) == "Be brief.|Hi|"
+    template = resolve_template(model="m", shipped=None, model_ref="plain-model-1")
+    assert template.render(MESSAGES) == "Be brief.|Hi|"

@@ -19,7 +19,8 @@ def test_pkg_path_resolves_without_importing_the_package() -> None:
 
 
 def test_dotted_packages_resolve_to_subfolders() -> None:
-    assert package_dir("smmf_flow.models") == Path(__file__).resolve().parents[2] / "smmf_flow" / "models"
+    root = Path(__file__).resolve().parents[2]
+    assert package_dir("smmf_flow.models") == root / "smmf_flow" / "models"
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:

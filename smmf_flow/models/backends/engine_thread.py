@@ -163,7 +163,8 @@ class EngineThread:
             raise BackendError(f"{self.name}: the call was skipped")
         return batch[0]  # type: ignore[no-any-return]
 
-    async def stream(self, make: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[list[T]]:
+    async def stream(self, make: Callable[[threading.Event], Iterator[T]],
+                     ) -> AsyncIterator[list[T]]:
         """Iterate ``make(stop)`` on the engine thread; yield its items in batches.
 
         Leaving the loop early (break, error, cancellation) sets ``stop``, and the
@@ -192,8 +193,9 @@ class EngineThread:
         """Stop the thread after the job in hand; later jobs fail with ``BackendError``."""
         self._closed = True
         self._jobs.put(None)
-        if wait is not None and self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(wait)
+        thread = self._thread
+        if wait is not None and thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
 
 __all__ = ["EngineThread", "Relay"]

@@ -209,8 +209,11 @@ class HFBackend(Backend):
         row.budget = check_context(self.config, len(row.prompt), row.request.max_tokens,
                                    self.config.context_length)
         tokenizer = self._tokenizer
-        row.decoder = IncrementalDecoder(lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-                                         context=row.prompt[-4:])
+
+        def decode(ids: list[int]) -> str:
+            return tokenizer.decode(ids, skip_special_tokens=True)  # type: ignore[no-any-return]
+
+        row.decoder = IncrementalDecoder(decode, context=row.prompt[-4:])
         row.scanner = StopScanner(row.request.stop)
 
     def _take(self, first: _Row) -> list[_Row]:
@@ -243,6 +246,12 @@ class HFBackend(Backend):
                     self._prepare(row)
                 except SmmfError as exc:
                     row.relay.finish(exc)
+                    continue
+                except Exception as exc:  # a bad request must not stop the batcher
+                    row.relay.finish(BackendError(
+                        f"model '{self.config.name}': cannot prepare the prompt: "
+                        f"{type(exc).__name__}: {exc}", model=self.config.name,
+                        instance=self.instance_id))
                     continue
                 ready.append(row)
             if not ready:

@@ -27,6 +27,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from smmf_flow.errors import BackendError, ContextWindowExceeded, ModelLoadError
 from smmf_flow.models.adapters import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
@@ -96,7 +98,9 @@ class LlamaCppBackend(Backend):
         llm = self._open(embedding=False)
 
         def token_text(token: int) -> str:
-            return llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
+            if token < 0:
+                return ""
+            return llm.detokenize([token], special=True).decode("utf-8", "replace")
 
         try:
             template = pick_template(self.config, model_ref=str(self.config.path),
@@ -121,7 +125,9 @@ class LlamaCppBackend(Backend):
                 for engine in (llm, embedder):
                     if engine is not None:
                         engine.close()
-            await self._engine.call(free)
+
+            with anyio.CancelScope(shield=True):  # freeing must not be skipped
+                await self._engine.call(free)
         self._engine.close()
 
     async def health(self) -> None:
@@ -154,8 +160,8 @@ class LlamaCppBackend(Backend):
 
     def _prompt_tokens(self, request: ChatRequest) -> list[int]:
         prompt = render_prompt(loaded(self, self._template), request)
-        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False,  # type: ignore[no-any-return]
-                                  special=True)
+        tokens: list[int] = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return tokens
 
     def _generate(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
         """The token loop; runs on the engine thread."""

@@ -8,6 +8,7 @@ lookup per registry, cached), and writes the worker's decisions into the trace.
 from __future__ import annotations
 
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ def node_label(cls: type[Operator], name: str | None) -> str:
     return f"{cls.kind} '{name}'" if name else cls.__name__
 
 
-class ModelOperator(Operator):
+class ModelOperator(Operator, ABC):
     """An operator that calls models by name through the registry."""
 
     def model_refs(self) -> list[tuple[str | None, Purpose]]:
@@ -52,9 +53,9 @@ class ModelOperator(Operator):
             worker = cache[registry] = self.build_worker(scheduler_for(registry))
         return worker
 
+    @abstractmethod
     def build_worker(self, scheduler: Any) -> Any:
         """Make the worker from the scheduler; subclasses say which."""
-        raise NotImplementedError
 
     def noter(self, ctx: RunContext) -> Callable[..., None]:
         """A ``note(event, **details)`` that writes into this node's trace record."""

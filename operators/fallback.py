@@ -14,15 +14,12 @@ the same answer (see ``smmf_flow.scheduler.fallback``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError
-from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
-from smmf_flow.operators.base import ModelOperator, node_label
-from smmf_flow.operators.llm import split_options
-from smmf_flow.operators.params import check_params, to_request
+from smmf_flow.operators.base import node_label
+from smmf_flow.operators.llm import GeneratingOperator, split_options
+from smmf_flow.operators.params import check_params, export_params
 from smmf_flow.runner.retry import RetryPolicy
 from smmf_flow.scheduler.fallback import FallbackWorker
 from smmf_flow.scheduler.fallback_policy import DEFAULT_ON, FallbackPolicy
@@ -46,7 +43,7 @@ def _retry_policy(value: RetryPolicy | dict[str, Any] | int | None, owner: str) 
                     f"got {type(value).__name__}")
 
 
-class FallbackOperator(ModelOperator):
+class FallbackOperator(GeneratingOperator):
     """Generate with the first of ``models`` that succeeds."""
 
     kind = "fallback"
@@ -68,10 +65,6 @@ class FallbackOperator(ModelOperator):
         self.generation = check_params(owner, generation)
         super().__init__(**options)
 
-    def ports(self) -> Signature:
-        out = AsyncIterator[ChatChunk] if self.stream else ChatResult
-        return Signature((ChatRequest | str | dict,), False, out)
-
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"models": self.models}
         if self.policy.on != DEFAULT_ON:
@@ -85,7 +78,7 @@ class FallbackOperator(ModelOperator):
                                   "backoff": self.policy.retry.backoff}
         if self.stream:
             out["stream"] = True
-        out.update({k: v for k, v in self.generation.items() if k != "response_format"})
+        out.update(export_params(self.generation))
         return out
 
     def model_refs(self) -> list[tuple[str | None, Purpose]]:
@@ -94,10 +87,3 @@ class FallbackOperator(ModelOperator):
     def build_worker(self, scheduler: Any) -> FallbackWorker:
         return FallbackWorker(self.name, [scheduler.chat_worker(m) for m in self.models],
                               self.policy)
-
-    async def execute(self, ctx: Any, *inputs: Any) -> ChatResult | AsyncIterator[ChatChunk]:
-        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
-        worker = self.worker(ctx)
-        if self.stream:
-            return worker.stream(request, self.noter(ctx))
-        return await worker.chat(request, self.noter(ctx))

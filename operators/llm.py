@@ -13,7 +13,7 @@ from typing import Any
 from smmf_flow.dag.ports import Signature
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
 from smmf_flow.operators.base import ModelOperator, node_label
-from smmf_flow.operators.params import check_params, to_request
+from smmf_flow.operators.params import check_params, export_params, to_request
 from smmf_flow.scheduler.resolve import Purpose
 
 _OPTIONS = ("name", "timeout", "retry", "dag", "input_type", "output_type")
@@ -25,10 +25,37 @@ def split_options(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return options, {k: v for k, v in params.items() if k not in _OPTIONS}
 
 
-class LLMOperator(ModelOperator):
-    """Request (or prompt string, or mapping) in, ``ChatResult`` out."""
+class GeneratingOperator(ModelOperator):
+    """What every generating operator shares (llm, stream_llm, router, fallback):
+    a request, prompt string or mapping in; a ``ChatResult`` out, or with
+    ``stream`` a lazy stream of ``ChatChunk``."""
+
+    stream: bool = False
+    #: note which model and instance served each whole answer (routers and
+    #: fallbacks note their own decisions instead)
+    note_served: bool = False
+    generation: dict[str, Any]
+
+    def ports(self) -> Signature:
+        out = AsyncIterator[ChatChunk] if self.stream else ChatResult
+        return Signature((ChatRequest | str | dict,), False, out)
+
+    async def execute(self, ctx: Any, *inputs: Any) -> ChatResult | AsyncIterator[ChatChunk]:
+        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
+        worker = self.worker(ctx)
+        if self.stream:
+            return worker.stream(request, self.noter(ctx))
+        result = await worker.chat(request, self.noter(ctx))
+        if self.note_served:
+            ctx.note(self, "served", model=result.model, instance=result.instance)
+        return result
+
+
+class LLMOperator(GeneratingOperator):
+    """Generation with one model or group (``model=None``: ``default_llm``)."""
 
     kind = "llm"
+    note_served = True
 
     def __init__(self, model: str | None = None, **params: Any) -> None:
         options, generation = split_options(params)
@@ -37,12 +64,8 @@ class LLMOperator(ModelOperator):
                                        generation)
         super().__init__(**options)
 
-    def ports(self) -> Signature:
-        return Signature((ChatRequest | str | dict,), False, ChatResult)
-
     def params(self) -> dict[str, Any]:
-        out = {"model": self.model, **self.generation}
-        out.pop("response_format", None)
+        out = {"model": self.model, **export_params(self.generation)}
         return {k: v for k, v in out.items() if v is not None}
 
     def model_refs(self) -> list[tuple[str | None, Purpose]]:
@@ -51,21 +74,9 @@ class LLMOperator(ModelOperator):
     def build_worker(self, scheduler: Any) -> Any:
         return scheduler.chat_worker(self.model)
 
-    async def execute(self, ctx: Any, *inputs: Any) -> ChatResult:
-        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
-        result = await self.worker(ctx).chat(request, self.noter(ctx))
-        ctx.note(self, "served", model=result.model, instance=result.instance)
-        return result
-
 
 class StreamingLLMOperator(LLMOperator):
     """Like ``LLMOperator``, but its output is a stream of ``ChatChunk``."""
 
     kind = "stream_llm"
-
-    def ports(self) -> Signature:
-        return Signature((ChatRequest | str | dict,), False, AsyncIterator[ChatChunk])
-
-    async def execute(self, ctx: Any, *inputs: Any) -> AsyncIterator[ChatChunk]:  # type: ignore[override]
-        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
-        return self.worker(ctx).stream(request, self.noter(ctx))
+    stream = True

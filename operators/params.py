@@ -55,6 +55,19 @@ def check_params(owner: str, params: dict[str, Any]) -> dict[str, Any]:
     return given
 
 
+def export_params(given: dict[str, Any]) -> dict[str, Any]:
+    """The generation parameters as a flow file writes them (the inverse of
+    ``check_params``): a JSON-schema format goes back to ``json_schema``."""
+    out = dict(given)
+    fmt = out.pop("response_format", None)
+    if fmt is not None:
+        if fmt.type == "json_schema" and fmt.schema is not None:
+            out["json_schema"] = fmt.schema
+        else:
+            out["response_format"] = fmt.model_dump(by_alias=True, exclude_none=True)
+    return out
+
+
 def to_request(value: Any, params: dict[str, Any], owner: str) -> ChatRequest:
     """Turn an operator's input (request, prompt string or mapping) into a request,
     with ``params`` filling what the request did not set."""

@@ -18,7 +18,7 @@ from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import TemplateError
 from smmf_flow.models.types import ChatMessage, ChatRequest
-from smmf_flow.operators.params import check_params
+from smmf_flow.operators.params import check_params, export_params
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                             keep_trailing_newline=False)
@@ -60,7 +60,7 @@ class PromptOperator(Operator):
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"template": self.template, "system": self.system,
                                "messages": self.messages}
-        out.update({k: v for k, v in self.generation.items() if k != "response_format"})
+        out.update(export_params(self.generation))
         return {k: v for k, v in out.items() if v is not None}
 
     def render(self, variables: Mapping[str, Any] | str) -> ChatRequest:

@@ -9,22 +9,19 @@ the trace.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import ValidationError
 
-from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError
-from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
-from smmf_flow.operators.base import ModelOperator, node_label
-from smmf_flow.operators.llm import split_options
-from smmf_flow.operators.params import check_params, to_request
+from smmf_flow.operators.base import node_label
+from smmf_flow.operators.llm import GeneratingOperator, split_options
+from smmf_flow.operators.params import check_params, export_params
 from smmf_flow.scheduler.resolve import Purpose
 from smmf_flow.scheduler.routing import Classifier, Route, RouteWorker
 
 
-class RouterOperator(ModelOperator):
+class RouterOperator(GeneratingOperator):
     """Route each request to a model; ``stream=True`` gives a chunk stream."""
 
     kind = "router"
@@ -50,10 +47,6 @@ class RouterOperator(ModelOperator):
         self.generation = check_params(owner, generation)
         super().__init__(**options)
 
-    def ports(self) -> Signature:
-        out = AsyncIterator[ChatChunk] if self.stream else ChatResult
-        return Signature((ChatRequest | str | dict,), False, out)
-
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"routes": [r.model_dump(exclude_defaults=True) for r in self.routes]}
         if self.default:
@@ -62,7 +55,7 @@ class RouterOperator(ModelOperator):
             out["classifier"] = self.classifier.model_dump()
         if self.stream:
             out["stream"] = True
-        out.update({k: v for k, v in self.generation.items() if k != "response_format"})
+        out.update(export_params(self.generation))
         return out
 
     def model_refs(self) -> list[tuple[str | None, Purpose]]:
@@ -79,10 +72,3 @@ class RouterOperator(ModelOperator):
         classifier = ((self.classifier, scheduler.chat_worker(self.classifier.model))
                       if self.classifier else None)
         return RouteWorker(self.name, routes, default, classifier)
-
-    async def execute(self, ctx: Any, *inputs: Any) -> ChatResult | AsyncIterator[ChatChunk]:
-        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
-        worker = self.worker(ctx)
-        if self.stream:
-            return worker.stream(request, self.noter(ctx))
-        return await worker.chat(request, self.noter(ctx))

@@ -107,7 +107,7 @@ def render_svg(view: View) -> str:
 def _svg_shape(box: Placed) -> str:
     fill = FILL[box.shape]
     if box.shape == "diamond":
-        cx, cy, hw, hh = box.x, box.y + box.h / 2, box.w / 2, box.h / 2
+        cx, cy, hw = box.x, box.y + box.h / 2, box.w / 2
         points = f"{cx},{box.y} {cx + hw},{cy} {cx},{box.y + box.h} {cx - hw},{cy}"
         return f'<polygon points="{points}" fill="{fill}" stroke="#4a6fa5"/>'
     radius = box.h / 2 if box.shape == "round" else 6

@@ -9,7 +9,6 @@ drawing in ``drawing.py``, always show the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from smmf_flow.dag.dag import DAG
 from smmf_flow.dag.operator import Operator

@@ -71,7 +71,7 @@ def test_svg_is_well_formed_and_shows_every_node(view) -> None:  # type: ignore[
 
 
 def test_png_opens(view) -> None:  # type: ignore[no-untyped-def]
-    image_module = pytest.importorskip("PIL.Image")
+    from PIL import Image as image_module
     data = render_png(view)
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     with image_module.open(io.BytesIO(data)) as image:

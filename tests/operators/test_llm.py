@@ -108,3 +108,14 @@ def test_a_stream_cannot_feed_a_node_that_takes_a_whole_request() -> None:
 
 def test_requests_are_what_prompts_produce() -> None:
     assert LLMOperator("smollm2").input_types[0] == ChatRequest | str | dict
+
+
+def test_params_give_back_a_json_schema_as_written() -> None:
+    """Export (flow files) writes the schema back the way a user wrote it."""
+    from smmf_flow.operators import FallbackOperator, LLMOperator
+
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    assert LLMOperator("m", json_schema=schema, max_tokens=8).params() == {
+        "model": "m", "json_schema": schema, "max_tokens": 8}
+    fallback = FallbackOperator(["a", "b"], response_format={"type": "json_object"})
+    assert fallback.params()["response_format"] == {"type": "json_object"}

@@ -31,6 +31,7 @@ from smmf_flow.errors import (
 )
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.support import chat_messages, check_json, loaded, require
+from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 
 _CONTEXT_HINTS = ("context length", "context_length", "context window", "maximum context",

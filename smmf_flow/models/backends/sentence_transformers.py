@@ -11,7 +11,6 @@ sentence-transformers itself, a text longer than the model's ``max_seq_length``
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from smmf_flow.errors import ModelLoadError

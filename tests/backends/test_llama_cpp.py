@@ -132,3 +132,17 @@ async def test_a_missing_gguf_is_a_load_error(tmp_path: Path) -> None:
     cfg = config("ghost", "llama.cpp", tmp_path / "absent.gguf")
     with pytest.raises(ModelLoadError, match=r"model 'ghost': path .*absent.gguf does not exist"):
         await start(cfg)
+
+
+def test_schema_grammars_keep_control_characters_out_of_strings() -> None:
+    """A raw newline inside a JSON string is invalid JSON; the grammar must not allow it."""
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    from smmf_flow.models.backends.llama_cpp import strict_strings
+
+    loose = json_schema_to_gbnf(json.dumps({"type": "object",
+                                            "properties": {"a": {"type": "string"}}}))
+    strict = strict_strings(loose)
+    [char_rule] = [line for line in strict.splitlines() if line.startswith("char ::=")]
+    assert r"\x00-\x1F" in char_rule and r"\x7F" in char_rule
+    LlamaGrammar.from_string(strict, verbose=False)  # still a grammar llama.cpp accepts

@@ -49,6 +49,18 @@ from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 
 
+# llama-cpp-python's schema converter lets a JSON string hold raw control characters
+# (a newline typed into a string), which JSON itself forbids, so such an answer would
+# fail to parse; its generic JSON grammar already excludes them, as this rule does.
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def strict_strings(gbnf: str) -> str:
+    """``gbnf`` with JSON strings that cannot contain raw control characters."""
+    return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
 class LlamaCppBackend(Backend):
     """A GGUF model served in-process by llama.cpp."""
 
@@ -151,8 +163,10 @@ class LlamaCppBackend(Backend):
         if schema is None:
             from llama_cpp.llama_grammar import JSON_GBNF
             return grammar_cls.from_string(JSON_GBNF, verbose=False)
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
         try:
-            return grammar_cls.from_json_schema(json.dumps(schema), verbose=False)
+            gbnf = json_schema_to_gbnf(json.dumps(schema))
+            return grammar_cls.from_string(strict_strings(gbnf), verbose=False)
         except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
             raise BackendError(f"model '{self.config.name}': llama.cpp cannot turn the "
                                f"response_format JSON schema into a grammar: {exc}",

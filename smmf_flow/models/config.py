@@ -78,6 +78,9 @@ class ModelConfig(BaseModel):
     chat_template: str | None = None
     family: str | None = None
     gguf_file: str | None = None
+    #: proxy/openai: the server continues a final assistant message as the same turn
+    #: (vLLM's and smmf-flow's ``continue_final_message``), so continuation is exact
+    continue_final_message: bool = False
 
     @field_validator("provider")
     @classmethod

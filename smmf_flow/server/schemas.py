@@ -91,14 +91,15 @@ class _Sampling(_Lenient):
 
     def request(self, messages: list[ChatMessage], *, max_tokens: int | None,
                 response_format: ResponseFormat | None = None,
-                metadata: dict[str, Any] | None = None) -> ChatRequest:
+                metadata: dict[str, Any] | None = None,
+                assistant_prefix: str | None = None) -> ChatRequest:
         """The library's request; every field was validated by this body already."""
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
         return ChatRequest.model_construct(
             messages=messages, max_tokens=max_tokens,
             temperature=0.0 if self.temperature is None else self.temperature,
             top_p=1.0 if self.top_p is None else self.top_p, stop=stop or None,
-            seed=self.seed, response_format=response_format, assistant_prefix=None,
+            seed=self.seed, response_format=response_format, assistant_prefix=assistant_prefix,
             metadata=metadata or {})
 
 
@@ -110,6 +111,10 @@ class ChatCompletionBody(_Sampling):
     response_format: ResponseFormat | None = None
     metadata: dict[str, Any] | None = None
     tools: list[Any] | None = None
+    #: vLLM's extension: the last (assistant) message is the start of the answer, to
+    #: be continued as the same turn; smmf-flow's proxy backend sends it to continue
+    #: a stream another model broke off
+    continue_final_message: bool = False
 
     @field_validator("tools")
     @classmethod
@@ -123,8 +128,16 @@ class ChatCompletionBody(_Sampling):
         messages = [ChatMessage.model_construct(
             role="system" if m.role == "developer" else m.role, content=m.text(i))
             for i, m in enumerate(self.messages)]
+        prefix = None
+        if self.continue_final_message:
+            if messages[-1].role != "assistant" or len(messages) < 2:
+                raise ApiError(422, "'continue_final_message' needs the last message to be "
+                                    "the assistant's partial answer, after at least one other",
+                               code="invalid_value", param="messages")
+            prefix = messages.pop().content
         return self.request(messages, max_tokens=self.max_completion_tokens or self.max_tokens,
-                            response_format=self.response_format, metadata=self.metadata)
+                            response_format=self.response_format, metadata=self.metadata,
+                            assistant_prefix=prefix)
 
 
 class CompletionBody(_Sampling):

@@ -154,3 +154,23 @@ def test_retry_after_reads_seconds_milliseconds_and_dates() -> None:
     assert retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after({"x": "1"}) is None and retry_after(None) is None
+
+
+def test_continue_final_message_makes_continuation_exact() -> None:
+    """Only a server known to take ``continue_final_message`` gets the flag."""
+    from smmf_flow.models.backends.openai_proxy import OpenAIProxyBackend
+    from smmf_flow.models.config import ModelConfig
+
+    def backend(**extra: object) -> OpenAIProxyBackend:
+        return OpenAIProxyBackend(ModelConfig(name="m", provider="proxy/openai",
+                                              api_base="http://127.0.0.1:9/v1", **extra), "m#0")
+
+    partial = QUESTION.model_copy(update={"assistant_prefix": "The sea"})
+    plain, flagged = backend(), backend(continue_final_message=True)
+    assert plain.capabilities.prefix == "approximate"
+    assert "continue_final_message" not in plain._body(partial)
+    assert flagged.capabilities.prefix == "exact"
+    body = flagged._body(partial)
+    assert body["messages"][-1] == {"role": "assistant", "content": "The sea"}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    assert "continue_final_message" not in flagged._body(QUESTION)

@@ -22,7 +22,8 @@ def front(live: LiveServer) -> Iterator[LiveServer]:
                 "remote_model": model, "failure_threshold": 1000}
 
     registry = ModelRegistry.from_dict({"models": {
-        "llms": [remote("upstream", "smollm2"), remote("upstream-dying", "dying")],
+        "llms": [remote("upstream", "smollm2"), remote("upstream-dying", "dying"),
+                 {**remote("upstream-continues", "smollm2"), "continue_final_message": True}],
         "embeddings": [remote("upstream-embed", "minilm")]}})
     server = start_server(registry)
     yield server
@@ -75,3 +76,26 @@ def test_upstream_failure_mid_stream_reaches_the_client_as_an_error_event(
                                                        max_tokens=24, stream=True):
             received.extend(c.delta.content or "" for c in chunk.choices)
     assert "".join(received)
+
+
+def test_a_partial_answer_is_continued_exactly_through_the_proxy(
+        via_front: openai.OpenAI, direct: openai.OpenAI) -> None:
+    """``continue_final_message``: the front's proxy backend asks the upstream server to
+    carry on the assistant's partial answer as the same turn, which mid-stream fallback
+    relies on; greedy, the seam is invisible."""
+    params = {"max_tokens": 16, "temperature": 0}
+    whole = direct.chat.completions.create(model="smollm2", messages=HELLO, **params) \
+        .choices[0].message.content
+    prefix = whole[:whole.index(" ", 6)]  # cut at a word boundary
+    partial = [*HELLO, {"role": "assistant", "content": prefix}]
+    rest = via_front.chat.completions.create(
+        model="upstream-continues", messages=partial,
+        extra_body={"continue_final_message": True}, **params).choices[0].message.content
+    assert (prefix + rest).startswith(whole)
+
+
+def test_continue_final_message_needs_a_final_assistant_message(
+        direct: openai.OpenAI) -> None:
+    with pytest.raises(openai.UnprocessableEntityError, match="continue_final_message"):
+        direct.chat.completions.create(model="smollm2", messages=HELLO, max_tokens=4,
+                                       extra_body={"continue_final_message": True})

@@ -6,11 +6,12 @@ off: the pool's policy decides what an error means (a rate limit is a cooldown, 
 full context window is a reason to fall back), so HTTP failures become the typed
 errors of ``smmf_flow.errors`` at once, see ``map_error``.
 
-Continuation is only approximate: the API takes whole messages, so
-``assistant_prefix`` is sent as a final assistant message. Some servers continue
-it as the same turn; most close that turn and answer anew, so the text that comes
-back may not read on from the prefix. A fallback that needs an exact
-continuation should prefer a local backend (``capabilities.prefix``).
+Continuation: the API takes whole messages, so ``assistant_prefix`` is sent as a
+final assistant message. Most servers close that turn and answer anew, so by
+default continuation is only *approximate*. Servers that take vLLM's
+``continue_final_message`` extension (vLLM's own, and smmf-flow's) continue it as
+the same turn: with ``continue_final_message = true`` in the model's config the
+flag is sent and continuation is *exact* (``capabilities.prefix``).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class OpenAIProxyBackend(Backend):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(chat=True, embed=True, json_schema=True, prefix="approximate")
+        prefix = "exact" if self.config.continue_final_message else "approximate"
+        return Capabilities(chat=True, embed=True, json_schema=True, prefix=prefix)
 
     @property
     def remote_model(self) -> str:
@@ -148,7 +150,15 @@ class OpenAIProxyBackend(Backend):
         if request.response_format is not None:
             body["response_format"] = request.response_format.model_dump(by_alias=True,
                                                                          exclude_none=True)
+        body.update(self._extensions(request))
         return body
+
+    def _extensions(self, request: ChatRequest) -> dict[str, Any]:
+        """Body fields beyond OpenAI's own (sent only where the config says the server
+        takes them)."""
+        if request.assistant_prefix and self.config.continue_final_message:
+            return {"continue_final_message": True, "add_generation_prompt": False}
+        return {}
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         """POST through the SDK's client (its auth, timeouts and error types) but read
@@ -188,8 +198,11 @@ class OpenAIProxyBackend(Backend):
         finish: str | None = None
         usage: Usage | None = None
         try:
+            body = self._body(request)
+            extra = {k: body.pop(k) for k in self._extensions(request)}
             stream = await client.chat.completions.create(
-                **self._body(request), stream=True, stream_options={"include_usage": True})
+                **body, stream=True, stream_options={"include_usage": True},
+                extra_body=extra or None)
             async with stream:
                 async for event in stream:
                     if event.usage is not None:

@@ -9,6 +9,7 @@ request set itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,17 +36,23 @@ class GenerationParams(BaseModel):
 VALID = sorted(GenerationParams.model_fields)
 
 
+def invalid(exc: ValidationError, owner: str, what: str, valid: Iterable[str], *,
+            listed: str = "valid") -> FlowError:
+    """One line for the first problem pydantic found in an operator's settings: the
+    field, and the valid ones when the field is unknown (a misspelling, usually)."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "?"
+    if first["type"] == "extra_forbidden":
+        return FlowError(f"{owner}: unknown {what} '{field}' ({listed}: {', '.join(valid)})")
+    return FlowError(f"{owner}: {what} '{field}': {first['msg']}")
+
+
 def check_params(owner: str, params: dict[str, Any]) -> dict[str, Any]:
     """Validated generation parameters (only those given), or a ``FlowError``."""
     try:
         checked = GenerationParams(**params)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "?"
-        if first["type"] == "extra_forbidden":
-            raise FlowError(f"{owner}: unknown parameter '{field}' (valid: "
-                            f"{', '.join(VALID)})") from None
-        raise FlowError(f"{owner}: parameter '{field}': {first['msg']}") from None
+        raise invalid(exc, owner, "parameter", VALID) from None
     given = checked.model_dump(exclude_unset=True, by_alias=True)
     if checked.json_schema is not None:
         given.pop("json_schema")

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smmf_flow.errors import FlowError
+from smmf_flow.operators.params import invalid
 from smmf_flow.operators.vectorstore.base import Hit, VectorStore, Where
 
 #: store type → "module:Class" (or the class itself, once registered or imported)
@@ -55,12 +56,8 @@ def check_spec(spec: Any, owner: str) -> StoreSpec:
     try:
         checked = StoreSpec.model_validate(dict(spec))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "?"
-        if first["type"] == "extra_forbidden":
-            raise FlowError(f"{owner}: unknown store field '{field}' (fields: "
-                            f"{', '.join(StoreSpec.model_fields)})") from None
-        raise FlowError(f"{owner}: store field '{field}': {first['msg']}") from None
+        raise invalid(exc, owner, "store field", StoreSpec.model_fields,
+                      listed="fields") from None
     if checked.type not in STORE_TYPES:
         raise FlowError(f"{owner}: unknown store type '{checked.type}' (known: "
                         f"{', '.join(sorted(STORE_TYPES))})")

@@ -26,13 +26,8 @@ from typing import Any, get_type_hints
 import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from smmf_flow.errors import FlowError, RunError
+from smmf_flow.errors import FlowError, ToolFailed
 from smmf_flow.runner.context import RunContext
-
-
-class ToolFailed(RunError):
-    """A tool call that failed; the agent feeds its message back to the model and
-    never lets it out of the loop."""
 
 
 @dataclass(frozen=True, eq=False)

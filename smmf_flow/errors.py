@@ -17,7 +17,10 @@ field) and what to do about it::
     ├── ConfigError               a TOML model config is malformed (file, entry, field)
     ├── RunError                  a flow failed while running
     │   ├── NodeFailed            a node raised; the cause is chained
-    │   └── NodeTimeout           a node ran past its timeout
+    │   ├── NodeTimeout           a node ran past its timeout
+    │   ├── InputError            a run's input was refused (a bad value, a path
+    │   │                         outside the folder the run may read)
+    │   └── ToolFailed            an agent's tool call failed (fed back to the model)
     ├── ModelError                a model call failed
     │   ├── WorkerUnavailable     no instance can take the call
     │   │   ├── PoolBusy          the wait queue is full (``retry_after`` seconds)
@@ -127,6 +130,17 @@ class NodeTimeout(RunError):
     def __init__(self, node: str, timeout: float) -> None:
         self.node, self.timeout = node, timeout
         super().__init__(f"node '{node}' timed out after {timeout:g}s")
+
+
+class InputError(RunError):
+    """A run's input was refused while the flow ran: a value of the wrong shape, or a
+    path outside the folder the run may read. The caller's fault (an HTTP 4xx), and
+    the message never names the server's own folders."""
+
+
+class ToolFailed(RunError):
+    """A tool call that failed; the agent feeds its message back to the model and
+    never lets it out of the loop."""
 
 
 # --- model calls ---------------------------------------------------------------------

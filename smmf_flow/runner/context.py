@@ -1,8 +1,9 @@
 """``RunContext``: what every node of one run can reach, passed explicitly.
 
 It carries data shared between nodes (``get``/``set``), the model registry the
-run uses (None means the default registry), and the run's trace, where nodes
-may note events such as a routing decision.
+run uses (None means the default registry), the run's trace, where nodes may
+note events such as a routing decision, and ``files``: which files a path in
+the run's input may name (``runner/files.py``).
 """
 
 from __future__ import annotations
@@ -10,21 +11,27 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from smmf_flow.runner.files import FileAccess
+
 if TYPE_CHECKING:
     from smmf_flow.dag.operator import Operator
     from smmf_flow.runner.trace import Trace
 
 
+UNRESTRICTED = FileAccess.unrestricted()
+
+
 class RunContext:
     """Per-run state shared by the nodes of a run."""
 
-    __slots__ = ("run_id", "registry", "trace", "_data")
+    __slots__ = ("run_id", "registry", "trace", "files", "_data")
 
     def __init__(self, trace: "Trace", *, registry: Any = None,
-                 data: dict[str, Any] | None = None) -> None:
+                 data: dict[str, Any] | None = None, files: FileAccess | None = None) -> None:
         self.run_id = uuid.uuid4().hex[:12]
         self.registry = registry
         self.trace = trace
+        self.files = files or UNRESTRICTED
         self._data: dict[str, Any] = dict(data or {})
 
     def get(self, key: str, default: Any = None) -> Any:

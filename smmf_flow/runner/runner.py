@@ -33,6 +33,7 @@ from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.stream import iterate
 from smmf_flow.errors import FlowError, NodeFailed, NodeTimeout
 from smmf_flow.runner.context import RunContext
+from smmf_flow.runner.files import FileAccess
 from smmf_flow.runner.streams import TracedStream, tee
 from smmf_flow.runner.trace import NodeRecord, NodeState, RunHook, RunResult, Trace
 
@@ -308,19 +309,21 @@ def _replayable(args: tuple[Any, ...]) -> bool:
 
 async def run_dag(dag: DAG, input: Any = None, *, output: Operator | str | None = None,
                   trace: bool | Trace = False, registry: Any = None,
-                  hooks: Sequence[RunHook] = (), data: dict[str, Any] | None = None) -> Any:
+                  hooks: Sequence[RunHook] = (), data: dict[str, Any] | None = None,
+                  files: FileAccess | None = None) -> Any:
     """Run ``dag`` on ``input`` and return the output node's result.
 
     ``output`` picks the node whose result is returned (default: the one leaf);
     only the nodes it depends on run. ``trace=True`` returns a ``RunResult``
     holding ``.output`` and ``.trace``; a ``Trace`` object is filled in place.
-    ``registry`` is the model registry for model operators (None: the default).
+    ``registry`` is the model registry for model operators (None: the default);
+    ``files`` limits the files a path in the input may name (None: any).
     A stream output comes back as an async iterator, read lazily.
     """
     dag.validate(registry)
     plan = plan_for(dag, output)
     run_trace = trace if isinstance(trace, Trace) else Trace()
-    ctx = RunContext(run_trace, registry=registry, data=data)
+    ctx = RunContext(run_trace, registry=registry, data=data, files=files)
     for hook in hooks:
         hook.on_run_start(ctx)
     error: BaseException | None = None

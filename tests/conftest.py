@@ -93,9 +93,10 @@ def unreachable(name: str = "unreachable-proxy", **extra: Any) -> dict[str, Any]
 
 def llama(name: str, **extra: Any) -> dict[str, Any]:
     # one thread: on a busy 2-core machine llama.cpp's two spinning threads run
-    # 10-30x slower than one
+    # 10-30x slower than one. The deterministic mode (no KV-cache prefix reuse): tests
+    # compare greedy answers across calls, which only that mode guarantees.
     return {"name": name, "provider": "llama.cpp", "path": GGUF, "context_length": 2048,
-            "threads": 1, **extra}
+            "threads": 1, "prefix_cache": False, **extra}
 
 
 def register_dying() -> None:

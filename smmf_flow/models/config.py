@@ -81,6 +81,11 @@ class ModelConfig(BaseModel):
     #: proxy/openai: the server continues a final assistant message as the same turn
     #: (vLLM's and smmf-flow's ``continue_final_message``), so continuation is exact
     continue_final_message: bool = False
+    #: llama.cpp: reuse the KV cache of the previous call's common prompt prefix (fast
+    #: multi-turn chat). False is the deterministic mode: every call evaluates its prompt
+    #: afresh and a continuation replays its prefix token by token, so the same greedy
+    #: request always gives the same text, and a continuation the original's next tokens
+    prefix_cache: bool = True
 
     @field_validator("provider")
     @classmethod

@@ -76,7 +76,17 @@ def hf_dir() -> Path:
 
 @pytest.fixture(scope="session")
 async def llama() -> AsyncIterator[Backend]:
-    backend = await start(config("smollm2", "llama.cpp", GGUF, threads=1))
+    """SmolLM2 on llama.cpp in its deterministic mode (``prefix_cache = false``): the
+    checks that compare greedy text across calls rely on what that mode guarantees."""
+    backend = await start(config("smollm2", "llama.cpp", GGUF, threads=1, prefix_cache=False))
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture(scope="session")
+async def llama_cached() -> AsyncIterator[Backend]:
+    """SmolLM2 on llama.cpp as configured by default (KV-cache prefix reuse on)."""
+    backend = await start(config("smollm2-cached", "llama.cpp", GGUF, threads=1))
     yield backend
     await backend.aclose()
 

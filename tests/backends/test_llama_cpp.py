@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from smmf_flow.errors import ContextWindowExceeded, ModelLoadError
 from smmf_flow.models.backends.base import Backend
 from smmf_flow.models.backends.llama_cpp import LlamaCppBackend
-from smmf_flow.models.types import ChatRequest, ResponseFormat
+from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 
 from .checks import (
     QUESTION,
@@ -146,3 +146,55 @@ def test_schema_grammars_keep_control_characters_out_of_strings() -> None:
     [char_rule] = [line for line in strict.splitlines() if line.startswith("char ::=")]
     assert r"\x00-\x1F" in char_rule and r"\x7F" in char_rule
     LlamaGrammar.from_string(strict, verbose=False)  # still a grammar llama.cpp accepts
+
+
+# --- the deterministic mode (prefix_cache = false) and the default one -------------------
+
+
+async def test_deterministic_mode_gives_the_same_greedy_text_however_calls_interleave(
+        llama: Backend) -> None:
+    """The failure this mode exists for: with KV-cache reuse, a request that shares its
+    prompt prefix with the previous call re-evaluates only the rest, in other batches,
+    and greedy text could change between a process's first call and later ones."""
+    system = ChatMessage(role="system", content="Answer in one word.")
+    one_word = ChatRequest(messages=[system, ChatMessage(role="user", content="Name a planet.")],
+                           max_tokens=6)
+    same_system = ChatRequest(messages=[system, ChatMessage(role="user",
+                                                            content="Name a colour.")],
+                              max_tokens=6)
+    first = await llama.chat(one_word)
+    answers = [first.text]
+    for between in (one_word, same_system, QUESTION, one_word):
+        await llama.chat(between)
+        answers.append((await llama.chat(one_word)).text)
+    assert answers == [first.text] * len(answers)
+
+
+async def test_deterministic_continuation_matches_the_original_at_every_cut(
+        llama: Backend) -> None:
+    """Replaying the prefix token by token reproduces the original's logits, so a model
+    that takes over a broken-off answer writes exactly what came next."""
+    request = ChatRequest.of("Describe a lighthouse in two sentences.", max_tokens=40)
+    whole = (await llama.chat(request)).text
+    cuts = sorted({whole.rfind(" ", 0, near) for near in range(8, len(whole) - 2, 9)} - {-1, 0})
+    assert len(cuts) >= 3, whole
+    for cut in cuts:
+        rest = await llama.chat(request.model_copy(update={"assistant_prefix": whole[:cut]}))
+        assert (whole[:cut] + rest.text)[:len(whole)] == whole, (cut, rest.text)
+
+
+async def test_the_default_mode_reuses_the_prompt_prefix_and_answers_sanely(
+        llama_cached: Backend) -> None:
+    """With prefix reuse on, a follow-up with the same prompt evaluates only what is new
+    (white-box: the context still holds the common prefix); the text is an answer, though
+    not guaranteed to be bit-identical to a fresh evaluation."""
+    assert isinstance(llama_cached, LlamaCppBackend)
+    first = await assert_sane_answer(llama_cached)
+    again = await assert_sane_answer(llama_cached)
+    assert again.usage.prompt_tokens == first.usage.prompt_tokens
+    prompt = llama_cached._prompt_tokens(QUESTION)
+    held = await llama_cached._engine.call(lambda stop: list(llama_cached._llm.input_ids[
+        :len(prompt)]))
+    assert held == prompt
+    rest = await llama_cached.chat(QUESTION.model_copy(update={"assistant_prefix": "Whiskers"}))
+    assert rest.text.strip() and rest.usage.completion_tokens > 0

@@ -9,6 +9,11 @@ whole answers, streams and continuations, which gives:
   prompt, so the model carries on the very same token sequence;
 - a context-window check before any work, and exact token counts in ``usage``;
 - a stop flag read between tokens, so a cancelled stream stops generating;
+- KV-cache reuse of the prompt prefix a call shares with the previous one (fast
+  multi-turn chat), or, with ``prefix_cache = false``, the deterministic mode: every
+  call evaluates its prompt afresh and replays an assistant prefix token by token, so
+  a greedy request gives the same text every time and a continuation gives exactly
+  the original's next tokens (see ``_replayed``);
 - no per-token detokenization of the whole answer (a byte-level UTF-8 decoder).
 
 Sampling follows OpenAI's meaning of the request: temperature and top_p only
@@ -174,8 +179,38 @@ class LlamaCppBackend(Backend):
 
     def _prompt_tokens(self, request: ChatRequest) -> list[int]:
         prompt = render_prompt(loaded(self, self._template), request)
-        tokens: list[int] = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return self._tokenize(prompt)
+
+    def _tokenize(self, text: str) -> list[int]:
+        tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         return tokens
+
+    def _replayed(self, request: ChatRequest, prompt: list[int]) -> int:
+        """Deterministic mode: evaluate ``prompt`` as a fresh request would, and return
+        how many of its tokens are left for ``generate`` (always at least one).
+
+        The part before the assistant prefix is evaluated in one batch, as on the first
+        call of a request; the prefix then one token at a time, as it was generated. So
+        the logits of a continuation are computed exactly as the original answer's were,
+        and greedy decoding picks the very tokens the original would have picked next.
+        (Evaluating the same tokens in other batches, as KV-cache reuse does, changes the
+        floating-point sums, which is enough to flip a near-tie between two tokens.)
+        """
+        llm = self._llm
+        llm.reset()
+        head = prompt
+        if request.assistant_prefix:
+            base = self._tokenize(render_prompt(loaded(self, self._template),
+                                                request.model_copy(update={
+                                                    "assistant_prefix": None})))
+            if prompt[:len(base)] == base:
+                head = base
+        if len(head) == len(prompt):
+            return len(prompt)
+        llm.eval(head)
+        for token in prompt[len(head):-1]:
+            llm.eval([token])
+        return 1
 
     def _generate(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
         """The token loop; runs on the engine thread."""
@@ -187,8 +222,12 @@ class LlamaCppBackend(Backend):
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         scanner = StopScanner(request.stop)
         done, finish = 0, "length"
-        tokens = llm.generate(prompt, temp=request.temperature, top_p=request.top_p, top_k=0,
-                              min_p=0.0, repeat_penalty=1.0, grammar=grammar)
+        start: list[int] = prompt
+        if not self.config.prefix_cache:
+            start = prompt[len(prompt) - self._replayed(request, prompt):]
+        tokens = llm.generate(start, temp=request.temperature, top_p=request.top_p, top_k=0,
+                              min_p=0.0, repeat_penalty=1.0, grammar=grammar,
+                              reset=self.config.prefix_cache or len(start) == len(prompt))
         try:
             for token in tokens:
                 if stop.is_set():

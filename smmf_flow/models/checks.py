@@ -2,15 +2,17 @@
 
 pydantic checks each field on its own; these check what only the whole file can
 tell: names unique across llms, embeddings and groups; defaults that exist and
-are of the right kind; groups whose members exist and agree on their kind; one
-weight per instance; a path for every local engine.
+are of the right kind; groups whose members exist and agree on their kind, and
+fallback settings only on fallback groups; one weight per instance; a path for
+every local engine.
 """
 
 from __future__ import annotations
 
 import difflib
+from typing import get_args
 
-from smmf_flow.models.config import GroupConfig, ModelConfig, ModelsFile
+from smmf_flow.models.config import ErrorKind, GroupConfig, ModelConfig, ModelsFile
 from smmf_flow.models.config_errors import ConfigSource, Loc
 from smmf_flow.models.instance import PLACEMENTS
 
@@ -101,6 +103,17 @@ def _check_group(group: GroupConfig, loc: Loc, kinds: dict[str, str],
         raise source.error((*loc, "members"), (
             f"mixes llms ({', '.join(member_kinds['llm'])}) and embeddings "
             f"({', '.join(member_kinds['embedding'])}); a group's members must be one kind"))
+    if group.strategy != "fallback":
+        for field in ("on", "chunk_timeout"):
+            if getattr(group, field) is not None:
+                raise source.error((*loc, field), (
+                    f"only a fallback group takes `{field}`; this group has strategy = "
+                    f"\"{group.strategy}\" (remove `{field}`, or make it strategy = "
+                    "\"fallback\")"))
+    if group.on == []:
+        raise source.error((*loc, "on"), (
+            "names no error kind, so no member would ever be tried after the first; name "
+            f"some of {', '.join(get_args(ErrorKind))}, or leave `on` out for the default"))
 
 
 def _check_default(name: str | None, field: str, want: str, kinds: dict[str, str],

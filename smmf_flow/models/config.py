@@ -21,6 +21,8 @@
     name = "chat"
     strategy = "fallback"
     members = ["remote", "smollm2"]
+    on = ["unavailable", "timeout"]   # optional; default: every kind but "error"
+    chunk_timeout = 30                # optional; a stalled stream falls through
 
 Loading (file reading, ``${env:VAR}`` interpolation, located error messages) lives
 in ``loader.py`` and the rules that span entries in ``checks.py``; this module is only
@@ -41,6 +43,9 @@ Provider = Literal["llama.cpp", "hf", "vllm", "mlx", "sentence-transformers", "p
 Strategy = Literal["round_robin", "least_busy", "latency_ewma", "weighted"]
 Placement = Literal["local", "ray"]
 ModelKind = Literal["llm", "embedding"]
+#: the kinds of error a fallback can act on (``scheduler/fallback_policy.py`` decides)
+ErrorKind = Literal["unavailable", "timeout", "rate_limited", "context_window",
+                    "invalid_output", "error"]
 
 
 class ModelConfig(BaseModel):
@@ -67,6 +72,8 @@ class ModelConfig(BaseModel):
     # health / circuit breaker
     failure_threshold: int = Field(default=3, ge=1)
     cooldown_s: float = Field(default=5.0, ge=0.0)
+    #: how often the health loop re-probes and checks instances (0: never)
+    health_interval_s: float = Field(default=10.0, ge=0.0)
 
     # provider-specific settings
     threads: int | None = Field(default=None, ge=1)
@@ -119,6 +126,11 @@ class GroupConfig(BaseModel):
     strategy: Literal["fallback", "route"] = "fallback"
     members: list[str] = Field(min_length=1)
     max_depth: int | None = Field(default=None, ge=1)
+    #: fallback groups: the error kinds that move on to the next member
+    on: list[ErrorKind] | None = None
+    #: fallback groups: seconds a stream may go without a chunk before the next member
+    #: takes over
+    chunk_timeout: float | None = Field(default=None, gt=0.0)
 
 
 class ModelsSection(BaseModel):

@@ -9,17 +9,15 @@ the next model. Anything else is the caller's problem and is raised at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from smmf_flow.errors import (BackendConnectionError, BackendError, BackendTimeout,
                               ContextWindowExceeded, FlowError, InvalidOutput, ModelLoadError,
                               NodeTimeout, RateLimited, WorkerUnavailable)
+from smmf_flow.models.config import ErrorKind
 from smmf_flow.runner.retry import RetryPolicy
 
-ErrorKind = Literal["unavailable", "timeout", "rate_limited", "context_window",
-                    "invalid_output", "error"]
-ERROR_KINDS: tuple[str, ...] = ("unavailable", "timeout", "rate_limited", "context_window",
-                                "invalid_output", "error")
+ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
 DEFAULT_ON: tuple[str, ...] = ERROR_KINDS[:-1]
 
 Action = Literal["retry", "next", "bigger", "raise"]

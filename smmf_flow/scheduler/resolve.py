@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from smmf_flow.errors import ConfigError, FlowError, ModelKindMismatch
 from smmf_flow.scheduler.fallback import FallbackWorker
-from smmf_flow.scheduler.fallback_policy import FallbackPolicy
+from smmf_flow.scheduler.fallback_policy import DEFAULT_ON, FallbackPolicy
 from smmf_flow.scheduler.routing import Route, RouteWorker, When
 from smmf_flow.scheduler.workers import ChatWorker, PoolChatWorker, PoolEmbeddingWorker
 
@@ -132,8 +132,9 @@ class Scheduler:
         members = [self.chat_worker(m.name) for m in binding.members]
         group = self.registry.group(binding.name)
         if group.strategy == "fallback":
-            return FallbackWorker(binding.name, members,
-                                  FallbackPolicy(max_depth=group.max_depth))
+            on = tuple(group.on) if group.on is not None else DEFAULT_ON
+            return FallbackWorker(binding.name, members, FallbackPolicy(
+                on=on, max_depth=group.max_depth, chunk_timeout=group.chunk_timeout))
         # a route group: the first member whose window fits the request, else the largest
         routes = [(Route(model=m.name, when=When(fits_context=True)), m) for m in members]
         largest = max(members, key=lambda m: m.context_length)

@@ -52,6 +52,19 @@ EXPECTED = {
                          r"'inner' is a group; a group lists models, not other groups",
     "group_strategy.toml": r":9: models\.groups\[0\] \(name 'chat'\), field 'strategy': "
                            r"expected one of 'fallback', 'route'; got 'round_robin'",
+    "group_on_unknown.toml": r":10: models\.groups\[0\] \(name 'chat'\), field 'on\[1\]': "
+                             r"expected one of 'unavailable', 'timeout', 'rate_limited', "
+                             r"'context_window', 'invalid_output', 'error'; got 'unavailble' "
+                             r"\(did you mean 'unavailable'\?\)",
+    "group_on_route.toml": r":11: models\.groups\[0\] \(name 'chat'\), field 'on': only a "
+                           r"fallback group takes `on`; this group has strategy = \"route\"",
+    "group_on_empty.toml": r":10: models\.groups\[0\] \(name 'chat'\), field 'on': names no "
+                           r"error kind, so no member would ever be tried after the first",
+    "group_chunk_timeout_zero.toml": r":10: models\.groups\[0\] \(name 'chat'\), field "
+                                     r"'chunk_timeout': expected greater than 0; got 0",
+    "health_interval_negative.toml": r":6: models\.llms\[0\] \(name 'smollm2'\), field "
+                                     r"'health_interval_s': expected greater than or equal "
+                                     r"to 0; got -1",
     "weights_length.toml": r":8: models\.llms\[0\] \(name 'a'\), field 'weights': has 3 values "
                            r"but instances = 2; give one weight per instance",
     "weights_zero.toml": r":8: .*field 'weights': every weight must be greater than 0",

@@ -14,6 +14,7 @@ from smmf_flow.operators import (EmbeddingOperator, FallbackOperator, LLMOperato
                                  PromptOperator, RouterOperator)
 from smmf_flow.scheduler import (Binding, FallbackWorker, NodePlan, PoolChatWorker,
                                  RouteWorker, default_registry, plan, scheduler_for)
+from smmf_flow.scheduler.fallback_policy import DEFAULT_ON
 from smmf_flow.scheduler.resolve import default_config_path
 
 
@@ -144,6 +145,23 @@ def test_a_group_name_resolves_to_its_chain(real_registry: Any) -> None:
     assert sized.default is not None and sized.default.name == "smollm2"  # the largest
     assert isinstance(scheduler.chat_worker(None), PoolChatWorker)
     assert scheduler_for(real_registry) is scheduler
+
+
+@pytest.mark.anyio
+async def test_a_groups_on_and_chunk_timeout_from_toml_shape_its_fallback(
+        make_registry: Any, llama_entry: Any) -> None:
+    registry = make_registry({"models": {
+        "llms": [llama_entry("a"), llama_entry("b")],
+        "groups": [{"name": "picky", "members": ["a", "b"], "on": ["timeout"],
+                    "chunk_timeout": 2.5, "max_depth": 2},
+                   {"name": "plain", "members": ["b", "a"]}]}})
+    scheduler = scheduler_for(registry)
+    picky, plain = scheduler.chat_worker("picky"), scheduler.chat_worker("plain")
+    assert isinstance(picky, FallbackWorker) and isinstance(plain, FallbackWorker)
+    assert picky.policy.on == ("timeout",) and picky.policy.chunk_timeout == 2.5
+    assert picky.policy.max_depth == 2
+    assert plain.policy.on == DEFAULT_ON and plain.policy.chunk_timeout is None
+    assert all(row.status == "not loaded" for row in registry.list() if row.kind != "group")
 
 
 @pytest.mark.anyio

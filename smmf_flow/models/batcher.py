@@ -15,16 +15,25 @@ callers in it depend on it; a caller cancelled before its batch is taken just
 leaves the queue (passing the collector's role on if it held it). If a batch
 fails, its requests are retried one by one, so one caller's bad input fails only
 that caller.
+
+The queue is bounded like a pool's (``max_queue``, the model's own setting): it
+counts *callers*, whatever the length of their lists, since a caller is what
+waits. At most ``max_queue`` callers wait behind the one forming the next batch;
+one more gets ``PoolBusy`` with a ``retry_after`` estimated from the batches
+ahead of it and the time a batch has been taking.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 
 import anyio
 
-from smmf_flow.errors import BackendError
+from smmf_flow.errors import BackendError, PoolBusy
+from smmf_flow.models.instance import EWMA_ALPHA
 
 EmbedFn = Callable[[list[str]], Awaitable[list[list[float]]]]
 
@@ -47,12 +56,15 @@ class EmbeddingBatcher:
     at most ``max_concurrent`` batches at the backend at once."""
 
     def __init__(self, embed: EmbedFn, *, max_batch: int = 32, max_wait_ms: float = 2.0,
-                 max_concurrent: int = 1, model: str = "") -> None:
+                 max_concurrent: int = 1, max_queue: int | None = None,
+                 model: str = "") -> None:
         self._embed = embed
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.max_concurrent = max(1, max_concurrent)
+        self.max_queue = max_queue  # None: unbounded
         self.model = model
+        self._batch_s: float | None = None  # running average of a batch's duration
         self._queue: deque[_Pending] = deque()
         self._queued = 0                          # texts in the queue
         self._collector: _Pending | None = None  # who forms the next batch
@@ -71,6 +83,8 @@ class EmbeddingBatcher:
                                "not a string", model=self.model)
         if not items:
             return []
+        if self.max_queue is not None and len(self._queue) > self.max_queue:
+            raise self._busy()
         pending = _Pending(items)
         self._queue.append(pending)
         self._queued += len(items)
@@ -131,8 +145,19 @@ class EmbeddingBatcher:
         if self._collector is pending:
             self._pass_role()
 
+    def _busy(self) -> PoolBusy:
+        """The error for a caller that finds the queue full."""
+        ahead = math.ceil((self._queued + 1) / self.max_batch)
+        seconds = self._batch_s if self._batch_s is not None else 1.0
+        retry_after = round(max(0.05, seconds * ahead / self.max_concurrent), 3)
+        return PoolBusy(
+            f"embedding model '{self.model}' is busy: {len(self._queue)} callers are waiting "
+            f"for a batch (max_queue = {self.max_queue}); retry later or raise max_queue",
+            retry_after=retry_after, model=self.model)
+
     async def _run(self, batch: list[_Pending]) -> None:
         texts = [t for item in batch for t in item.texts]
+        started = perf_counter()
         try:
             vectors = await self._embed(texts)
         except Exception as error:
@@ -144,6 +169,9 @@ class EmbeddingBatcher:
             return
         self.batches += 1
         self.texts += len(texts)
+        seconds, average = perf_counter() - started, self._batch_s
+        self._batch_s = (seconds if average is None
+                         else average + EWMA_ALPHA * (seconds - average))
         start = 0
         for item in batch:
             end = start + len(item.texts)

@@ -7,14 +7,22 @@ its schema say the *request* was bad, and the next request may well succeed, so
 they do not. Any other exception escaping a backend is a bug in it: it counts,
 and reaches the caller wrapped in a ``BackendError``.
 
-The breaker: ``failure_threshold`` breaking failures in a row mark the instance
-unhealthy for ``cooldown_s``; after that the next caller re-probes it (a health
-check, or a new load if it never loaded) — half-open — and a passing probe makes
-it healthy again.
+The breaker (``Breaker``, one per pool): ``failure_threshold`` breaking failures
+in a row — a call, or a stream that fails or stalls past its ``chunk_timeout`` —
+mark the instance unhealthy for ``cooldown_s``. Once that has passed the pool is
+no longer "in cooldown": the next caller re-probes the instance (a health check,
+or a new load if it never loaded) — half-open — and a passing probe makes it
+healthy again. The pool's health loop (``Pool.watch_health``: a ``Breaker.round``
+every ``health_interval_s``) does the same without waiting for traffic, and
+health-checks the healthy instances that are idle, so a pool nobody calls still
+recovers (and a server's ``/readyz`` follows it).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from time import perf_counter
 from typing import NoReturn
 
 from smmf_flow.errors import (
@@ -25,7 +33,15 @@ from smmf_flow.errors import (
     ModelLoadError,
     RateLimited,
     SmmfError,
+    describe,
 )
+from smmf_flow.models.config import ModelConfig
+from smmf_flow.models.events import EventKind
+from smmf_flow.models.instance import Instance, InstanceState
+
+HEALTHY = InstanceState.HEALTHY
+UNHEALTHY = InstanceState.UNHEALTHY
+Emit = Callable[[EventKind, Instance, str], None]
 
 BREAKING: tuple[type[BackendError], ...] = (
     BackendConnectionError, BackendTimeout, ModelLoadError, RateLimited)
@@ -59,3 +75,87 @@ def reraise(exc: Exception, model: str, instance: str) -> NoReturn:
     if error is exc:
         raise exc
     raise error from exc
+
+
+class Breaker:
+    """The circuit breakers of one pool's instances: trips, re-probes, health checks.
+
+    ``changed`` is called whenever an instance may have become healthy or
+    unhealthy, so that the pool can hand slots to (or fail) its waiters.
+    """
+
+    def __init__(self, config: ModelConfig, instances: list[Instance], emit: Emit,
+                 changed: Callable[[], None]) -> None:
+        self.config, self.name = config, config.name
+        self._instances = instances
+        self._emit = emit
+        self._changed = changed
+        self.next_probe = math.inf  # when the earliest unhealthy instance is due
+
+    @property
+    def probe_due(self) -> bool:
+        return self.next_probe <= perf_counter()
+
+    def failed(self, instance: Instance, exc: BaseException) -> None:
+        """Count a breaking failure; trip the instance at ``failure_threshold``."""
+        instance.consecutive_failures += 1
+        if (instance.state is HEALTHY
+                and instance.consecutive_failures >= self.config.failure_threshold):
+            self.trip(instance, exc)
+
+    def trip(self, instance: Instance, exc: BaseException) -> None:
+        instance.mark_unhealthy(perf_counter(), describe(exc))
+        self.refresh()
+        self._emit("unhealthy", instance, (
+            f"model '{self.name}' instance {instance.index} is unhealthy after "
+            f"{instance.consecutive_failures} failure(s) ({describe(exc)}); re-probe in "
+            f"{self.config.cooldown_s:g}s"))
+
+    def refresh(self) -> None:
+        self.next_probe = min((i.retry_at for i in self._instances
+                               if i.state is UNHEALTHY), default=math.inf)
+
+    async def probe(self) -> None:
+        """Half-open: re-check each unhealthy instance whose cooldown has passed."""
+        try:
+            for instance in self._instances:
+                if (instance.state is UNHEALTHY and instance.retry_at <= perf_counter()
+                        and not instance.probing):
+                    await self._probe_one(instance)
+        finally:  # a cancelled probe leaves its instance unhealthy and due again
+            self.refresh()
+            self._changed()
+
+    async def _probe_one(self, instance: Instance) -> None:
+        instance.probing = True
+        try:
+            await instance.probe()
+        except Exception as exc:
+            instance.mark_unhealthy(perf_counter(), describe(exc))
+            self._emit("probe_failed", instance, (
+                f"model '{self.name}' instance {instance.index} failed its re-probe "
+                f"({describe(exc)}); next try in {self.config.cooldown_s:g}s"))
+        else:
+            self._emit("recovered", instance, (
+                f"model '{self.name}' instance {instance.index} is healthy again"))
+        finally:
+            instance.probing = False
+
+    async def check(self, *, idle_only: bool = False) -> None:
+        """Run the health check of every healthy instance (only the idle ones if
+        ``idle_only``); one that fails is tripped at once."""
+        for instance in self._instances:
+            if instance.state is HEALTHY and not (idle_only and instance.in_flight):
+                try:
+                    await instance.backend.health()
+                except Exception as exc:
+                    instance.consecutive_failures += 1
+                    self.trip(instance, exc)
+        self._changed()
+
+    async def round(self) -> None:
+        """One turn of the health loop: re-probe the due instances, check the idle
+        healthy ones."""
+        if self.probe_due:
+            await self.probe()
+        await self.check(idle_only=True)

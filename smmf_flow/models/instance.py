@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 
 from smmf_flow.errors import ConfigError, ModelLoadError, describe
 from smmf_flow.models.backends import Backend, backend_class
@@ -136,6 +137,9 @@ class Instance:
                 f"model '{self.config.name}' instance '{self.id}' could not load: "
                 f"{describe(exc)}",
                 model=self.config.name, instance=self.id) from exc
+        except BaseException:  # cancelled: never left "starting", and due for a retry
+            self.mark_unhealthy(perf_counter(), "loading was interrupted", retry_in=0.0)
+            raise
         self.loaded = True
         self.mark_healthy()
 
@@ -163,10 +167,11 @@ class Instance:
         self.consecutive_failures = 0
         self.last_error = None
 
-    def mark_unhealthy(self, now: float, error: str) -> None:
-        """Open the breaker: no calls until ``now + cooldown_s``, then a re-probe."""
+    def mark_unhealthy(self, now: float, error: str, *, retry_in: float | None = None) -> None:
+        """Open the breaker: no calls until ``now + cooldown_s`` (or ``retry_in``
+        seconds), then a re-probe."""
         self.state = InstanceState.UNHEALTHY
-        self.retry_at = now + self.config.cooldown_s
+        self.retry_at = now + (self.config.cooldown_s if retry_in is None else retry_in)
         self.last_error = error
 
     def succeeded(self, seconds: float, tokens: int, measured: bool = True) -> None:

@@ -9,8 +9,8 @@ and no newcomer jumps the queue. Which instance a call goes to is the
 
 Weights load lazily on the first call (once, however many callers arrive
 together), or up front with ``start()``. ``stop()``, ``start()`` and
-``restart()`` work at run time; ``aclose()`` ends the pool for good. Health and
-the circuit breaker follow ``health.py``.
+``restart()`` work at run time; ``aclose()`` ends the pool for good. Health, the
+circuit breaker and the health loop (``watch_health``) follow ``health.py``.
 
 The hot path does a few attribute updates per call and nothing per streamed
 chunk beyond stamping the chunk with the model and instance: the pool must cost
@@ -39,16 +39,15 @@ from smmf_flow.errors import (
 from smmf_flow.models.backends import Backend, Capabilities
 from smmf_flow.models.config import ModelConfig, ModelKind
 from smmf_flow.models.events import EventHook, EventKind, PoolEvent, emit
-from smmf_flow.models.health import breaks_instance, reraise
+from smmf_flow.models.health import Breaker, breaks_instance, reraise
 from smmf_flow.models.instance import Instance, InstanceState, InstanceStats, backend_factory
 from smmf_flow.models.strategies import make_strategy
 from smmf_flow.models.stream import ChatStream
 from smmf_flow.models.types import ChatRequest, ChatResult
 
 HEALTHY = InstanceState.HEALTHY
-UNHEALTHY = InstanceState.UNHEALTHY
-DEFAULT_LATENCY_S = 1.0
-T = TypeVar("T")  # retry_after guess before any call has been timed
+DEFAULT_LATENCY_S = 1.0  # retry_after guess before any call has been timed
+T = TypeVar("T")
 
 
 class Phase(enum.StrEnum):
@@ -103,7 +102,9 @@ class Pool:
         self._lock: anyio.Lock | None = None  # made on first use, inside an event loop
         self._busy = 0
         self._drained: anyio.Event | None = None
-        self._next_probe = math.inf
+        self._breaker = Breaker(config, self._instances, self._emit, self._dispatch)
+        #: whether a health loop (``watch_health``) runs for this pool
+        self.watching = False
 
     # --- calls ---------------------------------------------------------------------
 
@@ -114,10 +115,14 @@ class Pool:
         result.model, result.instance = self.name, instance.id
         return result
 
-    def stream_chat(self, request: ChatRequest) -> ChatStream:
+    def stream_chat(self, request: ChatRequest, *,
+                    chunk_timeout: float | None = None) -> ChatStream:
         """Stream an answer. The slot is taken at the first chunk and held until the
-        stream ends, fails, is closed (``aclose``/``async with``) or is cancelled."""
-        return ChatStream(self, request)
+        stream ends, fails, is closed (``aclose``/``async with``) or is cancelled.
+        A chunk that takes longer than ``chunk_timeout`` seconds (the wait for a slot
+        aside) fails the stream with ``BackendTimeout``, which counts as the
+        instance's failure."""
+        return ChatStream(self, request, chunk_timeout)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """One vector per text, in order (tokens/s counts texts for embedding pools)."""
@@ -149,12 +154,9 @@ class Pool:
                 async with anyio.create_task_group() as group:
                     for instance in self._instances:
                         group.start_soon(self._load, instance, errors)
-            finally:
-                for instance in self._instances:
-                    if instance.state is InstanceState.STARTING:  # the start was cancelled
-                        instance.mark_unhealthy(0.0, "loading was interrupted")
+            finally:  # cancelled loads leave their instances unhealthy, due for a retry
                 self._phase = Phase.RUNNING
-                self._refresh_probe()
+                self._breaker.refresh()
         if len(errors) == len(self._instances):
             raise errors[0]
 
@@ -179,7 +181,7 @@ class Pool:
                         self._emit("stopped", instance, f"closing {instance.id} failed: "
                                                         f"{describe(exc)}")
             self._phase = Phase.STOPPED
-            self._next_probe = math.inf
+            self._breaker.next_probe = math.inf
             self._emit("stopped", None, f"stopped model '{self.name}'")
 
     async def restart(self) -> None:
@@ -193,15 +195,25 @@ class Pool:
         self._phase = Phase.CLOSED
 
     async def check_health(self) -> None:
-        """Run every loaded instance's health check now (for a periodic monitor)."""
-        for instance in self._instances:
-            if instance.state is HEALTHY:
-                try:
-                    await instance.backend.health()
-                except Exception as exc:
-                    instance.consecutive_failures += 1
-                    self._trip(instance, exc)
-        self._dispatch()
+        """Run every healthy instance's health check now; one that fails is tripped."""
+        await self._breaker.check()
+
+    async def watch_health(self) -> None:
+        """The health loop: every ``health_interval_s`` (0: no loop) re-probe the
+        instances whose cooldown has passed and check the idle healthy ones, so the
+        pool recovers without traffic. Runs until cancelled or the pool is closed."""
+        interval = self.config.health_interval_s
+        if interval <= 0 or self.watching:
+            return
+        self.watching = True
+        try:
+            while self._phase is not Phase.CLOSED:
+                await anyio.sleep(interval)
+                async with self._start_lock():  # never while it starts or stops
+                    if self._phase is Phase.RUNNING:
+                        await self._breaker.round()
+        finally:
+            self.watching = False
 
     # --- state -----------------------------------------------------------------------
 
@@ -217,9 +229,10 @@ class Pool:
 
     @property
     def in_cooldown(self) -> bool:
-        """True when the pool runs but no instance is healthy (a fallback should skip it)."""
-        return self._phase is Phase.RUNNING and not any(
-            i.state is HEALTHY for i in self._instances)
+        """True when the pool runs, no instance is healthy and no re-probe is due yet
+        (a fallback skips it; once a re-probe is due, the next caller makes it)."""
+        return (self._phase is Phase.RUNNING and not self._breaker.probe_due
+                and not any(i.state is HEALTHY for i in self._instances))
 
     @property
     def instances(self) -> list[Instance]:
@@ -254,8 +267,8 @@ class Pool:
                 raise PoolStopped(f"model '{self.name}' is {self._phase}; start it first",
                                   model=self.name)
             await self.start()
-        if self._next_probe <= perf_counter():
-            await self._probe()
+        if self._breaker.probe_due:
+            await self._breaker.probe()
         instance = None if self._waiters else self._choose()
         if instance is None:
             return await self._wait()
@@ -303,10 +316,7 @@ class Pool:
         elif isinstance(exc, Exception):
             instance.failed += 1
             if breaks_instance(exc):
-                instance.consecutive_failures += 1
-                if (instance.state is HEALTHY
-                        and instance.consecutive_failures >= self.config.failure_threshold):
-                    self._trip(instance, exc)
+                self._breaker.failed(instance, exc)
         self._release(instance)
 
     def _release(self, instance: Instance) -> None:
@@ -340,40 +350,7 @@ class Pool:
             waiter.error = make_error()
             waiter.event.set()
 
-    # --- health ----------------------------------------------------------------------
-
-    def _trip(self, instance: Instance, exc: BaseException) -> None:
-        instance.mark_unhealthy(perf_counter(), describe(exc))
-        self._refresh_probe()
-        self._emit("unhealthy", instance, (
-            f"model '{self.name}' instance {instance.index} is unhealthy after "
-            f"{instance.consecutive_failures} failure(s) ({describe(exc)}); re-probe in "
-            f"{self.config.cooldown_s:g}s"))
-
-    async def _probe(self) -> None:
-        """Half-open: re-check each unhealthy instance whose cooldown has passed."""
-        now = perf_counter()
-        for instance in self._instances:
-            if instance.state is UNHEALTHY and instance.retry_at <= now and not instance.probing:
-                instance.probing = True
-                try:
-                    await instance.probe()
-                except Exception as exc:
-                    instance.mark_unhealthy(perf_counter(), describe(exc))
-                    self._emit("probe_failed", instance, (
-                        f"model '{self.name}' instance {instance.index} failed its re-probe "
-                        f"({describe(exc)}); next try in {self.config.cooldown_s:g}s"))
-                else:
-                    self._emit("recovered", instance, (
-                        f"model '{self.name}' instance {instance.index} is healthy again"))
-                finally:
-                    instance.probing = False
-        self._refresh_probe()
-        self._dispatch()
-
-    def _refresh_probe(self) -> None:
-        self._next_probe = min((i.retry_at for i in self._instances
-                                if i.state is UNHEALTHY), default=math.inf)
+    # --- loading ------------------------------------------------------------------------
 
     async def _load(self, instance: Instance, errors: list[Exception]) -> None:
         self._emit("loading", instance, (
@@ -408,7 +385,7 @@ class Pool:
 
     def _unavailable(self) -> WorkerUnavailable:
         errors = sorted({i.last_error for i in self._instances if i.last_error})
-        wait = max(0.0, self._next_probe - perf_counter())
+        wait = max(0.0, self._breaker.next_probe - perf_counter())
         when = f"; next re-probe in {wait:.2f}s" if math.isfinite(wait) else ""
         cause = f" (last error: {errors[0]})" if errors else ""
         return WorkerUnavailable(

@@ -3,7 +3,8 @@
 Looking a name up, listing, and validating load nothing; a model's pool is made
 on the first ``pool(name)`` and its weights load on the pool's first call (or on
 ``warmup``). Groups stay data here (``group(name)``): the scheduler decides what
-a fallback or routing group means.
+a fallback or routing group means. ``watch_health()`` runs the health loop of
+every pool (see ``health.py``), for a long-lived process such as the server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
+import anyio.abc
 
 from smmf_flow.errors import ModelKindMismatch, ModelNotFound
 from smmf_flow.models.checks import check_models, model_entries
@@ -52,6 +54,7 @@ class ModelRegistry:
             for table, _, m in model_entries(models)}
         self._groups = {g.name: g for g in models.models.groups}
         self._pools: dict[str, Pool] = {}
+        self._watchers: anyio.abc.TaskGroup | None = None  # set while watch_health runs
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], *, on_event: EventHook | None = None,
@@ -142,7 +145,21 @@ class ModelRegistry:
             config = self.model(name, where=where)
             pool = Pool(config, kind=self._models[name][0], on_event=self.on_event)
             self._pools[name] = pool
+            if self._watchers is not None:
+                self._watchers.start_soon(pool.watch_health)
         return pool
+
+    async def watch_health(self) -> None:
+        """Run the health loop of every pool, those made later included, until
+        cancelled (run it in a task group beside the work it keeps healthy)."""
+        async with anyio.create_task_group() as group:
+            self._watchers = group
+            try:
+                for pool in self._pools.values():
+                    group.start_soon(pool.watch_health)
+                await anyio.sleep_forever()
+            finally:
+                self._watchers = None
 
     async def warmup(self, names: Iterable[str] | None = None) -> None:
         """Load the named models (groups load their members; all models by default)."""

@@ -5,6 +5,11 @@ stream ends, fails, is closed (``aclose()`` or ``async with``), is cancelled, or
 — as a last resort — is dropped without being closed. A class rather than an
 async generator, so that giving the slot back never waits for the garbage
 collector to finalize a generator some consumer abandoned.
+
+With a ``chunk_timeout``, a backend that sends no chunk for that long (a server
+that stalls without failing) fails the stream with ``BackendTimeout``, counted
+like any other failure of the instance, so a model that keeps stalling trips its
+breaker. The wait for a slot does not count against it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import anyio
+
+from smmf_flow.errors import BackendTimeout
 from smmf_flow.models.health import reraise
 from smmf_flow.models.types import ChatChunk, ChatRequest
 
@@ -25,11 +33,13 @@ if TYPE_CHECKING:
 class ChatStream:
     """``async for chunk in pool.stream_chat(request)``; chunks carry model and instance."""
 
-    __slots__ = ("_chunks", "_done", "_instance", "_iterator", "_pool", "_request",
-                 "_started", "_tokens")
+    __slots__ = ("_chunk_timeout", "_chunks", "_done", "_instance", "_iterator", "_pool",
+                 "_request", "_started", "_tokens")
 
-    def __init__(self, pool: Pool, request: ChatRequest) -> None:
+    def __init__(self, pool: Pool, request: ChatRequest,
+                 chunk_timeout: float | None = None) -> None:
         self._pool, self._request = pool, request
+        self._chunk_timeout = chunk_timeout
         self._instance: Instance | None = None
         self._iterator: AsyncIterator[ChatChunk] | None = None
         self._done = False
@@ -47,7 +57,10 @@ class ChatStream:
                 raise StopAsyncIteration
             iterator = await self._open()
         try:
-            chunk = await iterator.__anext__()
+            if self._chunk_timeout is None:
+                chunk = await iterator.__anext__()
+            else:
+                chunk = await self._next_within(iterator, self._chunk_timeout)
         except StopAsyncIteration:
             self._end(None)
             raise
@@ -71,9 +84,7 @@ class ChatStream:
             self._done = True
             return
         try:
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                await close()
+            await _close(iterator)
         finally:
             self._end(None, measured=False)
 
@@ -87,6 +98,15 @@ class ChatStream:
     def __del__(self) -> None:
         if self._instance is not None:  # dropped while open: free the slot at least
             self._end(None, measured=False)
+
+    async def _next_within(self, iterator: AsyncIterator[ChatChunk],
+                           timeout: float) -> ChatChunk:
+        with anyio.move_on_after(timeout):
+            return await iterator.__anext__()
+        with anyio.CancelScope(shield=True):
+            await _close(iterator)  # the backend's stream was cancelled mid-chunk
+        raise BackendTimeout(f"model '{self._pool.name}' sent no chunk for {timeout:g}s",
+                             model=self._pool.name)
 
     async def _open(self) -> AsyncIterator[ChatChunk]:
         instance = await self._pool._acquire()
@@ -109,3 +129,9 @@ class ChatStream:
         self._instance = None
         tokens = self._tokens or self._chunks
         self._pool._finish(instance, self._started, tokens, exc, measured)
+
+
+async def _close(iterator: AsyncIterator[ChatChunk]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()

@@ -14,6 +14,11 @@ assistant message; a backend that cannot continue at all is skipped once text
 has been delivered. Each model's span of the answer is noted in the trace.
 ``max_tokens`` bounds the whole answer: a model that continues gets what the
 models before it left unspent (counted with their own tokenizers).
+
+A stream that stalls past ``chunk_timeout`` fails inside the member's pool (so it
+counts against that model's breaker) and the next model continues it. When every
+model tried was busy (``PoolBusy``), the chain is busy too: it raises ``PoolBusy``
+with the soonest ``retry_after``, so an HTTP caller gets a 429 it can act on.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from contextlib import aclosing
 
 import anyio
 
-from smmf_flow.errors import BackendTimeout, SmmfError, WorkerUnavailable
+from smmf_flow.errors import PoolBusy, SmmfError, WorkerUnavailable
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.scheduler.fallback_policy import FallbackPolicy, decide, error_kind
@@ -64,7 +69,7 @@ class FallbackWorker(ChatWorker):
         return self.members[:depth]
 
     async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult:
-        errors: list[str] = []
+        errors: list[tuple[str, Exception]] = []
         min_window = 0
         for worker in self._candidates():
             if not self._usable(worker, min_window, note):
@@ -87,8 +92,10 @@ class FallbackWorker(ChatWorker):
                 return result
         raise self._exhausted(errors)
 
-    async def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]:
-        errors: list[str] = []
+    async def stream(self, request: ChatRequest, note: Note = no_note, *,
+                     chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+        timeout = _sooner(chunk_timeout, self.policy.chunk_timeout)
+        errors: list[tuple[str, Exception]] = []
         parts: list[str] = []      # text delivered so far, across models
         delivered = 0              # its length in characters
         spent = 0                  # its length in tokens, counted by the models that wrote it
@@ -103,8 +110,7 @@ class FallbackWorker(ChatWorker):
                 if delivered:
                     current = _continuation(request, "".join(parts), spent)
                 try:
-                    stream = _idle_limited(worker.stream(current, note),
-                                           self.policy.chunk_timeout, worker.name)
+                    stream = worker.stream(current, note, chunk_timeout=timeout)
                     async with aclosing(stream) as chunks:
                         async for chunk in chunks:
                             if chunk.text:
@@ -151,44 +157,31 @@ class FallbackWorker(ChatWorker):
             return False
         return True
 
-    def _handle(self, worker: ChatWorker, error: BaseException, attempt: int,
-                errors: list[str], note: Note, *, delivered: int = 0) -> str:
+    def _handle(self, worker: ChatWorker, error: Exception, attempt: int,
+                errors: list[tuple[str, Exception]], note: Note, *, delivered: int = 0) -> str:
         action = decide(self.policy, error, attempt)
         if action == "raise":
             raise error
-        errors.append(f"{worker.name}: {type(error).__name__}: {error}")
+        errors.append((worker.name, error))
         note("fallback", model=worker.name, attempt=attempt, error=type(error).__name__,
              kind=error_kind(error), message=str(error)[:200], action=action,
              delivered_chars=delivered)
         return action
 
-    def _exhausted(self, errors: list[str]) -> WorkerUnavailable:
-        tried = "; ".join(errors) or "no model was usable"
+    def _exhausted(self, errors: list[tuple[str, Exception]]) -> WorkerUnavailable:
+        tried = "; ".join(f"{name}: {type(error).__name__}: {error}"
+                          for name, error in errors) or "no model was usable"
+        busy = [error.retry_after for _, error in errors if isinstance(error, PoolBusy)]
+        if errors and len(busy) == len(errors):
+            return PoolBusy(f"every model of '{self.name}' is busy: {tried}",
+                            retry_after=min(busy), model=self.name)
         return WorkerUnavailable(f"all models of '{self.name}' failed: {tried}",
                                  model=self.name)
 
 
-def _idle_limited(chunks: AsyncIterator[ChatChunk], timeout: float | None,
-                  model: str) -> AsyncIterator[ChatChunk]:
-    """``chunks``, raising ``BackendTimeout`` when one takes longer than ``timeout``
-    seconds, so a stream that hangs without failing falls through too."""
-    if timeout is None:
-        return chunks
-
-    async def limited() -> AsyncIterator[ChatChunk]:
-        async with aclosing(chunks):  # type: ignore[type-var]
-            while True:
-                try:
-                    with anyio.fail_after(timeout):
-                        chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise BackendTimeout(f"model '{model}' sent no chunk for {timeout:g}s",
-                                         model=model) from None
-                yield chunk
-
-    return limited()
+def _sooner(a: float | None, b: float | None) -> float | None:
+    """The smaller of two optional limits."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _continuation(request: ChatRequest, so_far: str, spent: int) -> ChatRequest:

@@ -121,7 +121,8 @@ class Scheduler:
             worker = self._embed[binding.name] = PoolEmbeddingWorker(
                 binding.name, self.registry.pool(binding.name),
                 max_batch=config.batch_size, max_wait_ms=config.max_batch_wait_ms,
-                max_concurrent=config.instances * config.concurrency)
+                max_concurrent=config.instances * config.concurrency,
+                max_queue=config.max_queue)
         return worker
 
     def _build_chat(self, binding: Binding) -> ChatWorker:

@@ -194,8 +194,9 @@ class RouteWorker(ChatWorker):
         worker = await self.choose(request, note)
         return await worker.chat(request, note)
 
-    async def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest, note: Note = no_note, *,
+                     chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
         worker = await self.choose(request, note)
-        async with aclosing(worker.stream(request, note)) as chunks:
+        async with aclosing(worker.stream(request, note, chunk_timeout=chunk_timeout)) as chunks:
             async for chunk in chunks:
                 yield chunk

@@ -56,7 +56,11 @@ class ChatWorker(ABC):
     async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult: ...
 
     @abstractmethod
-    def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]: ...
+    def stream(self, request: ChatRequest, note: Note = no_note, *,
+               chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+        """Stream an answer; a chunk that takes longer than ``chunk_timeout`` seconds
+        fails the stream with ``BackendTimeout`` (counted against the model that
+        stalled)."""
 
 
 class PoolChatWorker(ChatWorker):
@@ -92,20 +96,22 @@ class PoolChatWorker(ChatWorker):
             check_structured(result.text, request, self.name)
         return result
 
-    def stream(self, request: ChatRequest, note: Note = no_note) -> AsyncIterator[ChatChunk]:
-        return self.pool.stream_chat(request)
+    def stream(self, request: ChatRequest, note: Note = no_note, *,
+               chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+        return self.pool.stream_chat(request, chunk_timeout=chunk_timeout)
 
 
 class PoolEmbeddingWorker:
     """Embeddings on one model's pool, through its micro-batcher."""
 
     def __init__(self, name: str, pool: Any, *, max_batch: int, max_wait_ms: float,
-                 max_concurrent: int = 1) -> None:
+                 max_concurrent: int = 1, max_queue: int | None = None) -> None:
         self.name = name
         self.pool = pool
         self.batcher = EmbeddingBatcher(pool.embed, max_batch=max_batch,
                                         max_wait_ms=max_wait_ms,
-                                        max_concurrent=max_concurrent, model=name)
+                                        max_concurrent=max_concurrent, max_queue=max_queue,
+                                        model=name)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await self.batcher.embed(texts)

@@ -22,6 +22,8 @@ def fake_backend() -> Iterator[type[FakeBackend]]:
     register_backend(PROVIDER, FakeBackend)
     FakeBackend.load_errors.clear()
     FakeBackend.loads.clear()
+    FakeBackend.load_delay = 0.0
     yield FakeBackend
     FakeBackend.load_errors.clear()
     FakeBackend.loads.clear()
+    FakeBackend.load_delay = 0.0

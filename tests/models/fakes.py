@@ -3,7 +3,8 @@
 Each instance answers ``"<instance id>: <last user message>"``. Tests steer it
 through attributes: ``delay``, ``gate`` (an ``anyio.Event`` every call waits
 for), ``fail_with`` (raised by calls), ``unhealthy`` (health checks fail), and
-the class-level ``load_errors`` keyed by instance id. It records how many calls
+the class-level ``load_errors`` keyed by instance id and ``load_delay`` (seconds
+every load takes). It records how many calls
 it ran at once (``max_active``), its loads, and streams that were closed.
 """
 
@@ -26,6 +27,7 @@ class FakeBackend(Backend):
     provider = PROVIDER
     load_errors: ClassVar[dict[str, Exception]] = {}
     loads: ClassVar[list[str]] = []
+    load_delay: ClassVar[float] = 0.0
 
     def __init__(self, config: ModelConfig, instance_id: str) -> None:
         super().__init__(config, instance_id)
@@ -43,7 +45,7 @@ class FakeBackend(Backend):
 
     async def load(self) -> None:
         FakeBackend.loads.append(self.instance_id)
-        await anyio.sleep(0.01)
+        await anyio.sleep(0.01 + FakeBackend.load_delay)
         error = FakeBackend.load_errors.get(self.instance_id)
         if error is not None:
             raise error

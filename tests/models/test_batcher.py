@@ -10,7 +10,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from smmf_flow.errors import BackendError
+from smmf_flow.errors import BackendError, PoolBusy
 from smmf_flow.models.batcher import EmbeddingBatcher
 
 pytestmark = pytest.mark.anyio
@@ -22,6 +22,7 @@ class Embedder:
     def __init__(self, delay: float = 0.0) -> None:
         self.batches: list[list[str]] = []
         self.delay = delay
+        self.gate: anyio.Event | None = None  # when set, every batch waits for it
         self.active = self.max_active = 0
 
     async def __call__(self, texts: list[str]) -> list[list[float]]:
@@ -29,6 +30,8 @@ class Embedder:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
+            if self.gate is not None:
+                await self.gate.wait()
             await anyio.sleep(self.delay)
         finally:
             self.active -= 1
@@ -216,3 +219,52 @@ async def test_a_batch_once_sent_serves_everyone_in_it_even_if_its_sender_goes()
             sender.cancel_scope.cancel()
     assert call["passenger"] == [vector("passenger")]  # the batch came back all the same
     assert embed.batches == [["sender", "passenger"]]
+
+
+# --- the queue bound -------------------------------------------------------------------
+
+
+async def test_a_full_queue_refuses_with_pool_busy_and_loses_no_queued_caller() -> None:
+    embedder = Embedder()
+    embedder.gate = anyio.Event()
+    batcher = EmbeddingBatcher(embedder, max_batch=2, max_wait_ms=0, max_queue=1,
+                               model="mini")
+    calls = Calls(batcher)
+    async with anyio.create_task_group() as group:
+        group.start_soon(calls, "a")          # its batch is sent and held at the gate
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(calls, "b")          # forms the next batch, waits for the slot
+        group.start_soon(calls, "c")          # waits behind it: max_queue = 1
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(PoolBusy, match=r"embedding model 'mini' is busy: 2 callers are "
+                                           r"waiting for a batch \(max_queue = 1\); retry "
+                                           r"later or raise max_queue") as info:
+            await batcher.embed(["d", "e", "f"])  # a caller counts once, however long
+        assert info.value.retry_after == 2.0  # 2 batches ahead, ~1 s each before any timing
+        assert info.value.model == "mini"
+        embedder.gate.set()
+    assert calls == {t: [vector(t)] for t in "abc"}
+    assert embedder.batches == [["a"], ["b", "c"]]
+    assert await batcher.embed(["d"]) == [vector("d")]  # room again
+
+
+async def test_retry_after_follows_how_long_batches_take() -> None:
+    embedder = Embedder(delay=0.05)
+    batcher = EmbeddingBatcher(embedder, max_batch=1, max_wait_ms=0, max_queue=0)
+    await batcher.embed(["timed"])
+    embedder.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(batcher.embed, ["a"])
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(batcher.embed, ["b"])  # no queue: only the next batch's caller
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(PoolBusy) as info:
+            await batcher.embed(["c"])
+        assert 0.05 <= info.value.retry_after < 1.0  # about 2 batches of ~0.05 s
+        embedder.gate.set()
+
+
+async def test_without_max_queue_the_queue_is_unbounded() -> None:
+    batcher = EmbeddingBatcher(Embedder(delay=0.01), max_batch=4, max_wait_ms=1)
+    results = await gather(batcher, [[str(i)] for i in range(100)])
+    assert results == [[vector(str(i))] for i in range(100)]

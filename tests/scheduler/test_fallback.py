@@ -8,7 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow.errors import BackendConnectionError, ContextWindowExceeded, WorkerUnavailable
+from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWindowExceeded,
+                              PoolBusy, WorkerUnavailable)
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.runner.retry import RetryPolicy
@@ -180,13 +181,15 @@ async def test_errors_outside_on_are_raised_at_once(real_registry: Any) -> None:
 
 
 class Scripted(ChatWorker):
-    """Yields ``pieces`` (one chunk each), then raises ``error`` if given."""
+    """Yields ``pieces`` (one chunk each), then raises ``error`` if given; a whole
+    answer is the pieces joined, or the error."""
 
     def __init__(self, name: str, pieces: list[str], error: Exception | None = None, *,
                  prefix: str = "exact") -> None:
         self.name, self.pieces, self.error = name, pieces, error
         self.prefix = prefix
         self.requests: list[ChatRequest] = []
+        self.chunk_timeouts: list[float | None] = []
 
     @property
     def context_length(self) -> int:
@@ -200,10 +203,15 @@ class Scripted(ChatWorker):
         return len(text.split())
 
     async def chat(self, request: ChatRequest, note: Any = None) -> ChatResult:
-        raise NotImplementedError
-
-    async def stream(self, request: ChatRequest, note: Any = None) -> AsyncIterator[ChatChunk]:
         self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        return ChatResult("".join(self.pieces), model=self.name)
+
+    async def stream(self, request: ChatRequest, note: Any = None, *,
+                     chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+        self.requests.append(request)
+        self.chunk_timeouts.append(chunk_timeout)
         for i, piece in enumerate(self.pieces):
             last = i == len(self.pieces) - 1 and self.error is None
             yield ChatChunk(piece, finish_reason="stop" if last else None,
@@ -285,27 +293,69 @@ async def test_a_consumer_that_stops_early_frees_the_model_at_once(real_registry
 
 
 class Hanging(Scripted):
-    """Yields its pieces, then waits forever without failing (a stalled server)."""
+    """Yields its pieces, then stalls without failing (a stalled server); given a
+    ``chunk_timeout`` it fails as a pool's stream does once that has passed."""
 
-    async def stream(self, request: ChatRequest, note: Any = None) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest, note: Any = None, *,
+                     chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
         self.requests.append(request)
+        self.chunk_timeouts.append(chunk_timeout)
         for piece in self.pieces:
             yield ChatChunk(piece, model=self.name)
-        await anyio.sleep_forever()
+        if chunk_timeout is None:
+            await anyio.sleep_forever()
+        await anyio.sleep(chunk_timeout)
+        raise BackendTimeout(f"model '{self.name}' sent no chunk for {chunk_timeout:g}s")
 
 
-async def test_a_stream_that_stalls_midway_falls_through_after_chunk_timeout() -> None:
+@pytest.mark.parametrize(("policy", "given", "used"), [
+    (0.2, None, 0.2), (None, 0.2, 0.2), (5.0, 0.2, 0.2), (0.2, 5.0, 0.2)])
+async def test_a_stream_that_stalls_midway_falls_through_after_chunk_timeout(
+        policy: float | None, given: float | None, used: float) -> None:
+    """The chain hands the sooner of its own and its caller's limit to each member
+    (whose pool enforces it, see tests/models/test_health.py), and a stall falls
+    through like any failure."""
     notes = Notes()
     first = Hanging("first", ["one ", "two "])
     second = Scripted("second", ["three"])
-    worker = FallbackWorker("fb", [first, second], FallbackPolicy(chunk_timeout=0.2))
+    worker = FallbackWorker("fb", [first, second], FallbackPolicy(chunk_timeout=policy))
     with anyio.fail_after(5):
-        chunks = await collect(worker.stream(ChatRequest.of("count"), notes))
+        chunks = await collect(worker.stream(ChatRequest.of("count"), notes,
+                                             chunk_timeout=given))
     assert "".join(c.text for c in chunks) == "one two three"
     assert second.requests[0].assistant_prefix == "one two "
+    assert first.chunk_timeouts == second.chunk_timeouts == [used]
     [fallback] = notes.of("fallback")
     assert fallback["error"] == "BackendTimeout" and fallback["kind"] == "timeout"
-    assert "sent no chunk for 0.2s" in fallback["message"]
+    assert f"sent no chunk for {used:g}s" in fallback["message"]
+
+
+def busy(name: str, retry_after: float) -> Scripted:
+    return Scripted(name, [], PoolBusy(f"model '{name}' is busy", retry_after=retry_after,
+                                       model=name))
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream"])
+async def test_when_every_model_is_busy_the_chain_is_busy_with_the_soonest_retry(
+        streamed: bool) -> None:
+    worker = FallbackWorker("fb", [busy("a", 3.0), busy("b", 0.5), busy("c", 2.0)],
+                            FallbackPolicy())
+    with pytest.raises(PoolBusy, match=r"every model of 'fb' is busy: a: PoolBusy: model 'a' "
+                                       r"is busy; b: PoolBusy: .*; c: PoolBusy") as info:
+        if streamed:
+            await collect(worker.stream(ChatRequest.of("count")))
+        else:
+            await worker.chat(ChatRequest.of("count"))
+    assert info.value.retry_after == 0.5 and info.value.model == "fb"
+
+
+async def test_a_chain_with_one_busy_and_one_broken_model_is_unavailable_not_busy() -> None:
+    worker = FallbackWorker("fb", [busy("a", 3.0), broken("b", [])], FallbackPolicy())
+    with pytest.raises(WorkerUnavailable, match=r"all models of 'fb' failed: a: PoolBusy") as info:
+        await worker.chat(ChatRequest.of("count"))
+    assert not isinstance(info.value, PoolBusy)
+    worker = FallbackWorker("fb", [busy("a", 3.0), Scripted("b", ["fine"])], FallbackPolicy())
+    assert (await worker.chat(ChatRequest.of("count"))).text == "fine"
 
 
 async def test_without_chunk_timeout_a_stall_is_left_to_the_node_timeout() -> None:

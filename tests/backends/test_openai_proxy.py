@@ -2,7 +2,8 @@
 
 ``llama_server`` is ``python -m llama_cpp.server`` serving SmolLM2; ``refusing``
 is a tiny HTTP server that answers every request with one fixed error status,
-to see each status become its typed error.
+to see each status become its typed error; ``ScriptedUpstream`` streams a few
+chunks and then ends as a test asks (cut off, dropped, finished).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import pytest
 from smmf_flow.errors import (
     BackendConnectionError,
     BackendError,
+    BackendTimeout,
     ContextWindowExceeded,
     RateLimited,
 )
 from smmf_flow.models.backends.base import Backend
 from smmf_flow.models.backends.openai_proxy import retry_after
 from smmf_flow.models.types import ChatRequest, ResponseFormat
+
+from reliability.upstreams import ScriptedUpstream
 
 from .checks import QUESTION, streamed
 from .conftest import config, free_port, start
@@ -70,15 +74,20 @@ async def test_response_format_is_passed_through(proxy: Backend) -> None:
 
 
 async def test_an_oversized_prompt_is_a_context_window_error(proxy: Backend) -> None:
-    with pytest.raises(ContextWindowExceeded, match=r"model 'remote' at http://127\.0\.0\.1"):
+    with pytest.raises(ContextWindowExceeded, match=r"^model 'remote': the prompt does not "
+                                                    r"fit the context window") as info:
         await proxy.chat(ChatRequest.of("word " * 3000, max_tokens=10))
+    assert "127.0.0.1" not in str(info.value)  # messages reach HTTP callers: no api_base
 
 
 async def test_connection_refused_is_a_connection_error() -> None:
+    port = free_port()
     backend = await start(config("nowhere", "proxy/openai", None,
-                                 api_base=f"http://127.0.0.1:{free_port()}/v1"))
+                                 api_base=f"http://127.0.0.1:{port}/v1"))
     try:
-        with pytest.raises(BackendConnectionError, match="model 'nowhere' .* cannot connect"):
+        with pytest.raises(BackendConnectionError, match=r"^model 'nowhere': cannot connect "
+                                                         r"\(ConnectError: .*\); check "
+                                                         r"`api_base`") as info:
             await backend.chat(QUESTION)
         with pytest.raises(BackendConnectionError):
             await streamed(backend, QUESTION)
@@ -86,6 +95,66 @@ async def test_connection_refused_is_a_connection_error() -> None:
             await backend.embed(["hello"])
         with pytest.raises(BackendConnectionError):
             await backend.health()
+        assert "127.0.0.1" not in str(info.value) and str(port) not in str(info.value)
+    finally:
+        await backend.aclose()
+
+
+# --- streams that end too early ------------------------------------------------------------
+
+
+async def scripted_stream(upstream: ScriptedUpstream) -> tuple[str, list[Any]]:
+    backend = await start(config("cut", "proxy/openai", None, api_base=upstream.url,
+                                 timeout_s=5))
+    try:
+        return await streamed(backend, QUESTION)
+    finally:
+        await backend.aclose()
+
+
+async def test_a_stream_that_ends_with_a_finish_reason_is_whole() -> None:
+    async with ScriptedUpstream(["The ", "sea"], "finish") as upstream:
+        text, chunks = await scripted_stream(upstream)
+    assert text == "The sea" and chunks[-1].finish_reason == "stop"
+
+
+async def test_a_stream_closed_without_a_finish_reason_is_a_broken_connection() -> None:
+    async with ScriptedUpstream(["The ", "sea"], "eof") as upstream:
+        with pytest.raises(BackendConnectionError, match=r"^model 'cut': the server ended the "
+                                                         r"stream after 2 chunk\(s\) without "
+                                                         r"a finish reason") as info:
+            await scripted_stream(upstream)
+    assert info.value.instance == "cut-0"
+
+
+async def test_a_stream_whose_connection_drops_is_a_broken_connection() -> None:
+    async with ScriptedUpstream(["The ", "sea"], "reset") as upstream:
+        with pytest.raises(BackendConnectionError, match=r"^model 'cut': the connection "
+                                                         r"broke \(") as info:
+            await scripted_stream(upstream)
+    assert "127.0.0.1" not in str(info.value)
+
+
+async def test_a_stream_that_stalls_past_timeout_s_is_a_timeout() -> None:
+    async with ScriptedUpstream(["The "], "stall") as upstream:
+        backend = await start(config("cut", "proxy/openai", None, api_base=upstream.url,
+                                     timeout_s=0.5))
+        try:
+            with pytest.raises(BackendTimeout, match=r"^model 'cut': the request timed out"):
+                await streamed(backend, QUESTION)
+        finally:
+            await backend.aclose()
+
+
+async def test_error_messages_never_name_the_server(refusing: type[_Refuse]) -> None:
+    url = refusing.url  # type: ignore[attr-defined]
+    refusing.status, refusing.message = 404, f"no model at {url}/chat/completions"
+    backend = await start(config("picky", "proxy/openai", None, api_base=url))
+    try:
+        with pytest.raises(BackendError, match=r"^model 'picky': HTTP 404: .*no model at the "
+                                               r"server/chat/completions; check") as info:
+            await backend.chat(QUESTION)
+        assert url.split("//")[1].split("/")[0] not in str(info.value)
     finally:
         await backend.aclose()
 

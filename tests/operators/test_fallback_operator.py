@@ -32,7 +32,7 @@ async def test_a_dead_server_falls_through_to_smollm2_and_the_trace_says_so(
     assert first["event"] == "fallback" and first["model"] == "unreachable-proxy"
     assert (first["kind"], first["error"], first["action"]) == (
         "unavailable", "BackendConnectionError", "next")
-    assert "cannot connect" in first["message"] and "127.0.0.1" in first["message"]
+    assert "cannot connect" in first["message"] and "127.0.0.1" not in first["message"]
     assert served == {"event": "fallback_served", "model": "smollm2"}
     # the failure opened the proxy's circuit breaker: the next run skips it at once
     again = await dag.arun({"topic": "a river"}, registry=registry, trace=True)

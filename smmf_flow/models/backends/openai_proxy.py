@@ -12,15 +12,28 @@ default continuation is only *approximate*. Servers that take vLLM's
 ``continue_final_message`` extension (vLLM's own, and smmf-flow's) continue it as
 the same turn: with ``continue_final_message = true`` in the model's config the
 flag is sent and continuation is *exact* (``capabilities.prefix``).
+
+A stream is whole only when the server ends it with a finish reason: one that
+closes without it (``llama_cpp.server`` interrupts a stream when another request
+arrives) or breaks off (a reset, an early EOF, a read timeout — transport errors
+that may escape the SDK unwrapped) raises ``BackendConnectionError`` (or
+``BackendTimeout``), never a short answer, so fallback and the breaker act on it.
+
+Error messages name the model and what happened, never ``api_base``: they reach
+HTTP callers. The URL goes to the debug log of ``smmf_flow.models``.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
+import importlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from smmf_flow.errors import (
     BackendConnectionError,
@@ -37,6 +50,7 @@ from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 
 _CONTEXT_HINTS = ("context length", "context_length", "context window", "maximum context",
                   "too many tokens", "reduce the length")
+logger = logging.getLogger("smmf_flow.models")
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -57,23 +71,33 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 def map_error(exc: Exception, model: str, instance: str, api_base: str) -> BackendError:
-    """The typed error for an ``openai`` SDK exception (pure: decides, raises nothing)."""
+    """The typed error for an ``openai`` SDK or ``httpx`` transport exception (decides,
+    raises nothing); the message leaves ``api_base`` out, the debug log has it."""
     import openai
 
-    where = f"model '{model}' at {api_base}"
-    if isinstance(exc, openai.APITimeoutError):
+    logger.debug("model '%s' at %s: %s: %s", model, api_base, type(exc).__name__, exc)
+    where = f"model '{model}'"
+    timeouts, connects, transports = (transport_errors(kind) for kind in
+                                      ("TimeoutException", "ConnectError", "TransportError"))
+    transport = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc
+    if isinstance(exc, openai.APITimeoutError) or isinstance(transport, timeouts):
         return BackendTimeout(f"{where}: the request timed out; raise `timeout_s` or check "
                               "the server's load", model=model, instance=instance)
-    if isinstance(exc, openai.APIConnectionError):
-        return BackendConnectionError(f"{where}: cannot connect ({exc.__cause__ or exc}); check "
-                                      "`api_base` and that the server is running",
+    if isinstance(transport, transports) and not isinstance(transport, connects):
+        return BackendConnectionError(f"{where}: the connection broke "
+                                      f"({_cause(exc, api_base)})", model=model,
+                                      instance=instance)
+    if isinstance(exc, (openai.APIConnectionError, *connects)):
+        return BackendConnectionError(f"{where}: cannot connect ({_cause(exc, api_base)}); "
+                                      "check `api_base` and that the server is running",
                                       model=model, instance=instance)
     if isinstance(exc, openai.RateLimitError):
         wait = retry_after(exc.response.headers)
-        return RateLimited(f"{where}: rate limited (HTTP 429): {exc.message}",
+        return RateLimited(f"{where}: rate limited (HTTP 429): "
+                           f"{_scrub(exc.message, api_base)}",
                            retry_after=wait, model=model, instance=instance)
     if isinstance(exc, openai.APIStatusError):
-        message = exc.message
+        message = _scrub(exc.message, api_base)
         if exc.status_code in (400, 413) and any(h in message.lower() for h in _CONTEXT_HINTS):
             return ContextWindowExceeded(f"{where}: the prompt does not fit the context window "
                                          f"(HTTP {exc.status_code}): {message}",
@@ -82,7 +106,35 @@ def map_error(exc: Exception, model: str, instance: str, api_base: str) -> Backe
                 404: "; check `remote_model` and `api_base`"}.get(exc.status_code, "")
         return BackendError(f"{where}: HTTP {exc.status_code}: {message}{hint}",
                             model=model, instance=instance)
-    return BackendError(f"{where}: {type(exc).__name__}: {exc}", model=model, instance=instance)
+    return BackendError(f"{where}: {_cause(exc, api_base)}", model=model, instance=instance)
+
+
+@functools.cache
+def transport_errors(kind: str = "TransportError") -> tuple[type[Exception], ...]:
+    """httpx's exception class ``kind`` from each HTTP library the SDK may use
+    (``httpx``, and ``httpx2`` in newer SDKs): the errors of the transport, which
+    may escape the SDK unwrapped while a response body is read."""
+    found = []
+    for name in ("httpx", "httpx2"):
+        try:
+            found.append(getattr(importlib.import_module(name), kind))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _cause(exc: BaseException, api_base: str) -> str:
+    """``Type: message`` of the transport error under ``exc``."""
+    cause = exc.__cause__ or exc
+    text = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+    return _scrub(text, api_base)
+
+
+def _scrub(text: str, api_base: str) -> str:
+    """``text`` without the server's address (the upstream's own messages may hold it)."""
+    for address in sorted({api_base, urlsplit(api_base).netloc} - {""}, key=len, reverse=True):
+        text = text.replace(address, "the server")
+    return text
 
 
 class OpenAIProxyBackend(Backend):
@@ -128,11 +180,16 @@ class OpenAIProxyBackend(Backend):
     def _error(self, exc: Exception) -> BackendError:
         return map_error(exc, self.config.name, self.instance_id, str(self.config.api_base))
 
+    @property
+    def _failures(self) -> tuple[type[Exception], ...]:
+        """What a call to the server may raise: the SDK's errors and the transport's."""
+        return (self._openai.OpenAIError, *transport_errors())
+
     async def health(self) -> None:
         client = self._ready()
         try:
             await client.models.list()
-        except self._openai.OpenAIError as exc:
+        except self._failures as exc:
             raise self._error(exc) from exc
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
@@ -167,14 +224,15 @@ class OpenAIProxyBackend(Backend):
         client = self._ready()
         try:
             response = await client.post(path, body=body, cast_to=self._httpx.Response)
-        except self._openai.OpenAIError as exc:
+        except self._failures as exc:
             raise self._error(exc) from exc
         try:
             return response.json()
-        except ValueError:
-            raise BackendError(f"model '{self.config.name}' at {self.config.api_base}: the "
-                               f"server's answer to {path} is not JSON: {response.text[:80]!r}",
-                               model=self.config.name, instance=self.instance_id) from None
+        except ValueError:  # a body cut short, or not an API's answer at all
+            raise BackendConnectionError(
+                f"model '{self.config.name}': the server's answer to {path} is cut off or "
+                f"not JSON: {response.text[:80]!r}",
+                model=self.config.name, instance=self.instance_id) from None
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         reply = await self._post("/chat/completions", self._body(request))
@@ -183,8 +241,8 @@ class OpenAIProxyBackend(Backend):
             text = choice["message"].get("content") or ""
             finish = choice.get("finish_reason") or "stop"
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise BackendError(f"model '{self.config.name}' at {self.config.api_base}: the "
-                               "server answered with no usable choice", model=self.config.name,
+            raise BackendError(f"model '{self.config.name}': the server answered with no "
+                               "usable choice", model=self.config.name,
                                instance=self.instance_id) from None
         usage = reply.get("usage") or {}
         result = ChatResult(
@@ -197,6 +255,7 @@ class OpenAIProxyBackend(Backend):
         client, name, instance = self._ready(), self.config.name, self.instance_id
         finish: str | None = None
         usage: Usage | None = None
+        sent = 0
         try:
             body = self._body(request)
             extra = {k: body.pop(k) for k in self._extensions(request)}
@@ -211,10 +270,15 @@ class OpenAIProxyBackend(Backend):
                         finish = choice.finish_reason or finish
                         text = choice.delta.content if choice.delta else None
                         if text:
+                            sent += 1
                             yield ChatChunk(text, model=name, instance=instance)
-        except self._openai.OpenAIError as exc:
+        except self._failures as exc:
             raise self._error(exc) from exc
-        yield ChatChunk("", finish_reason=finish or "stop", usage=usage or Usage(),
+        if finish is None:
+            raise BackendConnectionError(
+                f"model '{name}': the server ended the stream after {sent} chunk(s) without "
+                "a finish reason, so the answer was cut off", model=name, instance=instance)
+        yield ChatChunk("", finish_reason=finish, usage=usage or Usage(),
                         model=name, instance=instance)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
@@ -224,8 +288,8 @@ class OpenAIProxyBackend(Backend):
             items = sorted(reply["data"], key=lambda d: d["index"])
             return [item["embedding"] for item in items]
         except (KeyError, TypeError):
-            raise BackendError(f"model '{self.config.name}' at {self.config.api_base}: the "
-                               "server's embeddings answer has no data", model=self.config.name,
+            raise BackendError(f"model '{self.config.name}': the server's embeddings answer "
+                               "has no data", model=self.config.name,
                                instance=self.instance_id) from None
 
 

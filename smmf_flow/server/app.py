@@ -54,6 +54,7 @@ def create_app(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
                 group.start_soon(_warm_up, state)
             else:
                 state.warmed = True
+            group.start_soon(registry.watch_health)  # tripped models recover without traffic
             try:
                 yield
             finally:

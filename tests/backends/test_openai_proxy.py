@@ -27,7 +27,7 @@ from smmf_flow.models.backends.base import Backend
 from smmf_flow.models.backends.openai_proxy import retry_after
 from smmf_flow.models.types import ChatRequest, ResponseFormat
 
-from reliability.upstreams import ScriptedUpstream
+from reliability.upstreams import Ending, ScriptedUpstream
 
 from .checks import QUESTION, streamed
 from .conftest import config, free_port, start
@@ -127,8 +127,9 @@ async def test_a_stream_closed_without_a_finish_reason_is_a_broken_connection() 
     assert info.value.instance == "cut-0"
 
 
-async def test_a_stream_whose_connection_drops_is_a_broken_connection() -> None:
-    async with ScriptedUpstream(["The ", "sea"], "reset") as upstream:
+@pytest.mark.parametrize("ending", ["drop", "reset"])
+async def test_a_stream_whose_connection_drops_is_a_broken_connection(ending: Ending) -> None:
+    async with ScriptedUpstream(["The ", "sea"], ending) as upstream:
         with pytest.raises(BackendConnectionError, match=r"^model 'cut': the connection "
                                                          r"broke \(") as info:
             await scripted_stream(upstream)

@@ -1,10 +1,12 @@
 """Real OpenAI-compatible upstreams for the reliability tests, on loopback.
 
 ``ScriptedUpstream`` is a few lines of asyncio speaking HTTP/1.1: every chat
-request gets a streamed answer of fixed pieces, then the ending a test asks for —
-a proper finish, a clean close with no finish reason and no ``[DONE]`` (as
-``llama_cpp.server`` does when another request interrupts a stream), a dropped
-connection, or a stall. ``LlamaServer`` is ``python -m llama_cpp.server`` on the
+request gets a streamed answer of fixed pieces, then the ending a test asks for:
+``finish`` (a finish reason and ``[DONE]``), ``eof`` (a complete HTTP body with no
+finish reason and no ``[DONE]``, as ``llama_cpp.server`` sends when another
+request interrupts a stream), ``drop`` (the connection closed mid-body), ``reset``
+(aborted: the pieces may be lost with it) or ``stall`` (nothing more, until the
+server closes). ``LlamaServer`` is ``python -m llama_cpp.server`` on the
 bundled GGUF at a fixed port, so a test can take it down and bring it back.
 """
 
@@ -20,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Literal
 
-Ending = Literal["finish", "eof", "reset", "stall"]
+Ending = Literal["finish", "eof", "drop", "reset", "stall"]
 
 
 def _sse(data: Any) -> bytes:
@@ -83,6 +85,8 @@ class ScriptedUpstream:
     async def _end(self, writer: asyncio.StreamWriter) -> None:
         if self.ending == "finish":
             writer.write(_sse(_delta(None, "stop")) + _sse("[DONE]"))
+        elif self.ending == "drop":
+            return  # closed by the caller, the chunked body never ended
         elif self.ending == "reset":
             writer.transport.abort()
             return

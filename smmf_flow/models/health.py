@@ -14,8 +14,8 @@ no longer "in cooldown": the next caller re-probes the instance (a health check,
 or a new load if it never loaded) — half-open — and a passing probe makes it
 healthy again. The pool's health loop (``Pool.watch_health``: a ``Breaker.round``
 every ``health_interval_s``) does the same without waiting for traffic, and
-health-checks the healthy instances that are idle, so a pool nobody calls still
-recovers (and a server's ``/readyz`` follows it).
+health-checks the healthy instances while the pool is idle, so a pool nobody
+calls still recovers (and a server's ``/readyz`` follows it).
 """
 
 from __future__ import annotations
@@ -142,10 +142,14 @@ class Breaker:
             instance.probing = False
 
     async def check(self, *, idle_only: bool = False) -> None:
-        """Run the health check of every healthy instance (only the idle ones if
-        ``idle_only``); one that fails is tripped at once."""
+        """Run the health check of every healthy instance; one that fails is tripped
+        at once. ``idle_only``: only while no call of the pool is in flight, since a
+        check can disturb a call (``llama_cpp.server`` interrupts a stream when any
+        other request arrives, a model list included)."""
+        if idle_only and any(i.in_flight for i in self._instances):
+            return
         for instance in self._instances:
-            if instance.state is HEALTHY and not (idle_only and instance.in_flight):
+            if instance.state is HEALTHY:
                 try:
                     await instance.backend.health()
                 except Exception as exc:
@@ -154,8 +158,8 @@ class Breaker:
         self._changed()
 
     async def round(self) -> None:
-        """One turn of the health loop: re-probe the due instances, check the idle
-        healthy ones."""
+        """One turn of the health loop: re-probe the due instances, and check the
+        healthy ones if the pool is idle."""
         if self.probe_due:
             await self.probe()
         await self.check(idle_only=True)

@@ -200,8 +200,9 @@ class Pool:
 
     async def watch_health(self) -> None:
         """The health loop: every ``health_interval_s`` (0: no loop) re-probe the
-        instances whose cooldown has passed and check the idle healthy ones, so the
-        pool recovers without traffic. Runs until cancelled or the pool is closed."""
+        instances whose cooldown has passed and, while no call is in flight, check
+        the healthy ones, so the pool recovers without traffic. Runs until cancelled
+        or the pool is closed."""
         interval = self.config.health_interval_s
         if interval <= 0 or self.watching:
             return

@@ -106,6 +106,24 @@ async def test_the_health_loop_checks_healthy_idle_instances() -> None:
     await pool.aclose()
 
 
+async def test_the_health_loop_leaves_a_busy_pool_alone() -> None:
+    """A check can disturb a call (llama_cpp.server interrupts a stream for any other
+    request), so none is made while the pool has a call in flight."""
+    pool = make_pool(instances=2, health_interval_s=0.02, cooldown_s=60)
+    await pool.start()
+    gate = backend(pool, 0).gate = anyio.Event()
+    backend(pool, 1).unhealthy = True
+    async with anyio.create_task_group() as group:
+        group.start_soon(pool.chat, REQUEST)  # held in flight on m#0
+        group.start_soon(pool.watch_health)
+        await anyio.sleep(0.2)  # ten rounds of the loop
+        assert pool.status == "ready"
+        gate.set()
+        await wait_for(lambda: pool.status == "degraded")  # idle again: checked
+        group.cancel_scope.cancel()
+    await pool.aclose()
+
+
 async def test_a_health_interval_of_zero_runs_no_loop_and_a_closed_pool_ends_it() -> None:
     idle = make_pool(health_interval_s=0)
     with anyio.fail_after(1):

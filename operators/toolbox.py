@@ -8,7 +8,8 @@ A flow file lists this module as a plugin and names the tools::
 
 ``calculator`` evaluates arithmetic by walking the expression's syntax tree
 (numbers, + - * / // % **, parentheses and a few math functions), never with
-``eval``, and refuses powers that would take the process hostage.
+``eval``, within bounds checked before any work (``operators/arithmetic.py``), so
+no expression can hold the process.
 ``lookup_tool(store)`` makes a tool that retrieves passages from a vector store
 built by the indexer; ``docs_lookup`` is one over the default store that
 ``flows/rag-index.yaml`` fills (``$SMMF_RAG_STORE``, else ``.smmf/rag``,
@@ -17,66 +18,20 @@ collection ``docs``), read when the tool runs.
 
 from __future__ import annotations
 
-import ast
-import math
-import operator
 import os
 import threading
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import Field
 
-from smmf_flow.errors import FlowError
+from smmf_flow.operators.arithmetic import MAX_EXPRESSION_CHARS, evaluate
 from smmf_flow.operators.tools import Tool, make_tool, tool
 from smmf_flow.operators.vectorstore import VectorStore, check_spec, open_store
 from smmf_flow.runner.context import RunContext
 
-_BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow}
-_UNARY: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "sqrt": math.sqrt, "abs": abs, "round": round, "min": min, "max": max,
-    "log": math.log, "exp": math.exp, "sin": math.sin, "cos": math.cos}
-_CONSTANTS = {"pi": math.pi, "e": math.e}
-_MAX_EXPONENT = 1000
-
-
-def evaluate(expression: str) -> float | int:
-    """The value of an arithmetic ``expression``; ``FlowError`` saying what is not allowed."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise FlowError(f"not an arithmetic expression ({exc.msg}): {expression!r}") from None
-    return _eval(tree.body)
-
-
-def _eval(node: ast.AST) -> Any:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-            and not isinstance(node.value, bool):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
-            raise FlowError(f"exponent {right} is too large (at most {_MAX_EXPONENT})")
-        return _BINARY[type(node.op)](left, right)
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand))
-    if isinstance(node, ast.Name) and node.id in _CONSTANTS:
-        return _CONSTANTS[node.id]
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in _FUNCTIONS and not node.keywords):
-        return _FUNCTIONS[node.func.id](*(_eval(a) for a in node.args))
-    allowed = ", ".join(sorted(_FUNCTIONS))
-    raise FlowError(f"'{ast.unparse(node)}' is not allowed: use numbers, + - * / // % **, "
-                    f"parentheses, pi, e and {allowed}")
-
-
 #: what an expression may contain; also the grammar a model writes it under, so a
 #: small model cannot wander out of the expression into prose or stray braces
-EXPRESSION = r"^[0-9a-z+*/%()., -]{1,200}$"
+EXPRESSION = rf"^[0-9a-z+*/%()., -]{{1,{MAX_EXPRESSION_CHARS}}}$"
 
 
 @tool(timeout=5.0)

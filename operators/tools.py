@@ -52,7 +52,12 @@ class Tool:
                   timeout: float | None = None) -> Any:
         """Validate ``arguments`` and call the function (a blocking one on a worker
         thread), within ``timeout`` (the tool's own limit wins if it is shorter).
-        Any failure is a ``ToolFailed`` with a message meant for the model."""
+        Any failure is a ``ToolFailed`` with a message meant for the model.
+
+        A timeout cannot stop a blocking function: its worker thread is abandoned
+        (``abandon_on_cancel``) and runs on, holding one of anyio's threads for as
+        long as it lasts (and the GIL, if it computes in C). A blocking tool must
+        therefore bound its own work, as the shipped calculator does."""
         try:
             values = self.arguments.model_validate(arguments).model_dump()
         except ValidationError as exc:

@@ -17,13 +17,22 @@ is the ``response_format``. The loop then:
   back as the result, so the model can correct itself;
 * feeds back output that breaks the schema (possible where decoding is not
   constrained, or when ``max_tokens`` cuts the JSON short), counting it;
-* stops at ``{"final": ...}``, or raises ``RunError`` after ``max_steps``
-  model calls without one.
+* stops at ``{"final": ...}``.
+
+An agent always ends with an answer (where decoding is constrained). The last
+allowed step, and every step after a repeated identical call, is constrained to
+``{"final": ...}`` alone: a small model that calls the same tool with the same
+arguments again and again (SmolLM2 does) would otherwise run out of steps. A
+repeated call is not run again; the model gets the earlier result back and is
+told to answer. Only where the backend cannot enforce the schema, and the model
+still breaks it on the last step, does the loop end in a ``RunError``.
 
 With ``tool_choice="required"`` (OpenAI's name for it) the final answer is not
 in the schema until a tool call has succeeded: the model must use a tool
 first. Small models otherwise tend to answer at once from their own (wrong)
-knowledge.
+knowledge. The last step is the exception: it allows only a final answer,
+whether or not a tool call worked, so the run still ends with one (and a
+repeated call that failed keeps the schema to tool calls until then).
 
 Every step, whatever its kind, is an ``agent_step`` event in the node's trace.
 """
@@ -32,18 +41,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError, InvalidOutput, RunError
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.operators.inputs import text
-from smmf_flow.operators.replies import StructuredChatOperator, step_schema
+from smmf_flow.operators.replies import StructuredChatOperator, final_schema, step_schema
 from smmf_flow.operators.tools import Tool, ToolFailed, result_text, tool_ref, toolset
 
 StepKind = Literal["tool", "final", "invalid"]
 ToolChoice = Literal["auto", "required"]
+#: what a step's schema lets the model write: a tool call or a final answer, a
+#: tool call only, or a final answer only
+Allowed = Literal["any", "tool", "final"]
 TASK_KEYS = ("task", "question", "input")
 
 SYSTEM = """You solve the user's task step by step with tools.
@@ -53,6 +65,9 @@ Tools:
 
 Reply with exactly one JSON object each turn: a tool call as shown above, or
 {"final": "your answer"} when you can answer. After a tool call you get its result."""
+
+FINAL_NUDGE = ('\n\nNo more tool calls now: reply with your final answer, '
+               '{"final": "your answer"}.')
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,10 @@ class AgentStep:
     error: str | None = None
     final: str | None = None
     model: str = ""
+    #: what the step's schema allowed (``Allowed``)
+    allowed: Allowed = "any"
+    #: a tool call identical to an earlier one: not run again, its result reused
+    repeated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +171,11 @@ class AgentOperator(StructuredChatOperator):
         self.tool_choice = tool_choice
         self.schema = step_schema(self.tools, final_chars)
         self.tool_schema = step_schema(self.tools, final_chars, final=False)
+        self.final_schema = final_schema(final_chars)
+        self._formats: dict[Allowed, ResponseFormat] = {
+            "any": ResponseFormat.from_schema(self.schema, name="agent_step"),
+            "tool": ResponseFormat.from_schema(self.tool_schema, name="agent_tool_call"),
+            "final": ResponseFormat.from_schema(self.final_schema, name="agent_final")}
         self._system_text = system.replace("{tools}", describe_tools(self.tools))
         super().__init__(model, name=name, **params)
 
@@ -174,54 +198,81 @@ class AgentOperator(StructuredChatOperator):
         messages = [ChatMessage(role="system", content=self._system_text),
                     ChatMessage(role="user", content=task)]
         steps: list[AgentStep] = []
-        any_step = ResponseFormat.from_schema(self.schema, name="agent_step")
-        tool_step = ResponseFormat.from_schema(self.tool_schema, name="agent_tool_call")
+        calls: dict[str, AgentStep] = {}  # the first run of each distinct tool call
+        answer_now = False                # a call was repeated: only a final answer next
         for n in range(1, self.max_steps + 1):
-            used_tool = any(s.kind == "tool" and s.error is None for s in steps)
-            fmt = tool_step if self.tool_choice == "required" and not used_tool else any_step
-            request = ChatRequest(messages=messages, **self.generation, response_format=fmt)
+            allowed = self.allowed(n, steps, answer_now)
+            shown = _nudged(messages) if allowed == "final" else messages
+            request = ChatRequest(messages=shown, **self.generation,
+                                  response_format=self._formats[allowed])
             try:
                 result = await worker.chat(request, note)
-                reply = self.parse(result.text, final=fmt is any_step)
+                reply = self.parse(result.text, allowed)
             except InvalidOutput as exc:
-                step = AgentStep(n, "invalid", error=str(exc), model=exc.model or "")
+                step = AgentStep(n, "invalid", error=str(exc), model=exc.model or "",
+                                 allowed=allowed)
                 messages.append(ChatMessage(role="user", content=(
                     f"Your reply was not valid: {exc}. Reply with one JSON object: a tool "
                     'call {"tool": ..., "arguments": {...}} or {"final": ...}.')))
             else:
                 if "final" in reply:
-                    step = AgentStep(n, "final", final=reply["final"], model=result.model)
+                    step = AgentStep(n, "final", final=reply["final"], model=result.model,
+                                     allowed=allowed)
                     steps.append(step)
                     note("agent_step", **asdict(step))
                     return AgentResult(reply["final"], steps)
-                step = await self._call(n, reply, ctx, result.model)
+                key = json.dumps([reply["tool"], reply["arguments"]], sort_keys=True)
+                earlier = calls.get(key)
+                if earlier is None:
+                    step = calls[key] = await self._call(n, reply, ctx, result.model, allowed)
+                else:
+                    step = replace(earlier, n=n, model=result.model, allowed=allowed,
+                                   repeated=True)
                 messages += [ChatMessage(role="assistant", content=result.text),
                              ChatMessage(role="user", content=_feedback(step))]
             steps.append(step)
             note("agent_step", **asdict(step))
+            answer_now = answer_now or (step.repeated and self._may_answer(steps))
         last = steps[-1]
         raise RunError(f"agent '{self.name}' made {self.max_steps} steps without a final "
                        f"answer (tool calls: {sum(s.kind == 'tool' for s in steps)}, invalid "
                        f"replies: {sum(s.kind == 'invalid' for s in steps)}; last step: "
-                       f"{last.kind}{' ' + last.tool if last.tool else ''}); raise max_steps, "
-                       "or make the task or tool descriptions clearer")
+                       f"{last.kind}{' ' + last.tool if last.tool else ''}): the last step "
+                       "allowed only a final answer, but the model's reply broke that schema; "
+                       "use a model or backend that enforces JSON schemas (llama.cpp, or "
+                       "response_format on an OpenAI-compatible API)")
 
-    def parse(self, text: str, *, final: bool = True) -> dict[str, Any]:
-        """The step a reply describes; ``InvalidOutput`` if it is not one, or if it is
-        a final answer where none is allowed (a backend without constrained decoding
-        can return anything)."""
+    def allowed(self, n: int, steps: list[AgentStep], answer_now: bool = False) -> Allowed:
+        """What step ``n`` may be, after ``steps``: only a final answer on the last
+        step or after a repeated call; only a tool call while ``tool_choice`` is
+        ``required`` and no call has worked yet; else either."""
+        if n >= self.max_steps or answer_now:
+            return "final"
+        return "any" if self._may_answer(steps) else "tool"
+
+    def _may_answer(self, steps: list[AgentStep]) -> bool:
+        return self.tool_choice == "auto" or any(
+            s.kind == "tool" and s.error is None for s in steps)
+
+    def parse(self, text: str, allowed: Allowed = "any") -> dict[str, Any]:
+        """The step a reply describes; ``InvalidOutput`` if it is not one, or not one
+        that ``allowed`` lets through (a backend without constrained decoding can
+        return anything)."""
         try:
             reply = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidOutput(f"not JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}",
                                 model=self.model) from None
         if isinstance(reply, dict) and set(reply) == {"final"} and isinstance(reply["final"], str):
-            if not final:
+            if allowed == "tool":
                 raise InvalidOutput("a final answer before any tool call; call a tool first",
                                     model=self.model)
             return reply
         if (isinstance(reply, dict) and set(reply) == {"tool", "arguments"}
                 and isinstance(reply["arguments"], dict)):
+            if allowed == "final":
+                raise InvalidOutput("a tool call where only a final answer is allowed; "
+                                    'reply {"final": ...}', model=self.model)
             if reply["tool"] not in self.tools:
                 raise InvalidOutput(f"unknown tool {reply['tool']!r} (tools: "
                                     f"{', '.join(self.tools)})", model=self.model)
@@ -229,20 +280,31 @@ class AgentOperator(StructuredChatOperator):
         raise InvalidOutput(f"{text[:80]!r} is neither {{\"tool\", \"arguments\"}} nor "
                             "{\"final\"}", model=self.model)
 
-    async def _call(self, n: int, reply: dict[str, Any], ctx: Any, model: str) -> AgentStep:
+    async def _call(self, n: int, reply: dict[str, Any], ctx: Any, model: str,
+                    allowed: Allowed) -> AgentStep:
         name, arguments = reply["tool"], reply["arguments"]
         try:
             value = await self.tools[name].run(arguments, ctx, self.tool_timeout)
         except ToolFailed as exc:
-            return AgentStep(n, "tool", name, arguments, error=str(exc), model=model)
+            return AgentStep(n, "tool", name, arguments, error=str(exc), model=model,
+                             allowed=allowed)
         return AgentStep(n, "tool", name, arguments, result_text(value, self.result_chars),
-                         model=model)
+                         model=model, allowed=allowed)
 
 
 def _feedback(step: AgentStep) -> str:
-    if step.error is not None:
-        return f"Tool {step.tool} failed: {step.error}"
-    return f"Result of {step.tool}: {step.result}"
+    outcome = (f"Tool {step.tool} failed: {step.error}" if step.error is not None
+               else f"Result of {step.tool}: {step.result}")
+    if step.repeated:
+        return (f"You already called {step.tool} with these arguments, and calling it "
+                f"again gives the same. {outcome}")
+    return outcome
+
+
+def _nudged(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` with the last user message asking for the final answer now."""
+    last = messages[-1]
+    return [*messages[:-1], ChatMessage(role=last.role, content=last.content + FINAL_NUDGE)]
 
 
 __all__ = ["AgentOperator", "AgentResult", "AgentStep", "describe_tools"]

@@ -74,12 +74,17 @@ def step_schema(tools: Mapping[str, "Tool"], final_chars: int, *,
                          "properties": {"tool": {"const": name}, "arguments": arguments},
                          "required": ["tool", "arguments"], "additionalProperties": False})
     if final:
-        variants.append({"type": "object", "properties": {"final": text_field(final_chars)},
-                         "required": ["final"], "additionalProperties": False})
+        variants.append(final_schema(final_chars))
     schema: dict[str, Any] = {"anyOf": variants}
     if defs:
         schema["$defs"] = defs
     return schema
+
+
+def final_schema(final_chars: int) -> dict[str, Any]:
+    """An agent's final answer, ``{"final": ...}``, and nothing else."""
+    return {"type": "object", "properties": {"final": text_field(final_chars)},
+            "required": ["final"], "additionalProperties": False}
 
 
 class StructuredChatOperator(LLMOperator):
@@ -100,5 +105,5 @@ class StructuredChatOperator(LLMOperator):
         super().__init__(model, **params)
 
 
-__all__ = ["ARGUMENT_CHARS", "StructuredChatOperator", "answer_schema",
+__all__ = ["ARGUMENT_CHARS", "StructuredChatOperator", "answer_schema", "final_schema",
            "harden", "step_schema", "text_field"]

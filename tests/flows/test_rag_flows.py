@@ -49,7 +49,7 @@ async def test_the_server_runs_the_answer_flow(real_registry: Any, indexed: Path
     app = create_app(real_registry, flows=FlowCatalog({flow.name: flow}, real_registry),
                      warmup=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://smmf.test", timeout=600) as client:
+                                 base_url="http://127.0.0.1", timeout=600) as client:
         described = (await client.get("/v1/flows/rag-answer")).json()
         assert described["inputs"]["question"]["required"] is True
         missing = await client.post("/v1/flows/rag-answer/run", json={"inputs": {}})

@@ -17,6 +17,8 @@ def _async_fixtures_for_sync_tests(anyio_backend: str) -> None:
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
+from reliability.scripted import Script  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 async def docs_store(real_registry: Any,
@@ -34,59 +36,7 @@ async def docs_store(real_registry: Any,
     return spec, report
 
 
-class Script:
-    """The ``test/scripted`` model's part: ``registry(*replies)`` makes a fresh
-    registry whose model ``scripted`` (also the default LLM, and the one member
-    of the fallback group ``scripted-group``) answers with ``replies`` in order
-    (an exception is raised instead of answered); ``requests`` keeps what it was
-    sent. A deterministic model whose replies drive an answer or agent loop."""
-
-    provider = "test/scripted"
-
-    def __init__(self, make_registry: Callable[[dict[str, Any]], Any]) -> None:
-        self.make_registry = make_registry
-        self.replies: list[Any] = []
-        self.requests: list[Any] = []
-
-    def registry(self, *replies: Any, also: tuple[str, ...] = ()) -> Any:
-        """The registry; models named in ``also`` play the same script (a flow
-        that names ``smollm2`` can then run on it)."""
-        self.replies, self.requests = list(replies), []
-        return self.make_registry({"models": {
-            "default_llm": "scripted",
-            "llms": [{"name": name, "provider": self.provider, "failure_threshold": 1000}
-                     for name in ("scripted", *also)],
-            "groups": [{"name": "scripted-group", "strategy": "fallback",
-                        "members": ["scripted"]}]}})
-
-
 @pytest.fixture
 def scripted(make_registry: Callable[[dict[str, Any]], Any]) -> Script:
-    """A ``Script`` whose provider is registered for this test."""
-    from smmf_flow.models.backends import Backend, Capabilities, register_backend
-    from smmf_flow.models.types import ChatRequest, ChatResult, Usage
-
-    script = Script(make_registry)
-
-    class Scripted(Backend):
-        provider = Script.provider
-
-        @property
-        def capabilities(self) -> Capabilities:
-            return Capabilities(chat=True, json_schema=True)
-
-        async def load(self) -> None:
-            pass
-
-        async def chat(self, request: ChatRequest) -> ChatResult:
-            script.requests.append(request)
-            if not script.replies:
-                raise AssertionError("the scripted model ran out of replies")
-            reply = script.replies.pop(0)
-            if isinstance(reply, Exception):
-                raise reply
-            return ChatResult(text=reply, usage=Usage(10, 5), model=self.config.name,
-                              instance=self.instance_id)
-
-    register_backend(Script.provider, Scripted)
-    return script
+    """A ``Script`` (tests/reliability/scripted.py) registered for this test."""
+    return Script(make_registry)

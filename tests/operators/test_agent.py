@@ -2,7 +2,7 @@
 scripted model (tool call → result → final, max steps, tool errors and
 schema-breaking replies fed back, every step in the trace), the YAML agent
 flow's tools from its plugin module, and the real SmolLM2 producing
-schema-valid steps that end within ``max_steps``."""
+schema-valid steps that end with a final answer within ``max_steps``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from pydantic import AfterValidator, Field
 from smmf_flow import DAG
 from smmf_flow.errors import FlowError, NodeFailed, RunError
 from smmf_flow.operators import AgentOperator, AgentResult, tool
+from smmf_flow.operators.agent import FINAL_NUDGE
+from smmf_flow.operators.replies import final_schema
 from smmf_flow.operators.toolbox import calculator, evaluate
 from smmf_flow.runner.context import RunContext
 from smmf_flow.runner.trace import Trace
@@ -135,7 +137,7 @@ async def test_tool_errors_are_fed_back_and_the_model_recovers(scripted: Any) ->
         call("calculator", expression="import os"),   # refused by the evaluator
         call("area", width=3.0, height=2.0),
         final("6"))
-    result, trace = await run(agent_flow(max_steps=6), registry)
+    result, trace = await run(agent_flow(max_steps=7), registry)
     assert result.final == "6"
     assert [s.error for s in result.steps[:4]] == [
         "calculator failed: ZeroDivisionError: division by zero",
@@ -174,16 +176,35 @@ async def test_schema_breaking_replies_are_fed_back_and_counted(scripted: Any) -
     assert [e["kind"] for e in steps_in(trace)] == ["invalid"] * 3 + ["final"]
 
 
-async def test_max_steps_ends_the_loop_with_an_error_and_a_full_trace(scripted: Any) -> None:
+async def test_the_last_step_allows_only_a_final_answer(scripted: Any) -> None:
+    registry = scripted.registry(call("calculator", expression="1 + 1"),
+                                 call("calculator", expression="2 + 1"), final("3"))
+    result, trace = await run(agent_flow(max_steps=3), registry)
+    assert result.final == "3"
+    assert [(e["n"], e["allowed"], e["kind"]) for e in steps_in(trace)] == [
+        (1, "any", "tool"), (2, "any", "tool"), (3, "final", "final")]
+    last = scripted.requests[-1]
+    assert last.response_format.schema == final_schema(400)
+    assert last.messages[-1].content == "Result of calculator: 3" + FINAL_NUDGE
+    assert scripted.requests[1].messages[-1].content == "Result of calculator: 2"
+
+
+async def test_a_last_step_that_breaks_the_schema_fails_with_a_full_trace(
+        scripted: Any) -> None:
+    # only a backend without constrained decoding can write a tool call here
     registry = scripted.registry(*[call("calculator", expression=f"{i} + 1") for i in range(5)])
     error, trace = await run(agent_flow(max_steps=3), registry)
     assert isinstance(error, NodeFailed) and isinstance(error.__cause__, RunError)
     assert str(error.__cause__) == (
-        "agent 'agent' made 3 steps without a final answer (tool calls: 3, invalid replies: "
-        "0; last step: tool calculator); raise max_steps, or make the task or tool "
-        "descriptions clearer")
+        "agent 'agent' made 3 steps without a final answer (tool calls: 2, invalid replies: "
+        "1; last step: invalid): the last step allowed only a final answer, but the model's "
+        "reply broke that schema; use a model or backend that enforces JSON schemas "
+        "(llama.cpp, or response_format on an OpenAI-compatible API)")
     assert len(scripted.requests) == 3 and len(scripted.replies) == 2
-    assert [(e["n"], e["result"]) for e in steps_in(trace)] == [(1, "1"), (2, "2"), (3, "3")]
+    assert [(e["n"], e["kind"], e["result"]) for e in steps_in(trace)] == [
+        (1, "tool", "1"), (2, "tool", "2"), (3, "invalid", None)]
+    assert steps_in(trace)[2]["error"] == ("model 'scripted' returned JSON that breaks its "
+                                           "schema: 'final' is a required property")
 
 
 async def test_tool_choice_required_keeps_the_final_answer_out_until_a_tool_worked(
@@ -254,13 +275,14 @@ def test_the_calculator_evaluates_arithmetic_and_nothing_else() -> None:
             evaluate(bad)
 
 
-async def test_smollm2_takes_schema_valid_steps_and_stops_within_max_steps(
+async def test_smollm2_takes_schema_valid_steps_and_ends_with_an_answer(
         real_registry: Any) -> None:
     # tool_choice="required": a 135M model otherwise answers at once from its own guess
     dag = agent_flow("smollm2", tools=[calculator], max_steps=3, max_tokens=96,
                      final_chars=120, tool_choice="required")
     outcome, trace = await run(dag, real_registry, "Compute 1234 * 5678.")
     steps = steps_in(trace)
+    assert isinstance(outcome, AgentResult), outcome  # the last step can only be a final
     assert 1 <= len(steps) <= 3
     assert [e["n"] for e in steps] == list(range(1, len(steps) + 1))
     assert all(e["model"] == "smollm2" for e in steps)
@@ -271,7 +293,4 @@ async def test_smollm2_takes_schema_valid_steps_and_stops_within_max_steps(
         if e["kind"] == "tool":
             assert e["tool"] == "calculator" and set(e["arguments"]) == {"expression"}
             assert e["error"] is None and e["result"] == calculator(**e["arguments"])
-    if isinstance(outcome, AgentResult):
-        assert steps[-1]["kind"] == "final" and outcome.final.strip()
-    else:
-        assert isinstance(outcome.__cause__, RunError) and len(steps) == 3
+    assert steps[-1]["kind"] == "final" and outcome.final.strip()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
-import anyio.abc
 
 from smmf_flow.errors import ModelKindMismatch, ModelNotFound
 from smmf_flow.models.checks import check_models, model_entries
@@ -54,7 +53,6 @@ class ModelRegistry:
             for table, _, m in model_entries(models)}
         self._groups = {g.name: g for g in models.models.groups}
         self._pools: dict[str, Pool] = {}
-        self._watchers: anyio.abc.TaskGroup | None = None  # set while watch_health runs
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], *, on_event: EventHook | None = None,
@@ -145,21 +143,19 @@ class ModelRegistry:
             config = self.model(name, where=where)
             pool = Pool(config, kind=self._models[name][0], on_event=self.on_event)
             self._pools[name] = pool
-            if self._watchers is not None:
-                self._watchers.start_soon(pool.watch_health)
         return pool
 
-    async def watch_health(self) -> None:
-        """Run the health loop of every pool, those made later included, until
-        cancelled (run it in a task group beside the work it keeps healthy)."""
+    async def watch_health(self, *, scan_s: float = 1.0) -> None:
+        """Run the health loop of every pool until cancelled (in a task group beside
+        the work it keeps healthy); pools made later are found within ``scan_s``.
+        Looking rather than being told keeps ``pool()`` free of event-loop ties."""
+        watched: set[Pool] = set()
         async with anyio.create_task_group() as group:
-            self._watchers = group
-            try:
-                for pool in self._pools.values():
+            while True:
+                for pool in [p for p in self._pools.values() if p not in watched]:
+                    watched.add(pool)
                     group.start_soon(pool.watch_health)
-                await anyio.sleep_forever()
-            finally:
-                self._watchers = None
+                await anyio.sleep(scan_s)
 
     async def warmup(self, names: Iterable[str] | None = None) -> None:
         """Load the named models (groups load their members; all models by default)."""

@@ -14,7 +14,11 @@ embed or test. Modules, one concept each:
 ``schemas``         request bodies, validated once at the edge
 ``errors``          exceptions → HTTP status and OpenAI's error JSON
 ``sse``             server-sent events that cancel on disconnect and never hang
-``auth``            API keys
+``limits``          ``ServerLimits``: what one request may ask, and the checks
+``body_guard``      the body read under its size limit; a vanished client cancels
+``browser``         ``Host``, ``Origin`` and ``Content-Type`` checks against web pages
+``auth``            API keys, required everywhere but the health probes
+``redact``          no path, URL or secret of the configuration in a client's error
 ``access_log``      structured access log lines and request metrics
 ``metrics``         the Prometheus metrics
 ``responses``       JSON out without detours
@@ -24,6 +28,7 @@ embed or test. Modules, one concept each:
 
 from smmf_flow.server.app import create_app
 from smmf_flow.server.catalog import FlowCatalog
+from smmf_flow.server.limits import ServerLimits
 from smmf_flow.server.serve import check_bind, serve
 
-__all__ = ["FlowCatalog", "check_bind", "create_app", "serve"]
+__all__ = ["FlowCatalog", "ServerLimits", "check_bind", "create_app", "serve"]

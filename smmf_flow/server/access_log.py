@@ -13,6 +13,10 @@ for, which handlers leave in ``request.state``. The JSON is only built when the
 logger is enabled for INFO, so a quiet server pays a clock read and two metric
 updates per request. Every response carries ``X-Request-Id`` (the client's own,
 if it sent one), so a client's report can be matched with the log line.
+
+A request ends (leaves ``in_flight``, is timed and logged) when its last byte is
+sent, not when the app's clean-up after it has finished. One whose client went
+away before an answer is logged with status 499 (see ``body_guard.py``).
 """
 
 from __future__ import annotations
@@ -46,19 +50,16 @@ class AccessLog:
         request_id = _request_id(scope)
         status = 500
         header = (b"x-request-id", request_id)
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
         metrics = self.metrics
-        metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
+        ended = False
+
+        def end() -> None:
+            """Count and log the request once: when its last byte is sent, or when the
+            app returns without sending it."""
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             route = scope.get("route")
@@ -66,6 +67,21 @@ class AccessLog:
             metrics.observe(template, scope["method"], status, seconds)
             if logger.isEnabledFor(logging.INFO):
                 logger.info("%s", _line(scope, request_id, template, status, seconds))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                end()
+
+        metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            end()
 
 
 def _request_id(scope: Scope) -> bytes:

@@ -1,10 +1,18 @@
 """``create_app``: one model registry (and optionally a flow catalog) behind HTTP.
 
 The app is assembled here and nowhere else: the routers (OpenAI API, flows,
-operations), two plain ASGI middlewares (the access log with request metrics,
-outermost, so refused requests are logged and counted too; then the API-key
-check), and the exception handlers that turn every error into OpenAI's error
-JSON.
+operations), the exception handlers that turn every error into OpenAI's error
+JSON (its message redacted, ``redact.py``), and plain ASGI middlewares, from the
+outside in:
+
+1. the access log with request metrics, so refused requests are logged and
+   counted too (``access_log.py``);
+2. the browser guard: ``Host``, ``Origin`` and ``Content-Type`` checks
+   (``browser.py``), then, for origins given in ``cors_origins``, Starlette's
+   ``CORSMiddleware``;
+3. the API-key check, deny by default (``auth.py``);
+4. the body guard: the body read under ``limits.max_body_bytes``, and a client
+   that disconnects cancels its request (``body_guard.py``).
 
 Models load in the background once the server is up (``warmup=True``): the
 health probe answers at once, ``/readyz`` says "warming up" until every pool has
@@ -19,11 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,19 +43,31 @@ from smmf_flow.scheduler import scheduler_for
 from smmf_flow.server import flows_api, openai_api, ops
 from smmf_flow.server.access_log import AccessLog
 from smmf_flow.server.auth import ApiKeys, RequireKey
+from smmf_flow.server.body_guard import BodyGuard
+from smmf_flow.server.browser import BrowserGuard
 from smmf_flow.server.catalog import FlowCatalog
 from smmf_flow.server.errors import ApiError, error_response
+from smmf_flow.server.limits import ServerLimits
 from smmf_flow.server.metrics import ServerMetrics
-from smmf_flow.server.state import ServerState
+from smmf_flow.server.redact import Redactor
+from smmf_flow.server.state import ServerState, of
 
 logger = logging.getLogger("smmf_flow.server")
 
 
 def create_app(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
-               api_keys: Iterable[str] = (), warmup: bool = True) -> FastAPI:
-    """The ASGI app serving ``registry`` (and ``flows``); keys, if any, are required."""
+               api_keys: Iterable[str] = (), warmup: bool = True,
+               limits: ServerLimits | None = None, allowed_hosts: Iterable[str] = (),
+               cors_origins: Iterable[str] = ()) -> FastAPI:
+    """The ASGI app serving ``registry`` (and ``flows``); keys, if any, are required.
+
+    ``allowed_hosts`` are ``Host`` names answered besides IP addresses and
+    ``localhost``; ``cors_origins`` the web origins whose pages may call it."""
+    limits = limits or ServerLimits()
+    cors_origins = list(cors_origins)
     state = ServerState(registry=registry, scheduler=scheduler_for(registry),
-                        metrics=ServerMetrics(registry), flows=flows)
+                        metrics=ServerMetrics(registry), flows=flows, limits=limits,
+                        redact=Redactor.for_server(registry, _folders(flows)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,12 +92,30 @@ def create_app(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
     app.include_router(ops.router)
     app.add_exception_handler(ApiError, _error)
     app.add_exception_handler(SmmfError, _error)
+    app.add_exception_handler(ExceptionGroup, _error)  # task groups' errors, unwrapped
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error)
+    # added innermost first
+    app.add_middleware(BodyGuard, limits=limits)
     app.add_middleware(RequireKey, keys=ApiKeys(api_keys))
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins,
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key",
+                                          "X-Request-Id"],
+                           expose_headers=["X-Request-Id", "Retry-After"], max_age=600)
+    app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts, cors_origins=cors_origins)
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app
+
+
+def _folders(flows: FlowCatalog | None) -> list[Path]:
+    """The folders of the flows (and their data root): never named to a client."""
+    if flows is None:
+        return []
+    found = {Path(flow.file).resolve().parent for flow in flows.flows.values()}
+    return [*found, *([flows.data_root] if flows.data_root else [])]
 
 
 async def _warm_up(state: ServerState) -> None:
@@ -84,7 +124,6 @@ async def _warm_up(state: ServerState) -> None:
         try:
             await state.registry.pool(name).start()
         except Exception as exc:  # the pool retries after its cooldown; /readyz tells
-            state.load_errors[name] = describe(exc)
             logger.warning("model '%s' did not load: %s", name, describe(exc))
 
     async with anyio.create_task_group() as group:
@@ -97,7 +136,7 @@ async def _warm_up(state: ServerState) -> None:
 
 
 async def _error(request: Request, exc: Exception) -> Response:
-    return error_response(exc)
+    return error_response(exc, of(request).redact)
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
@@ -105,7 +144,8 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     first = exc.errors()[0]
     param = ".".join(str(p) for p in first.get("loc", ()))
     return error_response(ApiError(422, f"'{param}': {first.get('msg', 'invalid')}",
-                                   code="invalid_value", param=param or None))
+                                   code="invalid_value", param=param or None),
+                          of(request).redact)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -114,7 +154,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = (f"no endpoint {request.method} {request.url.path}" if exc.status_code in (404, 405)
                else str(exc.detail))
     return error_response(ApiError(exc.status_code, message, code=code,
-                                   headers=dict(exc.headers or {})))
+                                   headers=dict(exc.headers or {})), of(request).redact)
 
 
 __all__ = ["create_app"]

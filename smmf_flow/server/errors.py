@@ -10,8 +10,15 @@ tree the library raises everywhere), so the policy is one table
 (``STATUS_OF``), not decisions spread over the handlers: an unknown model is
 404 and lists the known names, a full pool queue is 429 with ``Retry-After``, a
 prompt too long for the window is 400 ``context_length_exceeded``, an
-unreachable upstream is 502, a timeout 504. An unexpected exception is a 500
-whose message says nothing of the internals (the traceback goes to the log).
+unreachable upstream is 502, a timeout 504, a run input the flow refused
+(``InputError``) 422. An unexpected exception is a 500 whose message says
+nothing of the internals (the traceback goes to the log).
+
+A task group's ``ExceptionGroup`` is unwrapped (``classify``): one error is
+answered as itself; of several, the one a client can act on wins (a bad
+request before a full queue, a full queue before a server failure). Every
+message passes through the server's redactor on its way out (``redact.py``),
+so no path, URL or secret of the configuration reaches a client.
 
 ``ApiError`` is the server's own refusal of a request (a malformed body, a
 missing key); it never leaves the server as an exception: the app's handlers
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -29,7 +37,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWindowExceeded,
-                              FlowError, InvalidOutput, ModelError,
+                              FlowError, InputError, InvalidOutput, ModelError,
                               ModelKindMismatch, ModelLoadError, ModelNotFound, NodeFailed,
                               NodeTimeout, PoolBusy, RateLimited, RunError, SmmfError,
                               WorkerUnavailable, describe)
@@ -41,6 +49,7 @@ STATUS_OF: dict[type[BaseException], tuple[int, str, str]] = {
     ModelNotFound: (404, "invalid_request_error", "model_not_found"),
     ModelKindMismatch: (400, "invalid_request_error", "model_kind_mismatch"),
     FlowError: (400, "invalid_request_error", "invalid_flow_request"),
+    InputError: (422, "invalid_request_error", "invalid_input"),
     PoolBusy: (429, "rate_limit_error", "rate_limit_exceeded"),
     RateLimited: (429, "rate_limit_error", "upstream_rate_limited"),
     ContextWindowExceeded: (400, "invalid_request_error", "context_length_exceeded"),
@@ -90,11 +99,23 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def classify(exc: BaseException) -> ApiError:
-    """The HTTP answer for any exception raised while serving a request."""
-    if isinstance(exc, ApiError):
-        return exc
+def classify(exc: BaseException, redact: Callable[[str], str] | None = None) -> ApiError:
+    """The HTTP answer for any exception raised while serving a request, its message
+    passed through ``redact`` (the server's ``Redactor``)."""
+    error = _classify(exc)
+    if redact is None:
+        return error
+    return ApiError(error.status, redact(error.message), type=error.type, code=error.code,
+                    param=error.param, headers=error.headers)
+
+
+def _classify(exc: BaseException) -> ApiError:
     exc = unwrap(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        answers = [_classify(e) for e in _leaves(exc)]
+        if answers:
+            return min(answers, key=_relevance)
+        exc = exc.exceptions[0]
     if isinstance(exc, ApiError):
         return exc
     for cls in type(exc).__mro__:
@@ -111,14 +132,35 @@ def classify(exc: BaseException) -> ApiError:
                     type="server_error", code="internal_error")
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The errors of a (nested) group, each unwrapped, cancellations left out."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        exc = unwrap(exc)
+        if isinstance(exc, BaseExceptionGroup):
+            found += _leaves(exc)
+        elif isinstance(exc, Exception):
+            found.append(exc)
+    return found
+
+
+def _relevance(error: ApiError) -> tuple[int, int]:
+    """Sort key: a client error first (it fails again if retried), then a full queue
+    (retry later), then a server-side failure."""
+    if error.status == 429:
+        return 1, error.status
+    return (0 if error.status < 500 else 2), error.status
+
+
 def error_payload(error: ApiError) -> dict[str, Any]:
     return {"error": {"message": error.message, "type": error.type, "param": error.param,
                       "code": error.code}}
 
 
-def error_response(exc: BaseException) -> Response:
+def error_response(exc: BaseException,
+                   redact: Callable[[str], str] | None = None) -> Response:
     """A JSON response for ``exc``, with its status and headers."""
-    error = classify(exc)
+    error = classify(exc, redact)
     return Response(orjson.dumps(error_payload(error)), status_code=error.status,
                     headers=error.headers, media_type="application/json")
 

@@ -10,9 +10,11 @@
   the run.
 
 The input is checked against the flow's declared inputs before anything runs
-(422 naming the input). A run that fails answers with the status of the error
-that made its node fail: a full pool queue is still a 429, an unreachable
-upstream a 502.
+(422 naming the input), and its size against ``max_flow_input_bytes``. A path
+in the input may only name files inside the server's data root (or the flow's
+folder); any other is a 422 that does not name the server's folders. A run
+that fails answers with the status of the error that made its node fail: a
+full pool queue is still a 429, an unreachable upstream a 502.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from starlette.responses import Response
 
 from smmf_flow.cli.console import jsonable
 from smmf_flow.server.catalog import FlowCatalog
+from smmf_flow.server.limits import check_flow_input
 from smmf_flow.server.responses import body_doc, json_response
 from smmf_flow.server.schemas import FlowRunBody, parse
 from smmf_flow.server.sse import EventStream, frame
@@ -54,15 +57,18 @@ async def get_flow(name: str, request: Request) -> Response:
 
 @router.post("/{name}/run", openapi_extra=body_doc(FlowRunBody))
 async def run_flow(name: str, request: Request) -> Response:
+    state = of(request)
     catalog = _catalog(request)
     flow = catalog.get(name)
     request.state.model = f"flow:{name}"
-    body = parse(FlowRunBody, await request.body())
+    raw = await request.body()
+    check_flow_input(state.limits, len(raw))
+    body = parse(FlowRunBody, raw)
     value = catalog.prepare(flow, body.inputs)
     streaming = flow.spec.stream if body.stream is None else body.stream
     if streaming:
         return EventStream(_frames(catalog.stream(flow, value)),
-                           on_end=of(request).metrics.stream_ended)
+                           on_end=state.metrics.stream_ended, redact=state.redact)
     output = await catalog.run(flow, value)
     return json_response({"flow": flow.name, "output": jsonable(output)})
 

@@ -7,7 +7,8 @@ without knowing they exist. The answer's ``model`` field names the model that
 actually served (after a fallback, the member that answered).
 
 The handlers are thin on purpose, to keep the latency the server adds small:
-one body validation (``schemas.parse``), one worker lookup (cached by the
+one body validation (``schemas.parse``), the request limits (``limits.py``;
+``max_tokens`` bounded by the model's window), one worker lookup (cached by the
 scheduler), then the call; responses go out through ``json_response``. The
 three POST endpoints are served by plain Starlette routes (``_post``), which
 skip FastAPI's per-request dependency solving (about a quarter of the server's
@@ -38,6 +39,8 @@ from starlette.routing import Route
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.scheduler.workers import ChatWorker, Note
 from smmf_flow.server.errors import ApiError
+from smmf_flow.server.limits import (bounded_max_tokens, check_chat, check_embedding_inputs,
+                                     check_prompts)
 from smmf_flow.server.responses import body_doc, json_response
 from smmf_flow.server.schemas import (ChatCompletionBody, CompletionBody, EmbeddingBody,
                                       parse)
@@ -100,11 +103,15 @@ async def chat_completions(request: Request) -> Response:
     """Chat completion, whole or streamed (``stream: true``) as server-sent events."""
     state = of(request)
     body = parse(ChatCompletionBody, await request.body())
-    worker, note = _chat_worker(state, request, body.model)
     chat = body.to_request()
+    check_chat(state.limits, chat)
+    worker, note = _chat_worker(state, request, body.model)
+    chat.max_tokens = await bounded_max_tokens(
+        state.limits, worker, chat.messages, chat.max_tokens,
+        param="max_completion_tokens" if body.max_completion_tokens else "max_tokens")
     if body.stream:
         return EventStream(_chat_frames(state, worker, chat, note, body.include_usage),
-                           on_end=state.metrics.stream_ended)
+                           on_end=state.metrics.stream_ended, redact=state.redact)
     result = await worker.chat(chat, note)
     state.metrics.count_usage(result.model, result.usage)
     return json_response({
@@ -173,26 +180,31 @@ async def completions(request: Request) -> Response:
     """Text completion: each prompt goes to the model as one user message."""
     state = of(request)
     body = parse(CompletionBody, await request.body())
-    worker, note = _chat_worker(state, request, body.model)
     prompts = body.prompts
+    check_prompts(state.limits, prompts, body.stops)
+    worker, note = _chat_worker(state, request, body.model)
+    chats = [body.to_request(prompt) for prompt in prompts]
+    for chat in chats:
+        chat.max_tokens = await bounded_max_tokens(state.limits, worker, chat.messages,
+                                                   chat.max_tokens)
     if body.stream:
         if len(prompts) != 1:
             raise ApiError(422, "'prompt': streaming takes exactly one prompt",
                            code="invalid_value", param="prompt")
-        return EventStream(_completion_frames(state, worker, body.to_request(prompts[0]), note,
+        return EventStream(_completion_frames(state, worker, chats[0], note,
                                               body.include_usage),
-                           on_end=state.metrics.stream_ended)
+                           on_end=state.metrics.stream_ended, redact=state.redact)
     results: list[ChatResult | None] = [None] * len(prompts)
 
-    async def one(index: int, prompt: str) -> None:
-        results[index] = await worker.chat(body.to_request(prompt), note)
+    async def one(index: int) -> None:
+        results[index] = await worker.chat(chats[index], note)
 
     if len(prompts) == 1:
-        await one(0, prompts[0])
+        await one(0)
     else:
-        async with anyio.create_task_group() as group:
-            for index, prompt in enumerate(prompts):
-                group.start_soon(one, index, prompt)
+        async with anyio.create_task_group() as group:  # errors: see errors.classify
+            for index in range(len(prompts)):
+                group.start_soon(one, index)
     done = [r for r in results if r is not None]
     total = Usage(sum(r.usage.prompt_tokens for r in done),
                   sum(r.usage.completion_tokens for r in done))
@@ -245,9 +257,10 @@ async def embeddings(request: Request) -> Response:
     """Embeddings through the model's micro-batcher: concurrent requests share batches."""
     state = of(request)
     body = parse(EmbeddingBody, await request.body())
+    texts = body.texts
+    check_embedding_inputs(state.limits, texts)
     request.state.model = body.model
     worker = state.scheduler.embedding_worker(body.model)
-    texts = body.texts
     vectors = await worker.embed(texts)
     dimension = len(vectors[0]) if vectors else 0
     if body.dimensions is not None and body.dimensions != dimension:
@@ -255,7 +268,9 @@ async def embeddings(request: Request) -> Response:
                             f"vectors; set dimensions to {dimension} or leave it unset",
                        code="invalid_value", param="dimensions")
     encode = _base64 if body.encoding_format == "base64" else None
-    tokens = sum(worker.pool.count_tokens(t) for t in texts)
+    # tokenizing is CPU work: in a worker thread, never on the event loop
+    tokens = await anyio.to_thread.run_sync(
+        lambda: sum(worker.pool.count_tokens(t) for t in texts))
     state.metrics.tokens.labels(worker.name, "prompt").inc(tokens)
     return json_response({
         "object": "list", "model": worker.name,

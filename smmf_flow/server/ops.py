@@ -4,7 +4,9 @@
 - ``GET /readyz``: 200 when the start-up warm-up has finished and every model
   has a healthy instance (its pool is "ready" or "degraded"); 503 otherwise.
   Either way the body lists each model's status and, for each group, whether a
-  member can serve it, so a failed probe says which model holds it back.
+  member can serve it, so a failed probe says which model holds it back. It
+  says nothing else: why a model failed to load names files and addresses of
+  the configuration, so that goes to the server log only.
 - ``GET /metrics``: Prometheus text (see ``metrics.py``); behind the API key when
   the server has keys.
 """
@@ -50,8 +52,6 @@ async def readyz(request: Request) -> Response:
     ready, models = readiness(state)
     body = {"status": "ready" if ready else ("not ready" if state.warmed else "warming up"),
             "models": models}
-    if state.load_errors:
-        body["load_errors"] = state.load_errors
     return json_response(body, 200 if ready else 503)
 
 

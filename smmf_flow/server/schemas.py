@@ -89,16 +89,19 @@ class _Sampling(_Lenient):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    @property
+    def stops(self) -> list[str] | None:
+        return [self.stop] if isinstance(self.stop, str) else self.stop
+
     def request(self, messages: list[ChatMessage], *, max_tokens: int | None,
                 response_format: ResponseFormat | None = None,
                 metadata: dict[str, Any] | None = None,
                 assistant_prefix: str | None = None) -> ChatRequest:
         """The library's request; every field was validated by this body already."""
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop
         return ChatRequest.model_construct(
             messages=messages, max_tokens=max_tokens,
             temperature=0.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p, stop=stop or None,
+            top_p=1.0 if self.top_p is None else self.top_p, stop=self.stops or None,
             seed=self.seed, response_format=response_format, assistant_prefix=assistant_prefix,
             metadata=metadata or {})
 
@@ -155,6 +158,13 @@ class CompletionBody(_Sampling):
     def _unsupported(cls, value: Any) -> Any:
         if value:
             raise ValueError("not supported by this server; leave it unset")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _some_prompt(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one prompt")
         return value
 
     @property

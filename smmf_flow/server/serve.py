@@ -6,6 +6,11 @@ that an open server is wanted (``insecure_no_auth=True``, the CLI's
 ``--insecure-no-auth``). A model server on a network without a key is a free
 GPU (or CPU) for whoever finds it.
 
+The ``Host`` names the server answers for are the bound address's, IP
+addresses, ``localhost``, and the ``allowed_hosts`` (``browser.py``). Flows come
+from one folder; a broken flow is logged and left out, or with
+``strict_flows`` stops the start-up (``catalog.py``).
+
 uvicorn's own access log is off: ``access_log.py`` writes one structured line
 per request instead (without secrets), on the ``smmf_flow.server.access``
 logger.
@@ -25,6 +30,7 @@ from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.scheduler.resolve import default_config_path
 from smmf_flow.server.app import create_app
 from smmf_flow.server.catalog import FlowCatalog
+from smmf_flow.server.limits import ServerLimits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -76,7 +82,10 @@ def serve(*, models: str | os.PathLike[str] | None = None,
           registry: ModelRegistry | None = None,
           flows: str | os.PathLike[str] | None = None, host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, api_keys: Sequence[str] = (),
-          insecure_no_auth: bool = False, log_level: str = "info") -> None:
+          insecure_no_auth: bool = False, log_level: str = "info",
+          limits: ServerLimits | None = None, data_root: str | os.PathLike[str] | None = None,
+          strict_flows: bool = False, allowed_hosts: Sequence[str] = (),
+          cors_origins: Sequence[str] = ()) -> None:
     """Run the server until interrupted (what ``smmf-flow serve`` calls).
 
     The models are ``registry``, else the TOML at ``models``, else the default
@@ -85,11 +94,13 @@ def serve(*, models: str | os.PathLike[str] | None = None,
 
     keys = [*api_keys, *keys_from_env()]
     check_bind(host, keys, insecure_no_auth)
+    configure_logging(log_level)  # before the flows load: a broken one is a warning line
     if registry is None:
         registry = ModelRegistry.from_toml(Path(models) if models else default_config_path())
-    catalog = FlowCatalog.from_dir(flows, registry) if flows else None
-    app = create_app(registry, flows=catalog, api_keys=keys)
-    configure_logging(log_level)
+    catalog = (FlowCatalog.from_dir(flows, registry, strict=strict_flows, data_root=data_root)
+               if flows else None)
+    app = create_app(registry, flows=catalog, api_keys=keys, limits=limits,
+                     allowed_hosts=[host, *allowed_hosts], cors_origins=cors_origins)
     logging.getLogger("smmf_flow.server").info(
         "serving %s on http://%s:%d/v1 (%s; %d flows)", registry.source, host, port,
         "API key required" if keys else "no API key", len(catalog.flows) if catalog else 0)

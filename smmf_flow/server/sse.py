@@ -44,13 +44,16 @@ class EventStream(Response):
     """An SSE response over ``frames``; see the module docstring for its guarantees.
 
     ``on_end(outcome)`` is called once when the stream ends, with ``"done"``,
-    ``"error"`` or ``"disconnected"`` (for metrics).
+    ``"error"`` or ``"disconnected"`` (for metrics); ``redact`` cleans the message
+    of an error (the server's ``Redactor``).
     """
 
     def __init__(self, frames: AsyncIterator[bytes], *, done: bool = True,
                  headers: Mapping[str, str] | None = None,
-                 on_end: Callable[[str], None] | None = None) -> None:
+                 on_end: Callable[[str], None] | None = None,
+                 redact: Callable[[str], str] | None = None) -> None:
         self.frames = frames
+        self.redact = redact
         self.done = done
         self.status_code = 200
         self.extra = [(k.lower().encode("latin-1"), v.encode("latin-1"))
@@ -78,7 +81,7 @@ class EventStream(Response):
         try:
             first = await anext(frames, None)
         except Exception as exc:
-            await error_response(exc)(scope, receive, send)
+            await error_response(exc, self.redact)(scope, receive, send)
             return "error"
         await send({"type": "http.response.start", "status": 200,
                     "headers": HEADERS + self.extra})
@@ -92,7 +95,8 @@ class EventStream(Response):
             except Exception as exc:
                 outcome = "error"
                 await send({"type": "http.response.body",
-                            "body": frame(error_payload(classify(exc))), "more_body": True})
+                            "body": frame(error_payload(classify(exc, self.redact))),
+                            "more_body": True})
         await send({"type": "http.response.body", "body": DONE if self.done else b"",
                     "more_body": False})
         return outcome

@@ -1,4 +1,5 @@
-"""What every handler of one server shares: the models, the flows, the metrics.
+"""What every handler of one server shares: the models, the flows, the metrics,
+the limits, and the redactor every error message passes through.
 
 One ``ServerState`` per app, reached as ``request.app.state.smmf`` (``of(request)``):
 no module-level globals, so two servers live side by side in one process.
@@ -7,12 +8,14 @@ no module-level globals, so two servers live side by side in one process.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from smmf_flow.scheduler import Scheduler
+from smmf_flow.server.limits import ServerLimits
 from smmf_flow.server.metrics import ServerMetrics
 
 if TYPE_CHECKING:
@@ -26,10 +29,11 @@ class ServerState:
     scheduler: Scheduler
     metrics: ServerMetrics
     flows: "FlowCatalog | None" = None
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    #: cleans every error message a client receives (``redact.Redactor``)
+    redact: Callable[[str], str] = str
     #: set once the start-up warm-up has finished (``/readyz`` waits for it)
     warmed: bool = False
-    #: model name → why it failed to load at start-up
-    load_errors: dict[str, str] = field(default_factory=dict)
     created: int = field(default_factory=lambda: int(time.time()))
 
 

@@ -93,9 +93,12 @@ class LiveServer:
 
 
 def start_server(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
-                 api_keys: tuple[str, ...] = (), ready_s: float = 300) -> LiveServer:
-    """Run ``create_app(registry)`` under uvicorn in a thread; return once /readyz is 200."""
-    app = create_app(registry, flows=flows, api_keys=api_keys)
+                 api_keys: tuple[str, ...] = (), ready_s: float = 300, ready: bool = True,
+                 **options: Any) -> LiveServer:
+    """Run ``create_app(registry, ...)`` under uvicorn in a thread (``options`` go to
+    ``create_app``); return once /readyz is 200, or with ``ready=False`` once the
+    warm-up has ended either way."""
+    app = create_app(registry, flows=flows, api_keys=api_keys, **options)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
@@ -105,7 +108,8 @@ def start_server(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
     deadline = time.monotonic() + ready_s
     while time.monotonic() < deadline:
         if server.started:
-            if httpx.get(f"{live.url}/readyz").status_code == 200:
+            probe = httpx.get(f"{live.url}/readyz")
+            if probe.status_code == 200 or (not ready and probe.json()["status"] != "warming up"):
                 return live
         if not thread.is_alive():
             raise RuntimeError("the test server did not start")

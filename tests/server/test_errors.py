@@ -33,7 +33,8 @@ def data_lines(response: httpx.Response) -> list[str]:
 
 
 def test_body_that_is_not_json_is_400(http: httpx.Client) -> None:
-    error = error_of(http.post(CHAT, content=b'{"model": "smollm2",'), 400)
+    error = error_of(http.post(CHAT, content=b'{"model": "smollm2",',
+                               headers={"Content-Type": "application/json"}), 400)
     assert error["code"] == "invalid_json"
     assert error["message"].startswith("the request body is not valid JSON")
 

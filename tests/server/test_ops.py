@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import KEY, LiveServer
+from .conftest import KEY, LiveServer, wait_until
 
 
 def test_healthz_and_readyz(live: LiveServer) -> None:
@@ -23,6 +24,9 @@ def test_metrics(http: httpx.Client) -> None:
     http.post("/v1/chat/completions", json={"model": "smollm2", "max_tokens": 2,
                                             "messages": [{"role": "user", "content": "Hi"}]})
     http.post("/v1/chat/completions", json={"model": "nope", "messages": []})
+    # a stream an earlier test left is cancelled and closed a moment after the client
+    # goes; then only the scrape itself is in flight
+    assert wait_until(lambda: "smmf_http_requests_in_flight 1.0" in http.get("/metrics").text)
     reply = http.get("/metrics")
     assert reply.headers["content-type"].startswith("text/plain")
     text = reply.text
@@ -51,9 +55,14 @@ def test_access_log_is_structured_and_has_no_secrets(http: httpx.Client,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="smmf_flow.server.access")
     http.get("/v1/models?api_key=leak", headers={"X-Request-Id": "req-42"})
-    lines = [json.loads(r.getMessage()) for r in caplog.records
-             if r.name == "smmf_flow.server.access"]
-    line = next(entry for entry in lines if entry["id"] == "req-42")
+
+    def logged() -> list[dict[str, Any]]:  # written once the request has ended, just after
+        return [entry for entry in (json.loads(r.getMessage()) for r in caplog.records
+                                    if r.name == "smmf_flow.server.access")
+                if entry["id"] == "req-42"]
+
+    assert wait_until(lambda: bool(logged()), timeout=10)
+    line = logged()[0]
     assert line["method"] == "GET" and line["path"] == "/v1/models"
     assert line["route"] == "/v1/models" and line["status"] == 200
     assert line["ms"] >= 0 and line["client"] == "127.0.0.1"

@@ -1,0 +1,133 @@
+"""``BodyGuard``: read each request's body under a size limit, and cancel the
+request the moment its client goes away.
+
+A plain ASGI middleware, innermost (it runs after the key check), that
+
+- **refuses an oversized body before parsing it**: a ``Content-Length`` over
+  ``max_body_bytes`` is a 413 at once, without reading a byte (a client that
+  sent ``Expect: 100-continue`` never uploads it); a body without a length
+  (chunked) is a 413 as soon as what arrived passes the limit;
+- **replays the body to the app** through a wrapped ``receive``, so the
+  handlers read it as usual;
+- **watches the real ``receive`` for ``http.disconnect``** while the app runs
+  and cancels the app when it comes. A non-streaming request queued for a model
+  slot or generating is cancelled like a stream: the pool drops its queue place
+  or frees its slot at once (``models/pool.py``), so clients that send a
+  request and vanish cannot lock a model. The wrapped ``receive`` then reports
+  the disconnect to anything else listening (``EventStream``).
+
+A request cancelled this way is logged and counted with status 499 (nginx's
+"client closed request"): nobody receives it, and it is not a server error.
+"""
+
+from __future__ import annotations
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from smmf_flow.server.errors import ApiError, error_response
+from smmf_flow.server.limits import ServerLimits
+
+#: status recorded (never delivered) for a request whose client went away
+CLIENT_CLOSED = 499
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyGuard:
+    """See the module docstring."""
+
+    def __init__(self, app: ASGIApp, limits: ServerLimits) -> None:
+        self.app, self.limit = app, limits.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        try:
+            if declared is not None and declared > self.limit:
+                raise _TooLarge
+            body = await self._read(receive)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+            return
+        if body is None:
+            return  # the client left while sending; there is nobody to answer
+        await self._run(scope, receive, send, body)
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        """The whole body, or None if the client disconnected first."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise _TooLarge
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        gone = anyio.Event()
+        started = complete = False
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            if pending:
+                return pending.pop()
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True  # set before sending: the server may report the end at once
+            await send(message)
+
+        async def watch(cancel: anyio.CancelScope) -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            if not complete:  # after a complete response "disconnect" just means done
+                cancel.cancel()
+
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch, group.cancel_scope)
+            try:
+                await self.app(scope, replay, tracked_send)
+            except Exception as exc:  # raised as it is, not inside a task group's group
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if gone.is_set() and not started:
+            # recorded by the access log; the server drops it (its client is gone)
+            await send({"type": "http.response.start", "status": CLIENT_CLOSED, "headers": []})
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = ApiError(413, f"the request body is larger than this server takes "
+                              f"(max_body_bytes = {self.limit})", code="body_too_large")
+        await error_response(error)(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+__all__ = ["CLIENT_CLOSED", "BodyGuard"]

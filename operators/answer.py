@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError, InvalidOutput, TemplateError
@@ -24,6 +23,7 @@ from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.operators.replies import StructuredChatOperator, answer_schema
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
+from smmf_flow.sandbox import make_sandbox
 
 SYSTEM = ("You answer questions using only the numbered passages you are given. Reply in "
           "JSON: a short answer, and the numbers of the passages the answer is based on.")
@@ -31,7 +31,7 @@ TEMPLATE = ("Passages:\n{% for p in passages %}[{{ p.n }}] ({{ p.source }}) {{ p
             "{% endfor %}\nQuestion: {{ question }}")
 NO_CONTEXT = "The indexed documents have no passage about this question."
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_ENV = make_sandbox()
 
 
 @dataclass(frozen=True, slots=True)

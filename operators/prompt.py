@@ -12,16 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import TemplateError
 from smmf_flow.models.types import ChatMessage, ChatRequest
 from smmf_flow.operators.params import check_params, export_params
+from smmf_flow.sandbox import make_sandbox
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                            keep_trailing_newline=False)
+_ENV = make_sandbox(keep_trailing_newline=False)
 
 
 class PromptOperator(Operator):

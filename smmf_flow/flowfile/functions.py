@@ -10,8 +10,12 @@ A flow file gives a node its function in one of two ways:
   a join, ``acc`` and ``chunk`` for a stream reduction. Besides jinja2's
   filters, ``GLOBALS`` offers a few helpers (``cosine``, ``dot``, ``norm``,
   ``json``, ``min``, ``max``, ``sum``, ``len``, ``zip``, ``sorted``, ``round``).
-* ``function: module:attr`` — a callable from a plugin module that the flow or
-  the command line lists explicitly (see ``registry.py``).
+  The sandbox is ``smmf_flow.sandbox``'s: no attribute of a class, and no
+  single operation that would build something huge (``"x" * 10**9``,
+  ``9 ** (9 ** 9)``); its module docstring lists the limits.
+* ``function: module:name`` — a function, class, ``@map_operator`` function or
+  ``@tool`` of a plugin module that the flow or the command line lists
+  explicitly (see ``registry.py`` for exactly what may be named).
 
 An ``Expression`` remembers its source, so an exported flow writes it back.
 """
@@ -21,13 +25,15 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from smmf_flow.errors import FlowError
+from smmf_flow.sandbox import check_digits, check_indent, make_sandbox
+
 
 def _dot(a: Any, b: Any) -> float:
     return float(sum(x * y for x, y in zip(a, b, strict=True)))
@@ -43,11 +49,24 @@ def _cosine(a: Any, b: Any) -> float:
     return _dot(a, b) / scale if scale else 0.0
 
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+def _json(value: Any, *, indent: int | None = None, sort_keys: bool = False,
+          ensure_ascii: bool = True) -> str:
+    """``json.dumps`` with the options an expression may set (a small indent)."""
+    check_indent(indent, "json()")
+    return json.dumps(value, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+
+
+def _round(number: Any, ndigits: int | None = None) -> Any:
+    """``round``, to a bounded number of digits either side of the point."""
+    check_digits(ndigits, "round()")
+    return round(number, ndigits)
+
+
+_ENV = make_sandbox()
 #: helpers every expression may call, besides jinja2's filters and tests
 GLOBALS: dict[str, Any] = {
-    "json": json.dumps, "min": min, "max": max, "sum": sum, "len": len, "zip": zip,
-    "sorted": sorted, "str": str, "int": int, "float": float, "round": round,
+    "json": _json, "min": min, "max": max, "sum": sum, "len": len, "zip": zip,
+    "sorted": sorted, "str": str, "int": int, "float": float, "round": _round,
     "dot": _dot, "norm": _norm, "cosine": _cosine,
 }
 _ENV.globals.update(GLOBALS)
@@ -68,7 +87,9 @@ class Expression:
         try:
             self._compiled = _ENV.compile_expression(source, undefined_to_none=False)
         except jinja2.TemplateSyntaxError as exc:
-            raise FlowError(f"bad expression {source!r}: {exc.message}") from None
+            raise FlowError(f"bad expression {_short(source)}: {exc.message}") from None
+        except RecursionError:
+            raise FlowError(f"bad expression {_short(source)}: nested too deeply") from None
         self.source = source
         self.names = names
         self.variadic = variadic
@@ -88,8 +109,10 @@ class Expression:
                 str(result)  # StrictUndefined raises here
             return result
         except jinja2.UndefinedError as exc:
-            raise FlowError(f"expression {self.source!r}: {exc.message}; the variables "
-                            f"are {', '.join(env)}") from None
+            raise FlowError(f"expression {_short(self.source)}: {exc.message}; the "
+                            f"variables are {', '.join(env)}") from None
+        except (jinja2.exceptions.SecurityError, FlowError) as exc:
+            raise FlowError(f"expression {_short(self.source)}: {exc}") from None
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Expression) and other.source == self.source
@@ -100,6 +123,12 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+def _short(source: str, limit: int = 80) -> str:
+    """An expression's source as a message quotes it (a long one cut)."""
+    text = repr(source)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"
 
 
 def from_spec(spec: Any, functions: Callable[[str], Callable[..., Any]], *,
@@ -122,27 +151,21 @@ def from_spec(spec: Any, functions: Callable[[str], Callable[..., Any]], *,
 
 
 def to_spec(fn: Callable[..., Any], node: str) -> dict[str, str]:
-    """``{expr: ...}`` or ``{function: module:qualname}`` for ``fn``; a ``FlowError``
-    when ``fn`` cannot be named in a file (a lambda, a closure, a bound method)."""
+    """``{expr: ...}`` or ``{function: module:name}`` for ``fn``; a ``FlowError``
+    when ``fn`` cannot be named in a file (a lambda, a closure, a method, a
+    private function): a flow file names only public module-level names."""
     if isinstance(fn, Expression):
         return {"expr": fn.source}
     module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    found = _lookup(module, qualname) if module and qualname else None
-    if (qualname and "<" not in qualname and module != "__main__"
-            and (found is fn or getattr(found, "fn", None) is fn)):
-        return {"function": f"{module}:{qualname}"}
+    name = getattr(fn, "__qualname__", None)
+    if (isinstance(module, str) and module != "__main__" and isinstance(name, str)
+            and name.isidentifier() and not name.startswith("_")):
+        found = vars(sys.modules[module]).get(name) if module in sys.modules else None
+        if found is fn or getattr(found, "fn", None) is fn:
+            return {"function": f"{module}:{name}"}
     raise FlowError(f"node '{node}': its function {fn!r} cannot be written to a flow file; "
-                    "use a module-level function of an importable module, or an Expression")
-
-
-def _lookup(module_name: str, qualname: str) -> Any:
-    import sys
-
-    obj: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-    return obj
+                    "use a public module-level function of an importable module, or an "
+                    "Expression")
 
 
 __all__ = ["Expression", "from_spec", "to_spec"]

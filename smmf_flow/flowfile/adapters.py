@@ -18,21 +18,35 @@ branch             ``branches: [{when: EXPR, to: NODE}]``,      ``input``
                    ``default: NODE``, ``first_match``
 input              ``value`` (fixed), ``items`` (a stream),
                    or ``function`` (called with the run input)
-agent              ``tools: [module:name, ...]``, tools from
-                   plugin modules (``@tool`` functions)
+agent              ``tools: [module:name, ...]``, ``Tool``
+                   objects of plugin modules (``@tool``)
 =================  ===========================================  ====================
+
+What ``module:name`` may name is ``registry.py``'s allow-list; adapters ask it
+through ``Names``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from smmf_flow.dag.input import InputSource
 from smmf_flow.errors import FlowError
 from smmf_flow.flowfile.functions import from_spec, to_spec
 
 Resolver = Callable[[str], Callable[..., Any]]
+
+
+class Names(Protocol):
+    """What a flow file's ``module:name`` references resolve through
+    (``OperatorTypes``)."""
+
+    def function(self, ref: str) -> Callable[..., Any]: ...
+
+    def tool(self, ref: str) -> Any: ...
+
+
 #: builds the error for a problem at a path inside the node's parameters
 ErrorAt = Callable[[str, tuple[str | int, ...]], Exception]
 FUNCTION_KEYS = ("expr", "function")
@@ -49,7 +63,7 @@ def _function(spec: Any, functions: Resolver, error: ErrorAt, at: tuple[str | in
 class Adapter:
     """The identity mapping."""
 
-    def to_args(self, params: dict[str, Any], functions: Resolver,
+    def to_args(self, params: dict[str, Any], names: Names,
                 error: ErrorAt) -> dict[str, Any]:
         return dict(params)
 
@@ -64,7 +78,7 @@ class FunctionAdapter(Adapter):
                  variadic: str | None = None, required: bool = True) -> None:
         self.arg, self.names, self.variadic, self.required = arg, names, variadic, required
 
-    def to_args(self, params: dict[str, Any], functions: Resolver,
+    def to_args(self, params: dict[str, Any], names: Names,
                 error: ErrorAt) -> dict[str, Any]:
         args = {k: v for k, v in params.items() if k not in FUNCTION_KEYS}
         given = {k: params[k] for k in FUNCTION_KEYS if k in params}
@@ -72,7 +86,7 @@ class FunctionAdapter(Adapter):
             raise error("give either `expr:` or `function:`, not both", ("function",))
         if given:
             key = next(iter(given))
-            args[self.arg] = _function(given, functions, error, (key,), names=self.names,
+            args[self.arg] = _function(given, names.function, error, (key,), names=self.names,
                                        variadic=self.variadic)
         elif self.required and self.arg not in args:
             names = (self.variadic, "input") if self.variadic else self.names
@@ -89,7 +103,7 @@ class FunctionAdapter(Adapter):
 class BranchAdapter(Adapter):
     """``branches: [{when: EXPR, to: NODE}, ...]`` ↔ ``[(predicate, "NODE"), ...]``."""
 
-    def to_args(self, params: dict[str, Any], functions: Resolver,
+    def to_args(self, params: dict[str, Any], names: Names,
                 error: ErrorAt) -> dict[str, Any]:
         args = dict(params)
         branches = args.get("branches")
@@ -103,7 +117,7 @@ class BranchAdapter(Adapter):
                             ("branches", i))
             if not isinstance(item["to"], str):
                 raise error(f"branches[{i}].to must be a node name", ("branches", i, "to"))
-            pairs.append((_function(item["when"], functions, error, ("branches", i, "when")),
+            pairs.append((_function(item["when"], names.function, error, ("branches", i, "when")),
                           item["to"]))
         args["branches"] = pairs
         return args
@@ -123,7 +137,7 @@ def _when(pred: Callable[..., Any], node: str) -> Any:
 class InputAdapter(Adapter):
     """``value`` / ``items`` / ``function`` ↔ an ``InputSource``."""
 
-    def to_args(self, params: dict[str, Any], functions: Resolver,
+    def to_args(self, params: dict[str, Any], names: Names,
                 error: ErrorAt) -> dict[str, Any]:
         args = {k: v for k, v in params.items() if k not in ("value", "items", "function")}
         given = [k for k in ("value", "items", "function") if k in params]
@@ -137,7 +151,7 @@ class InputAdapter(Adapter):
                 raise error("`items:` must be a list (it becomes a stream)", ("items",))
             args["source"] = InputSource.from_iterable(params["items"])
         elif given == ["function"]:
-            fn = _function({"function": params["function"]}, functions, error, ("function",))
+            fn = _function({"function": params["function"]}, names.function, error, ("function",))
             args["source"] = InputSource.from_callable(fn)
         return args
 
@@ -160,7 +174,7 @@ class ToolsAdapter(Adapter):
     """``tools: [module:name, ...]`` → the tool objects, each from a plugin module
     (an agent's ``params()`` already writes them back as ``module:name``)."""
 
-    def to_args(self, params: dict[str, Any], functions: Resolver,
+    def to_args(self, params: dict[str, Any], names: Names,
                 error: ErrorAt) -> dict[str, Any]:
         args = dict(params)
         refs = args.get("tools")
@@ -170,7 +184,7 @@ class ToolsAdapter(Adapter):
         tools = []
         for i, ref in enumerate(refs):
             try:
-                tools.append(functions(ref))
+                tools.append(names.tool(ref))
             except FlowError as exc:
                 raise error(str(exc), ("tools", i)) from None
         args["tools"] = tools

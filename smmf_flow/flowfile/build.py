@@ -73,7 +73,7 @@ def _make_node(doc: Document, dag: DAG, types: OperatorTypes, name: str,
         if reserved in node.params:
             raise error_at(f"'{reserved}' is not a parameter: the node's {reserved} comes "
                            "from the flow (its key under `nodes:`)", (reserved,))
-    args = adapter_for(node.type).to_args(node.params, types.function, error_at)
+    args = adapter_for(node.type).to_args(node.params, types, error_at)
     options: dict[str, Any] = {"name": name}
     if node.timeout is not None:
         options["timeout"] = node.timeout
@@ -152,14 +152,24 @@ def _parameters(cls: type[Operator]) -> list[str]:
 def _retry_policy(doc: Document, name: str, spec: RetrySpec) -> RetryPolicy:
     classes: list[type[BaseException]] = []
     for i, class_name in enumerate(spec.on):
-        cls = getattr(errors_module, class_name, None) or getattr(builtins, class_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        cls = _error_class(class_name)
+        if cls is None:
             raise doc.error(f"retry.on: '{class_name}' is not an error class; use names from "
                             "smmf_flow.errors (BackendTimeout, WorkerUnavailable, ...) or "
                             "Exception", ("nodes", name, "retry", "on", i), node=name)
         classes.append(cls)
     return RetryPolicy(attempts=spec.attempts, backoff=spec.backoff,
                        max_backoff=spec.max_backoff, jitter=spec.jitter, on=tuple(classes))
+
+
+def _error_class(name: str) -> type[Exception] | None:
+    """The exception class a ``retry.on`` entry names: a public class of
+    ``smmf_flow.errors`` or a built-in exception, nothing else."""
+    if not name.isidentifier() or name.startswith("_"):
+        return None
+    public = vars(errors_module) if name in errors_module.__all__ else {}
+    cls = public.get(name) or vars(builtins).get(name)
+    return cls if isinstance(cls, type) and issubclass(cls, Exception) else None
 
 
 # --- edges ---------------------------------------------------------------------------

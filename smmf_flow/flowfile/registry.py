@@ -11,9 +11,21 @@ own choosing:
    any importable module), or under ``plugins:`` in the flow — and then only a
    module that lives in the flow's own folder, so a flow file cannot pull in
    installed code (``plugins: [os]`` is refused). Every ``Operator`` subclass
-   a plugin defines with its own ``kind`` becomes a type, and its module-level
-   functions may be named by ``function: module:attr`` in map, join and branch
-   nodes.
+   a plugin defines with its own ``kind`` becomes a type.
+
+``function: module:name`` (map, join, branch, stream and input nodes) and an
+agent's ``tools: [module:name]`` reach code through an allow-list, never by
+attribute access: ``module`` must be a plugin, and ``name`` one public
+module-level name of it (no leading ``_``, no dots) that is
+
+* a function or class the plugin defines itself (``__module__`` is the
+  plugin's: not ``os.system`` or ``json.loads`` that it imported),
+* an ``@map_operator`` function it defines, or
+* a ``Tool`` (made with ``@tool`` or ``make_tool``; a plugin may re-export
+  ready-made tools, as ``flows/agent_tools.py`` does).
+
+An agent's tools must be ``Tool`` objects. So a flow file reaches no dunder
+(``__builtins__``, ``__loader__``), nothing private and nothing imported.
 
 A built-in name cannot be taken over by an entry point or a plugin.
 """
@@ -25,6 +37,7 @@ import difflib
 import importlib
 import importlib.machinery
 import importlib.metadata
+import inspect
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,6 +49,8 @@ from smmf_flow.dag.operator import Operator
 from smmf_flow.errors import FlowError
 
 ENTRY_POINT_GROUP = "smmf_flow.operators"
+_ALLOWED = ("a function or class the plugin defines itself, an @map_operator function, "
+            "or a @tool")
 
 BUILTINS: dict[str, str] = {
     "input": "smmf_flow.dag.input:InputOperator",
@@ -162,26 +177,71 @@ class OperatorTypes:
         self._origin[name] = origin
 
     def function(self, ref: str) -> Callable[..., Any]:
-        """The callable ``module:attr`` names, from a plugin module only."""
-        module_name, sep, attr = ref.partition(":")
-        if not sep or not module_name or not attr:
-            raise FlowError(f"function '{ref}' must be written 'module:name'")
+        """The callable ``module:name`` names: see the module docstring for what a
+        flow file may name."""
+        module, obj = self._public(ref, "function")
+        if isinstance(obj, MapOperatorFactory) and _defined_in(obj.fn, module):
+            return obj.fn
+        if _is_tool(obj):
+            return obj
+        if (inspect.isfunction(obj) or isinstance(obj, type)) and _defined_in(obj, module):
+            return obj
+        raise FlowError(f"function '{ref}' names {_describe(obj, module)}; a flow file may "
+                        f"name only {_ALLOWED}")
+
+    def tool(self, ref: str) -> Any:
+        """The ``Tool`` ``module:name`` names (an agent's ``tools:`` entry)."""
+        module, obj = self._public(ref, "tool")
+        if not _is_tool(obj):
+            raise FlowError(f"tool '{ref}' names {_describe(obj, module)}, not a tool; "
+                            "decorate a function of the plugin with @tool "
+                            "(smmf_flow.operators.tool)")
+        return obj
+
+    def _public(self, ref: str, what: str) -> tuple[ModuleType, Any]:
+        """The plugin module and the object ``ref`` names, refusing anything but
+        one public module-level name of a plugin."""
+        module_name, sep, name = ref.partition(":") if isinstance(ref, str) else ("", "", "")
+        if not sep or not module_name or not name:
+            raise FlowError(f"{what} '{ref}' must be written 'module:name'")
         module = self.plugins.get(module_name)
         if module is None:
             listed = ", ".join(self.plugins) or "none"
-            raise FlowError(f"function '{ref}': module '{module_name}' is not a plugin "
+            raise FlowError(f"{what} '{ref}': module '{module_name}' is not a plugin "
                             f"(plugins: {listed}); list it under `plugins:` in the flow or "
                             f"pass --plugin {module_name}")
-        obj: Any = module
-        for part in attr.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                raise FlowError(f"function '{ref}': plugin '{module_name}' has no '{attr}'")
-        if isinstance(obj, MapOperatorFactory):  # an @map_operator function
-            obj = obj.fn
-        if not callable(obj):
-            raise FlowError(f"function '{ref}' is a {type(obj).__name__}, not a function")
-        return obj
+        if not name.isidentifier() or name.startswith("_"):
+            why = ("an attribute chain" if "." in name else
+                   "private" if name.startswith("_") else "not a plain name")
+            raise FlowError(f"{what} '{ref}': '{name}' is {why}; a flow file may name only "
+                            f"one public module-level name of a plugin: {_ALLOWED}")
+        if name not in vars(module):
+            raise FlowError(f"{what} '{ref}': plugin '{module_name}' has no '{name}'")
+        return module, vars(module)[name]
+
+
+def _defined_in(obj: Any, module: ModuleType) -> bool:
+    return getattr(obj, "__module__", None) == module.__name__
+
+
+def _is_tool(obj: Any) -> bool:
+    from smmf_flow.operators.tools import Tool  # the operator library loads on demand
+
+    return isinstance(obj, Tool)
+
+
+def _describe(obj: Any, module: ModuleType) -> str:
+    """What a refused object is: ``the module json``, ``posix.system, which plugin
+    'p' imports rather than defines``, ``a partial``."""
+    if isinstance(obj, ModuleType):
+        return f"the module {obj.__name__}"
+    origin = getattr(obj, "__module__", None)
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not (isinstance(origin, str) and isinstance(name, str) and callable(obj)):
+        return f"a {type(obj).__name__}"
+    if origin != module.__name__:
+        return f"{origin}.{name}, which plugin '{module.__name__}' imports rather than defines"
+    return f"{origin}.{name}"
 
 
 def _check_local(module_name: str, folder: Path) -> None:

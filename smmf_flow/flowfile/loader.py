@@ -8,6 +8,14 @@ stay strings instead of turning into ``True``/``False`` as YAML 1.1 has it. The 
 mapping key and value keeps its start mark; later stages ask ``where(path)`` to
 point an error at the exact spot. Duplicate keys, which ``safe_load`` silently
 collapses, are refused here.
+
+A flow file is bounded before it can grow: at most ``MAX_FILE_BYTES`` (1 MiB)
+are read, and while it is composed at most ``MAX_ALIASES`` alias uses
+(``*name``), ``MAX_VALUES`` values counting every value an alias or merge key
+repeats, and ``MAX_DEPTH`` levels of nesting — so a "billion laughs" file
+(anchors nesting lists of aliases nine deep) is refused at its line in
+milliseconds instead of expanding into gigabytes, and so is an alias that
+contains itself.
 """
 
 from __future__ import annotations
@@ -20,6 +28,15 @@ from typing import Any
 import yaml
 
 from smmf_flow.errors import FlowFileError
+
+#: the most bytes of a flow file that are read
+MAX_FILE_BYTES = 1 << 20
+#: the most alias uses (``*name``) in a flow file
+MAX_ALIASES = 1_000
+#: the most values a flow file may hold, every repeat by an alias counted
+MAX_VALUES = 100_000
+#: the deepest nesting of mappings and lists
+MAX_DEPTH = 64
 
 Path_ = tuple[str | int, ...]
 #: the path suffix under which a mapping key's own position is kept
@@ -59,8 +76,65 @@ class Document:
         return FlowFileError(message, file=self.file, line=line, column=column, node=node)
 
 
+class LimitExceeded(yaml.MarkedYAMLError):
+    """A flow file is larger, deeper or more repetitive than the limits allow."""
+
+
 class FlowLoader(yaml.SafeLoader):
-    """``SafeLoader`` with YAML 1.2 booleans (``true``/``false`` only)."""
+    """``SafeLoader`` with YAML 1.2 booleans (``true``/``false`` only) that
+    counts, while composing, what each node expands to."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.depth = 0
+        #: id(node) -> (values, depth) of the node with every alias expanded
+        self.expanded: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        start = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise LimitExceeded(problem=f"more than {MAX_ALIASES} alias uses (*name); "
+                                    "a flow file may repeat itself only that often",
+                                    problem_mark=start)
+            node = super().compose_node(parent, index)
+            if id(node) not in self.expanded:
+                raise LimitExceeded(problem="this alias refers to a value that contains it; "
+                                    "a flow file cannot be recursive", problem_mark=start)
+            return node
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise LimitExceeded(problem=f"nested more than {MAX_DEPTH} levels deep",
+                                problem_mark=start)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        self._measure(node)
+        return node
+
+    def _measure(self, node: yaml.Node) -> None:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        values, depth = 1, 1
+        for child in children:
+            child_values, child_depth = self.expanded[id(child)]
+            values, depth = values + child_values, max(depth, child_depth + 1)
+        mark = node.start_mark
+        if values > MAX_VALUES:
+            raise LimitExceeded(problem=f"the flow file holds more than {MAX_VALUES:,} values "
+                                "here (counting each value a YAML alias or merge key "
+                                "repeats); a flow file this large is refused",
+                                problem_mark=mark)
+        if depth > MAX_DEPTH:
+            raise LimitExceeded(problem=f"nested more than {MAX_DEPTH} levels deep (counting "
+                                "what YAML aliases repeat)", problem_mark=mark)
+        self.expanded[id(node)] = (values, depth)
 
 
 FlowLoader.yaml_implicit_resolvers = {
@@ -73,8 +147,12 @@ FlowLoader.add_implicit_resolver("tag:yaml.org,2002:bool",
 
 def read_flow_text(text: str, file: str = "<flow>") -> Document:
     """Parse YAML ``text``; ``file`` names it in error messages."""
-    loader = FlowLoader(text)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise FlowFileError(f"the flow file is larger than {MAX_FILE_BYTES:,} bytes; a flow "
+                            "file this large is refused", file=file)
+    loader: FlowLoader | None = None
     try:
+        loader = FlowLoader(text)  # checks the characters first
         root = loader.get_single_node()
         if root is None:
             raise FlowFileError("the flow file is empty; it needs at least `nodes:`", file=file,
@@ -82,26 +160,41 @@ def read_flow_text(text: str, file: str = "<flow>") -> Document:
         doc = Document(file, None)
         doc.data = _build(loader, root, (), doc)
         return doc
+    except LimitExceeded as exc:
+        mark = exc.problem_mark
+        raise FlowFileError(str(exc.problem), file=file, line=mark.line + 1,
+                            column=mark.column + 1) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from None
+    except yaml.reader.ReaderError as exc:
+        line, column = _position(text, exc.position)
+        raise FlowFileError(f"invalid YAML: unacceptable character #x{exc.character:04x}: "
+                            f"{exc.reason}", file=file, line=line, column=column) from None
     except yaml.YAMLError as exc:
-        raise FlowFileError(f"invalid YAML: {exc}", file=file) from None
+        raise FlowFileError(f"invalid YAML: {exc}", file=file, line=1, column=1) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_flow_file(path: str | Path) -> Document:
     """Read and parse the flow file at ``path``."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise FlowFileError(f"the flow file is larger than {MAX_FILE_BYTES:,} bytes; a "
+                                "flow file this large is refused", file=str(file))
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise FlowFileError("flow file not found", file=str(file)) from None
     except IsADirectoryError:
         raise FlowFileError("is a directory, not a flow file", file=str(file)) from None
     except UnicodeDecodeError as exc:
+        line, column = _position(data, exc.start)
         raise FlowFileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                            file=str(file)) from None
+                            file=str(file), line=line, column=column) from None
     except OSError as exc:
         raise FlowFileError(f"cannot read the flow file: {exc.strerror}", file=str(file)) from None
     return read_flow_text(text, str(file))
@@ -116,7 +209,7 @@ def _build(loader: FlowLoader, node: yaml.Node, path: Path_, doc: Document) -> A
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(loader, key_node, doc)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise _at(doc, key_node, f"a mapping key must be a plain value, "
                                          f"not {type(key).__name__}")
@@ -129,7 +222,35 @@ def _build(loader: FlowLoader, node: yaml.Node, path: Path_, doc: Document) -> A
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node, doc)
+
+
+def _scalar(loader: FlowLoader, node: yaml.Node, doc: Document) -> Any:
+    """The value of a scalar (or a key); a value that its tag cannot read
+    (``!!int abc``, an integer of more than 4,300 digits) is a located error."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
+        tag = node.tag.rsplit(":", 1)[-1]
+        detail = str(exc).split(";")[0] if isinstance(exc, ValueError) and str(exc) \
+            else f"not a valid {tag}"
+        raise _at(doc, node, f"cannot read the value {_preview(node)} as {tag}: "
+                             f"{detail}") from None
+
+
+def _preview(node: yaml.Node) -> str:
+    text = repr(node.value) if isinstance(node, yaml.ScalarNode) else "here"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _position(text: str | bytes, index: int) -> tuple[int, int]:
+    """1-based line and column of character (or byte) ``index`` of ``text``."""
+    newline = b"\n" if isinstance(text, bytes) else "\n"
+    index = max(0, min(index, len(text)))
+    line_start = text.rfind(newline, 0, index) + 1  # type: ignore[arg-type]
+    return text.count(newline, 0, index) + 1, index - line_start + 1  # type: ignore[arg-type]
 
 
 def _at(doc: Document, node: yaml.Node, message: str) -> FlowFileError:
@@ -148,4 +269,5 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> FlowFileError:
                          column=mark.column + 1 if mark else None)
 
 
-__all__ = ["KEY", "Document", "FlowLoader", "read_flow_file", "read_flow_text"]
+__all__ = ["KEY", "MAX_ALIASES", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_VALUES", "Document",
+           "FlowLoader", "read_flow_file", "read_flow_text"]

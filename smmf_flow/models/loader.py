@@ -9,6 +9,9 @@ The steps, each with errors that point at the file, entry and field:
    found by ``paths.package_dir`` and never imported (some weight packages break
    on import), and relative paths against the TOML file's folder;
 5. check the rules that span entries (``checks.py``).
+
+At most ``MAX_CONFIG_BYTES`` (1 MiB) of a config file are read, and nesting
+deeper than Python's parser can follow is a ``ConfigError`` too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from smmf_flow.models.config import ModelsFile
 from smmf_flow.models.config_errors import ConfigSource, Loc
 from smmf_flow.models.paths import PKG_SCHEME, package_dir
 
+#: the most bytes of a model config that are read
+MAX_CONFIG_BYTES = 1 << 20
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
@@ -36,15 +41,29 @@ def load_toml(path: str | os.PathLike[str], *, check_paths: bool = True) -> Mode
     """Read and check the model config at ``path``."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{file}: model config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, not a model config file") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the model config: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{file}: the model config is larger than {MAX_CONFIG_BYTES:,} "
+                          "bytes; a config this large is refused")
+    try:
+        text = _universal_newlines(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{file}:{line}: not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_syntax_message(str(file), exc)) from None
+    except RecursionError:
+        raise ConfigError(f"{file}: invalid TOML: arrays or tables nested too deeply") from None
     return _load(ConfigSource(str(file), raw, text), file.resolve().parent, check_paths)
 
 
@@ -72,6 +91,11 @@ def _load(source: ConfigSource, base_dir: Path, check_paths: bool) -> ModelsFile
             entry.path = resolve_path(entry.path, base_dir, source, loc, check_paths)
     check_models(models, source)
     return models
+
+
+def _universal_newlines(text: str) -> str:
+    """``text`` with ``\\r\\n`` and ``\\r`` read as ``\\n``, as a file opened in text mode."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _syntax_message(name: str, exc: tomllib.TOMLDecodeError) -> str:
@@ -137,10 +161,14 @@ def resolve_path(value: str, base_dir: Path, source: ConfigSource, loc: Loc,
     """The absolute path a ``path`` value names (``pkg:`` or relative or absolute)."""
     if value.startswith(PKG_SCHEME):
         return str(_package_path(value, source, loc))
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
-    if check and not path.exists():
+    try:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        exists = path.exists() if check else True
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, too long, ~nobody/
+        raise source.error(loc, f"{value!r} is not a usable path: {exc}") from None
+    if not exists:
         raise source.error(loc, f"{value!r} does not exist (looked for {path}); fix the "
                                 "path, or make the files it names first")
     return str(path)
@@ -157,7 +185,11 @@ def _package_path(value: str, source: ConfigSource, loc: Loc) -> Path:
     except ConfigError as exc:
         raise source.error(loc, str(exc)) from None
     path = folder / rel
-    if not path.exists():
+    try:
+        found = path.exists()
+    except (OSError, ValueError) as exc:
+        raise source.error(loc, f"{value!r} is not a usable path: {exc}") from None
+    if not found:
         present = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
         listing = f"; it has: {', '.join(present)}" if present else ""
         raise source.error(loc, f"'{rel}' is not in package '{package}' (looked in "

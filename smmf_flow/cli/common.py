@@ -42,7 +42,12 @@ def flow_registry(flow: Flow, override: str | None, progress: Progress | None = 
     names no config."""
     if not (override or flow.spec.models or flow.uses_models):
         return None
-    return _load(flow.models_path(override), progress)
+    if override or not flow.spec.models:
+        return _load(flow.models_path(override), progress)
+    try:
+        return _load(flow.models_path(), progress)
+    except ConfigError as exc:  # the flow's own `models:` names it: point there too
+        raise flow.doc.error(f"the model config named here: {exc}", ("models",)) from exc
 
 
 def config_registry(models_path: str | None, progress: Progress | None = None) -> Any:
@@ -69,8 +74,14 @@ def safe(text: str) -> str:
 
 
 def message(exc: BaseException) -> str:
-    """The one line a user sees for ``exc``."""
-    return safe(one_line(describe(exc)))
+    """The one line a user sees for ``exc``; control characters a file carried
+    (an escape sequence in a node name) are shown escaped, never sent to the terminal."""
+    return safe(printable(one_line(describe(exc))))
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as ``\\xNN`` / ``\\uNNNN``."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
 def exit_code(exc: BaseException) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ class Flow:
     def check(self, registry: Any) -> None:
         """Run every node's ``check(registry)``; raise a ``FlowFileError`` at the node."""
         for op in self.dag.nodes:
+            self._check_model_names(op)
             try:
                 op.check(registry)
             except FlowError as exc:
@@ -85,10 +86,22 @@ class Flow:
                     raise
                 names = ([exc.name] if isinstance(exc, ModelNotFound)
                          else re.findall(r"'([^']+)'", str(exc)))
-                sub = _find(self.spec.nodes[op.name].params, set(names))
+                sub = _find(self.spec.nodes[op.name].params,
+                            lambda v: isinstance(v, str) and v in names)
                 raise self.doc.error(str(exc), ("nodes", op.name, *sub), key=not sub,
                                      node=op.name) from exc
         self.dag.validate(registry)
+
+    def _check_model_names(self, op: Any) -> None:
+        """A node's model references are names (strings) before any registry
+        sees them: ``model: 5`` or ``models: [a, {b: c}]`` is refused at its line."""
+        refs = op.model_refs() if hasattr(op, "model_refs") else []
+        for name, _ in refs:
+            if name is not None and not isinstance(name, str):
+                params = self.spec.nodes[op.name].params
+                sub = _find(params, lambda v: v is name)
+                raise self.doc.error(f"a model name must be a string, not {_kind(name)}",
+                                     ("nodes", op.name, *sub), key=not sub, node=op.name)
 
     # --- running -------------------------------------------------------------------
 
@@ -107,11 +120,12 @@ class Flow:
             yield chunk
 
 
-def _find(value: Any, wanted: set[str], path: tuple[Any, ...] = ()) -> tuple[Any, ...]:
-    """The path of the first string in ``value`` that is one of ``wanted`` (the model
-    name an error is about), or ()."""
-    if isinstance(value, str):
-        return path if value in wanted else ()
+def _find(value: Any, wanted: Callable[[Any], bool],
+          path: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+    """The path of the first value inside ``value`` that ``wanted`` picks (the
+    model name an error is about), or ()."""
+    if path and wanted(value):
+        return path
     items = value.items() if isinstance(value, dict) else \
         enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
@@ -119,6 +133,10 @@ def _find(value: Any, wanted: set[str], path: tuple[Any, ...] = ()) -> tuple[Any
         if found:
             return found
     return ()
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list"}.get(type(value), repr(value)[:40])
 
 
 def load_flow(path: str | os.PathLike[str], *, plugins: Sequence[str] = (),

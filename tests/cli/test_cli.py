@@ -122,6 +122,24 @@ def test_validate_reports_each_file(words: Path, write: Callable[[str, str], Pat
                            "expression>` (variables: input) or `function: module:name`\n")
 
 
+def test_a_bad_model_config_named_by_the_flow_points_at_its_models_line(
+        write: Callable[[str, str], Path]) -> None:
+    flow = write("named.yaml", "models: missing.toml\nnodes:\n  a: {type: llm, model: x}\n")
+    done = smmf("validate", str(flow))
+    assert done.returncode == 2
+    assert done.stderr == (f"error: {flow}:1:9: the model config named here: "
+                           f"{flow.parent / 'missing.toml'}: model config file not found\n")
+
+
+def test_control_characters_from_a_file_reach_the_terminal_escaped(
+        write: Callable[[str, str], Path]) -> None:
+    flow = write("escape.yaml", 'nodes:\n  "a\\e[2Jb": {type: map, expr: input}\n')
+    done = smmf("validate", str(flow))
+    assert done.returncode == 2
+    assert "\x1b" not in done.stderr
+    assert "'a\\x1b[2Jb' is not a valid name" in done.stderr
+
+
 def test_validate_every_shipped_flow() -> None:
     flows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "flows").glob("*.yaml")
                    if not p.name.endswith(".input.yaml"))

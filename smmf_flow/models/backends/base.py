@@ -25,6 +25,7 @@ from typing import ClassVar, Literal
 
 from smmf_flow.errors import BackendError
 from smmf_flow.models.config import ModelConfig
+from smmf_flow.models.fingerprint import api_host, config_digest
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 
 
@@ -87,4 +88,13 @@ class Backend(ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in this model; a rough estimate where no tokenizer is loaded."""
         return max(1, len(text) // 4)
+
+    def fingerprint(self) -> str:
+        """Which weights this backend serves, for a vector store to record
+        (``models/fingerprint.py``); needs no load. The default identifies them by
+        configuration (provider, path, GGUF file, remote model, API host); a
+        backend that can read its weight files hashes them instead."""
+        cfg = self.config
+        return f"{self.provider}:" + config_digest(self.provider, cfg.path, cfg.gguf_file,
+                                                   cfg.remote_model, api_host(cfg.api_base))
 

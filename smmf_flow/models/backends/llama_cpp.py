@@ -278,5 +278,11 @@ class LlamaCppBackend(Backend):
         self._ready()
         return await self._engine.call(lambda stop: self._embed(texts))
 
+    def fingerprint(self) -> str:
+        """A digest of the GGUF file (``models/fingerprint.py``)."""
+        from smmf_flow.models.fingerprint import weights_digest
+
+        return f"{self.provider}:{weights_digest(self._gguf())}"
+
 
 __all__ = ["LlamaCppBackend"]

@@ -292,5 +292,11 @@ class OpenAIProxyBackend(Backend):
                                "has no data", model=self.config.name,
                                instance=self.instance_id) from None
 
+    def fingerprint(self) -> str:
+        """The remote model and the host serving it (its weights are out of reach)."""
+        from smmf_flow.models.fingerprint import api_host, config_digest
+
+        return f"{self.provider}:{config_digest(self.remote_model, api_host(self.config.api_base))}"
+
 
 __all__ = ["OpenAIProxyBackend", "map_error", "retry_after"]

@@ -18,6 +18,7 @@ from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
 from smmf_flow.models.backends.support import loaded, model_path, require
 from smmf_flow.models.config import ModelConfig
+from smmf_flow.models.fingerprint import weights_digest
 
 
 class SentenceTransformersBackend(Backend):
@@ -70,6 +71,11 @@ class SentenceTransformersBackend(Backend):
     async def embed(self, texts: list[str]) -> list[list[float]]:
         self._ready()
         return await self._engine.call(lambda stop: self._encode(texts))
+
+    def fingerprint(self) -> str:
+        """A digest of the model folder's files: weights, tokenizer, pooling."""
+        path = model_path(self.config, want="sentence-transformers folder")
+        return f"{self.provider}:{weights_digest(path)}"
 
 
 __all__ = ["SentenceTransformersBackend"]

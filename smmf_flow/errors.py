@@ -31,7 +31,10 @@ field) and what to do about it::
     │       ├── BackendConnectionError   the backend could not be reached
     │       ├── ContextWindowExceeded    the prompt does not fit the context window
     │       ├── RateLimited       the backend asked us to slow down
-    │       └── InvalidOutput     structured output did not match its schema
+    │       ├── InvalidOutput     structured output did not match its schema
+    │       │   └── OutputTruncated   it hit max_tokens before the JSON ended
+    │       └── RequestRefused    the backend cannot serve the request as asked (the
+    │                             request's fault: never counts against the instance)
     └── ServeError                the HTTP server cannot start as asked (an unsafe bind)
 
 A failed model call always raises; it never comes back as ordinary text.
@@ -202,6 +205,17 @@ class RateLimited(BackendError):
 
 class InvalidOutput(BackendError):
     """Structured output did not parse or did not match its schema."""
+
+
+class OutputTruncated(InvalidOutput):
+    """A JSON answer was cut off by the request's ``max_tokens``: the request left too
+    little room (an HTTP 400), not a model that broke its schema."""
+
+
+class RequestRefused(BackendError):
+    """The backend cannot serve this request as asked: a ``response_format`` schema its
+    grammar cannot express, JSON output from a backend that cannot constrain it. The
+    request is at fault (an HTTP 400), not the instance."""
 
 
 # --- serving over HTTP -----------------------------------------------------------------

@@ -9,10 +9,12 @@ The status comes from the exception's class in ``smmf_flow.errors`` (the same
 tree the library raises everywhere), so the policy is one table
 (``STATUS_OF``), not decisions spread over the handlers: an unknown model is
 404 and lists the known names, a full pool queue is 429 with ``Retry-After``, a
-prompt too long for the window is 400 ``context_length_exceeded``, an
-unreachable upstream is 502, a timeout 504, a run input the flow refused
-(``InputError``) 422. An unexpected exception is a 500 whose message says
-nothing of the internals (the traceback goes to the log).
+prompt too long for the window is 400 ``context_length_exceeded``, a request
+the model cannot serve as asked (a schema its grammar cannot express) 400
+``unsupported_by_model``, a JSON answer cut off by the request's ``max_tokens``
+400 ``output_truncated``, a run input the flow refused (``InputError``) 422, an
+unreachable upstream 502, a timeout 504. An unexpected exception is a 500
+whose message says nothing of the internals (the traceback goes to the log).
 
 A task group's ``ExceptionGroup`` is unwrapped (``classify``): one error is
 answered as itself; of several, the one a client can act on wins (a bad
@@ -39,8 +41,9 @@ from starlette.responses import Response
 from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWindowExceeded,
                               FlowError, InputError, InvalidOutput, ModelError,
                               ModelKindMismatch, ModelLoadError, ModelNotFound, NodeFailed,
-                              NodeTimeout, PoolBusy, RateLimited, RunError, SmmfError,
-                              WorkerUnavailable, describe)
+                              NodeTimeout, OutputTruncated, PoolBusy, RateLimited,
+                              RequestRefused, RunError, SmmfError, WorkerUnavailable,
+                              describe)
 
 logger = logging.getLogger("smmf_flow.server")
 
@@ -53,6 +56,8 @@ STATUS_OF: dict[type[BaseException], tuple[int, str, str]] = {
     PoolBusy: (429, "rate_limit_error", "rate_limit_exceeded"),
     RateLimited: (429, "rate_limit_error", "upstream_rate_limited"),
     ContextWindowExceeded: (400, "invalid_request_error", "context_length_exceeded"),
+    RequestRefused: (400, "invalid_request_error", "unsupported_by_model"),
+    OutputTruncated: (400, "invalid_request_error", "output_truncated"),
     BackendTimeout: (504, "server_error", "upstream_timeout"),
     NodeTimeout: (504, "server_error", "flow_timeout"),
     BackendConnectionError: (502, "server_error", "upstream_unreachable"),

@@ -22,9 +22,26 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` describing a request body of type ``model``."""
+    """``openapi_extra`` describing a request body of type ``model`` (its nested models
+    inlined: pydantic's ``#/$defs/...`` references mean nothing inside an OpenAPI
+    document, and clients and fuzzers that follow them find nothing)."""
+    schema = model.model_json_schema()
     return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
+        "application/json": {"schema": _inline(schema, schema.pop("$defs", {}))}}}}
+
+
+def _inline(value: Any, defs: dict[str, Any]) -> Any:
+    """``value`` with every ``{"$ref": "#/$defs/Name"}`` replaced by that definition
+    (the request bodies are not recursive)."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {k: v for k, v in value.items() if k != "$ref"}
+            return {**_inline(defs[ref.removeprefix("#/$defs/")], defs), **rest}
+        return {key: _inline(item, defs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_inline(item, defs) for item in value]
+    return value
 
 
 __all__ = ["body_doc", "json_response"]

@@ -23,6 +23,8 @@ from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.server.errors import ApiError, body_error
 
 Body = TypeVar("Body", bound=BaseModel)
+#: how deeply a response_format JSON schema may nest (checking and compiling it recurse)
+MAX_SCHEMA_DEPTH = 32
 
 
 def parse(model: type[Body], raw: bytes) -> Body:
@@ -52,10 +54,14 @@ class Message(_Lenient):
             return self.content or ""
         parts = []
         for part in self.content:
-            if part.type != "text" or part.text is None:
+            if part.type != "text":
                 raise ApiError(422, f"'messages.{index}.content': parts of type "
-                                    f"'{part.type}' are not supported; send text parts only",
-                               code="unsupported_content", param=f"messages.{index}.content")
+                                    f"'{part.type[:40]}' are not supported; send text parts "
+                                    "only", code="unsupported_content",
+                               param=f"messages.{index}.content")
+            if part.text is None:
+                raise ApiError(422, f"'messages.{index}.content': a text part needs 'text'",
+                               code="invalid_value", param=f"messages.{index}.content")
             parts.append(part.text)
         return "".join(parts)
 
@@ -118,6 +124,26 @@ class ChatCompletionBody(_Sampling):
     #: be continued as the same turn; smmf-flow's proxy backend sends it to continue
     #: a stream another model broke off
     continue_final_message: bool = False
+
+    @field_validator("response_format")
+    @classmethod
+    def _valid_schema(cls, value: ResponseFormat | None) -> ResponseFormat | None:
+        """A JSON schema that is not one is the client's error (a 422 here), whatever
+        the backend would have made of it."""
+        schema = value.schema if value is not None and value.type == "json_schema" else None
+        if schema:
+            from jsonschema import Draft202012Validator, SchemaError
+
+            if _depth(schema) > MAX_SCHEMA_DEPTH:
+                raise ValueError(f"json_schema.schema is nested more than {MAX_SCHEMA_DEPTH} "
+                                 "levels deep")
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                where = "/".join(str(p) for p in exc.path) or "(root)"
+                raise ValueError(f"json_schema.schema is not a valid JSON schema at {where}: "
+                                 f"{exc.message[:200]}") from None
+        return value
 
     @field_validator("tools")
     @classmethod
@@ -196,6 +222,18 @@ class EmbeddingBody(_Lenient):
     @property
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else self.input
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (counted without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            todo += [(child, depth + 1)
+                     for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 class FlowRunBody(BaseModel):

@@ -86,7 +86,7 @@ output: answer
 
 
 def hostile_config(llama: Any, unreachable: Any, minilm: dict[str, Any]) -> dict[str, Any]:
-    small = {"context_length": 512, "failure_threshold": 1000}
+    small = {"context_length": 512}  # the default breaker: 3 failures in a row trip it
     return {"models": {
         "llms": [llama("smollm2", concurrency=1, max_queue=64, **small),
                  llama("tight", concurrency=1, max_queue=0, **small),
@@ -349,6 +349,43 @@ def test_errors_inside_a_task_group_keep_their_status(http: httpx.Client) -> Non
     error = error_of(reply, 429)
     assert error["code"] == "rate_limit_exceeded"
     assert int(reply.headers["retry-after"]) >= 1
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+@pytest.mark.parametrize(("schema", "status", "code", "message"), [
+    ({"type": "object", "properties": {"id": {"type": "string", "pattern": "[a-z]+"}}}, 400,
+     "unsupported_by_model", "llama.cpp cannot turn the response_format JSON schema"),
+    ({"$ref": "#/nowhere"}, 400, "unsupported_by_model", "cannot turn"),
+    ({"type": "foo"}, 422, "invalid_value", "is not a valid JSON schema at type"),
+    (_nested(60), 422, "invalid_value", "nested more than 32 levels deep"),
+])
+def test_a_schema_the_model_cannot_use_is_the_requests_fault(
+        hostile: LiveServer, http: httpx.Client, schema: dict[str, Any], status: int, code: str,
+        message: str) -> None:
+    """It used to be a 500, and three of them tripped the model's breaker: one
+    tenant's bad schema made the model unavailable to every other."""
+    body = {"model": "smollm2", "messages": HELLO, "max_tokens": 8, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
+    for _ in range(4):
+        error = error_of(http.post(CHAT, json=body), status)
+        assert error["code"] == code and message in error["message"]
+    assert hostile.registry.pool("smollm2").status == "ready"
+    reply = http.post(CHAT, json={"model": "smollm2", "messages": HELLO, "max_tokens": 2})
+    assert reply.status_code == 200, reply.text
+
+
+def test_json_cut_off_by_max_tokens_is_the_requests_fault(http: httpx.Client) -> None:
+    body = {"model": "smollm2", "max_tokens": 2, "response_format": {"type": "json_object"},
+            "messages": [{"role": "user", "content": "Describe a cat as JSON."}]}
+    error = error_of(http.post(CHAT, json=body), 400)
+    assert error["code"] == "output_truncated"
+    assert "the answer hit max_tokens; raise it" in error["message"]
 
 
 def test_an_empty_prompt_list_is_422(http: httpx.Client) -> None:

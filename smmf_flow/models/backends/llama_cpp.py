@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio
 
-from smmf_flow.errors import BackendError, ContextWindowExceeded, ModelLoadError
+from smmf_flow.errors import BackendError, ContextWindowExceeded, ModelLoadError, RequestRefused
 from smmf_flow.models.adapters import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
@@ -172,10 +172,10 @@ class LlamaCppBackend(Backend):
         try:
             gbnf = json_schema_to_gbnf(json.dumps(schema))
             return grammar_cls.from_string(strict_strings(gbnf), verbose=False)
-        except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
-            raise BackendError(f"model '{self.config.name}': llama.cpp cannot turn the "
-                               f"response_format JSON schema into a grammar: {exc}",
-                               model=self.config.name) from exc
+        except Exception as exc:  # the converter also asserts on schemas it cannot use
+            raise RequestRefused(f"model '{self.config.name}': llama.cpp cannot turn the "
+                                 f"response_format JSON schema into a grammar: {exc}",
+                                 model=self.config.name) from exc
 
     def _prompt_tokens(self, request: ChatRequest) -> list[int]:
         prompt = render_prompt(loaded(self, self._template), request)

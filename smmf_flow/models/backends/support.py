@@ -19,6 +19,8 @@ from smmf_flow.errors import (
     ContextWindowExceeded,
     InvalidOutput,
     ModelLoadError,
+    OutputTruncated,
+    RequestRefused,
 )
 from smmf_flow.models.adapters import ChatTemplate, resolve_template
 from smmf_flow.models.config import ModelConfig
@@ -89,9 +91,9 @@ def refuse_structured(backend: Backend, request: ChatRequest) -> None:
     """Raise for a JSON response format on a backend that cannot constrain its output."""
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":
-        raise BackendError(f"model '{backend.config.name}' ({backend.provider}) cannot "
-                           "constrain output to JSON; serve it with llama.cpp or vllm to use "
-                           "response_format", model=backend.config.name)
+        raise RequestRefused(f"model '{backend.config.name}' ({backend.provider}) cannot "
+                             "constrain output to JSON; serve it with llama.cpp or vllm to "
+                             "use response_format", model=backend.config.name)
 
 
 def chat_messages(request: ChatRequest) -> list[dict[str, str]]:
@@ -120,9 +122,11 @@ def check_json(result: ChatResult, request: ChatRequest, config: ModelConfig) ->
     try:
         json.loads(result.text)
     except json.JSONDecodeError as exc:
-        cut = " (the answer hit max_tokens; raise it)" if result.finish_reason == "length" else ""
-        raise InvalidOutput(f"model '{config.name}' returned text that is not JSON{cut}: "
-                            f"{exc}: {result.text[:200]!r}", model=config.name) from exc
+        truncated = result.finish_reason == "length"
+        cut = " (the answer hit max_tokens; raise it)" if truncated else ""
+        error = OutputTruncated if truncated else InvalidOutput
+        raise error(f"model '{config.name}' returned text that is not JSON{cut}: "
+                    f"{exc}: {result.text[:200]!r}", model=config.name) from exc
     return result
 
 

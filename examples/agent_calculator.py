@@ -6,10 +6,11 @@ llama.cpp). Tools are plain functions with type hints, made tools by ``@tool``.
 
 SmolLM2 (135M parameters) always keeps to the schema, but it is weak at deciding
 what to do: left to itself it answers at once from a guess, so this agent sets
-``tool_choice="required"`` (no final answer before a tool call worked), and it may
-still run out of steps. Name a larger model, or a fallback group, in ``model=`` for
-real work. Every step is read back from the run's trace, whether the agent
-finished or not.
+``tool_choice="required"`` (no final answer before a tool call worked). It then
+tends to repeat its call; a repeated call is not run again, and the next step (like
+the last one) may only be the final answer, so the agent ends with one. Name a
+larger model, or a fallback group, in ``model=`` for real work. Every step is read
+back from the run's trace.
 """
 
 import sys
@@ -50,8 +51,9 @@ async def main(task: str) -> None:
         if step["event"] != "agent_step":
             continue
         if step["kind"] == "tool":
+            again = " (a repeat: not run again)" if step["repeated"] else ""
             print(f"step {step['n']}: {step['tool']}({step['arguments']}) → "
-                  f"{step['error'] or step['result']}")
+                  f"{step['error'] or step['result']}{again}")
         else:
             print(f"step {step['n']}: {step['kind']}: {step['final'] or step['error']}")
     print(outcome)

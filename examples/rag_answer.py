@@ -25,14 +25,14 @@ store = {"path": ".smmf/rag", "collection": "docs"}
 
 with DAG("rag-answer") as dag:
     retrieve = RetrieverOperator(store, model="minilm", k=3)
-    answer = AnswerOperator("smollm2", max_tokens=160, max_chars=300)
+    answer = AnswerOperator("smollm2", max_tokens=160, max_chars=300, passages=True)
     retrieve >> answer
 
 
 async def main(question: str) -> None:
     result = await dag.arun(question, registry=registry)
     print(f"Q: {question}\nA: {result.text}\n")
-    for hit in result.passages:
+    for hit in result.passages:  # there because the node asks: passages=True
         mark = "cited" if hit.id in result.citations else "     "
         where = f"{hit.source}:{hit.metadata['start']}-{hit.metadata['end']}"
         print(f"  {mark} {hit.score:.3f} {where:<24} {hit.id[:12]}")

@@ -7,6 +7,12 @@ on llama.cpp, ``response_format`` on OpenAI-compatible backends). So the
 citations are never invented: each maps back to a chunk id, and through it to
 a source file and character offsets.
 
+The ``Answer`` always carries the text, the cited chunk ids and the files they
+come from (``sources``). The passages themselves (full texts, scores, metadata)
+only when the node asks for them (``passages=True``): a served flow returns its
+output as JSON, and what the retriever found is the flow author's to publish,
+not every caller's to read.
+
 The reply's shape is ``replies.answer_schema``.
 """
 
@@ -36,18 +42,20 @@ _ENV = make_sandbox()
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The model's answer, the ids of the chunks it cites, and every passage shown."""
+    """The model's answer, the ids of the chunks it cites, the files those come from
+    (in citation order, once each), and, if the node asked, every passage shown."""
 
     text: str
     citations: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
     passages: list[Hit] = field(default_factory=list)
     model: str = ""
 
-    @property
-    def sources(self) -> list[str]:
-        """The files the cited chunks come from, in citation order, once each."""
-        by_id = {h.id: h.source for h in self.passages}
-        return list(dict.fromkeys(by_id[c] for c in self.citations if c in by_id))
+
+def cited_sources(citations: list[str], hits: list[Hit]) -> list[str]:
+    """The display sources of the cited chunks, in citation order, once each."""
+    by_id = {h.id: h.source for h in hits}
+    return list(dict.fromkeys(by_id[c] for c in citations if c in by_id))
 
 
 class AnswerOperator(StructuredChatOperator):
@@ -58,6 +66,7 @@ class AnswerOperator(StructuredChatOperator):
     system message; ``max_chars`` caps the answer; other keyword arguments are
     generation parameters (``max_tokens``, ``temperature``, ...). With no
     passages the model is not called and the answer is ``no_context``.
+    ``passages=True`` puts the passages shown into the answer (see the module doc).
     """
 
     kind = "answer"
@@ -65,12 +74,14 @@ class AnswerOperator(StructuredChatOperator):
 
     def __init__(self, model: str | None = None, *, template: str = TEMPLATE,
                  system: str | None = SYSTEM, max_chars: int = 400,
-                 no_context: str = NO_CONTEXT, name: str | None = None,
-                 **params: Any) -> None:
+                 no_context: str = NO_CONTEXT, passages: bool = False,
+                 name: str | None = None, **params: Any) -> None:
         owner = f"answer '{name or ''}'"
         if not isinstance(max_chars, int) or max_chars < 1:
             raise FlowError(f"{owner}: max_chars must be a positive whole number")
-        self.template, self.system = template, system
+        if not isinstance(passages, bool):
+            raise FlowError(f"{owner}: passages must be true or false, got {passages!r}")
+        self.template, self.system, self.passages = template, system, passages
         self.max_chars, self.no_context = max_chars, no_context
         try:
             self._template = _ENV.from_string(template)
@@ -84,7 +95,7 @@ class AnswerOperator(StructuredChatOperator):
 
     def params(self) -> dict[str, Any]:
         defaults = {"template": TEMPLATE, "system": SYSTEM, "max_chars": 400,
-                    "no_context": NO_CONTEXT}
+                    "no_context": NO_CONTEXT, "passages": False}
         return {**super().params(), **{k: getattr(self, k) for k, v in defaults.items()
                                        if getattr(self, k) != v}}
 
@@ -116,7 +127,9 @@ class AnswerOperator(StructuredChatOperator):
         reply = parse_reply(result.text, len(retrieval.hits), result.model or self.model)
         cited = [retrieval.hits[n - 1].id for n in dict.fromkeys(reply["sources"])]
         note("answered", model=result.model, citations=cited)
-        return Answer(reply["answer"].strip(), cited, list(retrieval.hits), result.model)
+        shown = list(retrieval.hits) if self.passages else []
+        return Answer(reply["answer"].strip(), cited, cited_sources(cited, retrieval.hits),
+                      shown, result.model)
 
 
 def parse_reply(text: str, passages: int, model: str | None) -> dict[str, Any]:
@@ -139,4 +152,4 @@ def parse_reply(text: str, passages: int, model: str | None) -> dict[str, Any]:
     return reply
 
 
-__all__ = ["Answer", "AnswerOperator", "parse_reply"]
+__all__ = ["Answer", "AnswerOperator", "cited_sources", "parse_reply"]

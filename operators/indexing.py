@@ -5,16 +5,27 @@ before it and nothing else: load the files (or take ``Document``s, or chunks
 an upstream splitter already cut), split them, embed the chunks through the
 embedding model's micro-batcher, and upsert them by chunk id.
 
-Indexing is idempotent. Chunk ids hash source, offsets and text, so a chunk
-already in the store is neither embedded again nor duplicated; and when a
-whole document is indexed, its chunks that are no longer produced (the text
-changed) are deleted, so the store always holds exactly the current passages.
+Indexing is idempotent. Chunk ids hash the document's canonical key (its
+resolved path), offsets and text, so a chunk already in the store is neither
+embedded again nor duplicated; and when a whole document is indexed, its chunks
+that are no longer produced (the text changed) are deleted, keyed by the same
+canonical key, so the store always holds exactly the current passages and a
+file never prunes another that shares its short name.
+
+Paths in the input are read as the run's ``FileAccess`` allows (``ctx.files``:
+inside a root for an HTTP run; ``documents.py``). The write phase (upsert,
+prune, count) holds the store's cross-process write lock, so a CLI run and a
+server indexing into one store take turns. Embedding happens before, unlocked;
+inside the lock the run checks again which of its chunks are still stored (a
+writer that ran meanwhile may have pruned some) and embeds those too, so after
+its write phase the store holds exactly this run's chunks of each document.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +35,10 @@ from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError
 from smmf_flow.operators.documents import Chunk, Document, as_documents
 from smmf_flow.operators.inputs import pick
-from smmf_flow.operators.rag_node import StoreOperator
+from smmf_flow.operators.rag_node import StoreOperator, embedding_fingerprint
 from smmf_flow.operators.splitter import Unit, split_chars, split_tokens
 from smmf_flow.operators.vectorstore import VectorStore
+from smmf_flow.runner.files import FileAccess
 
 #: keys under which a mapping input (a flow file's inputs) may name the documents
 PATH_KEYS = ("path", "paths", "documents", "input")
@@ -92,7 +104,7 @@ class IndexerOperator(StoreOperator):
         value = inputs[0]
         whole = not (isinstance(value, list) and value and isinstance(value[0], Chunk))
         if whole:
-            docs = await self.in_thread(self._documents, value)
+            docs = await self.in_thread(self._documents, value, ctx.files)
             chunks = await self._split(ctx, docs)
         else:
             docs, chunks = [], list(value)
@@ -101,10 +113,16 @@ class IndexerOperator(StoreOperator):
         held = await self.in_thread(store.existing, [c.id for c in chunks])
         new = [c for c in chunks if c.id not in held]
         vectors = await self.embed(ctx, [c.text for c in new])
-        model = self.worker(ctx).name
-        await self.in_thread(store.upsert, new, vectors, model=model)
-        removed = await self.in_thread(self._prune, store, chunks) if whole else 0
-        total = await self.in_thread(store.count)
+        worker = self.worker(ctx)
+        model, fingerprint = worker.name, await embedding_fingerprint(worker)
+        async with _writing(store):
+            lost = await self._lost(store, [c for c in chunks if c.id in held])
+            if lost:
+                new, vectors = new + lost, vectors + await self.embed(ctx, [c.text for c in lost])
+            await self.in_thread(store.upsert, new, vectors, model=model,
+                                 fingerprint=fingerprint)
+            removed = await self.in_thread(self._prune, store, chunks) if whole else 0
+            total = await self.in_thread(store.count)
         report = IndexReport(len(docs), len(chunks), len(new), len(chunks) - len(new),
                              removed, total, time.perf_counter() - began)
         note("indexed", model=model, documents=report.documents, chunks=report.chunks,
@@ -112,9 +130,16 @@ class IndexerOperator(StoreOperator):
              total=total)
         return report
 
-    def _documents(self, value: Any) -> list[Document]:
+    async def _lost(self, store: VectorStore, held: list[Chunk]) -> list[Chunk]:
+        """Which of the ``held`` chunks (stored when the run looked) are gone now:
+        another writer, between that look and this run's write phase, pruned them."""
+        still = await self.in_thread(store.existing, [c.id for c in held])
+        return [c for c in held if c.id not in still]
+
+    def _documents(self, value: Any, files: FileAccess) -> list[Document]:
         owner = f"indexer '{self.name}'"
-        return as_documents(pick(value, PATH_KEYS, owner, "documents"), owner, self.pattern)
+        return as_documents(pick(value, PATH_KEYS, owner, "documents"), owner, self.pattern,
+                            files)
 
     async def _split(self, ctx: Any, docs: list[Document]) -> list[Chunk]:
         count: Callable[[str], int] | None = None
@@ -145,10 +170,21 @@ class IndexerOperator(StoreOperator):
 
     @staticmethod
     def _prune(store: VectorStore, chunks: list[Chunk]) -> int:
-        by_source: dict[str, list[str]] = {}
+        by_document: dict[str, list[str]] = {}
         for chunk in chunks:
-            by_source.setdefault(chunk.source, []).append(chunk.id)
-        return sum(store.delete_stale(source, ids) for source, ids in by_source.items())
+            by_document.setdefault(chunk.source_key, []).append(chunk.id)
+        return sum(store.delete_stale(key, ids) for key, ids in by_document.items())
+
+
+@asynccontextmanager
+async def _writing(store: VectorStore) -> AsyncIterator[None]:
+    """Hold ``store``'s cross-process write lock, if it has one."""
+    lock = store.write_lock()
+    if lock is None:
+        yield
+        return
+    async with lock.held_async():
+        yield
 
 
 __all__ = ["IndexReport", "IndexerOperator"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import InputError
 
 
 def pick(value: Any, keys: Sequence[str], owner: str, what: str) -> Any:
@@ -20,7 +20,7 @@ def pick(value: Any, keys: Sequence[str], owner: str, what: str) -> Any:
         return value
     key = next((k for k in keys if k in value), None)
     if key is None:
-        raise FlowError(f"{owner}: the input mapping has no {what} (looked for "
+        raise InputError(f"{owner}: the input mapping has no {what} (looked for "
                         f"{', '.join(keys)}; it has {', '.join(map(str, value)) or 'nothing'})")
     return value[key]
 
@@ -29,7 +29,7 @@ def text(value: Any, keys: Sequence[str], owner: str, what: str) -> str:
     """A non-empty string given directly or under one of ``keys``."""
     found = pick(value, keys, owner, what)
     if not isinstance(found, str) or not found.strip():
-        raise FlowError(f"{owner}: the {what} must be a non-empty string, got {found!r:.60}")
+        raise InputError(f"{owner}: the {what} must be a non-empty string, got {found!r:.60}")
     return found
 
 

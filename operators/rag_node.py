@@ -5,6 +5,10 @@ its micro-batcher) and talk to one vector store. The store is described by data
 (``store: {path: ..., collection: ...}``) so a flow file can name it, is checked
 when the node is made, and is opened on first use; its blocking calls run off
 the event loop so a long upsert does not stall other nodes of the run.
+
+Both tell the store which weights made their vectors: ``embedding_fingerprint``
+asks the embedding model's backend (a digest of its weight files, computed once
+and then cached), and the store refuses vectors from other weights.
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ from smmf_flow.operators.vectorstore import StoreSpec, VectorStore, check_spec, 
 from smmf_flow.scheduler.resolve import Purpose
 
 T = TypeVar("T")
+
+
+async def embedding_fingerprint(worker: Any) -> str:
+    """The fingerprint of the weights behind an embedding worker (its pool's
+    backends share one config, so the first one answers for all)."""
+    backend = worker.pool.instances[0].backend
+    fingerprint: str = await anyio.to_thread.run_sync(backend.fingerprint)
+    return fingerprint
 
 
 class StoreOperator(ModelOperator):
@@ -67,4 +79,4 @@ class StoreOperator(ModelOperator):
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
 
-__all__ = ["StoreOperator"]
+__all__ = ["StoreOperator", "embedding_fingerprint"]

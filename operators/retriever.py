@@ -17,7 +17,7 @@ from typing import Any
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError
 from smmf_flow.operators.inputs import text
-from smmf_flow.operators.rag_node import StoreOperator
+from smmf_flow.operators.rag_node import StoreOperator, embedding_fingerprint
 from smmf_flow.operators.vectorstore import Hit
 
 #: keys under which a mapping input may carry the question
@@ -75,7 +75,8 @@ class RetrieverOperator(StoreOperator):
         worker = self.worker(ctx)
         vector = (await worker.embed([question]))[0]
         store = await self.store()
-        hits = await self.in_thread(store.query, vector, self.k, where=where, model=worker.name)
+        hits = await self.in_thread(store.query, vector, self.k, where=where, model=worker.name,
+                                    fingerprint=await embedding_fingerprint(worker))
         if self.min_score is not None:
             hits = [h for h in hits if h.score >= self.min_score]
         self.noter(ctx)("retrieved", model=worker.name, k=self.k, where=where,

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from smmf_flow.operators.arithmetic import MAX_EXPRESSION_CHARS, evaluate
+from smmf_flow.operators.rag_node import embedding_fingerprint
 from smmf_flow.operators.tools import Tool, make_tool, tool
 from smmf_flow.operators.vectorstore import VectorStore, check_spec, open_store
 from smmf_flow.runner.context import RunContext
@@ -73,8 +74,9 @@ def lookup_tool(store: Any = None, *, model: str | None = None, k: int = 3,
 
         worker = scheduler_for(ctx.registry if ctx is not None else None).embedding_worker(model)
         vector = (await worker.embed([query]))[0]
+        fingerprint = await embedding_fingerprint(worker)
         found = await anyio.to_thread.run_sync(
-            lambda: store_for().query(vector, k, model=worker.name))
+            lambda: store_for().query(vector, k, model=worker.name, fingerprint=fingerprint))
         return [{"source": h.source, "text": h.text} for h in found]
 
     lookup.__name__ = lookup.__qualname__ = name

@@ -4,8 +4,16 @@ A store keeps chunks with their vectors and metadata under stable ids and
 answers nearest-neighbour queries. It never embeds anything itself: smmf-flow
 computes every vector through the model registry, so the store cannot
 disagree with the flow about which model made them. To guard against that
-mix-up across runs, a store remembers the embedding model and dimension of
-its collection and refuses vectors from another.
+mix-up across runs, a store remembers the embedding model of its collection,
+by name, dimension and *fingerprint* (a digest of the weights, from
+``Backend.fingerprint``: new weights under the same name are another model),
+and refuses vectors from another.
+
+Chunks are pruned by ``source_key`` (a digest of the document's canonical
+path, ``documents.py``), never by the short display ``source``, which two
+files may share. A store in a folder gives a ``WriteLock`` (``lock.py``) that an
+indexing run holds for its write phase, so writers in several processes take
+turns.
 
 Methods are synchronous (embedded stores do blocking disk I/O); operators call
 them off the event loop.
@@ -19,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smmf_flow.operators.documents import Chunk, Scalar
+from smmf_flow.operators.vectorstore.lock import WriteLock
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +58,25 @@ class VectorStore(ABC):
 
     @abstractmethod
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], *,
-               model: str) -> None:
-        """Insert or replace ``chunks`` (by id) with their ``vectors``, made by ``model``."""
+               model: str, fingerprint: str) -> None:
+        """Insert or replace ``chunks`` (by id) with their ``vectors``, made by ``model``
+        whose weights have ``fingerprint``."""
 
     @abstractmethod
     def existing(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the store already holds."""
 
     @abstractmethod
-    def delete_stale(self, source: str, keep: Sequence[str]) -> int:
-        """Remove chunks of ``source`` whose ids are not in ``keep`` (a document that
-        changed leaves no stale passages behind); return how many went."""
+    def delete_stale(self, source_key: str, keep: Sequence[str]) -> int:
+        """Remove chunks of the document ``source_key`` (``Chunk.source_key``) whose ids
+        are not in ``keep`` (a document that changed leaves no stale passages behind);
+        return how many went."""
 
     @abstractmethod
     def query(self, vector: Sequence[float], k: int, *, where: Where | None = None,
-              model: str) -> list[Hit]:
-        """The ``k`` chunks nearest to ``vector`` (made by ``model``), best first."""
+              model: str, fingerprint: str) -> list[Hit]:
+        """The ``k`` chunks nearest to ``vector`` (made by ``model`` with weights
+        ``fingerprint``), best first."""
 
     @abstractmethod
     def count(self) -> int:
@@ -73,6 +85,10 @@ class VectorStore(ABC):
     @abstractmethod
     def spec(self) -> dict[str, Any]:
         """Parameters that reopen this store (for flow-file export)."""
+
+    def write_lock(self) -> WriteLock | None:
+        """The lock writers hold across processes (None: the store needs none)."""
+        return None
 
     def close(self) -> None:
         """Release the store's resources; safe to call twice."""

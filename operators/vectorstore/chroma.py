@@ -9,9 +9,19 @@ first use. smmf-flow never lets it: every collection is opened with
 call passes vectors explicitly. A code path that forgot its vectors fails at
 once with a message, instead of reaching for the network.
 
-The collection's metadata records the embedding model and dimension of its
-vectors (``smmf:model``, ``smmf:dimension``); vectors from another model are
-refused with a message saying how to re-index.
+The collection's metadata records the embedding model, its fingerprint and the
+dimension of its vectors (``smmf:model``, ``smmf:fingerprint``,
+``smmf:dimension``); vectors from another model, or from other weights under
+the same name, are refused with a message saying how to re-index. A collection
+made before fingerprints were recorded is refused too, with the same advice:
+its weights cannot be checked, and its chunk ids (from short source names) are
+not the ones indexing makes now, so re-indexing into it would keep every chunk
+twice.
+
+Writers take the store's ``WriteLock`` (a lock file in the folder) for an
+indexing run's write phase, and opening the folder takes a lock of its own
+(Chroma's first open creates its database, which two processes must not do at
+once).
 """
 
 from __future__ import annotations
@@ -23,8 +33,9 @@ from typing import Any
 from smmf_flow.errors import FlowError, RunError
 from smmf_flow.operators.documents import Chunk
 from smmf_flow.operators.vectorstore.base import Hit, VectorStore, Where
+from smmf_flow.operators.vectorstore.lock import OPEN_LOCK_NAME, WriteLock
 
-_MODEL_KEY, _DIM_KEY = "smmf:model", "smmf:dimension"
+_MODEL_KEY, _DIM_KEY, _PRINT_KEY = "smmf:model", "smmf:dimension", "smmf:fingerprint"
 
 
 def _chroma() -> Any:
@@ -66,13 +77,16 @@ def external_embeddings() -> Any:
 
 
 class ChromaStore(VectorStore):
-    """A Chroma collection named ``collection`` in the folder ``path``."""
+    """A Chroma collection named ``collection`` in the folder ``path``; a writer
+    waits at most ``lock_timeout`` seconds for another to finish."""
 
     type = "chroma"
 
-    def __init__(self, path: str | Path, collection: str = "smmf") -> None:
+    def __init__(self, path: str | Path, collection: str = "smmf", *,
+                 lock_timeout: float = 600.0) -> None:
         self.path = Path(path)
         self.collection_name = collection
+        self.lock_timeout = lock_timeout
         chromadb = _chroma()
         from chromadb.config import Settings
 
@@ -80,8 +94,16 @@ class ChromaStore(VectorStore):
             raise FlowError(f"chroma store: '{self.path}' exists and is not a folder; "
                             "give the store a folder path")
         try:
-            self._client = chromadb.PersistentClient(
-                path=str(self.path), settings=Settings(anonymized_telemetry=False))
+            # two processes creating one folder's database at once collide ("table
+            # collections already exists"): opening takes a lock of its own
+            opening = WriteLock(self.path, timeout=lock_timeout, name=OPEN_LOCK_NAME,
+                                what=f"chroma store '{self.path}'",
+                                busy="being opened by another process")
+            with opening.held():
+                self._client = chromadb.PersistentClient(
+                    path=str(self.path), settings=Settings(anonymized_telemetry=False))
+        except RunError:
+            raise
         except Exception as exc:
             raise RunError(f"chroma store: cannot open '{self.path}': "
                            f"{type(exc).__name__}: {exc}") from exc
@@ -89,9 +111,9 @@ class ChromaStore(VectorStore):
 
     # --- the collection ------------------------------------------------------------------
 
-    def _open(self, *, create_for: tuple[str, int] | None = None) -> Any:
-        """The collection; created (recording model and dimension) when ``create_for``
-        is given, else an error telling the user to index first."""
+    def _open(self, *, create_for: tuple[str, int, str] | None = None) -> Any:
+        """The collection; created (recording model, dimension and fingerprint) when
+        ``create_for`` is given, else an error telling the user to index first."""
         if self._collection is not None:
             return self._collection
         from chromadb.errors import InvalidArgumentError, NotFoundError
@@ -102,10 +124,11 @@ class ChromaStore(VectorStore):
                 self._collection = self._client.get_collection(
                     self.collection_name, embedding_function=external_embeddings())
             else:
-                model, dim = create_for
+                model, dim, fingerprint = create_for
                 self._collection = self._client.get_or_create_collection(
                     self.collection_name, embedding_function=external_embeddings(),
-                    metadata={"hnsw:space": "cosine", _MODEL_KEY: model, _DIM_KEY: dim})
+                    metadata={"hnsw:space": "cosine", _MODEL_KEY: model, _DIM_KEY: dim,
+                              _PRINT_KEY: fingerprint})
         except NotFoundError:
             raise FlowError(f"{where} does not exist yet; run the indexer on your documents "
                             "first (flows/rag-index.yaml or examples/rag_index.py)") from None
@@ -114,27 +137,41 @@ class ChromaStore(VectorStore):
                             "letters, digits, '.', '_' or '-'") from None
         return self._collection
 
-    def _check_model(self, collection: Any, model: str, dim: int) -> None:
+    def _check_model(self, collection: Any, model: str, dim: int, fingerprint: str) -> None:
         meta = collection.metadata or {}
         have_model, have_dim = meta.get(_MODEL_KEY), meta.get(_DIM_KEY)
+        have_print = meta.get(_PRINT_KEY)
+        where = f"chroma store '{self.path}' collection '{self.collection_name}'"
+        reindex = (f"re-index: delete the folder '{self.path}' (or index into another "
+                   "collection) and run the indexer again")
         if (have_model is not None and have_model != model) or \
                 (have_dim is not None and have_dim != dim):
             raise FlowError(
-                f"chroma store '{self.path}' collection '{self.collection_name}' holds "
-                f"{have_dim}-dimensional vectors from model '{have_model}', but this node "
-                f"uses '{model}' ({dim} dimensions); use the same embedding model, or index "
-                "into another collection")
+                f"{where} holds {have_dim}-dimensional vectors from model '{have_model}', "
+                f"but this node uses '{model}' ({dim} dimensions); use the same embedding "
+                "model, or index into another collection")
+        if have_model is not None and have_print is None:
+            raise FlowError(
+                f"{where} was indexed by an earlier smmf-flow that did not record which "
+                f"weights model '{have_model}' had, so its vectors cannot be checked; "
+                f"{reindex}")
+        if have_print is not None and have_print != fingerprint:
+            raise FlowError(
+                f"{where} holds vectors from model '{have_model}' with weights "
+                f"{have_print}, but '{model}' now has weights {fingerprint}: the model "
+                f"changed under the same name, and old and new vectors do not compare; "
+                f"{reindex}")
 
     # --- VectorStore ------------------------------------------------------------------------
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], *,
-               model: str) -> None:
+               model: str, fingerprint: str) -> None:
         if len(chunks) != len(vectors):
             raise RunError(f"chroma store: {len(chunks)} chunks but {len(vectors)} vectors")
         if not chunks:
             return
-        collection = self._open(create_for=(model, len(vectors[0])))
-        self._check_model(collection, model, len(vectors[0]))
+        collection = self._open(create_for=(model, len(vectors[0]), fingerprint))
+        self._check_model(collection, model, len(vectors[0]), fingerprint)
         step = max(1, self._client.get_max_batch_size())
         for at in range(0, len(chunks), step):
             part = chunks[at:at + step]
@@ -149,20 +186,20 @@ class ChromaStore(VectorStore):
         got = self._open().get(ids=list(ids), include=[])
         return set(got["ids"])
 
-    def delete_stale(self, source: str, keep: Sequence[str]) -> int:
+    def delete_stale(self, source_key: str, keep: Sequence[str]) -> int:
         if not self._exists():
             return 0
         collection = self._open()
-        held = collection.get(where={"source": source}, include=[])["ids"]
+        held = collection.get(where={"source_key": source_key}, include=[])["ids"]
         stale = sorted(set(held) - set(keep))
         if stale:
             collection.delete(ids=stale)
         return len(stale)
 
     def query(self, vector: Sequence[float], k: int, *, where: Where | None = None,
-              model: str) -> list[Hit]:
+              model: str, fingerprint: str) -> list[Hit]:
         collection = self._open()
-        self._check_model(collection, model, len(vector))
+        self._check_model(collection, model, len(vector), fingerprint)
         total = collection.count()
         if total == 0:
             return []
@@ -182,6 +219,10 @@ class ChromaStore(VectorStore):
 
     def spec(self) -> dict[str, Any]:
         return {"type": self.type, "path": str(self.path), "collection": self.collection_name}
+
+    def write_lock(self) -> WriteLock:
+        return WriteLock(self.path, timeout=self.lock_timeout,
+                         what=f"chroma store '{self.path}'")
 
     def close(self) -> None:
         self._collection = None

@@ -46,8 +46,14 @@ def test_routing_sends_each_question_to_its_rule(tmp_path: Path) -> None:
 def test_rag_index_then_answer(tmp_path: Path, question: str) -> None:
     assert run("rag_index.py", cwd=tmp_path).strip()
     assert (tmp_path / ".smmf" / "rag").is_dir()
-    assert run("rag_answer.py", question, cwd=tmp_path).strip()
+    answer = run("rag_answer.py", question, cwd=tmp_path).strip().splitlines()
+    assert answer[0] == f"Q: {question}" and answer[1].startswith("A: ")
+    shown = [line for line in answer[2:] if line.strip()]
+    assert len(shown) == 3  # the passages, printed because the node asks for them
+    assert any(line.strip().startswith("cited") for line in shown)
 
 
-def test_agent_calculator_finishes(tmp_path: Path) -> None:
-    assert run("agent_calculator.py", cwd=tmp_path).strip()
+def test_agent_calculator_ends_with_a_final_answer(tmp_path: Path) -> None:
+    lines = run("agent_calculator.py", cwd=tmp_path).strip().splitlines()
+    assert lines[-1].startswith("final: ") and lines[-1] != "final: "
+    assert 2 <= len(lines) <= 4 and lines[0].startswith("step 1: ")

@@ -61,6 +61,9 @@ async def test_the_server_runs_the_answer_flow(real_registry: Any, indexed: Path
     assert body["flow"] == "rag-answer"
     answer = body["output"]
     assert answer["text"].strip() and answer["model"] == "smollm2"
-    shown = [p["id"] for p in answer["passages"]]
-    assert len(shown) == 3 and answer["passages"][0]["metadata"]["source"] == "lighthouse.md"
-    assert answer["citations"] and set(answer["citations"]) <= set(shown)
+    # the shipped flow does not ask for the passages: cited ids and files only
+    assert set(answer) == {"text", "citations", "sources", "passages", "model"}
+    assert answer["passages"] == []
+    assert answer["citations"] and len(answer["citations"]) <= 3
+    docs = {p.name for p in (ROOT / "examples" / "docs").glob("*.md")}
+    assert answer["sources"] and set(answer["sources"]) <= docs

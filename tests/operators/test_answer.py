@@ -38,7 +38,7 @@ async def test_smollm2_answers_with_text_and_cited_chunk_ids(
         real_registry: Any, docs_store: tuple[dict[str, str], Any]) -> None:
     spec, _ = docs_store
     trace = Trace()
-    answer = await rag(spec, "smollm2", max_tokens=120, max_chars=240).arun(
+    answer = await rag(spec, "smollm2", max_tokens=120, max_chars=240, passages=True).arun(
         QUESTION, registry=real_registry, trace=trace)
     assert isinstance(answer, Answer) and answer.model == "smollm2"
     assert answer.text.strip() and len(answer.text) <= 240
@@ -63,6 +63,7 @@ async def test_citations_map_passage_numbers_to_chunk_ids(
     assert answer.text == "Ilse Marrow did."
     assert answer.citations == ["id-1", "id-2"]
     assert answer.sources == ["lighthouse.md", "tides.md"]
+    assert answer.passages == []  # not asked for
     request = scripted.requests[0]
     prompt = request.messages[-1].content
     assert "[1] (lighthouse.md) Passage 0 of lighthouse.md." in prompt
@@ -73,6 +74,24 @@ async def test_citations_map_passage_numbers_to_chunk_ids(
         jsonschema.validate({"answer": "x", "sources": [4]}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"answer": 'say "x"', "sources": [1]}, schema)
+
+
+async def test_passages_are_in_the_answer_only_when_the_node_asks(scripted: Any) -> None:
+    reply = json.dumps({"answer": "Ilse Marrow did.", "sources": [1]})
+    found = Retrieval(QUESTION, hits("lighthouse.md", "tides.md"))
+    answers = []
+    for asked in (False, True):
+        registry = scripted.registry(reply)
+        with DAG("a") as dag:
+            AnswerOperator("scripted", name="answer", passages=asked)
+        answers.append(await dag.arun(found, registry=registry))
+    hidden, shown = answers
+    assert (hidden.text, hidden.citations, hidden.sources) == (
+        shown.text, shown.citations, shown.sources) == (
+        "Ilse Marrow did.", ["id-0"], ["lighthouse.md"])
+    assert hidden.passages == [] and shown.passages == found.hits
+    with pytest.raises(FlowError, match="answer 'a': passages must be true or false"):
+        AnswerOperator(passages="yes", name="a")
 
 
 async def test_a_reply_that_breaks_the_schema_fails_the_node(
@@ -105,3 +124,4 @@ def test_template_and_parameters_are_checked_when_the_node_is_made() -> None:
     node = AnswerOperator("smollm2", max_chars=200, name="a")
     assert node.params() == {"model": "smollm2", "max_tokens": 200, "temperature": 0.0,
                              "max_chars": 200}
+    assert AnswerOperator(passages=True, name="a").params()["passages"] is True

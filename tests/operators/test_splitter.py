@@ -83,15 +83,20 @@ def test_tokens_pack_whole_words_with_token_overlap(docs: list[Document]) -> Non
             assert shared and sum(count(w) for w in shared) <= 10
 
 
-def test_ids_are_stable_and_depend_on_source_offsets_and_text(docs: list[Document]) -> None:
+def test_ids_are_stable_and_depend_on_the_document_key_offsets_and_text(
+        docs: list[Document]) -> None:
     doc = docs[0]
+    assert doc.key == str((DOCS / doc.source).resolve())  # the canonical path
     first, again = split_chars(doc, 400, 50), split_chars(doc, 400, 50)
     assert [c.id for c in first] == [c.id for c in again]
     assert len({c.id for c in first}) == len(first)
-    moved = split_chars(Document(doc.text, "elsewhere.md"), 400, 50)
+    assert {c.key for c in first} == {doc.key} and {c.source for c in first} == {doc.source}
+    # another file with the same short name (another folder) gets other ids
+    moved = split_chars(Document(doc.text, doc.source, key="/elsewhere/" + doc.source),
+                        400, 50)
     assert not {c.id for c in moved} & {c.id for c in first}
     # an edit near the end changes only the chunks that contain it
-    edited = Document(doc.text[:-20] + "A changed ending.\n", doc.source)
+    edited = Document(doc.text[:-20] + "A changed ending.\n", doc.source, key=doc.key)
     after = split_chars(edited, 400, 50)
     assert [c.id for c in after[:-2]] == [c.id for c in first[:-2]]
     assert after[-1].id != first[-1].id

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from smmf_flow.errors import FlowError, RunError
-from smmf_flow.operators.documents import Chunk, Document, make_chunk
+from smmf_flow.operators.documents import Chunk, Document, make_chunk, source_key
 from smmf_flow.operators.vectorstore import StoreSpec, check_spec, open_store
 from smmf_flow.operators.vectorstore.chroma import ChromaStore
 
@@ -22,6 +22,7 @@ TEXTS = {"north.md": "The lighthouse stands on the northern spur.",
          "tides.md": "Spring tides follow the new and full moon."}
 VECTORS = {"north.md": [1.0, 0.0, 0.0], "bees.md": [0.0, 1.0, 0.0],
            "tides.md": [0.0, 0.0, 1.0]}
+HAND = "hand:1"  # the fingerprint of the "model" that made these vectors by hand
 
 
 def chunks_and_vectors() -> tuple[list[Chunk], list[list[float]]]:
@@ -34,30 +35,32 @@ def chunks_and_vectors() -> tuple[list[Chunk], list[list[float]]]:
 def store(tmp_path: Path) -> ChromaStore:
     made = ChromaStore(tmp_path / "store", "unit")
     chunks, vectors = chunks_and_vectors()
-    made.upsert(chunks, vectors, model="hand")
+    made.upsert(chunks, vectors, model="hand", fingerprint=HAND)
     return made
 
 
 def test_query_ranks_by_cosine_and_returns_text_and_metadata(store: ChromaStore) -> None:
-    hits = store.query([0.9, 0.1, 0.0], 3, model="hand")
+    hits = store.query([0.9, 0.1, 0.0], 3, model="hand", fingerprint=HAND)
     assert [h.source for h in hits] == ["north.md", "bees.md", "tides.md"]
     assert hits[0].score == pytest.approx(0.9 / (0.81 + 0.01) ** 0.5, abs=1e-4)
     assert hits[0].text == TEXTS["north.md"]
-    assert hits[0].metadata == {"lang": "en", "source": "north.md", "start": 0,
+    assert hits[0].metadata == {"lang": "en", "source": "north.md",
+                                "source_key": source_key("north.md"), "start": 0,
                                 "end": len(TEXTS["north.md"]), "index": 0}
 
 
 def test_metadata_filters_restrict_the_candidates(store: ChromaStore) -> None:
     hits = store.query([1.0, 0.0, 0.0], 3, where={"source": {"$in": ["bees.md", "tides.md"]}},
-                       model="hand")
+                       model="hand", fingerprint=HAND)
     assert {h.source for h in hits} == {"bees.md", "tides.md"}
     with pytest.raises(FlowError, match="bad metadata filter"):
-        store.query([1.0, 0.0, 0.0], 3, where={"source": {"$near": 1}}, model="hand")
+        store.query([1.0, 0.0, 0.0], 3, where={"source": {"$near": 1}}, model="hand",
+                    fingerprint=HAND)
 
 
 def test_upserting_the_same_chunks_again_adds_nothing(store: ChromaStore) -> None:
     chunks, vectors = chunks_and_vectors()
-    store.upsert(chunks, vectors, model="hand")
+    store.upsert(chunks, vectors, model="hand", fingerprint=HAND)
     assert store.count() == 3
     assert store.existing([c.id for c in chunks] + ["unknown"]) == {c.id for c in chunks}
 
@@ -65,17 +68,17 @@ def test_upserting_the_same_chunks_again_adds_nothing(store: ChromaStore) -> Non
 def test_stale_chunks_of_a_source_are_deleted(store: ChromaStore) -> None:
     chunks, _ = chunks_and_vectors()
     keep = [c.id for c in chunks if c.source == "bees.md"]
-    assert store.delete_stale("bees.md", keep) == 0
-    assert store.delete_stale("tides.md", []) == 1
+    assert store.delete_stale(source_key("bees.md"), keep) == 0
+    assert store.delete_stale(source_key("tides.md"), []) == 1
     assert store.count() == 2
 
 
 def test_vectors_of_another_model_are_refused(store: ChromaStore) -> None:
     with pytest.raises(FlowError, match=r"holds 3-dimensional vectors from model 'hand', but "
                                         r"this node uses 'other' \(3 dimensions\)"):
-        store.query([1.0, 0.0, 0.0], 1, model="other")
+        store.query([1.0, 0.0, 0.0], 1, model="other", fingerprint=HAND)
     with pytest.raises(FlowError, match="uses 'hand' \\(4 dimensions\\)"):
-        store.query([1.0, 0.0, 0.0, 0.0], 1, model="hand")
+        store.query([1.0, 0.0, 0.0, 0.0], 1, model="hand", fingerprint=HAND)
 
 
 def test_chroma_never_embeds_by_itself(store: ChromaStore) -> None:
@@ -98,7 +101,7 @@ def test_a_missing_collection_says_to_index_first(tmp_path: Path) -> None:
     empty = ChromaStore(tmp_path / "empty", "docs")
     assert empty.count() == 0 and empty.existing(["a"]) == set()
     with pytest.raises(FlowError, match="does not exist yet; run the indexer"):
-        empty.query([1.0], 1, model="hand")
+        empty.query([1.0], 1, model="hand", fingerprint=HAND)
 
 
 def test_the_store_survives_the_process(store: ChromaStore) -> None:
@@ -107,7 +110,7 @@ def test_the_store_survives_the_process(store: ChromaStore) -> None:
         "import json, sys\n"
         "from smmf_flow.operators.vectorstore import StoreSpec, open_store\n"
         "store = open_store(StoreSpec(path=sys.argv[1], collection='unit'))\n"
-        "hits = store.query([0.0, 0.2, 1.0], 2, model='hand')\n"
+        "hits = store.query([0.0, 0.2, 1.0], 2, model='hand', fingerprint='hand:1')\n"
         "print(json.dumps({'count': store.count(), 'hits': [h.source for h in hits]}))\n")
     done = subprocess.run([sys.executable, "-c", program, str(store.path)],
                           capture_output=True, text=True, timeout=300, check=False)
@@ -126,4 +129,4 @@ def test_specs_are_checked_with_the_field_named(tmp_path: Path) -> None:
         check_spec({"type": "faiss", "path": "x"}, "retriever 'r'")
     with pytest.raises(FlowError, match="collection names are 3-512 characters"):
         open_store(StoreSpec(path=str(tmp_path), collection="x")).upsert(
-            *chunks_and_vectors(), model="hand")
+            *chunks_and_vectors(), model="hand", fingerprint=HAND)

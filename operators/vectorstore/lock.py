@@ -107,8 +107,7 @@ class WriteLock:
         except OSError:
             holder = "unknown"
         raise RunError(f"{self.what} is {self.busy} (process {holder}) and was not free "
-                       f"after {self.timeout:g}s; wait for that to finish, or give the store "
-                       "a longer lock_timeout")
+                       f"after {self.timeout:g}s; run again when that has finished")
 
 
 __all__ = ["LOCK_NAME", "OPEN_LOCK_NAME", "POLL_S", "WriteLock"]

@@ -262,8 +262,7 @@ async def test_a_writer_waits_for_another_process_and_says_who_holds_the_lock(
         assert isinstance(info.value.__cause__, RunError)
         assert str(info.value.__cause__) == (
             f"chroma store '{store}' is being written by another indexing run (process "
-            f"{holder.pid}) and was not free after 0.5s; wait for that to finish, or give "
-            "the store a longer lock_timeout")
+            f"{holder.pid}) and was not free after 0.5s; run again when that has finished")
         assert patient.count() == 0
     finally:
         holder.communicate("\n", timeout=60)

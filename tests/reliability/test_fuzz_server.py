@@ -4,9 +4,10 @@ Property: whatever a client with a key sends to any endpoint, the answer is not 
 5xx and comes back (no hang). The server is real (uvicorn on loopback) and so are
 its models: SmolLM2 on llama.cpp with a 192-token window, so a valid generation is
 short, and MiniLM. Valid and invalid bodies are both generated (schemathesis's
-positive and negative modes); the ``model`` and flow-name fields are widened with
-the names this server knows, so the fuzzer reaches the models and flows, not just
-their 404s.
+positive and negative modes); the ``model`` and flow-name fields are drawn from
+the names this server knows and a run's ``inputs`` shaped like a flow's, so the
+fuzzer reaches the models and flows, not just their 404s. The flows are the
+server tests' ``ask`` and ``ask-stream``, and ``similar`` (embeddings).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from server.conftest import FLOWS as SERVER_FLOWS
 from server.conftest import KEY, LiveServer, start_server
 
 from smmf_flow.models.registry import ModelRegistry
@@ -28,32 +30,7 @@ from smmf_flow.server import FlowCatalog
 AUTH = {"Authorization": f"Bearer {KEY}"}
 #: examples per operation and generation mode
 EXAMPLES = 60
-FLOWS = {
-    "ask.yaml": """
-version: 1
-name: ask
-inputs:
-  question: str
-  words: {type: int, default: 5}
-nodes:
-  prompt: {type: prompt, template: "In {{ words }} words: {{ question }}"}
-  answer: {type: llm, model: smollm2, max_tokens: 4, temperature: 0}
-edges: ["prompt >> answer"]
-output: answer
-""",
-    "ask-stream.yaml": """
-version: 1
-name: ask-stream
-inputs:
-  question: str
-nodes:
-  prompt: {type: prompt, template: "{{ question }}"}
-  answer: {type: stream_llm, model: smollm2, max_tokens: 4, temperature: 0}
-edges: ["prompt >> answer"]
-output: answer
-stream: true
-""",
-    "similar.yaml": """
+FLOWS = {**SERVER_FLOWS, "similar.yaml": """
 version: 1
 name: similar
 inputs:
@@ -64,8 +41,7 @@ nodes:
   embed: {type: embedding, model: minilm}
   score: {type: map, expr: "cosine(input[0], input[1]) | round(4)"}
 edges: ["texts >> embed >> score"]
-""",
-}
+"""}
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio
 
-from smmf_flow.errors import BackendError, ContextWindowExceeded, ModelLoadError, RequestRefused
+from smmf_flow.errors import ContextWindowExceeded, ModelLoadError, RequestRefused
 from smmf_flow.models.adapters import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread

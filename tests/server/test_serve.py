@@ -72,3 +72,67 @@ def test_cli_serves_until_stopped(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert any(entry["path"] == "/v1/models" and entry["status"] == 200 for entry in lines)
     assert "sk-cli" not in stderr and "sk-upstream" not in stderr
+
+
+def test_cli_flags_reach_the_server(tmp_path: Path) -> None:
+    """The limits, browser and flow flags of ``smmf-flow serve`` take effect: a
+    broken flow is a warning line and the others are served."""
+    config = tmp_path / "models.toml"
+    config.write_text('[models]\n[[models.llms]]\nname = "remote"\nprovider = "proxy/openai"\n'
+                      'api_base = "http://127.0.0.1:9/v1"\napi_key = "none"\n')
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "echo.yaml").write_text("version: 1\nname: echo\ninputs: {text: str}\nnodes:\n"
+                                     "  upper: {type: map, expr: 'input.text | upper'}\n")
+    (flows / "echo.input.yaml").write_text("just: sample inputs\n")
+    (flows / "broken.yaml").write_text("version: 1\nname: broken\nnodes:\n"
+                                       "  ask: {type: llm, model: nowhere}\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([*SMMF, "serve", "--models", str(config), "--port", str(port),
+                             "--flows", str(flows), "--max-body-bytes", "2048",
+                             "--allowed-host", "models.internal",
+                             "--cors-origin", "https://app.example",
+                             "--limit", "max_messages=2"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert [f["name"] for f in httpx.get(f"{url}/v1/flows").json()["data"]] == ["echo"]
+        ran = httpx.post(f"{url}/v1/flows/echo/run", json={"inputs": {"text": "hi"}})
+        assert ran.json() == {"flow": "echo", "output": "HI"}
+        too_big = httpx.post(f"{url}/v1/flows/echo/run", content=b" " * 3000,
+                             headers={"Content-Type": "application/json"})
+        assert too_big.status_code == 413 and "max_body_bytes = 2048" in too_big.text
+        many = [{"role": "user", "content": "x"}] * 3
+        limited = httpx.post(f"{url}/v1/chat/completions", json={"model": "remote",
+                                                                  "messages": many})
+        assert limited.status_code == 422 and "max_messages = 2" in limited.text
+        named = httpx.get(f"{url}/v1/models", headers={"Host": "models.internal"})
+        assert named.status_code == 200
+        assert httpx.get(f"{url}/v1/models", headers={"Host": "evil.example"}).status_code == 421
+        page = httpx.get(f"{url}/v1/models", headers={"Origin": "https://app.example"})
+        assert page.headers["access-control-allow-origin"] == "https://app.example"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    warning = next(line for line in stderr.splitlines() if "flow not served" in line)
+    assert "broken.yaml:4" in warning and "unknown model 'nowhere'" in warning
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("max_messages=0", "--limit max_messages: Input should be greater than or equal to 1"),
+    ("max_nothing=5", "--limit 'max_nothing=5': give NAME=VALUE with NAME one of "
+                      "max_body_bytes"),
+    ("max_messages", "give NAME=VALUE"),
+])
+def test_cli_refuses_a_bad_limit(flag: str, message: str) -> None:
+    done = subprocess.run([*SMMF, "serve", "--limit", flag, "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr

@@ -37,6 +37,18 @@ def test_other_addresses_need_a_key(host: str) -> None:
     check_bind(host, [], insecure_no_auth=True)
 
 
+def wait_for_health(url: str, timeout: float = 120) -> None:
+    """Wait until a server started as a process answers ``/healthz``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer /healthz within {timeout:g}s")
+
+
 def test_cli_refuses_an_open_bind(tmp_path: Path) -> None:
     done = subprocess.run([*SMMF, "serve", "--host", "0.0.0.0"], capture_output=True, text=True,
                           timeout=120)
@@ -54,13 +66,7 @@ def test_cli_serves_until_stopped(tmp_path: Path) -> None:
     proc = subprocess.Popen([*SMMF, "serve", "--models", str(config), "--port", str(port),
                              "--api-key", "sk-cli"], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_for_health(f"http://127.0.0.1:{port}")
         reply = httpx.get(f"http://127.0.0.1:{port}/v1/models",
                           headers={"Authorization": "Bearer sk-cli"})
         assert [m["id"] for m in reply.json()["data"]] == ["remote"]
@@ -95,13 +101,7 @@ def test_cli_flags_reach_the_server(tmp_path: Path) -> None:
                              "--cors-origin", "https://app.example",
                              "--limit", "max_messages=2"], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_for_health(url)
         assert [f["name"] for f in httpx.get(f"{url}/v1/flows").json()["data"]] == ["echo"]
         ran = httpx.post(f"{url}/v1/flows/echo/run", json={"inputs": {"text": "hi"}})
         assert ran.json() == {"flow": "echo", "output": "HI"}

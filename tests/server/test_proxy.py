@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from smmf_flow.models.registry import ModelRegistry
+from smmf_flow.server import ServerLimits
 
 from .conftest import KEY, LiveServer, start_server
 
@@ -25,7 +26,7 @@ def front(live: LiveServer) -> Iterator[LiveServer]:
         "llms": [remote("upstream", "smollm2"), remote("upstream-dying", "dying"),
                  {**remote("upstream-continues", "smollm2"), "continue_final_message": True}],
         "embeddings": [remote("upstream-embed", "minilm")]}})
-    server = start_server(registry)
+    server = start_server(registry, limits=ServerLimits(default_max_tokens=5))
     yield server
     server.stop()
 
@@ -99,3 +100,13 @@ def test_continue_final_message_needs_a_final_assistant_message(
     with pytest.raises(openai.UnprocessableEntityError, match="continue_final_message"):
         direct.chat.completions.create(model="smollm2", messages=HELLO, max_tokens=4,
                                        extra_body={"continue_final_message": True})
+
+
+def test_the_front_bounds_max_tokens_before_proxying(via_front: openai.OpenAI) -> None:
+    """A proxied model's window bounds max_tokens at the front (2048, the config's
+    context_length), and a request without one forwards the front's default."""
+    with pytest.raises(openai.UnprocessableEntityError, match=r"context_length = 2048"):
+        via_front.chat.completions.create(model="upstream", messages=HELLO, max_tokens=5000)
+    story = [{"role": "user", "content": "Write a very long story about a dragon."}]
+    reply = via_front.chat.completions.create(model="upstream", messages=story, temperature=0)
+    assert 1 <= reply.usage.completion_tokens <= 5  # default_max_tokens, not the upstream's

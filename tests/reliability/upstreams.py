@@ -100,8 +100,9 @@ class LlamaServer:
     """``python -m llama_cpp.server`` serving SmolLM2 at ``url``; ``start()`` and
     ``stop()`` as often as a test likes (the port stays the same)."""
 
-    def __init__(self, gguf: Path, port: int, log: Path) -> None:
+    def __init__(self, gguf: Path, port: int, log: Path, *extra: str) -> None:
         self.gguf, self.port, self.log = gguf, port, log
+        self.extra = list(extra)  # more llama_cpp.server options
         self.url = f"http://127.0.0.1:{port}/v1"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -110,7 +111,7 @@ class LlamaServer:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
                  "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024",
-                 "--n_threads", "1", "--n_threads_batch", "1"],
+                 "--n_threads", "1", "--n_threads_batch", "1", *self.extra],
                 stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:

@@ -70,6 +70,8 @@ class IndexerOperator(StoreOperator):
     """
 
     kind = "indexer"
+    #: embedding calls one indexing run keeps open at once
+    IN_FLIGHT = 8
 
     def __init__(self, store: Any, *, model: str | None = None, size: int = 600,
                  overlap: int = 80, unit: Unit = "chars", pattern: str | None = None,
@@ -155,13 +157,18 @@ class IndexerOperator(StoreOperator):
 
     async def embed(self, ctx: Any, texts: list[str]) -> list[list[float]]:
         """Vectors of ``texts``: slices of ``embed_batch`` sent concurrently, so the
-        micro-batcher fills each model batch."""
+        micro-batcher fills each model batch; at most ``IN_FLIGHT`` at a time, and never
+        more than the model's queue holds, so a large folder cannot fill it by itself."""
         worker = self.worker(ctx)
         slices = [texts[i:i + self.embed_batch] for i in range(0, len(texts), self.embed_batch)]
         results: list[list[list[float]]] = [[] for _ in slices]
+        queue = getattr(getattr(worker, "batcher", None), "max_queue", None)
+        limit = anyio.CapacityLimiter(self.IN_FLIGHT if queue is None
+                                      else max(1, min(self.IN_FLIGHT, queue + 1)))
 
         async def one(i: int) -> None:
-            results[i] = await worker.embed(slices[i])
+            async with limit:
+                results[i] = await worker.embed(slices[i])
 
         async with anyio.create_task_group() as group:
             for i in range(len(slices)):

@@ -20,6 +20,8 @@ field) and what to do about it::
     │   ├── NodeTimeout           a node ran past its timeout
     │   ├── InputError            a run's input was refused (a bad value, a path
     │   │                         outside the folder the run may read)
+    │   ├── ResourceBusy          something the run needs (a vector store another run
+    │   │                         is writing) stayed busy (``retry_after`` seconds)
     │   └── ToolFailed            an agent's tool call failed (fed back to the model)
     ├── ModelError                a model call failed
     │   ├── WorkerUnavailable     no instance can take the call
@@ -139,6 +141,15 @@ class InputError(RunError):
     """A run's input was refused while the flow ran: a value of the wrong shape, or a
     path outside the folder the run may read. The caller's fault (an HTTP 4xx), and
     the message never names the server's own folders."""
+
+
+class ResourceBusy(RunError):
+    """A resource the run needs, such as a vector store another indexing run is
+    writing, stayed busy longer than the run would wait; try again later."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class ToolFailed(RunError):

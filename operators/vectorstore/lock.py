@@ -10,7 +10,7 @@ folder. Readers do not take it: a query sees the store before or after a write.
 ``flock`` belongs to an open file, so two runs in one process exclude each other
 too, and the lock goes with the process if it dies. Waiting polls the lock
 (every ``POLL_S``) so that an async run can be cancelled while it waits; a wait
-longer than ``timeout`` seconds is a ``RunError`` naming the process that holds
+longer than ``timeout`` seconds is a ``ResourceBusy`` naming the process that holds
 the lock. POSIX only (Linux, macOS), like the stores it guards.
 """
 
@@ -26,7 +26,7 @@ from typing import IO
 
 import anyio
 
-from smmf_flow.errors import RunError
+from smmf_flow.errors import ResourceBusy, RunError
 
 #: the lock file's name inside the store folder
 LOCK_NAME = ".smmf-write.lock"
@@ -106,8 +106,9 @@ class WriteLock:
             holder = self.path.read_text(encoding="utf-8").strip() or "unknown"
         except OSError:
             holder = "unknown"
-        raise RunError(f"{self.what} is {self.busy} (process {holder}) and was not free "
-                       f"after {self.timeout:g}s; run again when that has finished")
+        raise ResourceBusy(f"{self.what} is {self.busy} (process {holder}) and was not "
+                           f"free after {self.timeout:g}s; run again when that has finished",
+                           retry_after=max(1.0, self.timeout))
 
 
 __all__ = ["LOCK_NAME", "OPEN_LOCK_NAME", "POLL_S", "WriteLock"]

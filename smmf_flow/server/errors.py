@@ -42,8 +42,8 @@ from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWin
                               FlowError, InputError, InvalidOutput, ModelError,
                               ModelKindMismatch, ModelLoadError, ModelNotFound, NodeFailed,
                               NodeTimeout, OutputTruncated, PoolBusy, RateLimited,
-                              RequestRefused, RunError, SmmfError, WorkerUnavailable,
-                              describe)
+                              RequestRefused, ResourceBusy, RunError, SmmfError,
+                              WorkerUnavailable, describe)
 
 logger = logging.getLogger("smmf_flow.server")
 
@@ -64,6 +64,7 @@ STATUS_OF: dict[type[BaseException], tuple[int, str, str]] = {
     InvalidOutput: (502, "server_error", "invalid_model_output"),
     ModelLoadError: (503, "server_error", "model_not_loaded"),
     WorkerUnavailable: (503, "server_error", "model_unavailable"),
+    ResourceBusy: (503, "server_error", "resource_busy"),
     ModelError: (500, "server_error", "model_error"),
     RunError: (500, "server_error", "flow_failed"),
     SmmfError: (500, "server_error", "smmf_error"),
@@ -129,7 +130,7 @@ def _classify(exc: BaseException) -> ApiError:
             status, kind, code = entry
             headers = {}
             retry_after = getattr(exc, "retry_after", None)
-            if status == 429 and retry_after is not None:
+            if status in (429, 503) and retry_after is not None:
                 headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
             return ApiError(status, describe(exc), type=kind, code=code, headers=headers)
     logger.error("unexpected error while serving a request", exc_info=exc)

@@ -22,6 +22,7 @@ from smmf_flow.errors import (
     BackendTimeout,
     ContextWindowExceeded,
     RateLimited,
+    RequestRefused,
 )
 from smmf_flow.models.backends.base import Backend
 from smmf_flow.models.backends.openai_proxy import retry_after
@@ -197,6 +198,8 @@ def refusing() -> Iterator[type[_Refuse]]:
     (429, {"Retry-After": "7"}, "slow down", RateLimited, "rate limited"),
     (400, {}, "This model's maximum context length is 2048 tokens", ContextWindowExceeded,
      "does not fit the context window"),
+    (422, {}, "temperature must be a number", RequestRefused,
+     r"the upstream refused the request \(HTTP 422\): .*temperature"),
     (401, {}, "bad key", BackendError, r"HTTP 401: .*bad key; check `api_key`"),
     (404, {}, "no such model", BackendError, "check `remote_model`"),
     (503, {}, "overloaded", BackendError, "HTTP 503"),

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError, NodeFailed, RunError
+from smmf_flow.errors import FlowError, NodeFailed, ResourceBusy
 from smmf_flow.models.paths import resolve_path
 from smmf_flow.operators import IndexerOperator, RetrieverOperator
 from smmf_flow.operators.documents import Document, load_documents, source_key
@@ -210,6 +210,22 @@ async def test_files_that_share_a_name_in_two_folders_never_touch_each_other(
                                                    ("Boats need fresh paint. " * 3).strip()]
 
 
+async def test_a_folder_larger_than_the_models_queue_indexes_through_it(
+        make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path) -> None:
+    """The embedding queue is bounded (max_queue callers): one indexing run keeps only
+    a few embedding calls open at once, so it never fills the queue by itself."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(40):
+        (docs / f"note-{n}.md").write_text(f"Note number {n} is about topic {n % 7}.")
+    config = minilm_at(MINILM)
+    config["models"]["embeddings"][0].update(max_queue=2, batch_size=4)
+    registry = make_registry(config)
+    report = await indexer(tmp_path / "store", embed_batch=1).arun(str(docs),
+                                                                   registry=registry)
+    assert (report.documents, report.embedded, report.total) == (40, 40, 40)
+
+
 async def test_chunks_pruned_by_another_writer_meanwhile_are_embedded_again(
         make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path) -> None:
     """Between a run's first look at the store and its write phase, another writer
@@ -259,7 +275,8 @@ async def test_a_writer_waits_for_another_process_and_says_who_holds_the_lock(
         patient = ChromaStore(store, "docs", lock_timeout=0.5)
         with pytest.raises(NodeFailed) as info:
             await indexer(patient).arun(str(DOCS / "tides.md"), registry=registry)
-        assert isinstance(info.value.__cause__, RunError)
+        assert isinstance(info.value.__cause__, ResourceBusy)
+        assert info.value.__cause__.retry_after >= 1
         assert str(info.value.__cause__) == (
             f"chroma store '{store}' is being written by another indexing run (process "
             f"{holder.pid}) and was not free after 0.5s; run again when that has finished")

@@ -42,6 +42,7 @@ from smmf_flow.errors import (
     ContextWindowExceeded,
     ModelLoadError,
     RateLimited,
+    RequestRefused,
 )
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.support import chat_messages, check_json, loaded, require
@@ -102,6 +103,10 @@ def map_error(exc: Exception, model: str, instance: str, api_base: str) -> Backe
             return ContextWindowExceeded(f"{where}: the prompt does not fit the context window "
                                          f"(HTTP {exc.status_code}): {message}",
                                          model=model, instance=instance)
+        if exc.status_code in (400, 413, 422):  # the upstream refuses this request
+            return RequestRefused(f"{where}: the upstream refused the request (HTTP "
+                                  f"{exc.status_code}): {message}", model=model,
+                                  instance=instance)
         hint = {401: "; check `api_key`", 403: "; check `api_key`",
                 404: "; check `remote_model` and `api_base`"}.get(exc.status_code, "")
         return BackendError(f"{where}: HTTP {exc.status_code}: {message}{hint}",

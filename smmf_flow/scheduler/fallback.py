@@ -28,7 +28,7 @@ from contextlib import aclosing
 
 import anyio
 
-from smmf_flow.errors import PoolBusy, SmmfError, WorkerUnavailable
+from smmf_flow.errors import PoolBusy, RateLimited, SmmfError, WorkerUnavailable
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.scheduler.fallback_policy import FallbackPolicy, decide, error_kind
@@ -171,7 +171,10 @@ class FallbackWorker(ChatWorker):
     def _exhausted(self, errors: list[tuple[str, Exception]]) -> WorkerUnavailable:
         tried = "; ".join(f"{name}: {type(error).__name__}: {error}"
                           for name, error in errors) or "no model was usable"
-        busy = [error.retry_after for _, error in errors if isinstance(error, PoolBusy)]
+        # busy pools and rate-limited upstreams both say "later", never "broken": a
+        # chain of nothing else is busy as a whole (429 with the soonest retry)
+        busy = [error.retry_after or 1.0 for _, error in errors
+                if isinstance(error, (PoolBusy, RateLimited))]
         if errors and len(busy) == len(errors):
             return PoolBusy(f"every model of '{self.name}' is busy: {tried}",
                             retry_after=min(busy), model=self.name)

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWindowExceeded,
-                              PoolBusy, WorkerUnavailable)
+                              PoolBusy, RateLimited, WorkerUnavailable)
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.runner.retry import RetryPolicy
@@ -347,6 +347,16 @@ async def test_when_every_model_is_busy_the_chain_is_busy_with_the_soonest_retry
         else:
             await worker.chat(ChatRequest.of("count"))
     assert info.value.retry_after == 0.5 and info.value.model == "fb"
+
+
+async def test_a_chain_of_busy_and_rate_limited_models_is_busy_too() -> None:
+    limited = Scripted("b", [], RateLimited("model 'b': rate limited (HTTP 429)",
+                                            retry_after=None, model="b"))
+    worker = FallbackWorker("fb", [busy("a", 3.0), limited], FallbackPolicy())
+    with pytest.raises(PoolBusy, match=r"every model of 'fb' is busy: a: PoolBusy: .*; "
+                                       r"b: RateLimited") as info:
+        await worker.chat(ChatRequest.of("count"))
+    assert info.value.retry_after == 1.0  # the upstream named no time: one second
 
 
 async def test_a_chain_with_one_busy_and_one_broken_model_is_unavailable_not_busy() -> None:

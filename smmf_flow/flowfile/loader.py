@@ -143,6 +143,15 @@ FlowLoader.yaml_implicit_resolvers = {
 FlowLoader.add_implicit_resolver("tag:yaml.org,2002:bool",
                                  re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                  list("tTfF"))
+# PyYAML's own safe constructors, pinned: SafeLoader's table is shared and some
+# libraries patch it in place (lm-format-enforcer, a vLLM dependency, makes timestamps
+# plain strings), which must not change what a flow file means
+FlowLoader.yaml_constructors = {
+    **yaml.SafeLoader.yaml_constructors,
+    **{f"tag:yaml.org,2002:{kind}": getattr(yaml.constructor.SafeConstructor,
+                                            f"construct_yaml_{kind}")
+       for kind in ("null", "bool", "int", "float", "binary", "timestamp", "omap", "pairs",
+                    "set", "str", "seq", "map")}}
 
 
 def read_flow_text(text: str, file: str = "<flow>") -> Document:

@@ -119,8 +119,11 @@ def start_server(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
 
 
 def server_config(llama: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    """configs/default.toml, plus the entries described in the module docstring."""
+    """configs/default.toml (SmolLM2 in llama.cpp's deterministic mode), plus the
+    entries described in the module docstring."""
     data = tomllib.loads((ROOT / "configs" / "default.toml").read_text())
+    # llama.cpp's deterministic mode: tests compare greedy answers across requests
+    data["models"]["llms"][0]["prefix_cache"] = False
     small = {"context_length": 512}
     data["models"]["llms"] += [
         llama("tight", concurrency=1, max_queue=0, **small),

@@ -1,8 +1,7 @@
 """The one exception tree of smmf-flow.
 
 Every error the library raises on purpose is a ``SmmfError``; the class says what
-kind of thing went wrong, the message says what, where (file:line, node, model,
-field) and what to do about it::
+kind of thing went wrong, the message says what and what to do about it::
 
     SmmfError
     ├── FlowError                 building or validating a flow (nothing has run)
@@ -10,16 +9,19 @@ field) and what to do about it::
     │   ├── DuplicateNodeError    two nodes share a name
     │   ├── ForeignNodeError      an edge reaches a node of another DAG
     │   ├── EdgeTypeError         an output type cannot feed an input type
-    │   ├── TemplateError         a prompt template is bad or misses a variable
-    │   ├── FlowFileError         a YAML flow file is malformed (carries file:line:col)
+    │   ├── TemplateError         a prompt template does not compile
+    │   ├── UnknownParameter      a node is given a parameter its type does not take
+    │   ├── FlowFileError         a YAML flow file is malformed (bad YAML, unknown field)
     │   ├── ModelNotFound         a flow names a model the registry does not have
     │   └── ModelKindMismatch     an embedding model used for generation, or the reverse
     ├── ConfigError               a TOML model config is malformed (file, entry, field)
     ├── RunError                  a flow failed while running
     │   ├── NodeFailed            a node raised; the cause is chained
     │   ├── NodeTimeout           a node ran past its timeout
-    │   ├── InputError            a run's input was refused (a bad value, a path
-    │   │                         outside the folder the run may read)
+    │   ├── InputError            a run's input was refused (a bad value or shape, a
+    │   │                         missing input key or template variable, an expression
+    │   │                         that fails on it, a path outside the folder the run
+    │   │                         may read)
     │   ├── ResourceBusy          something the run needs (a vector store another run
     │   │                         is writing) stayed busy (``retry_after`` seconds)
     │   └── ToolFailed            an agent's tool call failed (fed back to the model)
@@ -40,9 +42,24 @@ field) and what to do about it::
     └── ServeError                the HTTP server cannot start as asked (an unsafe bind)
 
 A failed model call always raises; it never comes back as ordinary text.
+
+Where a ``FlowError`` is, is data, not text: its fields ``file``, ``line``,
+``column``, ``node`` and ``param`` (a dotted path inside the node's parameters,
+``models.1`` or ``branches.0.when``), and ``str(error)`` is composed from them
+(``FILE:LINE:COL: node 'N': message``). Code that knows part of the place wraps
+the work in ``located(node=..., param=...)``, which fills the fields an error
+raised inside does not have yet (as httpx attaches the request to an error), so
+rewording a message never moves its ``file:line``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: the fields that say where a ``FlowError`` is
+WHERE_FIELDS = ("file", "line", "column", "node", "param")
 
 
 class SmmfError(Exception):
@@ -53,7 +70,55 @@ class SmmfError(Exception):
 
 
 class FlowError(SmmfError):
-    """A flow is malformed; found before anything runs."""
+    """A flow is malformed; found before anything runs.
+
+    ``message`` says what is wrong; the keyword fields say where, and
+    ``str(error)`` puts them in front of it."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 column: int | None = None, node: str | None = None,
+                 param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file, self.line, self.column = file, line, column
+        self.node, self.param = node, param
+
+    def __str__(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
+        prefix = f"{where}: " if where else ""
+        in_node = f"node '{self.node}': " if self.node else ""
+        return f"{prefix}{in_node}{self.message}"
+
+    def locate(self, **fields: Any) -> "FlowError":
+        """Fill the place fields this error does not have yet; return it."""
+        for name, value in fields.items():
+            if name not in WHERE_FIELDS:
+                raise TypeError(f"FlowError has no place field '{name}'")
+            if value is not None and getattr(self, name) is None:
+                setattr(self, name, value)
+        return self
+
+    def __reduce__(self) -> Any:
+        # the subclasses' own constructors take other arguments: rebuild from state
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[FlowError], args: tuple[Any, ...], state: dict[str, Any]) -> FlowError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+@contextmanager
+def located(**fields: Any) -> Iterator[None]:
+    """Give every ``FlowError`` raised inside the place ``fields`` it lacks
+    (``file``, ``line``, ``column``, ``node``, ``param``)."""
+    try:
+        yield
+    except FlowError as error:
+        error.locate(**fields)
+        raise
 
 
 class CycleError(FlowError):
@@ -73,25 +138,26 @@ class EdgeTypeError(FlowError):
 
 
 class TemplateError(FlowError):
-    """A prompt template does not compile or misses a variable."""
+    """A prompt template does not compile (a variable missing at render time is an
+    ``InputError``: the run's input lacks it)."""
+
+
+class UnknownParameter(FlowError):
+    """A node is given a parameter (or a field inside one) that its operator type
+    does not take; a flow file points at the misspelt name itself."""
 
 
 class FlowFileError(FlowError):
-    """A YAML flow file is malformed; the message starts with ``file:line:col``."""
-
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 column: int | None = None, node: str | None = None) -> None:
-        self.file, self.line, self.column, self.node = file, line, column, node
-        where = ":".join(str(p) for p in (file, line, column) if p is not None)
-        prefix = f"{where}: " if where else ""
-        in_node = f"node '{node}': " if node else ""
-        super().__init__(f"{prefix}{in_node}{message}")
+    """A YAML flow file is malformed: its text, its structure or a field of the
+    format itself (what an operator refuses keeps the operator's error class)."""
 
 
 class ModelNotFound(FlowError):
-    """A flow or request names a model the registry does not know."""
+    """A flow or request names a model the registry does not know (``name``; the
+    ``known`` names and the closest ``suggestions``)."""
 
-    def __init__(self, name: str, known: list[str], *, where: str = "") -> None:
+    def __init__(self, name: str, known: list[str], *, where: str = "",
+                 **fields: Any) -> None:
         import difflib
 
         self.name, self.known = name, list(known)
@@ -100,7 +166,8 @@ class ModelNotFound(FlowError):
                 if self.suggestions else "")
         known_txt = ", ".join(sorted(self.known)) or "(none)"
         prefix = f"{where}: " if where else ""
-        super().__init__(f"{prefix}unknown model '{name}'{hint} (known models: {known_txt})")
+        super().__init__(f"{prefix}unknown model '{name}'{hint} (known models: {known_txt})",
+                         **fields)
 
 
 class ModelKindMismatch(FlowError):
@@ -236,6 +303,15 @@ class ServeError(SmmfError):
     """The HTTP server cannot start as asked (an unsafe bind, a port in use)."""
 
 
+def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1,
+                 cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` for the choices closest to ``name``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 def describe(exc: BaseException) -> str:
     """One line for a user: the message of an smmf error, type and message otherwise."""
     if isinstance(exc, SmmfError):
@@ -244,4 +320,4 @@ def describe(exc: BaseException) -> str:
 
 
 __all__ = [name for name, obj in globals().items()
-           if isinstance(obj, type) and issubclass(obj, SmmfError)] + ["describe"]
+           if isinstance(obj, type) and issubclass(obj, SmmfError)] + ["describe", "did_you_mean", "located"]

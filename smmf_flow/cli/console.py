@@ -7,8 +7,6 @@ plain, so scripts see the result and nothing else.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import sys
 import time
@@ -17,7 +15,10 @@ from typing import Any, TextIO
 
 import anyio
 
-from smmf_flow.runner.trace import NodeRecord, RunHook, Trace
+from smmf_flow.dag.context import RunContext
+from smmf_flow.dag.trace import NodeRecord, Trace
+from smmf_flow.runner.hooks import RunHook
+from smmf_flow.runner.values import jsonable
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -29,26 +30,6 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-ready data: dataclasses, pydantic models, enums, streams."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return jsonable(dump(mode="json"))
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    return repr(value)
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:
@@ -135,10 +116,10 @@ class Progress(RunHook):
         elif event.kind in ("loaded", "load_failed"):
             self.loading.pop(key, None)
 
-    def on_node_start(self, record: NodeRecord, ctx: Any) -> None:
+    def on_node_start(self, record: NodeRecord, ctx: RunContext) -> None:
         self.running[record.name] = time.monotonic()
 
-    def on_node_end(self, record: NodeRecord, ctx: Any) -> None:
+    def on_node_end(self, record: NodeRecord, ctx: RunContext) -> None:
         self.running.pop(record.name, None)
 
     # --- drawing ----------------------------------------------------------------------
@@ -170,5 +151,4 @@ class Progress(RunHook):
         self.done = True
 
 
-__all__ = ["Progress", "dumps", "human", "jsonable", "one_line", "redact", "table",
-           "trace_table"]
+__all__ = ["Progress", "dumps", "human", "one_line", "redact", "table", "trace_table"]

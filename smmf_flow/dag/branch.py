@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature
 from smmf_flow.errors import FlowError
@@ -66,7 +67,7 @@ class BranchOperator(Operator):
             args["default"] = _name(self.default)
         return {**args, "first_match": True} if self.first_match else args
 
-    async def execute(self, ctx: Any, *inputs: Any) -> Branched:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> Branched:
         value = inputs[0]
         chosen: list[str] = []
         for predicate, target in self.branches:

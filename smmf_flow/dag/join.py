@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature, signature_of
 
@@ -39,7 +40,7 @@ class JoinOperator(Operator):
             return {}
         return {"combine_function": self.combine_function}
 
-    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> Any:
         if self._is_async:
             return await self.combine_function(*inputs)
         return self.combine_function(*inputs)

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature, signature_of
 from smmf_flow.errors import FlowError
@@ -47,7 +48,7 @@ class MapOperator(Operator):
         raise FlowError(f"map operator '{self.name}' has neither a map_function nor a "
                         "map() override")
 
-    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> Any:
         fn = self.map_function
         if fn is None:
             return await self.map(*inputs)

@@ -1,47 +1,70 @@
-"""The operator contract.
+"""The operator contract: everything a custom operator needs, on one screen.
 
-An operator is one node of a DAG. It has
+An operator is one node of a flow. Write one by subclassing ``Operator`` and
+defining ``execute``; its type hints are its ports (Hamilton's idea)::
 
-* a ``name``, unique in its DAG (given, or made from its type: ``map_3``);
-* typed ports: ``input_types`` (one type per positional input, in edge order;
-  ``variadic`` when it takes any number) and ``output_type``. An output type of
-  ``AsyncIterator[T]`` makes the operator a *stream* operator: its result is an
-  async iterator that is consumed lazily, chunk by chunk, downstream;
-* ``async execute(ctx, *inputs)``: the work. A root node gets the run's input as
-  its one argument; any other node gets its parents' outputs in the order the
-  edges were made. A stream operator returns its async iterator without
-  draining it;
-* per-node ``timeout`` (seconds; for a stream node, the longest wait for one
-  chunk) and ``retry`` (a ``RetryPolicy``; a node that reads a stream is not
-  retried, since the chunks it took cannot be read again);
-* ``check(registry)``: called while the DAG is validated, so an operator that
-  needs outside resources (a model) can refuse the flow before anything runs.
+    class Retrieve(Operator):
+        kind = "retrieve"                       # its type name in flow files
 
-``a >> b`` adds the edge a→b, checks that ``a``'s output can feed ``b``'s next
-input, and returns ``b``; ``a >> [b, c]``, ``[a, b] >> c`` and ``<<`` work too.
-Operators created inside ``with DAG(...)`` join that DAG; nothing else is global.
+        def __init__(self, k: int = 3, **options: Any) -> None:
+            self.k = k                          # set what ports() may read first,
+            super().__init__(**options)         # then let the base read the ports
+
+        async def execute(self, ctx: RunContext, question: str) -> Retrieval:
+            ...
+
+* **Ports.** The parameters after ``ctx`` are the inputs, in edge order (a
+  ``*args`` parameter takes any number); the return hint is the output. An
+  output of ``AsyncIterator[T]`` makes a *stream* operator: ``execute`` (a
+  coroutine, never an async generator) returns the iterator undrained and the
+  runner hands it on lazily, chunk by chunk. When configuration changes a port
+  (``stream=True``, ``input_key=...``), pass ``input_type=`` / ``output_type=``
+  to ``Operator.__init__``; the primitives (map, join, ...) override
+  ``ports()`` to read their function's hints instead.
+* **Running.** A root node gets the run's input as its one argument; any other
+  node gets its parents' outputs. ``ctx`` is the run's ``RunContext``: the
+  model registry, shared data, the trace (``ctx.note``) and ``ctx.files``,
+  which every path taken from the input must pass before it is opened.
+* **Options** every node takes: ``name`` (unique in its DAG; default from the
+  type: ``map_3``), ``timeout`` (seconds; for a stream, the longest wait for a
+  chunk), ``retry`` (a ``RetryPolicy``; a node that read a stream is not
+  retried), ``input_type``/``output_type``.
+* **Checks.** ``check(registry)`` runs while the flow is validated, before
+  anything runs, so a node can refuse the flow (an unknown model) early;
+  ``params()`` returns the constructor arguments that rebuild the node.
+* **Errors** come from ``smmf_flow.errors``: ``FlowError`` for a flow that
+  cannot run; any exception ``execute`` raises fails the run as ``NodeFailed``.
+
+One way to do each thing: ``a >> b`` adds the edge a→b, checks at once that
+``a``'s output can feed ``b``'s next input, and returns ``b`` (``a >> [b, c]``,
+``[a, b] >> c`` and ``<<`` too). Nodes join the DAG open in ``with DAG(...)``
+(or ``dag=``); nothing else is global. A flow runs through its DAG:
+``dag.run(x)``, ``await dag.arun(x)`` or ``dag.astream(x)``, with the same
+options; ``output=node`` returns an inner node's result, and ``trace=Trace()``
+is filled in place without changing what is returned.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from smmf_flow.dag.ports import Signature, compatible, is_stream, type_name
+from smmf_flow.dag.context import RunContext
+from smmf_flow.dag.ports import Signature, compatible, is_stream, signature_of, type_name
+from smmf_flow.dag.retry import RetryPolicy
 from smmf_flow.errors import EdgeTypeError, FlowError
 
 if TYPE_CHECKING:
-    from smmf_flow.dag.dag import DAG
-    from smmf_flow.runner.context import RunContext
-    from smmf_flow.runner.retry import RetryPolicy
+    from smmf_flow.dag.graph import Graph
 
 #: the DAG that ``with DAG(...)`` opened in this context, if any
-CURRENT_DAG: ContextVar["DAG | None"] = ContextVar("smmf_flow_current_dag", default=None)
+CURRENT_DAG: ContextVar[Graph | None] = ContextVar("smmf_flow_current_dag", default=None)
 
 
 class Operator:
-    """Base of every node. Subclasses implement ``execute`` and declare ports."""
+    """Base of every node; see the module docstring for the contract."""
 
     #: name of this operator type in flow files (``type: map``); '' = not exported
     kind: ClassVar[str] = ""
@@ -50,13 +73,20 @@ class Operator:
     #: True for operators whose output is a ``Branched`` decision
     is_branch: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if inspect.isasyncgenfunction(cls.__dict__.get("execute")):
+            raise FlowError(f"{cls.__qualname__}.execute is an async generator; make it a "
+                            "coroutine that returns the stream (`return self.chunks(...)`, "
+                            "with the output hint AsyncIterator[...])")
+
     def __init__(self, *, name: str | None = None, timeout: float | None = None,
-                 retry: "RetryPolicy | None" = None, dag: "DAG | None" = None,
+                 retry: RetryPolicy | None = None, dag: Graph | None = None,
                  input_type: Any = None, output_type: Any = None) -> None:
         self.name: str = name or ""
         self.timeout = timeout
         self.retry = retry
-        self.dag: DAG | None = None
+        self.dag: Graph | None = None
         ports = self.ports()
         inputs = ports.inputs if input_type is None else (input_type,)
         self.input_types: tuple[Any, ...] = inputs
@@ -70,10 +100,10 @@ class Operator:
     # --- the contract ----------------------------------------------------------
 
     def ports(self) -> Signature:
-        """Input and output types; subclasses read them from type hints."""
-        return Signature((Any,), False, Any)
+        """Input and output types, read from ``execute``'s hints (``ctx`` skipped)."""
+        return signature_of(self.execute, skip_first=True)
 
-    async def execute(self, ctx: "RunContext", *inputs: Any) -> Any:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> Any:
         """Do this node's work; see the module docstring."""
         raise FlowError(f"operator '{self.name}' ({type(self).__name__}) defines no execute()")
 
@@ -96,34 +126,25 @@ class Operator:
 
     # --- chaining --------------------------------------------------------------
 
-    def __rshift__(self, other: "Operator | Sequence[Operator]") -> Any:
+    def __rshift__(self, other: Operator | Sequence[Operator]) -> Any:
         for node in _as_nodes(other, self, ">>"):
             connect(self, node)
         return other
 
-    def __rrshift__(self, others: Sequence["Operator"]) -> "Operator":
+    def __rrshift__(self, others: Sequence[Operator]) -> Operator:
         for node in _as_nodes(others, self, ">>"):
             connect(node, self)
         return self
 
-    def __lshift__(self, other: "Operator | Sequence[Operator]") -> Any:
+    def __lshift__(self, other: Operator | Sequence[Operator]) -> Any:
         for node in _as_nodes(other, self, "<<"):
             connect(node, self)
         return other
 
-    def __rlshift__(self, others: Sequence["Operator"]) -> "Operator":
+    def __rlshift__(self, others: Sequence[Operator]) -> Operator:
         for node in _as_nodes(others, self, "<<"):
             connect(self, node)
         return self
-
-    # --- AWEL-style call -------------------------------------------------------
-
-    async def call(self, input: Any = None, **options: Any) -> Any:
-        """Run this node's DAG up to this node and return its output."""
-        if self.dag is None:
-            raise FlowError(f"operator '{self.name}' belongs to no DAG; "
-                            "create it inside `with DAG(...)`")
-        return await self.dag.arun(input, output=self, **options)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}'>"

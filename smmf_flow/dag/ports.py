@@ -96,6 +96,9 @@ class Signature(typing.NamedTuple):
 def signature_of(fn: Any, *, skip_first: bool = False) -> Signature:
     """Read input and output types from ``fn``'s type hints (``Any`` where absent).
 
+    Positional parameters are the inputs (``skip_first`` leaves out the first,
+    an operator's ``ctx``); one with a default after the first ends them.
+
     A coroutine function's output is what it returns after ``await``; an async
     generator function's output is a stream of what it yields.
     """
@@ -103,10 +106,7 @@ def signature_of(fn: Any, *, skip_first: bool = False) -> Signature:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return Signature((Any,), False, Any)
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable forward references: fall back to no hints
-        hints = {}
+    hints = _type_hints(fn)
     params = list(sig.parameters.values())
     if skip_first and params:
         params = params[1:]
@@ -126,3 +126,29 @@ def signature_of(fn: Any, *, skip_first: bool = False) -> Signature:
     if inspect.isasyncgenfunction(target) and not is_stream(output):
         output = abc.AsyncIterator[Any] if output is Any else output
     return Signature(tuple(inputs), variadic, output)
+
+
+def _type_hints(fn: Any) -> dict[str, Any]:
+    """``fn``'s resolved type hints. A hint that cannot be resolved (a name
+    imported only under ``TYPE_CHECKING``, such as ``ctx: RunContext``) counts as
+    absent, without hiding the hints that can be."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:
+        pass
+    try:
+        raw = inspect.get_annotations(fn)
+    except Exception:  # not a function, class or module: no hints to read
+        return {}
+    namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, hint in raw.items():
+        holder = types.SimpleNamespace(__annotations__={name: hint})
+        try:
+            hints[name] = typing.get_type_hints(holder, globalns=namespace)[name]
+        except Exception:
+            continue
+    return hints
+
+
+__all__ = ["Signature", "compatible", "is_stream", "signature_of", "type_name"]

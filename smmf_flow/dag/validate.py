@@ -10,10 +10,10 @@ import networkx as nx
 from smmf_flow.errors import CycleError, FlowError
 
 if TYPE_CHECKING:
-    from smmf_flow.dag.dag import DAG
+    from smmf_flow.dag.graph import Graph
 
 
-def validate_graph(dag: "DAG") -> None:
+def validate_graph(dag: Graph) -> None:
     """Raise a ``FlowError`` naming the nodes at fault, or return quietly."""
     graph = dag.graph
     if graph.number_of_nodes() == 0:

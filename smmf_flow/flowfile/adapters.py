@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from smmf_flow.dag.input import InputSource
+from smmf_flow.dag.input_operator import InputSource
 from smmf_flow.errors import FlowError
 from smmf_flow.flowfile.functions import from_spec, to_spec
 

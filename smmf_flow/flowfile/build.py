@@ -20,7 +20,7 @@ import networkx as nx
 from pydantic import ValidationError
 
 import smmf_flow.errors as errors_module
-from smmf_flow.dag.dag import DAG
+from smmf_flow.runner.dag import DAG
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.validate import validate_graph
 from smmf_flow.errors import CycleError, FlowError, FlowFileError, TemplateError

@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from smmf_flow.dag.dag import DAG
+from smmf_flow.runner.dag import DAG
 from smmf_flow.dag.operator import Operator
 from smmf_flow.errors import FlowError
 from smmf_flow.flowfile.adapters import adapter_for

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smmf_flow.dag.dag import DAG
+from smmf_flow.runner.dag import DAG
 from smmf_flow.dag.operator import Operator
 
 _DETAIL_KEYS = ("model", "models", "expr", "template", "function")

@@ -53,14 +53,14 @@ _ALLOWED = ("a function or class the plugin defines itself, an @map_operator fun
             "or a @tool")
 
 BUILTINS: dict[str, str] = {
-    "input": "smmf_flow.dag.input:InputOperator",
+    "input": "smmf_flow.dag.input_operator:InputOperator",
     "map": "smmf_flow.dag.map:MapOperator",
     "branch": "smmf_flow.dag.branch:BranchOperator",
     "join": "smmf_flow.dag.join:JoinOperator",
-    "streamify": "smmf_flow.dag.stream:StreamifyOperator",
-    "unstreamify": "smmf_flow.dag.stream:UnstreamifyOperator",
-    "transform_stream": "smmf_flow.dag.stream:TransformStreamOperator",
-    "reduce_stream": "smmf_flow.dag.stream:ReduceStreamOperator",
+    "streamify": "smmf_flow.dag.stream_operators:StreamifyOperator",
+    "unstreamify": "smmf_flow.dag.stream_operators:UnstreamifyOperator",
+    "transform_stream": "smmf_flow.dag.stream_operators:TransformStreamOperator",
+    "reduce_stream": "smmf_flow.dag.stream_operators:ReduceStreamOperator",
     "prompt": "smmf_flow.operators:PromptOperator",
     "llm": "smmf_flow.operators:LLMOperator",
     "stream_llm": "smmf_flow.operators:StreamingLLMOperator",

@@ -1,46 +1,5 @@
-"""``RunContext``: what every node of one run can reach, passed explicitly.
+"""Old import path of ``RunContext`` (now ``smmf_flow.dag.context``); removed by the gate pass."""
 
-It carries data shared between nodes (``get``/``set``), the model registry the
-run uses (None means the default registry), the run's trace, where nodes may
-note events such as a routing decision, and ``files``: which files a path in
-the run's input may name (``runner/files.py``).
-"""
+from smmf_flow.dag.context import RunContext
 
-from __future__ import annotations
-
-import uuid
-from typing import TYPE_CHECKING, Any
-
-from smmf_flow.runner.files import FileAccess
-
-if TYPE_CHECKING:
-    from smmf_flow.dag.operator import Operator
-    from smmf_flow.runner.trace import Trace
-
-
-UNRESTRICTED = FileAccess.unrestricted()
-
-
-class RunContext:
-    """Per-run state shared by the nodes of a run."""
-
-    __slots__ = ("run_id", "registry", "trace", "files", "_data")
-
-    def __init__(self, trace: "Trace", *, registry: Any = None,
-                 data: dict[str, Any] | None = None, files: FileAccess | None = None) -> None:
-        self.run_id = uuid.uuid4().hex[:12]
-        self.registry = registry
-        self.trace = trace
-        self.files = files or UNRESTRICTED
-        self._data: dict[str, Any] = dict(data or {})
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self._data[key] = value
-
-    def note(self, node: "Operator | str", event: str, **details: Any) -> None:
-        """Add an event (a decision, a fallback, ...) to a node's trace record."""
-        name = node if isinstance(node, str) else node.name
-        self.trace.record(name).events.append({"event": event, **details})
+__all__ = ["RunContext"]

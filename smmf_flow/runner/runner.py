@@ -27,15 +27,18 @@ from typing import Any
 import anyio
 import anyio.abc
 
+import networkx as nx
+
 from smmf_flow.dag.branch import Branched
-from smmf_flow.dag.dag import DAG
+from smmf_flow.dag.context import RunContext
+from smmf_flow.dag.files import FileAccess
+from smmf_flow.dag.graph import Graph
 from smmf_flow.dag.operator import Operator
-from smmf_flow.dag.stream import iterate
+from smmf_flow.dag.stream_operators import iterate
+from smmf_flow.dag.trace import NodeRecord, NodeState, Trace
 from smmf_flow.errors import FlowError, NodeFailed, NodeTimeout
-from smmf_flow.runner.context import RunContext
-from smmf_flow.runner.files import FileAccess
-from smmf_flow.runner.streams import TracedStream, tee
-from smmf_flow.runner.trace import NodeRecord, NodeState, RunHook, RunResult, Trace
+from smmf_flow.runner.hooks import RunHook
+from smmf_flow.runner.stream_tee import TracedStream, tee
 
 _EMPTY: Any = object()
 
@@ -51,11 +54,11 @@ class Plan:
     target: int
 
 
-_plans: "weakref.WeakKeyDictionary[DAG, dict[tuple[int, str | None], Plan]]" = (
+_plans: "weakref.WeakKeyDictionary[Graph, dict[tuple[int, str | None], Plan]]" = (
     weakref.WeakKeyDictionary())
 
 
-def plan_for(dag: DAG, output: Operator | str | None = None) -> Plan:
+def plan_for(dag: Graph, output: Operator | str | None = None) -> Plan:
     """The cached plan that runs ``dag`` up to ``output`` (default: its one leaf)."""
     target_name = output.name if isinstance(output, Operator) else output
     cache = _plans.setdefault(dag, {})
@@ -68,7 +71,7 @@ def plan_for(dag: DAG, output: Operator | str | None = None) -> Plan:
     return plan
 
 
-def _compile(dag: DAG, target_name: str | None) -> Plan:
+def _compile(dag: Graph, target_name: str | None) -> Plan:
     graph = dag.graph
     if target_name is None:
         leaves = [n for n, deg in graph.out_degree() if deg == 0]
@@ -80,8 +83,6 @@ def _compile(dag: DAG, target_name: str | None) -> Plan:
     elif target_name not in graph:
         raise FlowError(f"DAG '{dag.name}' has no node '{target_name}' to return "
                         f"(nodes: {', '.join(graph.nodes)})")
-    import networkx as nx
-
     needed = nx.ancestors(graph, target_name) | {target_name}
     names = [n for n in nx.topological_sort(graph) if n in needed]
     index = {name: i for i, name in enumerate(names)}
@@ -307,28 +308,31 @@ def _replayable(args: tuple[Any, ...]) -> bool:
     return not any(isinstance(arg, AsyncIterator) for arg in args)
 
 
-async def run_dag(dag: DAG, input: Any = None, *, output: Operator | str | None = None,
-                  trace: bool | Trace = False, registry: Any = None,
+async def run_dag(dag: Graph, input: Any = None, *, output: Operator | str | None = None,
+                  trace: Trace | None = None, registry: Any = None,
                   hooks: Sequence[RunHook] = (), data: dict[str, Any] | None = None,
                   files: FileAccess | None = None) -> Any:
     """Run ``dag`` on ``input`` and return the output node's result.
 
     ``output`` picks the node whose result is returned (default: the one leaf);
-    only the nodes it depends on run. ``trace=True`` returns a ``RunResult``
-    holding ``.output`` and ``.trace``; a ``Trace`` object is filled in place.
-    ``registry`` is the model registry for model operators (None: the default);
-    ``files`` limits the files a path in the input may name (None: any).
-    A stream output comes back as an async iterator, read lazily.
+    only the nodes it depends on run. ``trace``, a ``Trace``, is filled with a
+    record per node (the return value is the same with or without it).
+    ``registry`` is the model registry for model operators (None: the flow uses
+    no models); ``files`` limits the files a path in the input may name (None:
+    any). A stream output comes back as an async iterator, read lazily.
     """
+    if trace is not None and not isinstance(trace, Trace):
+        raise FlowError(f"trace= takes a Trace to fill, got {trace!r}: pass trace=Trace() "
+                        "and read it after the run")
     dag.validate(registry)
     plan = plan_for(dag, output)
-    run_trace = trace if isinstance(trace, Trace) else Trace()
+    run_trace = Trace() if trace is None else trace
     ctx = RunContext(run_trace, registry=registry, data=data, files=files)
     for hook in hooks:
         hook.on_run_start(ctx)
     error: BaseException | None = None
     try:
-        result = await _Run(plan, ctx, hooks).execute(input)
+        return await _Run(plan, ctx, hooks).execute(input)
     except BaseException as exc:
         error = exc
         raise
@@ -338,14 +342,10 @@ async def run_dag(dag: DAG, input: Any = None, *, output: Operator | str | None 
                 run_trace.record(op.name)
         for hook in hooks:
             hook.on_run_end(ctx, error)
-    return RunResult(result, run_trace) if trace is True else result
 
 
-async def stream_dag(dag: DAG, input: Any = None, **options: Any) -> AsyncIterator[Any]:
+async def stream_dag(dag: Graph, input: Any = None, **options: Any) -> AsyncIterator[Any]:
     """Run ``dag`` and yield its output's chunks (a value output is yielded once)."""
-    if options.get("trace") is True:
-        raise FlowError("astream(trace=True) cannot return a trace; pass trace=Trace() "
-                        "and read it after the stream ends")
     out = await run_dag(dag, input, **options)
     if not isinstance(out, AsyncIterator):
         yield out
@@ -355,16 +355,13 @@ async def stream_dag(dag: DAG, input: Any = None, **options: Any) -> AsyncIterat
             yield chunk
 
 
-def run_dag_sync(dag: DAG, input: Any = None, **options: Any) -> Any:
+def run_dag_sync(dag: Graph, input: Any = None, **options: Any) -> Any:
     """``run_dag`` for synchronous callers; a stream output is gathered into a list."""
 
     async def main() -> Any:
         out = await run_dag(dag, input, **options)
-        result = out.output if isinstance(out, RunResult) else out
-        if isinstance(result, AsyncIterator):
-            result = [chunk async for chunk in result]
-            if isinstance(out, RunResult):
-                return RunResult(result, out.trace)
-        return out if isinstance(out, RunResult) else result
+        if isinstance(out, AsyncIterator):
+            return [chunk async for chunk in out]
+        return out
 
     return anyio.run(main)

@@ -26,7 +26,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from smmf_flow.cli.console import jsonable
+from smmf_flow.runner.values import jsonable
 from smmf_flow.server.catalog import FlowCatalog
 from smmf_flow.server.limits import check_flow_input
 from smmf_flow.server.responses import body_doc, json_response

@@ -5,8 +5,7 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, BranchOperator, FlowError, JoinOperator, MapOperator, RunResult,
-                       Trace)
+from smmf_flow import DAG, BranchOperator, FlowError, JoinOperator, MapOperator, Trace
 from smmf_flow.dag.branch import Branched
 
 
@@ -30,15 +29,17 @@ def build(**options: Any) -> DAG:
     return dag
 
 
-def states(result: RunResult) -> dict[str, str]:
-    return result.trace.states()
+def traced(dag: DAG, value: Any) -> tuple[Any, dict[str, str]]:
+    """The run's output and each node's final state."""
+    trace = Trace()
+    return dag.run(value, trace=trace), trace.states()
 
 
 def test_the_branch_taken_runs_and_the_other_is_skipped() -> None:
     dag = build(branches={is_even: "even", (lambda x: not is_even(x)): "odd"})
-    result = dag.run(4, trace=True)
-    assert result.output == "even 4"
-    assert states(result) == {"route": "succeeded", "even": "succeeded", "odd": "skipped",
+    output, states = traced(dag, 4)
+    assert output == "even 4"
+    assert states == {"route": "succeeded", "even": "succeeded", "odd": "skipped",
                               "join": "succeeded"}
     assert dag.run(3) == "odd 3"
 
@@ -62,9 +63,9 @@ def test_default_runs_only_when_nothing_holds() -> None:
 
 def test_nothing_holds_and_no_default_skips_everything_below() -> None:
     dag = build(branches={is_big: "even"})
-    result = dag.run(2, trace=True)
-    assert result.output is None
-    assert states(result) == {"route": "succeeded", "even": "skipped", "odd": "skipped",
+    output, states = traced(dag, 2)
+    assert output is None
+    assert states == {"route": "succeeded", "even": "skipped", "odd": "skipped",
                               "join": "skipped"}
 
 
@@ -92,9 +93,9 @@ def test_the_skip_propagates_down_a_chain_until_a_join() -> None:
         route >> [short, long1]
         long1 >> long2 >> long3
         [short, long3] >> JoinOperator(name="join")
-    result = dag.run(2, trace=True)
-    assert result.output == "short"
-    assert states(result) == {"route": "succeeded", "short": "succeeded", "long1": "skipped",
+    output, states = traced(dag, 2)
+    assert output == "short"
+    assert states == {"route": "succeeded", "short": "succeeded", "long1": "skipped",
                               "long2": "skipped", "long3": "skipped", "join": "succeeded"}
 
 
@@ -138,5 +139,5 @@ async def test_calling_the_branch_itself_returns_its_input() -> None:
     with DAG("call") as dag:
         route = BranchOperator({is_even: "even"}, name="route")
         route >> MapOperator(lambda x: x, name="even")
-    assert await route.call(4) == 4
+    assert await dag.arun(4, output=route) == 4
     assert await dag.arun(3, output="route") == 3

@@ -3,10 +3,12 @@
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 from smmf_flow import (DAG, EdgeTypeError, FlowError, JoinOperator, MapOperator, NodeFailed,
-                       Operator, StreamifyOperator, TransformStreamOperator)
+                       Operator, RunContext, StreamifyOperator, TransformStreamOperator)
+from smmf_flow.dag import Graph
 
 
 def to_text(x: int) -> str:
@@ -208,18 +210,6 @@ def test_a_stream_output_type_makes_a_stream_operator(dag: DAG) -> None:
 # --- the rest of the contract ------------------------------------------------------------
 
 
-def test_call_needs_a_dag() -> None:
-    lonely = MapOperator(square, name="lonely")
-
-    async def go() -> Any:
-        return await lonely.call(2)
-
-    import anyio
-
-    with pytest.raises(FlowError, match=r"operator 'lonely' belongs to no DAG"):
-        anyio.run(go)
-
-
 def test_an_operator_without_execute_fails_when_it_runs(dag: DAG) -> None:
     with dag:
         Operator(name="bare")
@@ -230,10 +220,125 @@ def test_an_operator_without_execute_fails_when_it_runs(dag: DAG) -> None:
 
 
 def test_default_ports_take_and_give_anything(dag: DAG) -> None:
+    """The base ``execute(self, ctx, *inputs: Any) -> Any`` takes any number of anything."""
     with dag:
         op = Operator()
-    assert op.input_types == (Any,) and op.output_type is Any and not op.variadic
-    assert op.input_type_at(0) is Any and op.input_type_at(1) is None
+    assert op.input_types == (Any,) and op.output_type is Any and op.variadic
+    assert op.input_type_at(0) is Any and op.input_type_at(5) is Any
+
+
+# --- ports from execute's signature ------------------------------------------------------
+
+
+class Ask(Operator):
+    """Two typed inputs; ``ctx`` is not a port; a defaulted parameter is not one either."""
+
+    async def execute(self, ctx: RunContext, question: str, k: int,
+                      verbose: bool = False) -> list[str]:
+        return [question] * k
+
+
+class Shout(Operator):
+    """Its ``ctx`` hint names a type this module never imports (as under TYPE_CHECKING)."""
+
+    async def execute(self, ctx: "NotImportedHere", text: str) -> str:  # type: ignore[name-defined]  # noqa: F821
+        return text.upper()
+
+
+class Concat(Operator):
+    async def execute(self, ctx: RunContext, *parts: str) -> str:
+        return "".join(parts)
+
+
+class Letters(Operator):
+    async def execute(self, ctx: RunContext, text: str) -> AsyncIterator[str]:
+        return words(" ".join(text))
+
+
+def test_ports_come_from_execute_type_hints(dag: DAG) -> None:
+    with dag:
+        ask = Ask(name="ask")
+    assert ask.input_types == (str, int) and not ask.variadic
+    assert ask.output_type == list[str] and not ask.streams
+    assert ask.input_type_at(2) is None
+
+
+def test_an_unresolvable_hint_hides_no_other(dag: DAG) -> None:
+    with dag:
+        shout = Shout(name="shout")
+    assert shout.input_types == (str,) and shout.output_type is str
+
+
+def test_star_parameter_takes_any_number_of_that_type(dag: DAG) -> None:
+    with dag:
+        concat = Concat(name="concat")
+        texts = [MapOperator(to_text, name=f"t{i}") for i in range(3)]
+        number = MapOperator(square, name="number")
+    texts >> concat
+    number >> MapOperator(to_text, name="also_text") >> concat
+    assert dag.run(7, output=concat) == "77749"
+    with pytest.raises(EdgeTypeError, match=r"'number' outputs int but 'concat' input 5 "
+                                            r"expects str"):
+        number >> concat
+
+
+def test_a_stream_return_hint_makes_a_stream_operator_from_execute(dag: DAG) -> None:
+    with dag:
+        letters = Letters(name="letters")
+        sq = MapOperator(square, name="square")
+    assert letters.streams and letters.output_type == AsyncIterator[str]
+    with pytest.raises(EdgeTypeError, match=r"'letters' outputs AsyncIterator\[str\] but "
+                                            r"'square' input 1 expects int; a stream cannot "
+                                            r"feed a node that takes a value"):
+        letters >> sq
+
+
+def test_the_check_at_rshift_uses_the_derived_ports(dag: DAG) -> None:
+    with dag:
+        text, number = MapOperator(to_text, name="text"), MapOperator(square, name="number")
+        ask = Ask(name="ask")
+    text >> ask
+    number >> ask
+    assert dag.run(3, output=ask) == ["3"] * 9
+    with dag:
+        wrong = Ask(name="wrong")
+    with pytest.raises(EdgeTypeError, match=r"'number' outputs int but 'wrong' input 1 "
+                                            r"expects str"):
+        number >> wrong
+
+
+def test_declared_types_override_the_derived_ones(dag: DAG) -> None:
+    with dag:
+        ask = Ask(name="ask", input_type=dict[str, Any], output_type=str)
+    assert ask.input_types == (dict[str, Any],) and ask.output_type is str
+
+
+def test_an_async_generator_execute_is_refused_where_the_class_is_made() -> None:
+    with pytest.raises(FlowError, match=r"Gen.execute is an async generator; make it a "
+                                        r"coroutine that returns the stream"):
+        class Gen(Operator):
+            async def execute(self, ctx: RunContext, text: str) -> AsyncIterator[str]:  # type: ignore[override]
+                yield text
+
+
+# --- running belongs to smmf_flow.DAG ----------------------------------------------------
+
+
+def test_a_bare_graph_collects_and_validates_but_cannot_run() -> None:
+    with Graph("g") as graph:
+        MapOperator(square, name="a") >> MapOperator(to_text, name="b")
+    graph.validate()
+    with pytest.raises(FlowError, match=r"graph 'g' cannot run: build flows with "
+                                        r"smmf_flow.DAG, which runs them"):
+        anyio.run(graph.arun, 2)
+
+
+def test_a_node_result_comes_from_the_dag_not_the_node(dag: DAG) -> None:
+    """One way to run up to a node: ``dag.arun(x, output=node)``."""
+    a, b = maps(dag, "a", "b")
+    a >> b
+    assert dag.run(5, output=a) == 5
+    assert not hasattr(a, "call")
 
 
 def test_repr_names_the_type_and_node(dag: DAG) -> None:

@@ -69,7 +69,8 @@ async def test_concurrent_branches_see_each_others_data() -> None:
 
 
 async def test_note_adds_events_to_the_trace(dag: DAG) -> None:
-    trace = (await dag.arun("q", trace=True)).trace
+    trace = Trace()
+    await dag.arun("q", trace=trace)
     assert trace["remember"].events == [{"event": "remembered", "key": "question"}]
 
 

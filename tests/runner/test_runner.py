@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from smmf_flow import (DAG, FlowError, JoinOperator, MapOperator, NodeState, StreamifyOperator,
-                       TransformStreamOperator)
+                       Trace, TransformStreamOperator)
 
 pytestmark = pytest.mark.anyio
 
@@ -32,16 +32,16 @@ async def test_astream_of_a_value_output_yields_it_once(shape: Any) -> None:
     assert [chunk async for chunk in shape.dag.astream(shape.input)] == [shape.output]
 
 
-async def test_call_on_the_end_node(shape: Any) -> None:
+async def test_output_names_the_end_node(shape: Any) -> None:
     (leaf,) = shape.dag.leaves
-    assert await leaf.call(shape.input) == shape.output
+    assert await shape.dag.arun(shape.input, output=leaf) == shape.output
 
 
 async def test_every_node_succeeds_or_is_skipped(shape: Any) -> None:
-    result = await shape.dag.arun(shape.input, trace=True)
-    assert result.output == shape.output
-    assert set(result.trace.records) == {op.name for op in shape.dag.nodes}
-    for record in result.trace:
+    trace = Trace()
+    assert await shape.dag.arun(shape.input, trace=trace) == shape.output
+    assert set(trace.records) == {op.name for op in shape.dag.nodes}
+    for record in trace:
         expected = NodeState.SKIPPED if record.name in shape.skipped else NodeState.SUCCEEDED
         assert record.state is expected, record.name
 
@@ -92,9 +92,9 @@ def forked(counter: Counter[str]) -> DAG:
     return dag
 
 
-async def test_call_on_a_middle_node_runs_only_its_ancestors(forked: DAG,
-                                                             counter: Counter[str]) -> None:
-    assert await forked.node("b").call(1) == 4
+async def test_output_on_a_middle_node_runs_only_its_ancestors(forked: DAG,
+                                                               counter: Counter[str]) -> None:
+    assert await forked.arun(1, output=forked.node("b")) == 4
     assert counter == Counter({"a": 1, "b": 1})
 
 

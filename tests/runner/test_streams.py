@@ -8,7 +8,7 @@ import pytest
 
 from smmf_flow import (DAG, FlowError, JoinOperator, NodeState, StreamifyOperator, Trace,
                        TransformStreamOperator, UnstreamifyOperator)
-from smmf_flow.runner.streams import tee
+from smmf_flow.runner.stream_tee import tee
 
 pytestmark = pytest.mark.anyio
 
@@ -112,14 +112,15 @@ async def test_tee_passes_an_error_to_every_reader() -> None:
 async def test_a_stream_node_stays_running_until_its_stream_ends() -> None:
     with DAG("s") as dag:
         StreamifyOperator(name="src") >> TransformStreamOperator(str.upper, name="up")
-    result = await dag.arun(["a", "b"], trace=True)
-    record = result.trace["up"]
+    trace = Trace()
+    output = await dag.arun(["a", "b"], trace=trace)
+    record = trace["up"]
     assert record.state is NodeState.RUNNING and record.ended is None
-    assert [chunk async for chunk in result.output] == ["A", "B"]
+    assert [chunk async for chunk in output] == ["A", "B"]
     assert record.state is NodeState.SUCCEEDED and record.ended is not None
     assert record.chunks == 2
     assert record.output_repr == "<stream: 2 chunks>"
-    assert result.trace["src"].state is NodeState.SUCCEEDED
+    assert trace["src"].state is NodeState.SUCCEEDED
 
 
 async def test_astream_fills_a_trace_object() -> None:
@@ -130,13 +131,18 @@ async def test_astream_fills_a_trace_object() -> None:
     assert trace.states() == {"src": "succeeded", "up": "succeeded"}
 
 
-async def test_astream_cannot_return_a_trace() -> None:
+async def test_trace_takes_only_a_trace_to_fill() -> None:
+    """One convention for run, arun and astream: ``trace=Trace()``, never ``trace=True``."""
     with DAG("s") as dag:
         StreamifyOperator(name="src")
-    with pytest.raises(FlowError, match=r"astream\(trace=True\) cannot return a trace; pass "
-                                        r"trace=Trace\(\)"):
+    message = r"trace= takes a Trace to fill, got True: pass trace=Trace\(\) and read it"
+    with pytest.raises(FlowError, match=message):
         async for _ in dag.astream("ab", trace=True):
             pass
+    with pytest.raises(FlowError, match=message):
+        await dag.arun("ab", trace=True)
+    with pytest.raises(FlowError, match=message):
+        await anyio.to_thread.run_sync(lambda: dag.run("ab", trace=True))
 
 
 async def test_breaking_out_of_astream_closes_every_stream_of_the_run(

@@ -1,14 +1,14 @@
-"""The per-run trace (``RunResult``, ``Trace``, ``NodeRecord``) and ``RunHook``s."""
+"""The per-run trace (``Trace``, ``NodeRecord``) and ``RunHook``s."""
 
 from typing import Any
 
 import anyio
 import pytest
 
-from smmf_flow import (DAG, BranchOperator, JoinOperator, MapOperator, NodeFailed, NodeState,
-                       RunHook, RunResult, StreamifyOperator, Trace, TransformStreamOperator,
-                       UnstreamifyOperator)
-from smmf_flow.runner.trace import NodeRecord, short_repr
+from smmf_flow import (DAG, BranchOperator, JoinOperator, MapOperator, NodeFailed, NodeRecord,
+                       NodeState, RunContext, RunHook, StreamifyOperator, Trace,
+                       TransformStreamOperator, UnstreamifyOperator)
+from smmf_flow.dag.trace import short_repr
 
 pytestmark = pytest.mark.anyio
 
@@ -27,38 +27,37 @@ class Recorder(RunHook):
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def on_run_start(self, ctx: Any) -> None:
+    def on_run_start(self, ctx: RunContext) -> None:
         self.calls.append(("run start",))
 
-    def on_node_start(self, record: NodeRecord, ctx: Any) -> None:
+    def on_node_start(self, record: NodeRecord, ctx: RunContext) -> None:
         self.calls.append(("start", record.name, record.state.value))
 
-    def on_node_end(self, record: NodeRecord, ctx: Any) -> None:
+    def on_node_end(self, record: NodeRecord, ctx: RunContext) -> None:
         self.calls.append(("end", record.name, record.state.value))
 
-    def on_run_end(self, ctx: Any, error: BaseException | None) -> None:
+    def on_run_end(self, ctx: RunContext, error: BaseException | None) -> None:
         self.calls.append(("run end", type(error).__name__ if error else None))
 
 
 # --- the trace ----------------------------------------------------------------------------
 
 
-async def test_trace_true_returns_output_and_trace(chain: DAG) -> None:
-    result = await chain.arun(1, trace=True)
-    assert isinstance(result, RunResult)
-    assert result.output == "=4"
-    assert isinstance(result.trace, Trace)
-    assert list(result.trace.records) == ["a", "b", "c"]
-    assert result.trace.states() == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+async def test_a_trace_is_filled_and_the_output_is_unchanged(chain: DAG) -> None:
+    trace = Trace()
+    assert await chain.arun(1, trace=trace) == "=4" == await chain.arun(1)
+    assert list(trace.records) == ["a", "b", "c"]
+    assert trace.states() == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
 
 
-def test_sync_run_returns_a_run_result_too(chain: DAG) -> None:
-    result = chain.run(1, trace=True)
-    assert result.output == "=4" and len(result.trace) == 3
+def test_sync_run_fills_a_trace_too(chain: DAG) -> None:
+    trace = Trace()
+    assert chain.run(1, trace=trace) == "=4" and len(trace) == 3
 
 
 async def test_records_time_input_output_and_attempts(chain: DAG) -> None:
-    trace = (await chain.arun(1, trace=True)).trace
+    trace = Trace()
+    await chain.arun(1, trace=trace)
     a, b, c = trace["a"], trace["b"], trace["c"]
     for record in (a, b, c):
         assert record.started is not None and record.ended is not None
@@ -67,12 +66,6 @@ async def test_records_time_input_output_and_attempts(chain: DAG) -> None:
     assert a.ended <= b.started and b.ended <= c.started  # a chain runs in order
     assert (a.input, a.output, b.input, b.output, c.output) == (1, 2, 2, 4, "=4")
     assert c.input_repr == "4" and c.output_repr == "'=4'"
-
-
-async def test_a_trace_object_is_filled_in_place(chain: DAG) -> None:
-    trace = Trace()
-    assert await chain.arun(1, trace=trace) == "=4"
-    assert [record.name for record in trace] == ["a", "b", "c"]
 
 
 async def test_every_state() -> None:
@@ -99,7 +92,7 @@ async def test_every_state() -> None:
     seen: dict[str, str] = {}
 
     class Spy(RunHook):
-        def on_node_start(self, record: NodeRecord, ctx: Any) -> None:
+        def on_node_start(self, record: NodeRecord, ctx: RunContext) -> None:
             seen[record.name] = record.state.value
 
     with pytest.raises(NodeFailed, match=r"node 'boom' failed"):
@@ -133,7 +126,8 @@ async def test_stream_records_show_streams_and_chunk_counts() -> None:
     with DAG("streams") as dag:
         (StreamifyOperator(name="split") >> TransformStreamOperator(str.upper, name="up")
          >> UnstreamifyOperator("".join, name="join"))
-    trace = (await dag.arun("abc", trace=True)).trace
+    trace = Trace()
+    await dag.arun("abc", trace=trace)
     assert trace["split"].output_repr == "<stream: 3 chunks>"
     assert trace["up"].input_repr == "<stream>"
     assert trace["up"].chunks == 3
@@ -148,7 +142,9 @@ def test_reprs_are_short() -> None:
 
 
 def test_as_dicts_for_tools(chain: DAG) -> None:
-    rows = chain.run(1, trace=True).trace.as_dicts()
+    trace = Trace()
+    chain.run(1, trace=trace)
+    rows = trace.as_dicts()
     assert [row["node"] for row in rows] == ["a", "b", "c"]
     assert set(rows[0]) == {"node", "state", "started", "ended", "duration", "attempts",
                             "input", "output", "error", "events"}

@@ -11,9 +11,10 @@ import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
 
+from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature, signature_of
-from smmf_flow.dag.stream import iterate
+from smmf_flow.dag.stream_operators import iterate
 
 
 class InputSource:
@@ -86,7 +87,7 @@ class InputOperator(Operator):
     def params(self) -> dict[str, Any]:
         return {} if self.source is None else {"source": self.source}
 
-    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> Any:
         value = inputs[0] if inputs else None
         return value if self.source is None else await self.source.read(value)
 

@@ -1,25 +1,27 @@
-"""``DAG``: a named graph of operators, held in one ``networkx.DiGraph``.
+"""``Graph``: a named graph of operators, held in one ``networkx.DiGraph``.
 
 The graph is the single source of truth: nodes are operator names (with the
 operator in the node's ``op`` attribute), and each edge remembers the input
-slot it feeds. Validation lives in ``validate.py`` and running in
-``smmf_flow.runner``; ``run``/``arun``/``astream`` here are conveniences over it.
+slot it feeds. This is the part of a flow that operators see: collecting nodes
+(``with``), edges, lookups and validation (``validate.py``). Running lives one
+layer up: ``smmf_flow.DAG`` (``runner/dag.py``) is the ``Graph`` you build flows
+with, and it adds ``run``/``arun``/``astream``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Self
 
 import networkx as nx
 
 from smmf_flow.dag.operator import CURRENT_DAG, Operator, check_edge
+from smmf_flow.dag.validate import validate_graph
 from smmf_flow.errors import DuplicateNodeError, FlowError, ForeignNodeError
 
 
-class DAG:
-    """A flow: operators and the edges between them.
+class Graph:
+    """Operators and the edges between them.
 
     ``with DAG("name") as dag:`` collects the operators created inside it.
     """
@@ -36,7 +38,7 @@ class DAG:
 
     # --- collecting nodes ----------------------------------------------------------
 
-    def __enter__(self) -> "DAG":
+    def __enter__(self) -> Self:
         self._tokens.append(CURRENT_DAG.set(self))
         return self
 
@@ -112,8 +114,6 @@ class DAG:
 
     def validate(self, registry: Any = None) -> None:
         """Check the whole flow (structure, then each node's ``check``); raise a ``FlowError``."""
-        from smmf_flow.dag.validate import validate_graph
-
         key = (self.version, id(registry))
         if self._checked == key:
             return
@@ -123,27 +123,13 @@ class DAG:
         self._checked = key
 
     async def arun(self, input: Any = None, **options: Any) -> Any:
-        """Run the flow; see ``smmf_flow.runner.run_dag`` for the options."""
-        from smmf_flow.runner.runner import run_dag
-
-        return await run_dag(self, input, **options)
-
-    def run(self, input: Any = None, **options: Any) -> Any:
-        """Run the flow from synchronous code (a stream output is gathered into a list)."""
-        from smmf_flow.runner.runner import run_dag_sync
-
-        return run_dag_sync(self, input, **options)
-
-    def astream(self, input: Any = None, **options: Any) -> AsyncIterator[Any]:
-        """Run the flow and yield the output stream's chunks as they come.
-
-        Closing the iterator early (``aclose()``) closes the flow's streams."""
-        from smmf_flow.runner.runner import stream_dag
-
-        return stream_dag(self, input, **options)
+        """Running belongs to the runner layer: a plain ``Graph`` cannot run."""
+        raise FlowError(f"graph '{self.name}' cannot run: build flows with "
+                        "smmf_flow.DAG, which runs them")
 
     def __repr__(self) -> str:
-        return f"<DAG '{self.name}': {self.graph.number_of_nodes()} nodes>"
+        return (f"<{type(self).__name__} '{self.name}': "
+                f"{self.graph.number_of_nodes()} nodes>")
 
 
-__all__ = ["DAG"]
+__all__ = ["Graph"]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
+from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.ports import Signature, is_stream, signature_of
 from smmf_flow.errors import FlowError
@@ -64,7 +65,7 @@ class StreamifyOperator(Operator):
             async for item in items:
                 yield item
 
-    async def execute(self, ctx: Any, *inputs: Any) -> AsyncIterator[Any]:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> AsyncIterator[Any]:
         return self.streamify(*inputs)
 
 
@@ -91,7 +92,7 @@ class UnstreamifyOperator(Operator):
         chunks = [chunk async for chunk in stream]
         return await _maybe_await(self.fn(chunks)) if self.fn else chunks
 
-    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> Any:
         return await self.unstreamify(inputs[0])
 
 
@@ -125,7 +126,7 @@ class TransformStreamOperator(Operator):
         async for chunk in stream:
             yield (await self.fn(chunk)) if is_async else self.fn(chunk)
 
-    async def execute(self, ctx: Any, *inputs: Any) -> AsyncIterator[Any]:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> AsyncIterator[Any]:
         return self.transform_stream(inputs[0])
 
 
@@ -150,7 +151,7 @@ class ReduceStreamOperator(Operator):
         args: dict[str, Any] = {"reduce_function": self.reduce_function}
         return args if self.initial is _MISSING else {**args, "initial": self.initial}
 
-    async def execute(self, ctx: Any, *inputs: Any) -> Any:
+    async def execute(self, ctx: RunContext, *inputs: Any) -> Any:
         acc = self.initial
         async for chunk in inputs[0]:
             acc = chunk if acc is _MISSING else await _maybe_await(self.reduce_function(acc, chunk))

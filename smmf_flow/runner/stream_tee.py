@@ -12,24 +12,22 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
+from smmf_flow.dag.retry import RetryPolicy
+from smmf_flow.dag.trace import NodeRecord, NodeState
 from smmf_flow.errors import NodeFailed, NodeTimeout
-
-if TYPE_CHECKING:
-    from smmf_flow.runner.trace import NodeRecord
-
-from smmf_flow.runner.trace import NodeState
 
 
 class TracedStream:
     """An async iterator over a stream node's output that keeps its record true."""
 
-    def __init__(self, source: AsyncIterator[Any], record: "NodeRecord", *,
+    def __init__(self, source: AsyncIterator[Any], record: NodeRecord, *,
                  timeout: float | None, restart: Callable[[], Awaitable[AsyncIterator[Any]]] | None,
-                 retry: Any, on_end: Callable[["NodeRecord", BaseException | None], None]) -> None:
+                 retry: RetryPolicy | None,
+                 on_end: Callable[[NodeRecord, BaseException | None], None]) -> None:
         self._source = source
         self._record = record
         self._timeout = timeout

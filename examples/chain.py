@@ -2,7 +2,7 @@
 
 import anyio
 
-from smmf_flow import DAG, JoinOperator, MapOperator, map_operator
+from smmf_flow import DAG, JoinOperator, MapOperator, Trace, map_operator
 
 
 @map_operator
@@ -29,7 +29,7 @@ with DAG("text-stats") as dag:
     [count, longest] >> report
 
 if __name__ == "__main__":
-    result = dag.run("independent branches of a flow run concurrently", trace=True)
-    print(result.output)
-    for record in result.trace:
+    trace = Trace()
+    print(dag.run("independent branches of a flow run concurrently", trace=trace))
+    for record in trace:
         print(f"  {record.name:<8} {record.state.value:<10} {record.duration * 1000:7.1f} ms")

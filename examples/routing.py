@@ -3,7 +3,7 @@ the entry with the larger context window, the rest to the default."""
 
 import anyio
 
-from smmf_flow import DAG
+from smmf_flow import DAG, Trace
 from smmf_flow.models import ModelRegistry
 from smmf_flow.operators import RouterOperator
 
@@ -25,9 +25,10 @@ async def main() -> None:
     for question in ["What is a list comprehension? def f(): ...",
                      "Name a colour.",
                      "Summarise: " + "a very long document " * 120]:
-        result = await dag.arun(question, registry=registry, trace=True)
-        decision = next(e for e in result.trace[router.name].events if e["event"] == "route")
-        print(f"{decision['model']:<6} ({decision['reason']}): {result.output.text[:60]!r}")
+        trace = Trace()
+        answer = await dag.arun(question, registry=registry, trace=trace)
+        decision = next(e for e in trace[router.name].events if e["event"] == "route")
+        print(f"{decision['model']:<6} ({decision['reason']}): {answer.text[:60]!r}")
     await registry.aclose()
 
 

@@ -25,19 +25,20 @@ async def test_a_dead_server_falls_through_to_smollm2_and_the_trace_says_so(
     registry = make_registry({"models": {"llms": [
         unreachable_entry(failure_threshold=1, cooldown_s=600), llama_entry("smollm2")]}})
     dag = fallback_flow(["unreachable-proxy", "smollm2"])
-    run = await dag.arun({"topic": "a river"}, registry=registry, trace=True)
-    assert isinstance(run.output, ChatResult) and run.output.text.strip()
-    assert run.output.model == "smollm2"
-    first, served = run.trace["answer"].events
+    trace, again_trace = Trace(), Trace()
+    answer = await dag.arun({"topic": "a river"}, registry=registry, trace=trace)
+    assert isinstance(answer, ChatResult) and answer.text.strip()
+    assert answer.model == "smollm2"
+    first, served = trace["answer"].events
     assert first["event"] == "fallback" and first["model"] == "unreachable-proxy"
     assert (first["kind"], first["error"], first["action"]) == (
         "unavailable", "BackendConnectionError", "next")
     assert "cannot connect" in first["message"] and "127.0.0.1" not in first["message"]
     assert served == {"event": "fallback_served", "model": "smollm2"}
     # the failure opened the proxy's circuit breaker: the next run skips it at once
-    again = await dag.arun({"topic": "a river"}, registry=registry, trace=True)
-    assert again.output.text == run.output.text
-    assert again.trace["answer"].events == [
+    again = await dag.arun({"topic": "a river"}, registry=registry, trace=again_trace)
+    assert again.text == answer.text
+    assert again_trace["answer"].events == [
         {"event": "fallback_skip", "model": "unreachable-proxy", "reason": "in cooldown"}]
 
 

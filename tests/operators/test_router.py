@@ -24,24 +24,25 @@ def router_flow(**kwargs: Any) -> DAG:
     return dag
 
 
-def decision(run: Any) -> dict[str, Any]:
+def decision(trace: Trace) -> dict[str, Any]:
     """The router's own decision (a route group it chose notes its own after it)."""
-    return next(e for e in run.trace["route"].events if e["event"] == "route")
+    return next(e for e in trace["route"].events if e["event"] == "route")
 
 
 async def test_routes_by_context_window_with_the_models_own_token_count(
         real_registry: Any) -> None:
     dag = router_flow(routes=[{"model": "smollm2-small", "when": {"fits_context": True}}],
                       default="smollm2")
-    short = await dag.arun("Name a colour.", registry=real_registry, trace=True)
-    long = await dag.arun(LONG, registry=real_registry, trace=True)
-    assert short.output.model == "smollm2-small" and long.output.model == "smollm2"
+    short_trace, long_trace = Trace(), Trace()
+    short = await dag.arun("Name a colour.", registry=real_registry, trace=short_trace)
+    long = await dag.arun(LONG, registry=real_registry, trace=long_trace)
+    assert short.model == "smollm2-small" and long.model == "smollm2"
     small = scheduler_for(real_registry).chat_worker("smollm2-small")
     tokens = await small.prompt_tokens(ChatRequest.of("Name a colour."))
-    assert decision(short) == {"event": "route", "model": "smollm2-small", "rule": 0,
+    assert decision(short_trace) == {"event": "route", "model": "smollm2-small", "rule": 0,
                                "reason": f"needs {tokens + 3} tokens, window 256"}
-    assert decision(long) == {"event": "route", "model": "smollm2", "rule": "default",
-                              "reason": "no rule matched"}
+    assert decision(long_trace) == {"event": "route", "model": "smollm2", "rule": "default",
+                                    "reason": "no rule matched"}
     assert tokens < 20 < 256 < await small.prompt_tokens(ChatRequest.of(LONG))
 
 
@@ -77,11 +78,12 @@ RULES = [
 async def test_routes_by_the_first_rule_that_holds(real_registry: Any, request_: dict[str, Any],
                                                    rule: Any, model: str, reason: str) -> None:
     dag = router_flow(routes=RULES, default="smollm2-small")
-    run = await dag.arun(request_, registry=real_registry, trace=True)
-    assert decision(run) == {"event": "route", "model": model, "rule": rule, "reason": reason}
-    assert run.output.model == {"chat": "smollm2", "sized": "smollm2-small"}.get(model, model)
+    trace = Trace()
+    answer = await dag.arun(request_, registry=real_registry, trace=trace)
+    assert decision(trace) == {"event": "route", "model": model, "rule": rule, "reason": reason}
+    assert answer.model == {"chat": "smollm2", "sized": "smollm2-small"}.get(model, model)
     if model == "sized":  # a route group: its own decision follows the router's
-        inner = [e for e in run.trace["route"].events if e["event"] == "route"][1]
+        inner = [e for e in trace["route"].events if e["event"] == "route"][1]
         assert inner["model"] == "smollm2-small" and inner["reason"].endswith("window 256")
 
 
@@ -93,9 +95,10 @@ async def test_structured_output_asked_of_the_router_reaches_the_chosen_model(
          >> RouterOperator([{"model": "smollm2", "when": {"structured": True}}],
                            default="smollm2-small", name="route", json_schema=schema,
                            max_tokens=16, temperature=0))
-    run = await dag.arun({"q": "Answer as JSON."}, registry=real_registry, trace=True)
-    assert decision(run)["model"] == "smollm2"
-    assert isinstance(json.loads(run.output.text)["ok"], bool)
+    trace = Trace()
+    answer = await dag.arun({"q": "Answer as JSON."}, registry=real_registry, trace=trace)
+    assert decision(trace)["model"] == "smollm2"
+    assert isinstance(json.loads(answer.text)["ok"], bool)
 
 
 async def test_a_classifier_model_labels_the_request(real_registry: Any) -> None:
@@ -103,13 +106,14 @@ async def test_a_classifier_model_labels_the_request(real_registry: Any) -> None
     dag = router_flow(routes=[{"model": "smollm2", "when": {"label": "code"}},
                               {"model": "smollm2-small", "when": {"label": "chat"}}],
                       classifier={"model": "smollm2", "labels": labels}, default="smollm2")
-    run = await dag.arun("Write a Python function that adds two numbers.",
-                         registry=real_registry, trace=True)
-    events = run.trace["route"].events
+    trace = Trace()
+    await dag.arun("Write a Python function that adds two numbers.",
+                   registry=real_registry, trace=trace)
+    events = trace["route"].events
     [classified] = [e for e in events if e["event"] == "route_classifier"]
     assert classified["model"] == "smollm2"
     assert classified["label"] in labels  # which one is up to a 135M model
-    route = decision(run)
+    route = decision(trace)
     expected = {"code": "smollm2", "chat": "smollm2-small"}[classified["label"]]
     assert route["model"] == expected
     assert route["reason"] == f"classified as {classified['label']!r}"

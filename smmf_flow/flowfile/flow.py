@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smmf_flow.dag.dag import DAG
+from smmf_flow.runner.dag import DAG
 from smmf_flow.errors import FlowError, FlowFileError, ModelNotFound
 from smmf_flow.flowfile.build import build_dag
 from smmf_flow.flowfile.inputs import prepare_inputs

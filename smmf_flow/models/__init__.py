@@ -5,6 +5,7 @@ gives the pool that serves a model; ``await pool.chat(ChatRequest.of("hi"))`` an
 """
 
 from smmf_flow.models.backends import Backend, Capabilities, register_backend
+from smmf_flow.models.chat_stream import ChatStream
 from smmf_flow.models.config import GroupConfig, ModelConfig, ModelsFile, ModelsSection
 from smmf_flow.models.events import EventHook, PoolEvent
 from smmf_flow.models.instance import Instance, InstanceState, InstanceStats
@@ -12,7 +13,6 @@ from smmf_flow.models.loader import interpolate, load_dict, load_toml
 from smmf_flow.models.pool import Pool, PoolStats
 from smmf_flow.models.registry import ModelRegistry, ModelRow
 from smmf_flow.models.strategies import register_strategy
-from smmf_flow.models.stream import ChatStream
 from smmf_flow.models.types import (
     ChatChunk,
     ChatMessage,

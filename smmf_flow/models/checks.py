@@ -4,7 +4,9 @@ pydantic checks each field on its own; these check what only the whole file can
 tell: names unique across llms, embeddings and groups; defaults that exist and
 are of the right kind; groups whose members exist and agree on their kind, and
 fallback settings only on fallback groups; one weight per instance; a path for
-every local engine.
+every local engine. And what the schema cannot know: whether a ``provider`` and a
+``strategy`` name a backend and a strategy registered at load time (built in, from
+an entry point, or added by ``register_backend`` / ``register_strategy``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import difflib
 from typing import get_args
 
+from smmf_flow.models.backends import known_providers
 from smmf_flow.models.config import ErrorKind, GroupConfig, ModelConfig, ModelsFile
-from smmf_flow.models.config_errors import ConfigSource, Loc
+from smmf_flow.models.config_errors import ConfigSource, Loc, expected_one_of
 from smmf_flow.models.instance import PLACEMENTS
+from smmf_flow.models.strategies import known_strategies
 
 # providers that serve weights from a local path (the others reach a server)
 LOCAL_PROVIDERS = frozenset({"llama.cpp", "hf", "vllm", "mlx", "sentence-transformers"})
@@ -30,8 +34,12 @@ def model_entries(models: ModelsFile) -> list[tuple[str, int, ModelConfig]]:
 def check_models(models: ModelsFile, source: ConfigSource) -> None:
     """Raise ``ConfigError`` at the first rule the config breaks."""
     kinds = _check_unique_names(models, source)
+    providers, strategies = known_providers(), known_strategies()
     for table, index, entry in model_entries(models):
-        _check_entry(entry, table, ("models", table, index), source)
+        loc: Loc = ("models", table, index)
+        _check_registered(entry.provider, providers, (*loc, "provider"), source)
+        _check_registered(entry.strategy, strategies, (*loc, "strategy"), source)
+        _check_entry(entry, table, loc, source)
     for index, group in enumerate(models.models.groups):
         _check_group(group, ("models", "groups", index), kinds, source)
     _check_default(models.models.default_llm, "default_llm", "llm", kinds, models, source)
@@ -56,6 +64,11 @@ def _check_unique_names(models: ModelsFile, source: ConfigSource) -> dict[str, s
                 "must be unique across llms, embeddings and groups, rename one of them"))
         first_seen[name], kinds[name] = loc, kind
     return kinds
+
+
+def _check_registered(name: str, known: list[str], loc: Loc, source: ConfigSource) -> None:
+    if name not in known:
+        raise source.error(loc, expected_one_of(name, known))
 
 
 def _check_entry(entry: ModelConfig, table: str, loc: Loc, source: ConfigSource) -> None:

@@ -26,21 +26,18 @@
 
 Loading (file reading, ``${env:VAR}`` interpolation, located error messages) lives
 in ``loader.py`` and the rules that span entries in ``checks.py``; this module is only
-the shape. ``provider`` and ``strategy`` are plain strings checked against the backend
-and strategy registries, so a backend or strategy a third party registers can be
-named in a config just like a built-in one.
+the shape, and imports nothing of the package but the shape's own types.
+``provider`` and ``strategy`` are plain strings here; ``checks.py`` checks them
+against the backend and strategy registries when a config loads, so a backend or
+strategy a third party registers can be named in a config just like a built-in one.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
-# the built-in names; the registries may know more
-Provider = Literal["llama.cpp", "hf", "vllm", "mlx", "sentence-transformers", "proxy/openai"]
-Strategy = Literal["round_robin", "least_busy", "latency_ewma", "weighted"]
 Placement = Literal["local", "ray"]
 ModelKind = Literal["llm", "embedding"]
 #: the kinds of error a fallback can act on (``scheduler/fallback_policy.py`` decides)
@@ -93,28 +90,6 @@ class ModelConfig(BaseModel):
     #: afresh and a continuation replays its prefix token by token, so the same greedy
     #: request always gives the same text, and a continuation the original's next tokens
     prefix_cache: bool = True
-
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, value: str) -> str:
-        from smmf_flow.models.backends import known_providers  # backends import this module
-
-        return _one_of(value, known_providers())
-
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, value: str) -> str:
-        from smmf_flow.models.strategies import known_strategies
-
-        return _one_of(value, known_strategies())
-
-
-def _one_of(value: str, choices: list[str]) -> str:
-    """``value`` if it is one of ``choices``; an error listing them otherwise."""
-    if value not in choices:
-        raise PydanticCustomError("unknown_choice", "expected one of {expected}",
-                                  {"expected": ", ".join(choices), "choices": choices})
-    return value
 
 
 class GroupConfig(BaseModel):

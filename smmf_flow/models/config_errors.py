@@ -69,13 +69,19 @@ class ConfigSource:
                     f"{', '.join(valid)}")
         choices = ctx.get("choices") or _literal_choices(loc)
         if choices:
-            hint = _did_you_mean(str(err.get("input")), [str(c) for c in choices])
-            listed = ", ".join(repr(c) if isinstance(c, str) else str(c) for c in choices)
-            return f"{self.where(loc)}: expected one of {listed}; got {got}{hint}"
+            return f"{self.where(loc)}: {expected_one_of(err.get('input'), choices, got)}"
         if kind in {"list_type", "model_type", "dict_type"} and _is_table(loc):
             return (f"{self.where(loc)}: expected {_table_form(loc)}; got {got}")
         expected = str(err["msg"]).replace("Input should be ", "expected ")
         return f"{self.where(loc)}: {expected[:1].lower()}{expected[1:]}; got {got}"
+
+
+def expected_one_of(value: Any, choices: Sequence[Any], shown: str | None = None) -> str:
+    """``expected one of 'a', 'b'; got 'c' (did you mean 'a'?)``; ``shown`` is how
+    to print ``value`` when it must not be printed as it is."""
+    hint = _did_you_mean(str(value), [str(c) for c in choices])
+    listed = ", ".join(repr(c) if isinstance(c, str) else str(c) for c in choices)
+    return f"expected one of {listed}; got {_show(value) if shown is None else shown}{hint}"
 
 
 def describe_entry(raw: Any, entry: Loc) -> str:

@@ -5,7 +5,9 @@ free slot waits in a FIFO queue of at most ``max_queue`` callers; beyond that it
 gets ``PoolBusy`` with a ``retry_after`` estimated from the latency average. A
 freed slot is handed straight to the first waiter, so the limit holds exactly
 and no newcomer jumps the queue. Which instance a call goes to is the
-``strategy``'s choice among the healthy instances with a free slot.
+``strategy``'s choice among the healthy instances with a free slot. A call that
+outlives one await (a stream, ``chat_stream.py``) holds its slot through the
+public pair ``acquire_slot`` / ``release_slot``.
 
 Weights load lazily on the first call (once, however many callers arrive
 together), or up front with ``start()``. ``stop()``, ``start()`` and
@@ -42,7 +44,7 @@ from smmf_flow.models.events import EventHook, EventKind, PoolEvent, emit
 from smmf_flow.models.health import Breaker, breaks_instance, reraise
 from smmf_flow.models.instance import Instance, InstanceState, InstanceStats, backend_factory
 from smmf_flow.models.strategies import make_strategy
-from smmf_flow.models.stream import ChatStream
+from smmf_flow.models.chat_stream import ChatStream
 from smmf_flow.models.types import ChatRequest, ChatResult
 
 HEALTHY = InstanceState.HEALTHY
@@ -250,19 +252,22 @@ class Pool:
     async def _call(self, call: Callable[[Backend], Awaitable[T]],
                     tokens: Callable[[T], int]) -> tuple[Instance, T]:
         """Run one whole call on a slot, counting it; errors reach the caller typed."""
-        instance = await self._acquire()
+        instance = await self.acquire_slot()
         started = perf_counter()
         try:
             out = await call(instance.backend)
         except BaseException as exc:
-            self._finish(instance, started, 0, exc)
+            self.release_slot(instance, started, 0, exc)
             if isinstance(exc, Exception):
                 reraise(exc, self.name, instance.id)
             raise
-        self._finish(instance, started, tokens(out), None)
+        self.release_slot(instance, started, tokens(out), None)
         return instance, out
 
-    async def _acquire(self) -> Instance:
+    async def acquire_slot(self) -> Instance:
+        """Reserve a slot for one call (loading the pool on first use, waiting in the
+        queue if every slot is taken) and return the instance it is on. Every slot
+        taken must be given back exactly once with ``release_slot``."""
         if self._phase is not Phase.RUNNING:
             if self._phase not in (Phase.IDLE, Phase.STARTING):
                 raise PoolStopped(f"model '{self.name}' is {self._phase}; start it first",
@@ -309,9 +314,11 @@ class Pool:
         assert waiter.instance is not None
         return waiter.instance
 
-    def _finish(self, instance: Instance, started: float, tokens: int,
-                exc: BaseException | None, measured: bool = True) -> None:
-        """Count a call that ended and give its slot to the next caller."""
+    def release_slot(self, instance: Instance, started: float, tokens: int,
+                     exc: BaseException | None, measured: bool = True) -> None:
+        """Count a call that ended (``exc`` if it failed; ``measured``: whether its
+        time says anything about the instance's speed) and give its slot to the
+        next caller."""
         if exc is None:
             instance.succeeded(perf_counter() - started, tokens, measured)
         elif isinstance(exc, Exception):

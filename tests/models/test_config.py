@@ -127,10 +127,28 @@ def test_api_key_never_appears_in_messages(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_several_problems_are_listed_together() -> None:
-    data = {"models": {"llms": [{"name": "a", "provider": "nope", "instances": 0}]}}
-    with pytest.raises(ConfigError, match=r"<dict>: 2 problems:\n  .*'provider'.*\n  "
-                                          r".*'instances'"):
+    data = {"models": {"llms": [{"name": "a", "provider": "nope", "instances": 0,
+                                 "concurrency": "four"}]}}
+    with pytest.raises(ConfigError, match=r"<dict>: 2 problems:\n  .*'instances'.*\n  "
+                                          r".*'concurrency'"):
         load_dict(data)
+
+
+def test_provider_and_strategy_names_are_checked_against_the_registries_at_load(
+        ) -> None:
+    """The schema takes any name (so a backend or strategy registered later can be
+    named); loading checks it against what is registered then, at the same place."""
+    from smmf_flow.models import ModelConfig
+
+    assert ModelConfig(name="a", provider="registered-later").provider == "registered-later"
+    with pytest.raises(ConfigError, match=r"<dict>: models\.llms\[0\] \(name 'a'\), field "
+                                          r"'provider': expected one of .*; got 'nope'"):
+        load_dict({"models": {"llms": [{"name": "a", "provider": "nope"}]}})
+    with pytest.raises(ConfigError, match=r"<dict>: models\.embeddings\[0\] \(name 'e'\), "
+                                          r"field 'strategy': expected one of 'round_robin', "
+                                          r".*; got 'least-busy' \(did you mean 'least_busy'"):
+        load_dict({"models": {"embeddings": [{"name": "e", "provider": "test/fake",
+                                              "strategy": "least-busy"}]}})
 
 
 def test_unreadable_or_missing_file(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ stopping criterion ends a row at its own ``max_tokens``, stop string or
 cancellation, so requests of different lengths share a batch. On a CPU this turns
 ~10 tok/s at batch 1 into several times that in aggregate.
 
-The chat template comes from the tokenizer (or an adapter, ``adapters.py``) and is
-rendered here, so ``assistant_prefix`` is appended to the raw prompt: exact
-continuation. Structured (JSON-schema) output is not offered by this backend.
+The chat template comes from the tokenizer (or a family adapter,
+``chat_templates.py``) and is rendered here, so ``assistant_prefix`` is appended to
+the raw prompt: exact continuation. Structured (JSON-schema) output is not offered
+by this backend.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import anyio
 
 from smmf_flow.errors import BackendError, ModelLoadError, SmmfError
-from smmf_flow.models.adapters import ChatTemplate
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import Relay
 from smmf_flow.models.backends.support import (

@@ -1,6 +1,6 @@
 """llama.cpp through llama-cpp-python: GGUF chat, streams, JSON-schema grammars, embeddings.
 
-The backend renders the GGUF's own chat template (``adapters.py``), tokenizes, and
+The backend renders the GGUF's own chat template (``chat_templates.py``), tokenizes, and
 drives ``Llama.generate`` token by token on the instance's engine thread (a Llama
 object is not thread-safe; one thread per instance serializes it). One loop serves
 whole answers, streams and continuations, which gives:
@@ -35,7 +35,7 @@ from typing import Any
 import anyio
 
 from smmf_flow.errors import ContextWindowExceeded, ModelLoadError, RequestRefused
-from smmf_flow.models.adapters import ChatTemplate
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
 from smmf_flow.models.backends.support import (

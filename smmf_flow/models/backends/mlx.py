@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from smmf_flow.errors import ModelLoadError
-from smmf_flow.models.adapters import ChatTemplate
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
 from smmf_flow.models.backends.support import (

@@ -22,7 +22,7 @@ from smmf_flow.errors import (
     OutputTruncated,
     RequestRefused,
 )
-from smmf_flow.models.adapters import ChatTemplate, resolve_template
+from smmf_flow.models.chat_templates import ChatTemplate, resolve_template
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
 
@@ -67,7 +67,7 @@ def loaded(backend: Backend, engine: T | None) -> T:
 
 def pick_template(config: ModelConfig, *, shipped: str | None, model_ref: str,
                   bos_token: str | None, eos_token: str | None) -> ChatTemplate:
-    """The model's chat template (see ``adapters.resolve_template``); none is a load error."""
+    """The model's chat template (see ``chat_templates.resolve_template``); none is a load error."""
     try:
         return resolve_template(model=config.name, shipped=shipped,
                                 explicit=config.chat_template, family=config.family,

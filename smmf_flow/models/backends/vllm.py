@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 
 from smmf_flow.errors import BackendError, ModelLoadError
-from smmf_flow.models.adapters import ChatTemplate
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.support import (
     check_context,

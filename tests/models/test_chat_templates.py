@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smmf_flow.errors import ConfigError, TemplateError
-from smmf_flow.models.adapters import (
+from smmf_flow.models.chat_templates import (
     ChatTemplate,
     PromptAdapter,
     get_adapter,

@@ -18,17 +18,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from time import perf_counter
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
 from smmf_flow.errors import BackendTimeout
 from smmf_flow.models.health import reraise
+from smmf_flow.models.instance import Instance
 from smmf_flow.models.types import ChatChunk, ChatRequest
 
-if TYPE_CHECKING:
-    from smmf_flow.models.instance import Instance
-    from smmf_flow.models.pool import Pool
+
+class SlotPool(Protocol):
+    """What a stream needs of its pool: a slot to hold, and to give back."""
+
+    name: str
+
+    async def acquire_slot(self) -> Instance: ...
+
+    def release_slot(self, instance: Instance, started: float, tokens: int,
+                     exc: BaseException | None, measured: bool = True) -> None: ...
 
 
 class ChatStream:
@@ -37,7 +45,7 @@ class ChatStream:
     __slots__ = ("_chunk_timeout", "_chunks", "_done", "_instance", "_iterator", "_pool",
                  "_request", "_started", "_tokens")
 
-    def __init__(self, pool: Pool, request: ChatRequest,
+    def __init__(self, pool: SlotPool, request: ChatRequest,
                  chunk_timeout: float | None = None) -> None:
         self._pool, self._request = pool, request
         self._chunk_timeout = chunk_timeout
@@ -110,7 +118,7 @@ class ChatStream:
                              model=self._pool.name)
 
     async def _open(self) -> AsyncIterator[ChatChunk]:
-        instance = await self._pool._acquire()
+        instance = await self._pool.acquire_slot()
         self._instance = instance
         self._started = perf_counter()
         try:
@@ -129,7 +137,7 @@ class ChatStream:
             return
         self._instance = None
         tokens = self._tokens or self._chunks
-        self._pool._finish(instance, self._started, tokens, exc, measured)
+        self._pool.release_slot(instance, self._started, tokens, exc, measured)
 
 
 async def _close(iterator: AsyncIterator[ChatChunk]) -> None:

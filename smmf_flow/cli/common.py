@@ -31,7 +31,7 @@ debug_option = click.option("--debug", is_flag=True, expose_value=False, callbac
                             help="Show the traceback of an error.")
 models_option = click.option("--models", "models_path", type=click.Path(dir_okay=False),
                              metavar="TOML", help="Model config (default: the flow's "
-                             "`models:`, $SMMF_MODELS, or configs/default.toml).")
+                             "`models:`, $SMMF_MODELS, or the packaged default.toml).")
 plugins_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
                               help="Import MODULE for its operator types and functions "
                               "(repeatable).")
@@ -52,9 +52,9 @@ def flow_registry(flow: Flow, override: str | None, progress: Progress | None = 
 
 def config_registry(models_path: str | None, progress: Progress | None = None) -> Any:
     """The registry of ``--models``, else of the default config."""
-    from smmf_flow.scheduler.resolve import default_config_path
+    from smmf_flow.models.defaults import default_config
 
-    return _load(Path(models_path) if models_path else default_config_path(), progress)
+    return _load(Path(models_path) if models_path else default_config(), progress)
 
 
 def _load(path: Path, progress: Progress | None) -> Any:

@@ -15,7 +15,7 @@ from smmf_flow.errors import ServeError
 @click.command()
 @click.option("--models", "models_path", type=click.Path(dir_okay=False, exists=True),
               metavar="TOML", help="Model config (default: $SMMF_MODELS, or "
-              "configs/default.toml).")
+              "the packaged default.toml).")
 @click.option("--flows", "flows_dir", type=click.Path(file_okay=False, exists=True),
               metavar="DIR", help="Serve every YAML flow in DIR at /v1/flows/NAME/run "
               "(NAME.input.yaml files are sample inputs, not flows).")

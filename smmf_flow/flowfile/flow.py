@@ -22,7 +22,7 @@ from smmf_flow.flowfile.inputs import prepare_inputs
 from smmf_flow.flowfile.loader import Document, read_flow_file, read_flow_text
 from smmf_flow.flowfile.registry import OperatorTypes
 from smmf_flow.flowfile.schema import FlowSpec
-from smmf_flow.scheduler.resolve import default_config_path
+from smmf_flow.models.defaults import default_config
 
 
 
@@ -60,15 +60,15 @@ class Flow:
 
     def models_path(self, override: str | os.PathLike[str] | None = None) -> Path:
         """The model config: ``override``, else the flow's ``models:`` (relative to
-        the flow file), else ``$SMMF_MODELS``, else ``configs/default.toml`` (in the
-        working directory, or beside the installed package)."""
+        the flow file), else ``default_config()``: ``$SMMF_MODELS``, else the
+        ``default.toml`` shipped in the package (never the working directory)."""
         if override:
             return Path(override)
         if self.spec.models:
             path = Path(self.spec.models).expanduser()
             return path if path.is_absolute() else Path(os.path.normpath(
                 Path(self.file).parent / path))
-        return default_config_path()
+        return default_config()
 
     @property
     def uses_models(self) -> bool:

@@ -5,6 +5,15 @@ on the first ``pool(name)`` and its weights load on the pool's first call (or on
 ``warmup``). Groups stay data here (``group(name)``): the scheduler decides what
 a fallback or routing group means. ``watch_health()`` runs the health loop of
 every pool (see ``health.py``), for a long-lived process such as the server.
+
+A registry owns what it starts, and whoever makes it closes it::
+
+    with ModelRegistry.default() as models:        # or: async with
+        dag.run(question, registry=models)
+
+Closing stops every pool and drops ``attachments``: what higher layers keep per
+registry (the scheduler, with its workers and embedding batchers), so nothing
+outlives it. A closed registry can be used again; its pools load afresh.
 """
 
 from __future__ import annotations
@@ -16,11 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
+import sniffio
 
-from smmf_flow.errors import ModelKindMismatch, ModelNotFound
+from smmf_flow.errors import ConfigError, ModelKindMismatch, ModelNotFound
 from smmf_flow.models.checks import check_models, model_entries
 from smmf_flow.models.config import GroupConfig, ModelConfig, ModelKind, ModelsFile
 from smmf_flow.models.config_errors import ConfigSource
+from smmf_flow.models.defaults import default_config
 from smmf_flow.models.events import EventHook
 from smmf_flow.models.loader import load_dict, load_toml
 from smmf_flow.models.pool import Pool
@@ -53,6 +64,9 @@ class ModelRegistry:
             for table, _, m in model_entries(models)}
         self._groups = {g.name: g for g in models.models.groups}
         self._pools: dict[str, Pool] = {}
+        #: what higher layers keep for this registry, by key (the scheduler keeps itself
+        #: under its class); emptied when the registry closes
+        self.attachments: dict[object, object] = {}
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], *, on_event: EventHook | None = None,
@@ -60,6 +74,12 @@ class ModelRegistry:
         """The registry of the TOML config at ``path`` (raises ``ConfigError``)."""
         return cls(load_toml(path, check_paths=check_paths), source=str(path),
                    on_event=on_event)
+
+    @classmethod
+    def default(cls, *, on_event: EventHook | None = None) -> ModelRegistry:
+        """The registry of the default config: ``$SMMF_MODELS``, else the one shipped
+        in the package (``smmf_flow.models.default_config()``)."""
+        return cls.from_toml(default_config(), on_event=on_event)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | os.PathLike[str] | None = None,
@@ -79,38 +99,37 @@ class ModelRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._models or name in self._groups
 
-    def get(self, name: str, *, where: str = "") -> ModelConfig | GroupConfig:
+    def get(self, name: str) -> ModelConfig | GroupConfig:
         """The config of a model or group; ``ModelNotFound`` (with close names) if absent."""
         if name in self._models:
             return self._models[name][1]
         if name in self._groups:
             return self._groups[name]
-        raise ModelNotFound(name, self.names, where=where)
+        raise ModelNotFound(name, self.names)
 
-    def model(self, name: str, *, where: str = "") -> ModelConfig:
+    def model(self, name: str) -> ModelConfig:
         """The config of a model (not a group)."""
-        config = self.get(name, where=where)
+        config = self.get(name)
         if isinstance(config, GroupConfig):
-            raise ModelKindMismatch(f"{where + ': ' if where else ''}'{name}' is a group of "
-                                    f"{', '.join(config.members)}, not a single model")
+            raise ModelKindMismatch(f"'{name}' is a group of {', '.join(config.members)}, "
+                                    "not a single model")
         return config
 
-    def group(self, name: str, *, where: str = "") -> GroupConfig:
+    def group(self, name: str) -> GroupConfig:
         """The config of a group."""
-        config = self.get(name, where=where)
+        config = self.get(name)
         if not isinstance(config, GroupConfig):
-            raise ModelKindMismatch(f"{where + ': ' if where else ''}'{name}' is a model, "
-                                    "not a group")
+            raise ModelKindMismatch(f"'{name}' is a model, not a group")
         return config
 
-    def kind_of(self, name: str, *, where: str = "") -> EntryKind:
+    def kind_of(self, name: str) -> EntryKind:
         """'llm', 'embedding' or 'group'."""
-        self.get(name, where=where)
+        self.get(name)
         return "group" if name in self._groups else self._models[name][0]
 
-    def model_kind(self, name: str, *, where: str = "") -> ModelKind:
+    def model_kind(self, name: str) -> ModelKind:
         """What the name does when called: a group does what its members do."""
-        if self.kind_of(name, where=where) == "group":
+        if self.kind_of(name) == "group":
             name = self._groups[name].members[0]  # members share one kind (checked on load)
         return self._models[name][0]
 
@@ -136,11 +155,11 @@ class ModelRegistry:
 
     # --- pools -------------------------------------------------------------------------
 
-    def pool(self, name: str, *, where: str = "") -> Pool:
+    def pool(self, name: str) -> Pool:
         """The pool serving model ``name``, made on first request; nothing loads here."""
         pool = self._pools.get(name)
         if pool is None:
-            config = self.model(name, where=where)
+            config = self.model(name)
             pool = Pool(config, kind=self._models[name][0], on_event=self.on_event)
             self._pools[name] = pool
         return pool
@@ -168,11 +187,33 @@ class ModelRegistry:
             for pool in pools:
                 group.start_soon(pool.start)
 
+    # --- closing -------------------------------------------------------------------------
+
     async def aclose(self) -> None:
-        """Stop every pool."""
+        """Stop every pool and drop everything attached to this registry."""
         pools, self._pools = list(self._pools.values()), {}
+        self.attachments.clear()
         for pool in pools:
             await pool.aclose()
+
+    def close(self) -> None:
+        """``aclose`` for synchronous code: runs it in an event loop of its own, so it
+        cannot be called where one already runs (there, ``await registry.aclose()``)."""
+        try:
+            running: str | None = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            running = None
+        if running is not None:
+            raise ConfigError(f"model registry {self.source}: cannot close it synchronously "
+                              f"while {running} runs in this thread; use `async with` or "
+                              "`await registry.aclose()`")
+        anyio.run(self.aclose)
+
+    def __enter__(self) -> ModelRegistry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     async def __aenter__(self) -> ModelRegistry:
         return self

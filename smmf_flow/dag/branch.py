@@ -47,7 +47,7 @@ class BranchOperator(Operator):
         for pair in pairs:
             if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
                 raise FlowError(f"BranchOperator: each branch must be (predicate, node), "
-                                f"got {pair!r}")
+                                f"got {pair!r}", node=options.get("name"), param="branches")
         self.branches = pairs
         self.default = default
         self.first_match = first_match

@@ -11,6 +11,7 @@ with, and it adds ``run``/``arun``/``astream``.
 from __future__ import annotations
 
 import itertools
+from contextvars import Token
 from typing import Any, Self
 
 import networkx as nx
@@ -32,7 +33,7 @@ class Graph:
         self.graph: nx.DiGraph = nx.DiGraph()
         #: bumped on every change, so cached plans and validations know they are stale
         self.version = 0
-        self._tokens: list[Any] = []
+        self._tokens: list[Token[Graph | None]] = []
         self._counter = itertools.count(1)
         self._checked: tuple[int, int] | None = None
 
@@ -85,10 +86,11 @@ class Graph:
     def node(self, name: str) -> Operator:
         """The operator called ``name``."""
         try:
-            return self.graph.nodes[name]["op"]
+            op: Operator = self.graph.nodes[name]["op"]
         except KeyError:
             raise FlowError(f"DAG '{self.name}' has no node '{name}' "
                             f"(nodes: {', '.join(self.graph.nodes)})") from None
+        return op
 
     @property
     def nodes(self) -> list[Operator]:

@@ -11,7 +11,7 @@ from typing import Any
 import anyio.to_thread
 
 from smmf_flow.dag.context import RunContext
-from smmf_flow.dag.operator import Operator
+from smmf_flow.dag.operator import Operator, overrides
 from smmf_flow.dag.ports import Signature, signature_of
 from smmf_flow.errors import FlowError
 
@@ -28,7 +28,11 @@ class MapOperator(Operator):
     def __init__(self, map_function: Callable[..., Any] | None = None, *,
                  blocking: bool = False, **options: Any) -> None:
         if map_function is not None and not callable(map_function):
-            raise FlowError(f"MapOperator needs a callable, got {map_function!r}")
+            raise FlowError(f"MapOperator needs a callable, got {map_function!r}",
+                            node=options.get("name"), param="map_function")
+        if map_function is None and not overrides(self, MapOperator, "map"):
+            raise FlowError("MapOperator needs a map_function or a map() override",
+                            node=options.get("name"), param="map_function")
         self.map_function = map_function
         self.blocking = blocking
         self._is_async = inspect.iscoroutinefunction(map_function)
@@ -45,8 +49,7 @@ class MapOperator(Operator):
 
     async def map(self, *inputs: Any) -> Any:
         """Override in a subclass instead of passing ``map_function``."""
-        raise FlowError(f"map operator '{self.name}' has neither a map_function nor a "
-                        "map() override")
+        raise NotImplementedError  # never called: __init__ refuses a map without one
 
     async def execute(self, ctx: RunContext, *inputs: Any) -> Any:
         fn = self.map_function

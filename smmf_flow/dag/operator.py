@@ -83,6 +83,9 @@ class Operator:
     def __init__(self, *, name: str | None = None, timeout: float | None = None,
                  retry: RetryPolicy | None = None, dag: Graph | None = None,
                  input_type: Any = None, output_type: Any = None) -> None:
+        if not overrides(self, Operator, "execute"):
+            raise FlowError(f"{type(self).__name__} defines no execute(); see the operator "
+                            "contract in smmf_flow.dag.operator", node=name)
         self.name: str = name or ""
         self.timeout = timeout
         self.retry = retry
@@ -148,6 +151,11 @@ class Operator:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}'>"
+
+
+def overrides(op: Operator, base: type[Operator], method: str) -> bool:
+    """Whether ``op``'s class replaces ``base``'s ``method`` with its own."""
+    return getattr(type(op), method) is not getattr(base, method)
 
 
 def _as_nodes(value: Any, beside: Operator, op: str) -> list[Operator]:

@@ -11,9 +11,9 @@ from contextlib import aclosing
 from typing import Any
 
 from smmf_flow.dag.context import RunContext
-from smmf_flow.dag.operator import Operator
+from smmf_flow.dag.operator import Operator, overrides
 from smmf_flow.dag.ports import Signature, is_stream, signature_of
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import FlowError, InputError
 
 _MISSING: Any = object()
 
@@ -81,7 +81,7 @@ class UnstreamifyOperator(Operator):
 
     def ports(self) -> Signature:
         out = signature_of(self.fn).output if self.fn else list[Any]
-        if self.fn is None and type(self).unstreamify is not UnstreamifyOperator.unstreamify:
+        if self.fn is None and overrides(self, UnstreamifyOperator, "unstreamify"):
             out = signature_of(self.unstreamify).output
         return Signature((AsyncIterator[Any],), False, out)
 
@@ -103,6 +103,9 @@ class TransformStreamOperator(Operator):
     kind = "transform_stream"
 
     def __init__(self, fn: Callable[[Any], Any] | None = None, **options: Any) -> None:
+        if fn is None and not overrides(self, TransformStreamOperator, "transform_stream"):
+            raise FlowError("TransformStreamOperator needs fn or a transform_stream() override",
+                            node=options.get("name"), param="fn")
         self.fn = fn
         super().__init__(**options)
 
@@ -119,12 +122,11 @@ class TransformStreamOperator(Operator):
         return {} if self.fn is None else {"fn": self.fn}
 
     async def transform_stream(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        if self.fn is None:
-            raise FlowError(f"stream operator '{self.name}' has neither fn nor a "
-                            "transform_stream() override")
-        is_async = inspect.iscoroutinefunction(self.fn)
+        fn = self.fn
+        assert fn is not None  # __init__ refuses a transform without fn or an override
+        is_async = inspect.iscoroutinefunction(fn)
         async for chunk in stream:
-            yield (await self.fn(chunk)) if is_async else self.fn(chunk)
+            yield (await fn(chunk)) if is_async else fn(chunk)
 
     async def execute(self, ctx: RunContext, *inputs: Any) -> AsyncIterator[Any]:
         return self.transform_stream(inputs[0])
@@ -156,8 +158,8 @@ class ReduceStreamOperator(Operator):
         async for chunk in inputs[0]:
             acc = chunk if acc is _MISSING else await _maybe_await(self.reduce_function(acc, chunk))
         if acc is _MISSING:
-            raise FlowError(f"reduce '{self.name}': the stream was empty and no initial "
-                            "value was given")
+            raise InputError("the stream was empty and no initial value was given; give "
+                             "the reduce an initial value")
         return acc
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import DAG, DuplicateNodeError, FlowError, MapOperator, NodeFailed, map_operator
+from smmf_flow import DAG, DuplicateNodeError, FlowError, MapOperator, map_operator
 
 
 def square(x: int) -> int:
@@ -77,15 +77,16 @@ def test_a_root_function_without_arguments_ignores_the_input() -> None:
 
 
 def test_a_map_needs_something_callable() -> None:
-    with pytest.raises(FlowError, match=r"MapOperator needs a callable, got 3"):
-        MapOperator(3)  # type: ignore[arg-type]
+    with pytest.raises(FlowError, match=r"^node 'm': MapOperator needs a callable, got 3$") as error:
+        MapOperator(3, name="m")  # type: ignore[arg-type]
+    assert (error.value.node, error.value.param) == ("m", "map_function")
 
 
-def test_a_map_with_neither_function_nor_override_fails_when_run() -> None:
-    with pytest.raises(NodeFailed, match=r"node 'empty' failed: FlowError: map operator "
-                                         r"'empty' has neither a map_function nor a map\(\) "
-                                         r"override"):
-        run_one(lambda: MapOperator(name="empty"), 1)
+def test_a_map_with_neither_function_nor_override_is_refused_when_made() -> None:
+    with pytest.raises(FlowError, match=r"^node 'empty': MapOperator needs a map_function or "
+                                        r"a map\(\) override$") as error:
+        MapOperator(name="empty")
+    assert (error.value.node, error.value.param) == ("empty", "map_function")
 
 
 @map_operator

@@ -136,12 +136,11 @@ def test_transform_override() -> None:
                      value="abc") == ["ab", "bc"]
 
 
-def test_transform_without_function_or_override_fails_when_run() -> None:
-    with pytest.raises(NodeFailed, match=r"node 'bare' failed: FlowError: stream operator "
-                                         r"'bare' has neither fn nor a transform_stream\(\) "
-                                         r"override"):
-        run_chain(lambda: StreamifyOperator(letters),
-                  lambda: TransformStreamOperator(name="bare"), UnstreamifyOperator, value="ab")
+def test_transform_without_function_or_override_is_refused_when_made() -> None:
+    with pytest.raises(FlowError, match=r"^node 'bare': TransformStreamOperator needs fn or a "
+                                        r"transform_stream\(\) override$") as error:
+        TransformStreamOperator(name="bare")
+    assert error.value.param == "fn"
 
 
 # --- reduce ------------------------------------------------------------------------------
@@ -167,8 +166,9 @@ def test_reduce_with_an_initial_value_and_async_function() -> None:
 def test_reduce_of_an_empty_stream() -> None:
     assert run_chain(StreamifyOperator, lambda: ReduceStreamOperator(max, initial=0),
                      value=[]) == 0
-    with pytest.raises(NodeFailed, match=r"node 'fold' failed: FlowError: reduce 'fold': the "
-                                         r"stream was empty and no initial value was given"):
+    with pytest.raises(NodeFailed, match=r"node 'fold' failed: InputError: the stream was "
+                                         r"empty and no initial value was given; give the "
+                                         r"reduce an initial value"):
         run_chain(StreamifyOperator, lambda: ReduceStreamOperator(max, name="fold"), value=[])
 
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from smmf_flow import (DAG, BranchOperator, CycleError, FlowError, JoinOperator, MapOperator,
-                       Operator)
+                       Operator, RunContext)
 
 
 class Counting(MapOperator):
@@ -60,7 +60,7 @@ def test_a_single_node_is_a_valid_flow() -> None:
 
 
 @pytest.mark.parametrize(("lonely", "message"), [
-    (["z"], r"DAG 'd': node 'z' connects to nothing; chain them with >> or remove them"),
+    (["z"], r"^node 'z': connects to nothing in DAG 'd'; chain it with >> or remove it$"),
     (["y", "z"], r"DAG 'd': nodes 'y', 'z' connect to nothing; chain them with >> or "
                  r"remove them"),
 ])
@@ -69,8 +69,9 @@ def test_a_dangling_node_is_named(lonely: list[str], message: str) -> None:
         Counting(name="a") >> Counting(name="b")
         for name in lonely:
             Counting(name=name)
-    with pytest.raises(FlowError, match=message):
+    with pytest.raises(FlowError, match=message) as error:
         dag.validate()
+    assert error.value.node == (lonely[0] if len(lonely) == 1 else None)
 
 
 @pytest.mark.parametrize("via", ["branches", "default"])
@@ -85,18 +86,22 @@ def test_a_branch_to_a_node_that_is_not_its_child(via: str) -> None:
         branch >> kept
         Counting(name="feed") >> stray
     with pytest.raises(FlowError, match=(
-            r"branch 'route' routes to 'stray' which is not downstream of it; "
-            r"add `route >> <node>` for each branch")):
+            r"^node 'route': the branch routes to 'stray', which is not downstream of it; "
+            r"add `route >> <node>` for each branch$")) as error:
         dag.validate()
+    assert error.value.node == "route"
 
 
 def test_a_nodes_own_check_runs_with_the_registry() -> None:
     seen: list[Any] = []
 
     class NeedsModel(Operator):
+        async def execute(self, ctx: RunContext, text: str) -> str:
+            return text
+
         def check(self, registry: Any) -> None:
             seen.append(registry)
-            raise FlowError(f"node '{self.name}': no model 'm' in the registry")
+            raise FlowError("no model 'm' in the registry", node=self.name)
 
     with DAG("d") as dag:
         NeedsModel(name="llm")

@@ -13,15 +13,15 @@ from smmf_flow.dag import (BranchOperator, FileAccess, InputOperator, InputSourc
                            TransformStreamOperator, UnstreamifyOperator, map_operator,
                            signature_of)
 from smmf_flow.errors import (ConfigError, CycleError, DuplicateNodeError, EdgeTypeError,
-                              FlowError, ForeignNodeError, ModelError, ModelNotFound,
-                              NodeFailed, NodeTimeout, RunError, SmmfError)
+                              FlowError, ForeignNodeError, InputError, ModelError,
+                              ModelNotFound, NodeFailed, NodeTimeout, RunError, SmmfError)
 from smmf_flow.runner import DAG, RunHook
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DAG", "BranchOperator", "ConfigError", "CycleError", "DuplicateNodeError", "EdgeTypeError",
-    "FileAccess", "FlowError", "ForeignNodeError", "InputOperator", "InputSource",
+    "FileAccess", "FlowError", "ForeignNodeError", "InputError", "InputOperator", "InputSource",
     "JoinOperator", "MapOperator", "ModelError", "ModelNotFound", "NodeFailed", "NodeRecord",
     "NodeState", "NodeTimeout", "Operator", "ReduceStreamOperator", "RetryPolicy",
     "RunContext", "RunError", "RunHook", "Signature", "SmmfError", "StreamifyOperator",

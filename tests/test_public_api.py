@@ -1,0 +1,30 @@
+"""``smmf_flow`` exports what a flow and a custom operator need, and nothing it lists is
+missing; the example programs and the operator library build on it."""
+
+from __future__ import annotations
+
+import smmf_flow
+
+CUSTOM_OPERATOR_NEEDS = {
+    "DAG", "Operator", "RunContext", "Signature", "signature_of", "RetryPolicy", "FileAccess",
+    "Trace", "NodeRecord", "NodeState", "RunHook", "FlowError", "InputError", "NodeFailed",
+    "InputOperator", "InputSource", "MapOperator", "map_operator", "BranchOperator",
+    "JoinOperator", "StreamifyOperator", "UnstreamifyOperator", "TransformStreamOperator",
+    "ReduceStreamOperator",
+}
+
+
+def test_all_names_what_a_custom_operator_needs() -> None:
+    assert CUSTOM_OPERATOR_NEEDS <= set(smmf_flow.__all__)
+
+
+def test_every_exported_name_exists() -> None:
+    missing = [name for name in smmf_flow.__all__ if not hasattr(smmf_flow, name)]
+    assert missing == []
+
+
+def test_the_runnable_dag_is_the_runner_layers_graph() -> None:
+    from smmf_flow.dag import Graph
+    from smmf_flow.runner.dag import DAG
+
+    assert smmf_flow.DAG is DAG and issubclass(DAG, Graph)

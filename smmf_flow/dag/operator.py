@@ -32,8 +32,10 @@ defining ``execute``; its type hints are its ports (Hamilton's idea)::
 * **Checks.** ``check(registry)`` runs while the flow is validated, before
   anything runs, so a node can refuse the flow (an unknown model) early;
   ``params()`` returns the constructor arguments that rebuild the node.
-* **Errors** come from ``smmf_flow.errors``: ``FlowError`` for a flow that
-  cannot run; any exception ``execute`` raises fails the run as ``NodeFailed``.
+* **Errors** come from ``smmf_flow.errors``: ``FlowError(message, node=...,
+  param=...)`` for a node that cannot be made or checked (the place goes in the
+  fields, never in the text), ``InputError`` for an input ``execute`` refuses;
+  whatever ``execute`` raises fails the run as ``NodeFailed`` naming the node.
 
 One way to do each thing: ``a >> b`` adds the edge a→b, checks at once that
 ``a``'s output can feed ``b``'s next input, and returns ``b`` (``a >> [b, c]``,

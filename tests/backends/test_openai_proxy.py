@@ -247,3 +247,23 @@ def test_continue_final_message_makes_continuation_exact() -> None:
     assert body["messages"][-1] == {"role": "assistant", "content": "The sea"}
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
     assert "continue_final_message" not in flagged._body(QUESTION)
+
+
+def test_a_registry_serves_synchronous_runs_each_in_an_event_loop_of_its_own(
+        llama_server: str) -> None:
+    """A connection kept alive from a loop that has ended cannot carry the next loop's
+    request: each loop gets its own client, and no call fails for it."""
+    import anyio
+
+    from smmf_flow.models import ModelRegistry
+
+    entry = {"name": "remote", "provider": "proxy/openai", "api_base": llama_server,
+             "api_key": "unused", "remote_model": "smollm2", "timeout_s": 120}
+    with ModelRegistry.from_dict({"models": {"llms": [entry]}}) as models:
+        pool = models.pool("remote")
+        for _ in range(3):
+            result = anyio.run(pool.chat, QUESTION.model_copy(update={"max_tokens": 4}))
+            assert result.text.strip() and result.instance == "remote#0"
+        (instance,) = pool.instances
+        assert (instance.done, instance.failed) == (3, 0)
+    assert pool.status == "closed"

@@ -35,6 +35,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from anyio.lowlevel import current_token
+
 from smmf_flow.errors import (
     BackendConnectionError,
     BackendError,
@@ -150,6 +152,7 @@ class OpenAIProxyBackend(Backend):
     def __init__(self, config: ModelConfig, instance_id: str) -> None:
         super().__init__(config, instance_id)
         self._client: Any = None
+        self._client_loop: object = None  # the event loop the client's connections live in
         self._openai: Any = None
         self._httpx: Any = None
 
@@ -168,19 +171,35 @@ class OpenAIProxyBackend(Backend):
             raise ModelLoadError(f"model '{cfg.name}' (proxy/openai) has no `api_base`; set it "
                                  "to the server's URL, e.g. https://api.openai.com/v1",
                                  model=cfg.name)
-        self._openai = openai = require("openai", "openai", cfg.name)
+        self._openai = require("openai", "openai", cfg.name)
         self._httpx = require("httpx", "openai", cfg.name)
+        self._connect()
+
+    def _connect(self) -> Any:
+        """A client whose connections belong to the running event loop. Its HTTP client
+        is the SDK's plain one: the SDK's default would, when dropped with its loop
+        ended, try to close its connections on the next loop and fail there."""
+        cfg = self.config
         key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        self._client = openai.AsyncOpenAI(base_url=cfg.api_base, api_key=key,
-                                          timeout=cfg.timeout_s, max_retries=0)
+        self._client = self._openai.AsyncOpenAI(
+            base_url=cfg.api_base, api_key=key, timeout=cfg.timeout_s, max_retries=0,
+            http_client=self._openai.DefaultAsyncHttpxClient())
+        self._client_loop = current_token().native_token
+        return self._client
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+        if client is not None and self._client_loop is current_token().native_token:
+            await client.close()  # a client of an ended loop has nothing left to close
 
     def _ready(self) -> Any:
-        return loaded(self, self._client)
+        """The client, made afresh when this is another event loop than the one it was
+        made in (each synchronous ``dag.run`` has a loop of its own, and a connection
+        kept alive from an ended loop cannot be used in the next)."""
+        client = loaded(self, self._client)
+        if self._client_loop is not current_token().native_token:
+            client = self._connect()
+        return client
 
     def _error(self, exc: Exception) -> BackendError:
         return map_error(exc, self.config.name, self.instance_id, str(self.config.api_base))

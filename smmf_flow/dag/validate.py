@@ -28,8 +28,8 @@ def validate_graph(dag: Graph) -> None:
     if graph.number_of_nodes() > 1:
         lonely = [n for n in graph.nodes if graph.degree(n) == 0]
         if len(lonely) == 1:
-            raise FlowError(f"connects to nothing in DAG '{dag.name}'; chain it with >> or "
-                            "remove it", node=lonely[0])
+            raise FlowError("connects to nothing; chain it with >> or remove it",
+                            node=lonely[0])
         if lonely:
             raise FlowError(f"DAG '{dag.name}': nodes {', '.join(repr(n) for n in lonely)} "
                             "connect to nothing; chain them with >> or remove them")

@@ -60,7 +60,7 @@ def test_a_single_node_is_a_valid_flow() -> None:
 
 
 @pytest.mark.parametrize(("lonely", "message"), [
-    (["z"], r"^node 'z': connects to nothing in DAG 'd'; chain it with >> or remove it$"),
+    (["z"], r"^node 'z': connects to nothing; chain it with >> or remove it$"),
     (["y", "z"], r"DAG 'd': nodes 'y', 'z' connect to nothing; chain them with >> or "
                  r"remove them"),
 ])

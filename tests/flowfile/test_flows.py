@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from smmf_flow import Trace
 from smmf_flow.flowfile.flow import Flow, load_flow, loads_flow
-from smmf_flow.runner.trace import Trace
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
 pytestmark = pytest.mark.anyio

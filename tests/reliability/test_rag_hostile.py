@@ -18,12 +18,11 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from smmf_flow import DAG
+from smmf_flow import DAG, FileAccess
 from smmf_flow.errors import InputError, NodeFailed
 from smmf_flow.flowfile.flow import Flow, loads_flow
 from smmf_flow.operators import IndexerOperator
 from smmf_flow.operators.vectorstore.chroma import ChromaStore
-from smmf_flow.runner.files import FileAccess
 from smmf_flow.server import FlowCatalog, create_app
 
 pytestmark = pytest.mark.anyio

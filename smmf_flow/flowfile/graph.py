@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smmf_flow.runner.dag import DAG
 from smmf_flow.dag.operator import Operator
+from smmf_flow.runner.dag import DAG
 
 _DETAIL_KEYS = ("model", "models", "expr", "template", "function")
 

@@ -30,10 +30,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smmf_flow.dag.files import FileAccess
 from smmf_flow.errors import FlowError, SmmfError
 from smmf_flow.flowfile.flow import Flow, load_flow
 from smmf_flow.models.types import ChatChunk, Usage
-from smmf_flow.dag.files import FileAccess
 from smmf_flow.server.errors import ApiError
 
 if TYPE_CHECKING:

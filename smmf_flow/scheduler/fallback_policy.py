@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from smmf_flow.dag import RetryPolicy
 from smmf_flow.errors import (BackendConnectionError, BackendError, BackendTimeout,
                               ContextWindowExceeded, FlowError, InvalidOutput, ModelLoadError,
                               NodeTimeout, RateLimited, WorkerUnavailable)
 from smmf_flow.models.config import ErrorKind
-from smmf_flow.runner.retry import RetryPolicy
 
 ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
 DEFAULT_ON: tuple[str, ...] = ERROR_KINDS[:-1]

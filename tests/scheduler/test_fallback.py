@@ -8,11 +8,11 @@ from typing import Any
 import anyio
 import pytest
 
+from smmf_flow.dag import RetryPolicy
 from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWindowExceeded,
                               PoolBusy, RateLimited, WorkerUnavailable)
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
-from smmf_flow.runner.retry import RetryPolicy
 from smmf_flow.scheduler import ChatWorker, FallbackPolicy, FallbackWorker, scheduler_for
 
 pytestmark = pytest.mark.anyio

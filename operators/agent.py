@@ -40,23 +40,30 @@ Every step, whatever its kind, is an ``agent_step`` event in the node's trace.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from smmf_flow.dag.ports import Signature
-from smmf_flow.errors import FlowError, InvalidOutput, RunError
+from pydantic import Field, WithJsonSchema, field_validator
+
+from smmf_flow.dag import RunContext
+from smmf_flow.errors import InvalidOutput, RunError, ToolFailed, located
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
-from smmf_flow.operators.inputs import text
-from smmf_flow.operators.replies import StructuredChatOperator, final_schema, step_schema
-from smmf_flow.operators.tools import Tool, ToolFailed, result_text, tool_ref, toolset
+from smmf_flow.operators.input_keys import KEYED, text
+from smmf_flow.operators.params import custom
+from smmf_flow.operators.reply_schemas import (StructuredChatOperator, StructuredParams,
+                                               final_schema, step_schema)
+from smmf_flow.operators.tools import Tool, result_text, tool_ref, toolset
 
 StepKind = Literal["tool", "final", "invalid"]
 ToolChoice = Literal["auto", "required"]
 #: what a step's schema lets the model write: a tool call or a final answer, a
 #: tool call only, or a final answer only
 Allowed = Literal["any", "tool", "final"]
-TASK_KEYS = ("task", "question", "input")
+#: a tool: a ``Tool`` or a typed function in Python, ``module:name`` in a flow file
+ToolRef = Annotated[Any, WithJsonSchema({
+    "type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    "description": "module:name of a @tool in a plugin module"})]
 
 SYSTEM = """You solve the user's task step by step with tools.
 
@@ -132,6 +139,30 @@ def describe_tools(tools: Mapping[str, Tool]) -> str:
     return "\n".join(lines)
 
 
+class AgentParams(StructuredParams):
+    """``agent``: the model, the ``tools``, ``max_steps``, the limits on a tool call
+    (``tool_timeout``) and on text (``final_chars``, ``result_chars``), the
+    ``system`` prompt (with ``{tools}``), ``tool_choice`` and ``input_key``."""
+
+    max_tokens: int | None = Field(default=160, ge=1)
+    tools: list[ToolRef] = Field(min_length=1)
+    max_steps: int = Field(default=6, ge=1)
+    tool_timeout: float = Field(default=30.0, gt=0)
+    final_chars: int = Field(default=400, ge=1)
+    result_chars: int = Field(default=1500, ge=1)
+    system: str = SYSTEM
+    tool_choice: ToolChoice = "auto"
+    input_key: str | None = None
+
+    @field_validator("system")
+    @classmethod
+    def _has_tools(cls, system: str) -> str:
+        if "{tools}" not in system:
+            raise custom("system", "the system prompt must contain {tools}, where the tool "
+                         "list goes")
+        return system
+
+
 class AgentOperator(StructuredChatOperator):
     """Solve the input task with ``tools`` on ``model`` (a model or group name).
 
@@ -139,64 +170,44 @@ class AgentOperator(StructuredChatOperator):
     (seconds); ``final_chars`` caps the final answer; ``tool_choice="required"``
     makes the model call a tool before it may answer; ``system`` replaces the
     system prompt (``{tools}`` is replaced by the tool list); other keyword
-    arguments are generation parameters (``max_tokens``, ``temperature``, ...).
-    Input: the task as a string, or a mapping with ``task`` (or
-    ``question``/``input``).
+    arguments are sampling parameters (``max_tokens``, ``temperature``, ...).
+    Input: the task as a string; with ``input_key`` a mapping holding it there.
     """
 
     kind = "agent"
-    default_max_tokens = 160
+    params_model = AgentParams
+    config: AgentParams
 
-    def __init__(self, model: str | None = None, *,
-                 tools: Iterable[Tool | Callable[..., Any]] = (), max_steps: int = 6,
-                 tool_timeout: float = 30.0, final_chars: int = 400,
-                 result_chars: int = 1500, system: str = SYSTEM,
-                 tool_choice: ToolChoice = "auto", name: str | None = None,
-                 **params: Any) -> None:
-        owner = f"agent '{name or ''}'"
-        if not isinstance(max_steps, int) or max_steps < 1:
-            raise FlowError(f"{owner}: max_steps must be a positive whole number, got "
-                            f"{max_steps!r}")
-        if tool_timeout <= 0:
-            raise FlowError(f"{owner}: tool_timeout must be more than 0 seconds")
-        if tool_choice not in ("auto", "required"):
-            raise FlowError(f"{owner}: tool_choice must be 'auto' or 'required', not "
-                            f"{tool_choice!r}")
-        if "{tools}" not in system:
-            raise FlowError(f"{owner}: the system prompt must contain {{tools}}, where the "
-                            "tool list goes")
-        self.tools = toolset(tools, owner)
-        self.max_steps, self.tool_timeout = max_steps, tool_timeout
-        self.final_chars, self.result_chars, self.system = final_chars, result_chars, system
-        self.tool_choice = tool_choice
-        self.schema = step_schema(self.tools, final_chars)
-        self.tool_schema = step_schema(self.tools, final_chars, final=False)
-        self.final_schema = final_schema(final_chars)
+    def __init__(self, model: str | None = None, **params: Any) -> None:
+        if params.get("input_key"):
+            params.setdefault("input_type", KEYED)
+        super().__init__(model, **params)
+        config = self.config
+        with located(node=params.get("name"), param="tools"):
+            self.tools = toolset(config.tools)
+        self.max_steps, self.tool_timeout = config.max_steps, config.tool_timeout
+        self.final_chars, self.result_chars = config.final_chars, config.result_chars
+        self.system, self.tool_choice = config.system, config.tool_choice
+        self.input_key = config.input_key
+        self.schema = step_schema(self.tools, self.final_chars)
+        self.tool_schema = step_schema(self.tools, self.final_chars, final=False)
+        self.final_schema = final_schema(self.final_chars)
         self._formats: dict[Allowed, ResponseFormat] = {
             "any": ResponseFormat.from_schema(self.schema, name="agent_step"),
             "tool": ResponseFormat.from_schema(self.tool_schema, name="agent_tool_call"),
             "final": ResponseFormat.from_schema(self.final_schema, name="agent_final")}
-        self._system_text = system.replace("{tools}", describe_tools(self.tools))
-        super().__init__(model, name=name, **params)
-
-    def ports(self) -> Signature:
-        return Signature((str | Mapping[str, Any],), False, AgentResult)
+        self._system_text = self.system.replace("{tools}", describe_tools(self.tools))
 
     def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            **super().params(),
-            "tools": [tool_ref(t, f"agent '{self.name}'") for t in self.tools.values()],
-            "max_steps": self.max_steps, "tool_timeout": self.tool_timeout}
-        defaults = {"final_chars": 400, "result_chars": 1500, "system": SYSTEM,
-                    "tool_choice": "auto"}
-        out.update({k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v})
-        return out
+        out = self.config.model_dump(exclude_defaults=True, by_alias=True, exclude={"tools"})
+        with located(node=self.name, param="tools"):
+            return {**out, "tools": [tool_ref(t) for t in self.tools.values()]}
 
-    async def execute(self, ctx: Any, *inputs: Any) -> AgentResult:
-        task = text(inputs[0], TASK_KEYS, f"agent '{self.name}'", "task")
+    async def execute(self, ctx: RunContext, task: str) -> AgentResult:
+        asked = text(task, self.input_key, "task")
         worker, note = self.worker(ctx), self.noter(ctx)
         messages = [ChatMessage(role="system", content=self._system_text),
-                    ChatMessage(role="user", content=task)]
+                    ChatMessage(role="user", content=asked)]
         steps: list[AgentStep] = []
         calls: dict[str, AgentStep] = {}  # the first run of each distinct tool call
         answer_now = False                # a call was repeated: only a final answer next
@@ -280,7 +291,7 @@ class AgentOperator(StructuredChatOperator):
         raise InvalidOutput(f"{text[:80]!r} is neither {{\"tool\", \"arguments\"}} nor "
                             "{\"final\"}", model=self.model)
 
-    async def _call(self, n: int, reply: dict[str, Any], ctx: Any, model: str,
+    async def _call(self, n: int, reply: dict[str, Any], ctx: RunContext, model: str,
                     allowed: Allowed) -> AgentStep:
         name, arguments = reply["tool"], reply["arguments"]
         try:
@@ -307,4 +318,4 @@ def _nudged(messages: list[ChatMessage]) -> list[ChatMessage]:
     return [*messages[:-1], ChatMessage(role=last.role, content=last.content + FINAL_NUDGE)]
 
 
-__all__ = ["AgentOperator", "AgentResult", "AgentStep", "describe_tools"]
+__all__ = ["AgentOperator", "AgentParams", "AgentResult", "AgentStep", "describe_tools"]

@@ -13,7 +13,7 @@ only when the node asks for them (``passages=True``): a served flow returns its
 output as JSON, and what the retriever found is the flow author's to publish,
 not every caller's to read.
 
-The reply's shape is ``replies.answer_schema``.
+The reply's shape is ``reply_schemas.answer_schema``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from jinja2 import meta
+from pydantic import Field
 
-from smmf_flow.dag.ports import Signature
-from smmf_flow.errors import FlowError, InvalidOutput, TemplateError
+from smmf_flow.dag import RunContext
+from smmf_flow.errors import InputError, InvalidOutput, RunError, TemplateError, located
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
-from smmf_flow.operators.replies import StructuredChatOperator, answer_schema
+from smmf_flow.operators.params import Flag
+from smmf_flow.operators.reply_schemas import (StructuredChatOperator, StructuredParams,
+                                               answer_schema)
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
 from smmf_flow.sandbox import make_sandbox
@@ -36,6 +40,8 @@ SYSTEM = ("You answer questions using only the numbered passages you are given. 
 TEMPLATE = ("Passages:\n{% for p in passages %}[{{ p.n }}] ({{ p.source }}) {{ p.text }}\n"
             "{% endfor %}\nQuestion: {{ question }}")
 NO_CONTEXT = "The indexed documents have no passage about this question."
+#: the variables an answer template may use
+VARIABLES = frozenset({"question", "passages"})
 
 _ENV = make_sandbox()
 
@@ -58,46 +64,41 @@ def cited_sources(citations: list[str], hits: list[Hit]) -> list[str]:
     return list(dict.fromkeys(by_id[c] for c in citations if c in by_id))
 
 
+class AnswerParams(StructuredParams):
+    """``answer``: the model, the prompt (``template``, ``system``), the longest
+    answer (``max_chars``), the answer when nothing was retrieved
+    (``no_context``), and whether the passages go into the output (``passages``)."""
+
+    max_tokens: int | None = Field(default=200, ge=1)
+    template: str = TEMPLATE
+    system: str | None = SYSTEM
+    max_chars: int = Field(default=400, ge=1)
+    no_context: str = NO_CONTEXT
+    passages: Flag = False
+
+
 class AnswerOperator(StructuredChatOperator):
     """Answer a ``Retrieval`` with ``model`` (a model or group name), citing chunks.
 
     ``template`` renders the user message from ``question`` and ``passages``
     (each with ``n``, ``id``, ``text``, ``source``, ``score``); ``system`` is the
     system message; ``max_chars`` caps the answer; other keyword arguments are
-    generation parameters (``max_tokens``, ``temperature``, ...). With no
+    sampling parameters (``max_tokens``, ``temperature``, ...). With no
     passages the model is not called and the answer is ``no_context``.
     ``passages=True`` puts the passages shown into the answer (see the module doc).
     """
 
     kind = "answer"
-    default_max_tokens = 200
+    params_model = AnswerParams
+    config: AnswerParams
 
-    def __init__(self, model: str | None = None, *, template: str = TEMPLATE,
-                 system: str | None = SYSTEM, max_chars: int = 400,
-                 no_context: str = NO_CONTEXT, passages: bool = False,
-                 name: str | None = None, **params: Any) -> None:
-        owner = f"answer '{name or ''}'"
-        if not isinstance(max_chars, int) or max_chars < 1:
-            raise FlowError(f"{owner}: max_chars must be a positive whole number")
-        if not isinstance(passages, bool):
-            raise FlowError(f"{owner}: passages must be true or false, got {passages!r}")
-        self.template, self.system, self.passages = template, system, passages
-        self.max_chars, self.no_context = max_chars, no_context
-        try:
-            self._template = _ENV.from_string(template)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{owner}: template syntax error on line {exc.lineno}: "
-                                f"{exc.message}") from None
-        super().__init__(model, name=name, **params)
-
-    def ports(self) -> Signature:
-        return Signature((Retrieval,), False, Answer)
-
-    def params(self) -> dict[str, Any]:
-        defaults = {"template": TEMPLATE, "system": SYSTEM, "max_chars": 400,
-                    "no_context": NO_CONTEXT, "passages": False}
-        return {**super().params(), **{k: getattr(self, k) for k, v in defaults.items()
-                                       if getattr(self, k) != v}}
+    def __init__(self, model: str | None = None, **params: Any) -> None:
+        super().__init__(model, **params)
+        self.template, self.system = self.config.template, self.config.system
+        self.max_chars, self.no_context = self.config.max_chars, self.config.no_context
+        self.passages = self.config.passages
+        with located(node=params.get("name"), param="template"):
+            self._template = _compile(self.template)
 
     def request(self, retrieval: Retrieval) -> ChatRequest:
         """The chat request that asks for a cited answer to ``retrieval``."""
@@ -106,19 +107,18 @@ class AnswerOperator(StructuredChatOperator):
         try:
             user = self._template.render(question=retrieval.question, passages=passages)
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"answer '{self.name}': template variable missing: "
-                                f"{exc.message} (variables: question, passages)") from None
+            raise RunError(f"answer template: {exc.message} (variables: question, passages; "
+                           "each passage has n, id, text, source, score)") from None
         messages = [ChatMessage(role="system", content=self.system)] if self.system else []
         messages.append(ChatMessage(role="user", content=user))
         schema = answer_schema(len(passages), self.max_chars)
         return ChatRequest(messages=messages, **self.generation,
                            response_format=ResponseFormat.from_schema(schema, name="answer"))
 
-    async def execute(self, ctx: Any, *inputs: Any) -> Answer:
-        retrieval = inputs[0]
+    async def execute(self, ctx: RunContext, retrieval: Retrieval) -> Answer:
         if not isinstance(retrieval, Retrieval):
-            raise FlowError(f"answer '{self.name}': expected the output of a retriever, got "
-                            f"{type(retrieval).__name__}")
+            raise InputError(f"expected the output of a retriever, got "
+                             f"{type(retrieval).__name__}")
         note = self.noter(ctx)
         if not retrieval.hits:
             note("no_context", question=retrieval.question)
@@ -130,6 +130,19 @@ class AnswerOperator(StructuredChatOperator):
         shown = list(retrieval.hits) if self.passages else []
         return Answer(reply["answer"].strip(), cited, cited_sources(cited, retrieval.hits),
                       shown, result.model)
+
+
+def _compile(template: str) -> jinja2.Template:
+    """The answer template compiled; it may use only ``question`` and ``passages``."""
+    try:
+        unknown = sorted(meta.find_undeclared_variables(_ENV.parse(template)) - VARIABLES)
+        if unknown:
+            raise TemplateError(f"the template uses {', '.join(map(repr, unknown))}; its "
+                                f"variables are {', '.join(sorted(VARIABLES))}")
+        return _ENV.from_string(template)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error on line {exc.lineno}: "
+                            f"{exc.message}") from None
 
 
 def parse_reply(text: str, passages: int, model: str | None) -> dict[str, Any]:

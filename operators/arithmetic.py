@@ -7,7 +7,7 @@ would stop the whole process, and a tool timeout cannot help (the tool's worker
 thread is abandoned, not stopped). So the expression's length and nesting are
 capped, an exponent's size too, and a power or product whose result would have
 more than ``MAX_DIGITS`` digits is refused from an estimate of its size; results
-must be finite real numbers. Each refusal is a ``FlowError`` that says which
+must be finite real numbers. Each refusal is an ``InputError`` that says which
 bound, so the model that wrote the expression can try a smaller one.
 """
 
@@ -19,7 +19,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import InputError
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -40,27 +40,27 @@ _MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
 
 
 def evaluate(expression: str) -> float | int:
-    """The value of an arithmetic ``expression``; ``FlowError`` saying what is not
+    """The value of an arithmetic ``expression``; ``InputError`` saying what is not
     allowed, or which bound the expression would pass."""
     if len(expression) > MAX_EXPRESSION_CHARS:
-        raise FlowError(f"the expression is {len(expression)} characters long; the "
-                        f"calculator takes at most {MAX_EXPRESSION_CHARS}: split it into steps")
+        raise InputError(f"the expression is {len(expression)} characters long; the "
+                         f"calculator takes at most {MAX_EXPRESSION_CHARS}: split it into steps")
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
-        raise FlowError(f"not an arithmetic expression ({exc.msg}): {expression!r}") from None
+        raise InputError(f"not an arithmetic expression ({exc.msg}): {expression!r}") from None
     try:
         return _eval(tree.body, 1)
     except OverflowError:
-        raise FlowError(f"{expression!r} is too large to compute") from None
+        raise InputError(f"{expression!r} is too large to compute") from None
     except (ValueError, TypeError) as exc:  # sqrt(-1), min() ...
-        raise FlowError(f"{expression!r} cannot be computed: {exc}") from None
+        raise InputError(f"{expression!r} cannot be computed: {exc}") from None
 
 
 def _eval(node: ast.AST, depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise FlowError(f"the expression nests deeper than {MAX_DEPTH} levels; split it "
-                        "into steps")
+        raise InputError(f"the expression nests deeper than {MAX_DEPTH} levels; split it "
+                         "into steps")
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
             and not isinstance(node.value, bool):
         return _checked(node, node.value)
@@ -76,12 +76,12 @@ def _eval(node: ast.AST, depth: int) -> Any:
             and node.func.id in _FUNCTIONS and not node.keywords):
         args = [_eval(a, depth + 1) for a in node.args]
         if node.func.id == "round" and len(args) > 1 and abs(args[1]) > MAX_DIGITS:
-            raise FlowError(f"round to {args[1]} digits is out of range (at most "
-                            f"{MAX_DIGITS} either way)")
+            raise InputError(f"round to {args[1]} digits is out of range (at most "
+                             f"{MAX_DIGITS} either way)")
         return _checked(node, _FUNCTIONS[node.func.id](*args))
     allowed = ", ".join(sorted(_FUNCTIONS))
-    raise FlowError(f"'{ast.unparse(node)}' is not allowed: use numbers, + - * / // % **, "
-                    f"parentheses, pi, e and {allowed}")
+    raise InputError(f"'{ast.unparse(node)}' is not allowed: use numbers, + - * / // % **, "
+                     f"parentheses, pi, e and {allowed}")
 
 
 def _check_size_before(node: ast.BinOp, left: Any, right: Any) -> None:
@@ -89,7 +89,7 @@ def _check_size_before(node: ast.BinOp, left: Any, right: Any) -> None:
     computed (the estimate is its size in bits)."""
     if isinstance(node.op, ast.Pow):
         if abs(right) > MAX_EXPONENT:
-            raise FlowError(f"exponent {_short(right)} is too large (at most {MAX_EXPONENT})")
+            raise InputError(f"exponent {_short(right)} is too large (at most {MAX_EXPONENT})")
         bits = right * math.log2(abs(left)) if isinstance(left, int) and \
             isinstance(right, int) and right > 0 and abs(left) > 1 else 0.0
     elif isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, int):
@@ -97,19 +97,19 @@ def _check_size_before(node: ast.BinOp, left: Any, right: Any) -> None:
     else:
         return
     if bits > _MAX_BITS:
-        raise FlowError(f"'{_short(ast.unparse(node))}' would have about "
-                        f"{math.ceil(bits * math.log10(2)):,} digits; the calculator works "
-                        f"with at most {MAX_DIGITS:,}")
+        raise InputError(f"'{_short(ast.unparse(node))}' would have about "
+                         f"{math.ceil(bits * math.log10(2)):,} digits; the calculator works "
+                         f"with at most {MAX_DIGITS:,}")
 
 
 def _checked(node: ast.AST, value: Any) -> Any:
     """``value`` if it is a real number within the bounds."""
     if isinstance(value, complex):
-        raise FlowError(f"'{_short(ast.unparse(node))}' is not a real number")
+        raise InputError(f"'{_short(ast.unparse(node))}' is not a real number")
     if isinstance(value, float) and not math.isfinite(value):
-        raise FlowError(f"'{_short(ast.unparse(node))}' is too large to compute")
+        raise InputError(f"'{_short(ast.unparse(node))}' is too large to compute")
     if isinstance(value, int) and value.bit_length() > _MAX_BITS:
-        raise FlowError(f"'{_short(ast.unparse(node))}' has more than {MAX_DIGITS:,} digits")
+        raise InputError(f"'{_short(ast.unparse(node))}' has more than {MAX_DIGITS:,} digits")
     return value
 
 

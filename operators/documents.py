@@ -16,7 +16,7 @@ The store keeps a digest of the key (``source_key``), never the path itself, so
 no answer shows where the files live.
 
 Paths that arrive in a run's input are checked by the run's ``FileAccess``
-(``runner/files.py``) before anything is opened: under a root (an HTTP run) a
+(``smmf_flow/dag/files.py``) before anything is opened: under a root (an HTTP run) a
 path must stay inside it, and a folder's files are checked one by one, so a
 link inside the folder that leads out refuses the whole run (``InputError``)
 rather than being skipped: an index silently missing files is worse than a
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from smmf_flow.errors import InputError
-from smmf_flow.runner.files import FileAccess
+from smmf_flow.dag import FileAccess
 
 #: file endings read when a folder is indexed without an explicit pattern
 TEXT_SUFFIXES = (".md", ".txt", ".rst")
@@ -169,11 +169,11 @@ def _display(path: Path, real: Path, base: Path) -> str:
     return path.name
 
 
-def as_documents(value: Any, owner: str, pattern: str | None = None,
+def as_documents(value: Any, pattern: str | None = None,
                  files: FileAccess | None = None) -> list[Document]:
     """A node input as documents: a ``Document``, a list of them, or a path (or
     list of paths) to load with ``pattern``, as ``files`` allows. Anything else is
-    an error naming the node."""
+    an ``InputError``."""
     if isinstance(value, Document):
         return [value]
     if isinstance(value, (str, Path)):
@@ -184,8 +184,8 @@ def as_documents(value: Any, owner: str, pattern: str | None = None,
             return items
         if items and all(isinstance(v, (str, Path)) for v in items):
             return load_documents(items, pattern=pattern, files=files)
-    raise InputError(f"{owner}: expected documents (a Document, a list of them, or file/folder "
-                    f"paths), got {type(value).__name__}")
+    raise InputError(f"expected documents (a Document, a list of them, or file/folder paths), "
+                     f"got {type(value).__name__}")
 
 
 __all__ = ["MAX_FILE_BYTES", "Chunk", "Document", "TEXT_SUFFIXES", "as_documents", "chunk_id",

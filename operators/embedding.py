@@ -5,38 +5,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from smmf_flow.dag.ports import Signature
-from smmf_flow.errors import FlowError
-from smmf_flow.operators.base import ModelOperator
-from smmf_flow.scheduler.resolve import Purpose
+from smmf_flow.dag import RunContext
+from smmf_flow.errors import InputError
+from smmf_flow.operators.base import EmbeddingModelOperator
+from smmf_flow.operators.params import OperatorParams, configure
 
 
-class EmbeddingOperator(ModelOperator):
+class EmbeddingParams(OperatorParams):
+    """``embedding``: the model (none: the registry's ``default_embedding``)."""
+
+    model: str | None = None
+
+
+class EmbeddingOperator(EmbeddingModelOperator):
     """Embed text with ``model`` (default: the registry's ``default_embedding``)."""
 
     kind = "embedding"
+    params_model = EmbeddingParams
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
-        self.model = model
+        self.config, options = configure(EmbeddingParams, self.kind, {"model": model, **options})
+        self.model = self.config.model
         super().__init__(**options)
 
-    def ports(self) -> Signature:
-        return Signature((str | list[str],), False, list[float] | list[list[float]])
+    async def execute(self, ctx: RunContext, text: str | list[str]
+                      ) -> list[float] | list[list[float]]:
+        if isinstance(text, str):
+            vectors: list[list[float]] = await self.worker(ctx).embed([text])
+            return vectors[0]
+        if isinstance(text, list) and all(isinstance(v, str) for v in text):
+            embedded: list[list[float]] = await self.worker(ctx).embed(text)
+            return embedded
+        raise InputError(f"expected a string or a list of strings, got {type(text).__name__}")
 
-    def params(self) -> dict[str, Any]:
-        return {"model": self.model} if self.model else {}
 
-    def model_refs(self) -> list[tuple[str | None, Purpose]]:
-        return [(self.model, "embedding")]
-
-    def build_worker(self, scheduler: Any) -> Any:
-        return scheduler.embedding_worker(self.model)
-
-    async def execute(self, ctx: Any, *inputs: Any) -> list[float] | list[list[float]]:
-        value = inputs[0]
-        if isinstance(value, str):
-            return (await self.worker(ctx).embed([value]))[0]
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return await self.worker(ctx).embed(value)
-        raise FlowError(f"embedding '{self.name}': expected a string or a list of strings, "
-                        f"got {type(value).__name__}")
+__all__ = ["EmbeddingOperator", "EmbeddingParams"]

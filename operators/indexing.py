@@ -24,24 +24,24 @@ its write phase the store holds exactly this run's chunks of each document.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from smmf_flow.dag.ports import Signature
-from smmf_flow.errors import FlowError
-from smmf_flow.operators.documents import Chunk, Document, as_documents
-from smmf_flow.operators.inputs import pick
-from smmf_flow.operators.rag_node import StoreOperator, embedding_fingerprint
-from smmf_flow.operators.splitter import Unit, split_chars, split_tokens
-from smmf_flow.operators.vectorstore import VectorStore
-from smmf_flow.runner.files import FileAccess
+from pydantic import Field
 
-#: keys under which a mapping input (a flow file's inputs) may name the documents
-PATH_KEYS = ("path", "paths", "documents", "input")
+from smmf_flow.dag import FileAccess, RunContext
+from smmf_flow.operators.documents import Chunk, Document, as_documents
+from smmf_flow.operators.input_keys import pick
+from smmf_flow.operators.splitter import ChunkingParams, split_chars, split_tokens
+from smmf_flow.operators.store_operator import StoreOperator, StoreParams, embedding_fingerprint
+from smmf_flow.operators.vectorstore import VectorStore
+
+#: what the indexer reads: paths, documents, or chunks an upstream splitter cut
+Documents = str | list[str] | Document | list[Document] | list[Chunk]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,53 +57,43 @@ class IndexReport:
     seconds: float
 
 
+class IndexerParams(StoreParams, ChunkingParams):
+    """``indexer``: the store and model, chunking (as the splitter), the files a
+    folder contributes (``pattern``) and the texts per embedding call
+    (``embed_batch``)."""
+
+    size: int = Field(default=600, ge=1)
+    overlap: int = Field(default=80, ge=0)
+    pattern: str | None = None
+    embed_batch: int = Field(default=64, ge=1)
+
+
 class IndexerOperator(StoreOperator):
     """Index documents into ``store`` with the embedding ``model``.
 
-    Input: a file or folder path (or a list of them), ``Document``s, a list of
-    ``Chunk``s, or a mapping with one of those under ``path`` (or ``paths``,
-    ``documents``, ``input``). ``size``/``overlap``/``unit`` split as ``TextSplitterOperator``
-    does; ``pattern`` picks files in a folder (default ``*.md``, ``*.txt``,
-    ``*.rst``); ``embed_batch`` is how many texts each embedding call carries
-    (the calls run concurrently and the micro-batcher packs them into model
-    batches).
+    Input: a file or folder path (or a list of them), ``Document``s, or a list of
+    ``Chunk``s; with ``input_key`` a mapping holding one of those under that key.
+    ``size``/``overlap``/``unit`` split as ``TextSplitterOperator`` does;
+    ``pattern`` picks files in a folder (default ``*.md``, ``*.txt``, ``*.rst``);
+    ``embed_batch`` is how many texts each embedding call carries (the calls run
+    concurrently and the micro-batcher packs them into model batches).
     """
 
     kind = "indexer"
+    params_model = IndexerParams
+    config: IndexerParams
     #: embedding calls one indexing run keeps open at once
     IN_FLIGHT = 8
 
-    def __init__(self, store: Any, *, model: str | None = None, size: int = 600,
-                 overlap: int = 80, unit: Unit = "chars", pattern: str | None = None,
-                 embed_batch: int = 64, **options: Any) -> None:
-        owner = f"indexer '{options.get('name') or ''}'"
-        if unit not in ("chars", "tokens"):
-            raise FlowError(f"{owner}: unit must be 'chars' or 'tokens', not {unit!r}")
-        if not (isinstance(size, int) and size > 0 and isinstance(overlap, int)
-                and 0 <= overlap < size):
-            raise FlowError(f"{owner}: need size > 0 and 0 <= overlap < size, got "
-                            f"size={size!r}, overlap={overlap!r}")
-        if not isinstance(embed_batch, int) or embed_batch < 1:
-            raise FlowError(f"{owner}: embed_batch must be a positive whole number")
-        self.size, self.overlap, self.unit = size, overlap, unit
-        self.pattern, self.embed_batch = pattern, embed_batch
-        super().__init__(store, model=model, **options)
+    def __init__(self, store: Any, **params: Any) -> None:
+        super().__init__(store, **params)
+        self.size, self.overlap, self.unit = self.config.size, self.config.overlap, self.config.unit
+        self.pattern, self.embed_batch = self.config.pattern, self.config.embed_batch
 
-    def ports(self) -> Signature:
-        return Signature((str | list[str] | Document | list[Document] | list[Chunk]
-                          | Mapping[str, Any],), False, IndexReport)
-
-    def params(self) -> dict[str, Any]:
-        out = {**super().params(), "size": self.size, "overlap": self.overlap,
-               "unit": self.unit, "embed_batch": self.embed_batch}
-        if self.pattern:
-            out["pattern"] = self.pattern
-        return out
-
-    async def execute(self, ctx: Any, *inputs: Any) -> IndexReport:
+    async def execute(self, ctx: RunContext, documents: Documents) -> IndexReport:
         began = time.perf_counter()
         note = self.noter(ctx)
-        value = inputs[0]
+        value = pick(documents, self.input_key)
         whole = not (isinstance(value, list) and value and isinstance(value[0], Chunk))
         if whole:
             docs = await self.in_thread(self._documents, value, ctx.files)
@@ -139,11 +129,9 @@ class IndexerOperator(StoreOperator):
         return [c for c in held if c.id not in still]
 
     def _documents(self, value: Any, files: FileAccess) -> list[Document]:
-        owner = f"indexer '{self.name}'"
-        return as_documents(pick(value, PATH_KEYS, owner, "documents"), owner, self.pattern,
-                            files)
+        return as_documents(value, self.pattern, files)
 
-    async def _split(self, ctx: Any, docs: list[Document]) -> list[Chunk]:
+    async def _split(self, ctx: RunContext, docs: list[Document]) -> list[Chunk]:
         count: Callable[[str], int] | None = None
         if self.unit == "tokens":
             pool = self.worker(ctx).pool
@@ -155,7 +143,7 @@ class IndexerOperator(StoreOperator):
                     else split_chars(doc, self.size, self.overlap))
         return out
 
-    async def embed(self, ctx: Any, texts: list[str]) -> list[list[float]]:
+    async def embed(self, ctx: RunContext, texts: list[str]) -> list[list[float]]:
         """Vectors of ``texts``: slices of ``embed_batch`` sent concurrently, so the
         micro-batcher fills each model batch; at most ``IN_FLIGHT`` at a time, and never
         more than the model's queue holds, so a large folder cannot fill it by itself."""
@@ -194,4 +182,4 @@ async def _writing(store: VectorStore) -> AsyncIterator[None]:
         yield
 
 
-__all__ = ["IndexReport", "IndexerOperator"]
+__all__ = ["IndexReport", "IndexerOperator", "IndexerParams"]

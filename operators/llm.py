@@ -1,82 +1,115 @@
-"""``LLMOperator`` and ``StreamingLLMOperator``: generation by model name.
+"""``LLMOperator``: generation by model name, whole or (``stream=True``) streamed.
 
 The model name (or group name, or none for the registry's ``default_llm``) is
 resolved by the scheduler before the flow runs; at run time the node sends its
 request to the resolved worker: one model's pool, or a fallback/route group.
+``GeneratingOperator`` is what it shares with the router and fallback nodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
 
-from smmf_flow.dag.ports import Signature
-from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
-from smmf_flow.operators.base import ModelOperator, node_label
-from smmf_flow.operators.params import check_params, export_params, to_request
-from smmf_flow.scheduler.resolve import Purpose
+from pydantic import ValidationError
 
-_OPTIONS = ("name", "timeout", "retry", "dag", "input_type", "output_type")
+from smmf_flow.dag import RunContext
+from smmf_flow.errors import InputError
+from smmf_flow.models.types import ChatChunk, ChatMessage, ChatRequest, ChatResult
+from smmf_flow.operators.base import ModelOperator, ModelParam
+from smmf_flow.operators.params import Flag, GenerationParams, SamplingParams, configure
+from smmf_flow.operators.params import problem as pydantic_problem
 
 
-def split_options(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Separate operator options (name, timeout, ...) from generation params."""
-    options = {k: v for k, v in params.items() if k in _OPTIONS}
-    return options, {k: v for k, v in params.items() if k not in _OPTIONS}
+def to_request(value: Any, fields: dict[str, Any]) -> ChatRequest:
+    """An operator's input (a request, a prompt string or a mapping) as a request,
+    with ``fields`` (``GenerationParams.request_fields()``) filling what the
+    request did not set; an ``InputError`` for anything else."""
+    if isinstance(value, ChatRequest):
+        request = value
+    elif isinstance(value, str):
+        request = ChatRequest.of(value)
+    elif isinstance(value, Mapping):
+        try:
+            request = ChatRequest.model_validate(dict(value))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise InputError(f"the input is not a valid chat request: "
+                             f"{field + ': ' if field else ''}{pydantic_problem(first)}"
+                             ) from None
+    else:
+        raise InputError(f"expected a chat request, a prompt string or a mapping, got "
+                         f"{type(value).__name__}")
+    if not fields:
+        return request
+    update = {k: v for k, v in fields.items()
+              if k not in request.model_fields_set and k not in ("system", "metadata")}
+    if fields.get("metadata"):
+        update["metadata"] = {**fields["metadata"], **request.metadata}
+    if fields.get("system") and not any(m.role == "system" for m in request.messages):
+        update["messages"] = [ChatMessage(role="system", content=fields["system"]),
+                              *request.messages]
+    return request.model_copy(update=update) if update else request
 
 
 class GeneratingOperator(ModelOperator):
-    """What every generating operator shares (llm, stream_llm, router, fallback):
-    a request, prompt string or mapping in; a ``ChatResult`` out, or with
-    ``stream`` a lazy stream of ``ChatChunk``."""
+    """What every generating operator shares (llm, router, fallback): a request,
+    prompt string or mapping in; a ``ChatResult`` out, or with ``stream=True`` a
+    lazy stream of ``ChatChunk`` (the flag sets the output port)."""
 
-    stream: bool = False
     #: note which model and instance served each whole answer (routers and
     #: fallbacks note their own decisions instead)
-    note_served: bool = False
-    generation: dict[str, Any]
+    note_served: ClassVar[bool] = False
+    config: SamplingParams
 
-    def ports(self) -> Signature:
-        out = AsyncIterator[ChatChunk] if self.stream else ChatResult
-        return Signature((ChatRequest | str | dict,), False, out)
+    def __init__(self, **options: Any) -> None:
+        self.stream: bool = bool(getattr(self.config, "stream", False))
+        self.generation = self.config.request_fields()
+        if "stream" in type(self.config).model_fields:  # the flag decides the output port
+            options.setdefault("output_type", AsyncIterator[ChatChunk] if self.stream
+                               else ChatResult)
+        super().__init__(**options)
 
-    async def execute(self, ctx: Any, *inputs: Any) -> ChatResult | AsyncIterator[ChatChunk]:
-        request = to_request(inputs[0], self.generation, f"node '{self.name}'")
+    async def execute(self, ctx: RunContext, request: ChatRequest | str | Mapping[str, Any],
+                      ) -> ChatResult | AsyncIterator[ChatChunk]:
+        chat = to_request(request, self.generation)
         worker = self.worker(ctx)
         if self.stream:
-            return worker.stream(request, self.noter(ctx))
-        result = await worker.chat(request, self.noter(ctx))
+            stream: AsyncIterator[ChatChunk] = worker.stream(chat, self.noter(ctx))
+            return stream
+        result: ChatResult = await worker.chat(chat, self.noter(ctx))
         if self.note_served:
             ctx.note(self, "served", model=result.model, instance=result.instance)
         return result
+
+
+class LLMParams(GenerationParams):
+    """``llm``: a model or group name (none: the registry's ``default_llm``)."""
+
+    model: str | None = None
+    stream: Flag = False
 
 
 class LLMOperator(GeneratingOperator):
     """Generation with one model or group (``model=None``: ``default_llm``)."""
 
     kind = "llm"
+    params_model = LLMParams
     note_served = True
+    config: LLMParams
 
     def __init__(self, model: str | None = None, **params: Any) -> None:
-        options, generation = split_options(params)
-        self.model = model
-        self.generation = check_params(node_label(type(self), options.get("name")),
-                                       generation)
+        self.config, options = configure(self.params_model, self.kind,
+                                         {"model": model, **params})
+        self.model = self.config.model
         super().__init__(**options)
 
-    def params(self) -> dict[str, Any]:
-        out = {"model": self.model, **export_params(self.generation)}
-        return {k: v for k, v in out.items() if v is not None}
-
-    def model_refs(self) -> list[tuple[str | None, Purpose]]:
-        return [(self.model, "llm")]
+    def model_params(self) -> list[ModelParam]:
+        return [("model", self.model, "llm")]
 
     def build_worker(self, scheduler: Any) -> Any:
         return scheduler.chat_worker(self.model)
 
 
-class StreamingLLMOperator(LLMOperator):
-    """Like ``LLMOperator``, but its output is a stream of ``ChatChunk``."""
-
-    kind = "stream_llm"
-    stream = True
+__all__ = ["GeneratingOperator", "LLMOperator", "LLMParams", "to_request"]

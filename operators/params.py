@@ -1,103 +1,271 @@
-"""Generation parameters shared by every generating operator.
+"""Operator parameters: one pydantic model per operator type.
 
-``LLMOperator``, ``StreamingLLMOperator``, ``RouterOperator`` and
-``FallbackOperator`` all take the same ``max_tokens``, ``temperature``, ...;
-they are checked once here (a misspelt one is an error naming the node type
-and the valid names) and applied to a request without overriding what the
-request set itself.
+The model is the one place where an operator type's parameters are declared.
+The constructor validates through it (``configure``): a misspelt name is an
+``UnknownParameter`` naming the closest valid one, a bad value a ``FlowError``
+whose ``param`` is the dotted path to it (``routes.0.when.regex``), so a flow
+file points at the exact key; ``params()`` (export) dumps it without its
+defaults; and the flow-file JSON schema is generated from it. An operator
+class names its model in ``params_model``.
+
+Generation parameters are shared by inheritance: ``SamplingParams`` (how to
+sample) for every node that generates, ``FormatParams`` (the answer's shape)
+and ``GenerationParams`` (what a node that passes on its input's request may
+add to it: a system message, a response format).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import collections.abc as abc
+from collections.abc import Mapping
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
-from smmf_flow.errors import FlowError
-from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
+from smmf_flow.dag import RetryPolicy
+from smmf_flow.errors import FlowError, UnknownParameter, did_you_mean
+from smmf_flow.models.types import ResponseFormat
+
+#: what every node takes besides its operator's parameters
+NODE_OPTIONS = ("name", "timeout", "retry", "dag", "input_type", "output_type")
+#: a yes/no parameter: ``true`` or ``false`` only (not ``"yes"``, ``1`` or ``"on"``)
+Flag = Annotated[bool, Strict()]
 
 
-class GenerationParams(BaseModel):
-    """What a generating operator may set on the requests it sends."""
+class OperatorParams(BaseModel):
+    """Base of every operator's parameter model: unknown names are refused."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def exported(self) -> dict[str, Any]:
+        """The parameters as a flow file writes them: only those not at their default."""
+        return self.model_dump(exclude_defaults=True, by_alias=True)
+
+
+P = TypeVar("P", bound=OperatorParams)
+
+
+def configure(model: type[P], kind: str, values: Mapping[str, Any]) -> tuple[P, dict[str, Any]]:
+    """Split a constructor's keyword arguments into the node options (name,
+    timeout, ...) and the parameters, validated by ``model``."""
+    options = {k: v for k, v in values.items() if k in NODE_OPTIONS}
+    given = {k: v for k, v in values.items() if k not in NODE_OPTIONS}
+    return parse_params(model, given, kind=kind, node=options.get("name")), options
+
+
+def parse_params(model: type[P], values: Mapping[str, Any], *, kind: str,
+                 node: str | None = None) -> P:
+    """``values`` validated by ``model``; the first problem as a located error."""
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise params_error(exc, model, kind, node) from None
+
+
+def params_error(exc: ValidationError, model: type[BaseModel], kind: str,
+                 node: str | None) -> FlowError:
+    """One error for what pydantic found (an unknown name first: a misspelt
+    parameter explains a missing one)."""
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = field_path(model, tuple(first["loc"]), unknown=first["type"] == "extra_forbidden")
+    param = ".".join(str(p) for p in loc) or None
+    name = str(loc[-1]) if loc else ""
+    if first["type"] == "extra_forbidden":
+        if len(loc) == 1:
+            valid = parameter_names(model)
+            return UnknownParameter(f"unknown parameter '{name}'{did_you_mean(name, valid)} "
+                                    f"({kind} parameters: {', '.join(valid)})",
+                                    node=node, param=param)
+        inner = model_at(model, loc[:-1])
+        fields = list(inner.model_fields) if inner else []
+        parent = ".".join(str(p) for p in loc[:-1])
+        return UnknownParameter(f"unknown field '{name}' in {parent}"
+                                f"{did_you_mean(name, fields)} (fields: {', '.join(fields)})",
+                                node=node, param=param)
+    if first["type"] == "missing":
+        what = "parameter" if len(loc) == 1 else "field"
+        return FlowError(f"missing required {what} '{param}'", node=node, param=param)
+    where = f"parameter '{param}': " if param else ""
+    return FlowError(f"{where}{problem(first)}", node=node, param=param)
+
+
+def problem(err: ErrorDetails) -> str:
+    """pydantic's message for one problem, lower-cased, with the value it got when
+    the value is what is wrong (``input should be a valid integer, got 'x'``)."""
+    message = err["msg"].removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    kind = err["type"]
+    if kind.startswith(("string_", "int_", "float_", "bool_", "list_type", "dict_type",
+                        "literal_error", "greater_than", "less_than", "model_type",
+                        "enum")):
+        return f"{message}, got {value_kind(err.get('input'))}"
+    return message
+
+
+def value_kind(value: Any) -> str:
+    """A value as a message shows it: short, and a collection by its kind."""
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parameter_names(model: type[BaseModel]) -> list[str]:
+    """The names a node of this type takes, as a flow file writes them: its own
+    first, then those it shares (generation parameters)."""
+    names: list[str] = []
+    for cls in model.__mro__:
+        names += [n for n in vars(cls).get("__annotations__", {})
+                  if n in model.model_fields and n not in names]
+    return [model.model_fields[n].alias or n for n in names]
+
+
+def field_path(model: type[BaseModel], loc: tuple[Any, ...], *,
+               unknown: bool = False) -> tuple[Any, ...]:
+    """pydantic's ``loc`` without the names it gives union members (``str``,
+    ``WhenSpec``): the path of keys and indexes a file writes. With ``unknown``
+    the last part is a name the model does not have, and is kept."""
+    out: list[Any] = []
+    current: Any = model
+    for i, part in enumerate(loc):
+        found = _as_model(current)
+        if isinstance(part, int):
+            out.append(part)
+        elif found is not None and part in found.model_fields:
+            out.append(part)
+            current = found.model_fields[part].annotation
+        elif _mapping_values(current) is not None:
+            out.append(part)
+            current = _mapping_values(current)
+        elif unknown and i == len(loc) - 1:
+            out.append(part)
+    return tuple(out)
+
+
+def _mapping_values(tp: Any) -> Any:
+    """The value type of a mapping type (looked for through unions), or None."""
+    if get_origin(tp) in (dict, Mapping, abc.Mapping):
+        return get_args(tp)[1] if get_args(tp) else Any
+    for arg in get_args(tp) if get_origin(tp) in (Union, UnionType) else ():
+        found = _mapping_values(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model found at ``loc`` inside ``model`` (list indexes and
+    optional or union types looked through), or None."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        found = _as_model(current)
+        if found is None or part not in found.model_fields:
+            return None
+        current = found.model_fields[part].annotation
+    return _as_model(current)
+
+
+def _as_model(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in get_args(tp):
+        found = _as_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def custom(kind: str, message: str) -> PydanticCustomError:
+    """A problem a validator of a parameter model reports, worded as given."""
+    return PydanticCustomError(kind, message)
+
+
+# --- shared parameter groups ---------------------------------------------------------
+
+
+class RetryParams(OperatorParams):
+    """A ``RetryPolicy``'s numbers (a number alone is the attempts): how often, and
+    how long to wait between tries."""
+
+    attempts: int = Field(default=3, ge=1)
+    backoff: float = Field(default=0.1, ge=0)
+    max_backoff: float = Field(default=5.0, ge=0)
+    jitter: Flag = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"attempts": value}
+        if isinstance(value, RetryPolicy):
+            return {name: getattr(value, name) for name in RetryParams.model_fields}
+        return value
+
+    def policy(self, on: tuple[type[BaseException], ...] = (Exception,)) -> RetryPolicy:
+        return RetryPolicy(attempts=self.attempts, backoff=self.backoff,
+                           max_backoff=self.max_backoff, jitter=self.jitter, on=on)
+
+
+class SamplingParams(OperatorParams):
+    """How a generating node samples; each fills what a request does not set."""
+
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: list[str] | None = None
     seed: int | None = None
-    response_format: ResponseFormat | None = None
-    json_schema: dict[str, Any] | None = None
-    system: str | None = None
     metadata: dict[str, Any] | None = None
 
-
-VALID = sorted(GenerationParams.model_fields)
-
-
-def invalid(exc: ValidationError, owner: str, what: str, valid: Iterable[str], *,
-            listed: str = "valid") -> FlowError:
-    """One line for the first problem pydantic found in an operator's settings: the
-    field, and the valid ones when the field is unknown (a misspelling, usually)."""
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "?"
-    if first["type"] == "extra_forbidden":
-        return FlowError(f"{owner}: unknown {what} '{field}' ({listed}: {', '.join(valid)})")
-    return FlowError(f"{owner}: {what} '{field}': {first['msg']}")
+    def request_fields(self) -> dict[str, Any]:
+        """What this node sets on the requests it sends (the fields given)."""
+        return {name: getattr(self, name) for name in SamplingParams.model_fields
+                if getattr(self, name) is not None}
 
 
-def check_params(owner: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Validated generation parameters (only those given), or a ``FlowError``."""
-    try:
-        checked = GenerationParams(**params)
-    except ValidationError as exc:
-        raise invalid(exc, owner, "parameter", VALID) from None
-    given = checked.model_dump(exclude_unset=True, by_alias=True)
-    if checked.json_schema is not None:
-        given.pop("json_schema")
-        given["response_format"] = ResponseFormat.from_schema(checked.json_schema)
-    elif checked.response_format is not None:
-        given["response_format"] = checked.response_format
-    return given
+class FormatParams(OperatorParams):
+    """The shape the answer must have: a ``response_format``, or a bare
+    ``json_schema`` (the short way to ask for JSON under a schema)."""
+
+    response_format: ResponseFormat | None = None
+    json_schema: dict[str, Any] | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _one_format(cls, schema: dict[str, Any] | None,
+                    info: ValidationInfo) -> dict[str, Any] | None:
+        if schema is not None and info.data.get("response_format") is not None:
+            raise custom("format", "give response_format or json_schema, not both")
+        return schema
+
+    def format(self) -> ResponseFormat | None:
+        if self.json_schema is not None:
+            return ResponseFormat.from_schema(self.json_schema)
+        return self.response_format
 
 
-def export_params(given: dict[str, Any]) -> dict[str, Any]:
-    """The generation parameters as a flow file writes them (the inverse of
-    ``check_params``): a JSON-schema format goes back to ``json_schema``."""
-    out = dict(given)
-    fmt = out.pop("response_format", None)
-    if fmt is not None:
-        if fmt.type == "json_schema" and fmt.schema is not None:
-            out["json_schema"] = fmt.schema
-        else:
-            out["response_format"] = fmt.model_dump(by_alias=True, exclude_none=True)
-    return out
+class GenerationParams(SamplingParams, FormatParams):
+    """What a node that sends its input's request on may set: sampling, the
+    answer's format, and a ``system`` message for a request that has none."""
+
+    system: str | None = None
+
+    def request_fields(self) -> dict[str, Any]:
+        out = super().request_fields()
+        if self.format() is not None:
+            out["response_format"] = self.format()
+        if self.system:
+            out["system"] = self.system
+        return out
 
 
-def to_request(value: Any, params: dict[str, Any], owner: str) -> ChatRequest:
-    """Turn an operator's input (request, prompt string or mapping) into a request,
-    with ``params`` filling what the request did not set."""
-    if isinstance(value, ChatRequest):
-        request = value
-    elif isinstance(value, str):
-        request = ChatRequest.of(value)
-    elif isinstance(value, dict):
-        try:
-            request = ChatRequest.model_validate(value)
-        except ValidationError as exc:
-            raise FlowError(f"{owner}: input is not a valid chat request: "
-                            f"{exc.errors()[0]['msg']}") from None
-    else:
-        raise FlowError(f"{owner}: expected a chat request, a prompt string or a mapping, "
-                        f"got {type(value).__name__}")
-    if not params:
-        return request
-    update = {k: v for k, v in params.items()
-              if k not in request.model_fields_set and k not in ("system", "metadata")}
-    if params.get("metadata"):
-        update["metadata"] = {**params["metadata"], **request.metadata}
-    if params.get("system") and not any(m.role == "system" for m in request.messages):
-        update["messages"] = [ChatMessage(role="system", content=params["system"]),
-                              *request.messages]
-    return request.model_copy(update=update) if update else request
+__all__ = ["Flag", "FormatParams", "GenerationParams", "NODE_OPTIONS", "OperatorParams",
+           "RetryParams", "SamplingParams", "configure", "custom", "field_path", "model_at",
+           "parameter_names", "params_error", "parse_params", "problem", "value_kind"]

@@ -2,8 +2,9 @@
 mapping into a chat request.
 
 Templates are compiled when the node is made, so a syntax error stops the flow
-before it runs; a variable the input lacks is an error naming the variable and
-the node, never a silently empty prompt.
+before it runs (a ``TemplateError`` whose ``param`` names the template); a
+variable the input lacks is an ``InputError`` naming the variable and what the
+input has, never a silently empty prompt.
 """
 
 from __future__ import annotations
@@ -12,15 +13,38 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+from pydantic import Field, model_validator
 
-from smmf_flow.dag.operator import Operator
-from smmf_flow.dag.ports import Signature
-from smmf_flow.errors import TemplateError
-from smmf_flow.models.types import ChatMessage, ChatRequest
-from smmf_flow.operators.params import check_params, export_params
+from smmf_flow.dag import Operator, RunContext
+from smmf_flow.errors import InputError, TemplateError, located
+from smmf_flow.models.types import ChatMessage, ChatRequest, Role
+from smmf_flow.operators.params import (FormatParams, OperatorParams, SamplingParams, configure,
+                                        custom)
 from smmf_flow.sandbox import make_sandbox
 
 _ENV = make_sandbox(keep_trailing_newline=False)
+
+
+class MessageTemplate(OperatorParams):
+    """One message of a prompt: its role and its content, a template."""
+
+    role: Role
+    content: str
+
+
+class PromptParams(SamplingParams, FormatParams):
+    """``prompt``: the user message ``template``, a ``system`` template and/or
+    ``messages`` templates, and the generation parameters the request carries."""
+
+    template: str | None = None
+    system: str | None = None
+    messages: list[MessageTemplate] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _something_to_say(self) -> PromptParams:
+        if not (self.template or self.system or self.messages):
+            raise custom("prompt", "give a template, a system prompt or messages")
+        return self
 
 
 class PromptOperator(Operator):
@@ -28,39 +52,27 @@ class PromptOperator(Operator):
     ``messages`` templates into a ``ChatRequest`` carrying generation params."""
 
     kind = "prompt"
+    params_model = PromptParams
 
-    def __init__(self, template: str | None = None, *, system: str | None = None,
-                 messages: list[dict[str, str]] | None = None, name: str | None = None,
-                 **params: Any) -> None:
-        owner = f"prompt '{name}'" if name else "PromptOperator"
-        generation = {k: v for k, v in params.items()
-                      if k not in ("timeout", "retry", "dag", "input_type", "output_type")}
-        options = {k: v for k, v in params.items() if k not in generation}
-        self.template, self.system, self.messages = template, system, messages
-        self.generation = check_params(owner, generation)
-        parts: list[tuple[str, str]] = []
-        if system:
-            parts.append(("system", system))
-        for message in messages or []:
-            if set(message) != {"role", "content"}:
-                raise TemplateError(f"{owner}: each message needs exactly 'role' and "
-                                    f"'content', got {sorted(message)}")
-            parts.append((message["role"], message["content"]))
-        if template:
-            parts.append(("user", template))
-        if not parts:
-            raise TemplateError(f"{owner}: give a template, a system prompt or messages")
-        self._compiled = [(role, _compile(text, owner)) for role, text in parts]
-        super().__init__(name=name, **options)
-
-    def ports(self) -> Signature:
-        return Signature((Mapping[str, Any] | str,), False, ChatRequest)
+    def __init__(self, template: str | None = None, **params: Any) -> None:
+        self.config, options = configure(PromptParams, self.kind,
+                                         {"template": template, **params})
+        parts: list[tuple[str, str, str]] = []
+        if self.config.system:
+            parts.append(("system", "system", self.config.system))
+        for i, message in enumerate(self.config.messages or []):
+            parts.append((message.role, f"messages.{i}.content", message.content))
+        if self.config.template:
+            parts.append(("user", "template", self.config.template))
+        with located(node=options.get("name")):
+            self._compiled = [(role, _compile(text, param)) for role, param, text in parts]
+        self.generation = self.config.request_fields()
+        if self.config.format() is not None:
+            self.generation["response_format"] = self.config.format()
+        super().__init__(**options)
 
     def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"template": self.template, "system": self.system,
-                               "messages": self.messages}
-        out.update(export_params(self.generation))
-        return {k: v for k, v in out.items() if v is not None}
+        return self.config.exported()
 
     def render(self, variables: Mapping[str, Any] | str) -> ChatRequest:
         """The request for ``variables`` (a string is available as ``input``)."""
@@ -71,21 +83,23 @@ class PromptOperator(Operator):
             try:
                 content = template.render(scope)
             except jinja2.UndefinedError as exc:
-                raise TemplateError(f"prompt '{self.name}': template variable missing: "
-                                    f"{exc.message} (input has: "
-                                    f"{', '.join(sorted(scope)) or 'nothing'})") from None
+                raise InputError(f"template variable missing: {exc.message} (the input has: "
+                                 f"{', '.join(sorted(map(str, scope))) or 'nothing'})") from None
             except jinja2.exceptions.SecurityError as exc:
-                raise TemplateError(f"prompt '{self.name}': unsafe template: {exc}") from None
+                raise InputError(f"the template refused to render: {exc}") from None
             messages.append(ChatMessage(role=role, content=content))  # type: ignore[arg-type]
         return ChatRequest(messages=messages, **self.generation)
 
-    async def execute(self, ctx: Any, *inputs: Any) -> ChatRequest:
-        return self.render(inputs[0])
+    async def execute(self, ctx: RunContext, variables: Mapping[str, Any] | str) -> ChatRequest:
+        return self.render(variables)
 
 
-def _compile(text: str, owner: str) -> jinja2.Template:
+def _compile(text: str, param: str) -> jinja2.Template:
     try:
         return _ENV.from_string(text)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{owner}: template syntax error on line {exc.lineno}: "
-                            f"{exc.message}") from None
+        raise TemplateError(f"template syntax error on line {exc.lineno}: {exc.message}",
+                            param=param) from None
+
+
+__all__ = ["MessageTemplate", "PromptOperator", "PromptParams"]

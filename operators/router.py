@@ -4,66 +4,59 @@ the label a classifier model gives, then generate with it.
 Rules are ``{"model": name, "when": {...}}`` (see ``smmf_flow.scheduler.routing``
 for the conditions); the first that holds wins, else ``default``. Every model
 named is checked before the flow runs; each decision and its reason is noted in
-the trace.
+the trace. ``stream=True`` makes the output a chunk stream.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import model_validator
 
-from smmf_flow.errors import FlowError
-from smmf_flow.operators.base import node_label
-from smmf_flow.operators.llm import GeneratingOperator, split_options
-from smmf_flow.operators.params import check_params, export_params
-from smmf_flow.scheduler.resolve import Purpose
+from smmf_flow.operators.base import ModelParam
+from smmf_flow.operators.llm import GeneratingOperator
+from smmf_flow.operators.params import Flag, GenerationParams, configure, custom
 from smmf_flow.scheduler.routing import Classifier, Route, RouteWorker
+
+
+class RouterParams(GenerationParams):
+    """``router``: ordered ``routes``, a ``default`` model, an optional
+    ``classifier`` whose label rules may test, and ``stream``."""
+
+    routes: list[Route] = []
+    default: str | None = None
+    classifier: Classifier | None = None
+    stream: Flag = False
+
+    @model_validator(mode="after")
+    def _somewhere_to_go(self) -> RouterParams:
+        if not self.routes and self.default is None:
+            raise custom("router", "give at least one route or a default model")
+        return self
 
 
 class RouterOperator(GeneratingOperator):
     """Route each request to a model; ``stream=True`` gives a chunk stream."""
 
     kind = "router"
+    params_model = RouterParams
+    config: RouterParams
 
-    def __init__(self, routes: list[Route | dict[str, Any]] | None = None, *,
-                 default: str | None = None, classifier: Classifier | dict[str, Any] | None = None,
-                 stream: bool = False, **params: Any) -> None:
-        options, generation = split_options(params)
-        owner = node_label(type(self), options.get("name"))
-        try:
-            self.routes = [r if isinstance(r, Route) else Route.model_validate(r)
-                           for r in routes or []]
-            self.classifier = (classifier if isinstance(classifier, Classifier) or
-                               classifier is None else Classifier.model_validate(classifier))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise FlowError(f"{owner}: bad rule field '{where}': {err['msg']}") from None
-        if not self.routes and default is None:
-            raise FlowError(f"{owner}: give at least one route or a default model")
-        self.default = default
-        self.stream = stream
-        self.generation = check_params(owner, generation)
+    def __init__(self, routes: list[Route | dict[str, Any]] | None = None, **params: Any
+                 ) -> None:
+        values = {"routes": routes, **params} if routes is not None else params
+        self.config, options = configure(RouterParams, self.kind, values)
+        self.routes, self.default = self.config.routes, self.config.default
+        self.classifier = self.config.classifier
         super().__init__(**options)
 
-    def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"routes": [r.model_dump(exclude_defaults=True) for r in self.routes]}
+    def model_params(self) -> list[ModelParam]:
+        refs: list[ModelParam] = [(f"routes.{i}.model", r.model, "llm")
+                                  for i, r in enumerate(self.routes)]
         if self.default:
-            out["default"] = self.default
+            refs.append(("default", self.default, "llm"))
         if self.classifier:
-            out["classifier"] = self.classifier.model_dump()
-        if self.stream:
-            out["stream"] = True
-        out.update(export_params(self.generation))
-        return out
-
-    def model_refs(self) -> list[tuple[str | None, Purpose]]:
-        refs: list[tuple[str | None, Purpose]] = [(r.model, "llm") for r in self.routes]
-        if self.default:
-            refs.append((self.default, "llm"))
-        if self.classifier:
-            refs.append((self.classifier.model, "llm"))
+            refs.append(("classifier.model", self.classifier.model, "llm"))
         return refs
 
     def build_worker(self, scheduler: Any) -> RouteWorker:
@@ -72,3 +65,6 @@ class RouterOperator(GeneratingOperator):
         classifier = ((self.classifier, scheduler.chat_worker(self.classifier.model))
                       if self.classifier else None)
         return RouteWorker(self.name, routes, default, classifier)
+
+
+__all__ = ["RouterOperator", "RouterParams"]

@@ -19,11 +19,13 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from smmf_flow.dag.ports import Signature
-from smmf_flow.errors import FlowError
-from smmf_flow.operators.base import ModelOperator
+from pydantic import Field, ValidationInfo, field_validator
+
+from smmf_flow.dag import RunContext
+from smmf_flow.errors import FlowError, InputError
+from smmf_flow.operators.base import EmbeddingModelOperator, ModelParam
 from smmf_flow.operators.documents import Chunk, Document, make_chunk
-from smmf_flow.scheduler.resolve import Purpose
+from smmf_flow.operators.params import OperatorParams, configure, custom
 
 Unit = Literal["chars", "tokens"]
 #: cut points in order of preference: paragraph, sentence, line, word (a line
@@ -102,7 +104,39 @@ def split_tokens(doc: Document, size: int, overlap: int,
     return chunks
 
 
-class TextSplitterOperator(ModelOperator):
+class ChunkingParams(OperatorParams):
+    """How documents are cut: windows of ``size`` characters or tokens (``unit``),
+    each repeating the last ``overlap`` of the one before."""
+
+    size: int = Field(default=800, ge=1)
+    overlap: int = Field(default=100, ge=0)
+    unit: Unit = "chars"
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap_fits(cls, overlap: int, info: ValidationInfo) -> int:
+        size = info.data.get("size")
+        if size is not None and overlap >= size:
+            raise custom("overlap", f"overlap ({overlap}) must be less than size ({size})")
+        return overlap
+
+
+class SplitterParams(ChunkingParams):
+    """``splitter``: chunking, and the embedding ``model`` whose tokenizer counts
+    tokens (with ``unit: tokens`` only)."""
+
+    model: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_counts_tokens(cls, model: str | None, info: ValidationInfo) -> str | None:
+        if model is not None and info.data.get("unit") != "tokens":
+            raise custom("model", "`model` only counts tokens; set unit: tokens or leave "
+                         "the model out")
+        return model
+
+
+class TextSplitterOperator(EmbeddingModelOperator):
     """Split documents (a ``Document``, a list of them, or a plain string) into
     ``Chunk``s of ``size`` characters or tokens with ``overlap``.
 
@@ -111,39 +145,19 @@ class TextSplitterOperator(ModelOperator):
     """
 
     kind = "splitter"
+    params_model = SplitterParams
 
-    def __init__(self, size: int = 800, overlap: int = 100, *, unit: Unit = "chars",
-                 model: str | None = None, **options: Any) -> None:
-        owner = f"splitter '{options.get('name') or ''}'"
-        if unit not in ("chars", "tokens"):
-            raise FlowError(f"{owner}: unit must be 'chars' or 'tokens', not {unit!r}")
-        if not isinstance(size, int) or size < 1:
-            raise FlowError(f"{owner}: size must be a positive whole number, got {size!r}")
-        if not isinstance(overlap, int) or not 0 <= overlap < size:
-            raise FlowError(f"{owner}: overlap must be at least 0 and less than size "
-                            f"({size}), got {overlap!r}")
-        if model is not None and unit != "tokens":
-            raise FlowError(f"{owner}: `model` only counts tokens; set unit: tokens or "
-                            "leave the model out")
-        self.size, self.overlap, self.unit, self.model = size, overlap, unit, model
+    def __init__(self, size: int = 800, overlap: int = 100, **params: Any) -> None:
+        self.config, options = configure(SplitterParams, self.kind,
+                                         {"size": size, "overlap": overlap, **params})
+        self.size, self.overlap = self.config.size, self.config.overlap
+        self.unit, self.model = self.config.unit, self.config.model
         super().__init__(**options)
 
-    def ports(self) -> Signature:
-        return Signature((Document | list[Document] | str,), False, list[Chunk])
+    def model_params(self) -> list[ModelParam]:
+        return super().model_params() if self.unit == "tokens" else []
 
-    def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"size": self.size, "overlap": self.overlap, "unit": self.unit}
-        if self.model:
-            out["model"] = self.model
-        return out
-
-    def model_refs(self) -> list[tuple[str | None, Purpose]]:
-        return [(self.model, "embedding")] if self.unit == "tokens" else []
-
-    def build_worker(self, scheduler: Any) -> Any:
-        return scheduler.embedding_worker(self.model)
-
-    async def counter(self, ctx: Any) -> Callable[[str], int]:
+    async def counter(self, ctx: RunContext) -> Callable[[str], int]:
         """The token counter of this node's embedding model (loaded first: the
         tokenizer lives in the loaded model)."""
         pool = self.worker(ctx).pool
@@ -157,28 +171,30 @@ class TextSplitterOperator(ModelOperator):
         for doc in docs:
             if self.unit == "tokens":
                 if count is None:
-                    raise FlowError(f"splitter '{self.name}': splitting by tokens needs a "
-                                    "token counter; run the node in a flow")
+                    raise FlowError("splitting by tokens needs a token counter; run the node "
+                                    "in a flow", node=self.name)
                 out += split_tokens(doc, self.size, self.overlap, count)
             else:
                 out += split_chars(doc, self.size, self.overlap)
         return out
 
-    async def execute(self, ctx: Any, *inputs: Any) -> list[Chunk]:
-        docs = _documents(inputs[0], f"splitter '{self.name}'")
+    async def execute(self, ctx: RunContext, documents: Document | list[Document] | str
+                      ) -> list[Chunk]:
+        docs = _documents(documents)
         count = await self.counter(ctx) if self.unit == "tokens" else None
         return self.split(docs, count)
 
 
-def _documents(value: Any, owner: str) -> list[Document]:
+def _documents(value: Any) -> list[Document]:
     if isinstance(value, Document):
         return [value]
     if isinstance(value, str):
         return [Document(value, "input")]
     if isinstance(value, list) and all(isinstance(v, Document) for v in value):
         return value
-    raise FlowError(f"{owner}: expected a Document, a list of Documents or a string, "
-                    f"got {type(value).__name__}")
+    raise InputError(f"expected a Document, a list of Documents or a string, got "
+                     f"{type(value).__name__}")
 
 
-__all__ = ["TextSplitterOperator", "split_chars", "split_tokens"]
+__all__ = ["ChunkingParams", "SplitterParams", "TextSplitterOperator", "split_chars",
+           "split_tokens"]

@@ -26,8 +26,8 @@ from typing import Any, get_type_hints
 import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from smmf_flow.dag import RunContext
 from smmf_flow.errors import FlowError, ToolFailed
-from smmf_flow.runner.context import RunContext
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,21 +125,21 @@ def make_tool(fn: Callable[..., Any], *, name: str | None = None,
     return Tool(tool_name, summary, fn, model, timeout, context_param)
 
 
-def toolset(tools: Iterable[Tool | Callable[..., Any]], owner: str) -> dict[str, Tool]:
+def toolset(tools: Iterable[Tool | Callable[..., Any]]) -> dict[str, Tool]:
     """Tools by name; plain functions become tools; two tools may not share a name."""
     out: dict[str, Tool] = {}
     for item in tools:
         if not isinstance(item, Tool):
             if not callable(item):
-                raise FlowError(f"{owner}: {item!r} is not a tool; decorate a function with "
-                                "@tool or pass the function itself")
+                raise FlowError(f"{item!r:.60} is not a tool; decorate a function with @tool "
+                                "or pass the function itself")
             item = make_tool(item)
         if item.name in out:
-            raise FlowError(f"{owner}: two tools are named '{item.name}'; give one another "
-                            "name with @tool(name=...)")
+            raise FlowError(f"two tools are named '{item.name}'; give one another name with "
+                            "@tool(name=...)")
         out[item.name] = item
     if not out:
-        raise FlowError(f"{owner}: an agent needs at least one tool")
+        raise FlowError("an agent needs at least one tool")
     return out
 
 
@@ -157,7 +157,7 @@ def result_text(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"
 
 
-def tool_ref(item: Tool, owner: str) -> str:
+def tool_ref(item: Tool) -> str:
     """``module:name`` under which a flow file finds ``item``."""
     import sys
 
@@ -165,8 +165,8 @@ def tool_ref(item: Tool, owner: str) -> str:
     attr = item.fn.__name__
     found = getattr(sys.modules.get(module or ""), attr, None) if module else None
     if module in (None, "__main__") or found is not item:
-        raise FlowError(f"{owner}: tool '{item.name}' cannot be written to a flow file; "
-                        "define it with @tool at module level of an importable module")
+        raise FlowError(f"tool '{item.name}' cannot be written to a flow file; define it "
+                        "with @tool at module level of an importable module")
     return f"{module}:{attr}"
 
 
@@ -175,5 +175,5 @@ def tool_schemas(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
     return {name: t.schema() for name, t in tools.items()}
 
 
-__all__ = ["Tool", "ToolFailed", "make_tool", "result_text", "tool", "tool_ref",
+__all__ = ["Tool", "make_tool", "result_text", "tool", "tool_ref",
            "tool_schemas", "toolset"]

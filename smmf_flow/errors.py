@@ -320,4 +320,5 @@ def describe(exc: BaseException) -> str:
 
 
 __all__ = [name for name, obj in globals().items()
-           if isinstance(obj, type) and issubclass(obj, SmmfError)] + ["describe", "did_you_mean", "located"]
+           if isinstance(obj, type) and issubclass(obj, SmmfError)] + [
+    "describe", "did_you_mean", "located"]

@@ -7,7 +7,8 @@ attributes, no changing lists and dicts in place) it closes two more doors:
 * no attribute of a class: ``str.format``, taken from the class rather than
   from a string, formats ``{0.__globals__}`` outside the sandbox's formatter;
 * no single operation may build something huge. Each is checked *before* the
-  work is done, and refused with a ``FlowError`` that names the limit:
+  work is done, and refused with an ``InputError`` (the data a run was given
+  made it too big) that names the limit:
 
   ==========================================  ======================================
   operation                                   limit
@@ -49,7 +50,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import InputError
 
 #: characters of a string, or items of a list, that one operation may make
 MAX_ITEMS = 1_000_000
@@ -67,10 +68,10 @@ _NUMBER = re.compile(r"\d+")
 
 
 def limit_error(what: str, amount: int, limit: int = MAX_ITEMS,
-                unit: str = "characters or items") -> FlowError:
+                unit: str = "characters or items") -> InputError:
     """The error for an operation past one of the limits above."""
-    return FlowError(f"{what} would need {amount:,} {unit}; the limit is {limit:,} "
-                     "(flow expressions and templates are bounded: see smmf_flow.sandbox)")
+    return InputError(f"{what} would need {amount:,} {unit}; the limit is {limit:,} "
+                      "(flow expressions and templates are bounded: see smmf_flow.sandbox)")
 
 
 def check_size(size: int, what: str) -> None:
@@ -117,7 +118,7 @@ def _power(base: Any, exponent: Any) -> Any:
     try:
         return base ** exponent
     except OverflowError:
-        raise FlowError(f"'**': {base!r} ** {exponent!r} is too large for a float") from None
+        raise InputError(f"'**': {base!r} ** {exponent!r} is too large for a float") from None
 
 
 def printf_size(template: str | bytes) -> int:
@@ -126,8 +127,8 @@ def printf_size(template: str | bytes) -> int:
     total = len(text)
     for width, precision in _PRINTF.findall(text):
         if "*" in (width, precision):
-            raise FlowError("a '*' width or precision in a '%' format is not allowed in "
-                            "flow expressions and templates; write the number")
+            raise InputError("a '*' width or precision in a '%' format is not allowed in "
+                             "flow expressions and templates; write the number")
         total += int(width or 0) + int(precision or 0)
     return total
 
@@ -141,8 +142,8 @@ def format_size(template: str) -> int:
         return total  # the call itself reports the bad format
     for _, _, spec, _ in fields:
         if spec and "{" in spec:
-            raise FlowError("a nested '{}' in a format spec is not allowed in flow "
-                            "expressions and templates; write the width")
+            raise InputError("a nested '{}' in a format spec is not allowed in flow "
+                             "expressions and templates; write the width")
         total += sum(int(n) for n in _NUMBER.findall(spec or ""))
     return total
 

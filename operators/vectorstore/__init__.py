@@ -13,14 +13,12 @@ and registering it with ``register_store``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from smmf_flow.errors import FlowError
-from smmf_flow.operators.params import invalid
+from smmf_flow.operators.params import OperatorParams, custom, params_error
 from smmf_flow.operators.vectorstore.base import Hit, VectorStore, Where
 
 #: store type → "module:Class" (or the class itself, once registered or imported)
@@ -29,13 +27,26 @@ STORE_TYPES: dict[str, str | type[VectorStore]] = {
 }
 
 
-class StoreSpec(BaseModel):
-    """Where a store lives: its type, its folder and its collection."""
+class StoreSpec(OperatorParams):
+    """Where a store lives: its type, its folder and its collection (a path alone
+    is the folder)."""
 
-    model_config = ConfigDict(extra="forbid")
     type: str = "chroma"
     path: str = Field(min_length=1)
     collection: str = "smmf"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_shorthand(cls, value: Any) -> Any:
+        return {"path": str(value)} if isinstance(value, (str, Path)) else value
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in STORE_TYPES:
+            raise custom("store_type", f"unknown store type '{kind}' (known: "
+                         f"{', '.join(sorted(STORE_TYPES))})")
+        return kind
 
 
 def register_store(name: str, cls: type[VectorStore]) -> None:
@@ -43,25 +54,15 @@ def register_store(name: str, cls: type[VectorStore]) -> None:
     STORE_TYPES[name] = cls
 
 
-def check_spec(spec: Any, owner: str) -> StoreSpec:
-    """``spec`` (a mapping, a path string, or a ``StoreSpec``) validated; a
-    ``FlowError`` naming the node and the field otherwise."""
+def check_spec(spec: Any) -> StoreSpec:
+    """``spec`` (a mapping, a path, or a ``StoreSpec``) validated; a ``FlowError``
+    naming the field otherwise."""
     if isinstance(spec, StoreSpec):
         return spec
-    if isinstance(spec, (str, Path)):
-        spec = {"path": str(spec)}
-    if not isinstance(spec, Mapping):
-        raise FlowError(f"{owner}: `store` must be a mapping such as {{path: .smmf/rag, "
-                        f"collection: docs}}, got {type(spec).__name__}")
     try:
-        checked = StoreSpec.model_validate(dict(spec))
+        return StoreSpec.model_validate(spec)
     except ValidationError as exc:
-        raise invalid(exc, owner, "store field", StoreSpec.model_fields,
-                      listed="fields") from None
-    if checked.type not in STORE_TYPES:
-        raise FlowError(f"{owner}: unknown store type '{checked.type}' (known: "
-                        f"{', '.join(sorted(STORE_TYPES))})")
-    return checked
+        raise params_error(exc, StoreSpec, "store", None) from None
 
 
 def open_store(spec: StoreSpec) -> VectorStore:

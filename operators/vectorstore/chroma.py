@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smmf_flow.errors import FlowError, RunError
+from smmf_flow.errors import InputError, RunError
 from smmf_flow.operators.documents import Chunk
 from smmf_flow.operators.vectorstore.base import Hit, VectorStore, Where
 from smmf_flow.operators.vectorstore.lock import OPEN_LOCK_NAME, WriteLock
@@ -42,8 +42,8 @@ def _chroma() -> Any:
     try:
         import chromadb
     except ImportError:
-        raise FlowError("the Chroma vector store needs chromadb: pip install "
-                        "'smmf-flow[rag]'") from None
+        raise RunError("the Chroma vector store needs chromadb: pip install "
+                       "'smmf-flow[rag]'") from None
     return chromadb
 
 
@@ -91,8 +91,8 @@ class ChromaStore(VectorStore):
         from chromadb.config import Settings
 
         if self.path.exists() and not self.path.is_dir():
-            raise FlowError(f"chroma store: '{self.path}' exists and is not a folder; "
-                            "give the store a folder path")
+            raise RunError(f"chroma store: '{self.path}' exists and is not a folder; "
+                           "give the store a folder path")
         try:
             # two processes creating one folder's database at once collide ("table
             # collections already exists"): opening takes a lock of its own
@@ -130,11 +130,11 @@ class ChromaStore(VectorStore):
                     metadata={"hnsw:space": "cosine", _MODEL_KEY: model, _DIM_KEY: dim,
                               _PRINT_KEY: fingerprint})
         except NotFoundError:
-            raise FlowError(f"{where} does not exist yet; run the indexer on your documents "
-                            "first (flows/rag-index.yaml or examples/rag_index.py)") from None
+            raise RunError(f"{where} does not exist yet; run the indexer on your documents "
+                           "first (flows/rag-index.yaml or examples/rag_index.py)") from None
         except (InvalidArgumentError, ValueError) as exc:
-            raise FlowError(f"{where}: {exc}; collection names are 3-512 characters of "
-                            "letters, digits, '.', '_' or '-'") from None
+            raise RunError(f"{where}: {exc}; collection names are 3-512 characters of "
+                           "letters, digits, '.', '_' or '-'") from None
         return self._collection
 
     def _check_model(self, collection: Any, model: str, dim: int, fingerprint: str) -> None:
@@ -146,17 +146,17 @@ class ChromaStore(VectorStore):
                    "collection) and run the indexer again")
         if (have_model is not None and have_model != model) or \
                 (have_dim is not None and have_dim != dim):
-            raise FlowError(
+            raise RunError(
                 f"{where} holds {have_dim}-dimensional vectors from model '{have_model}', "
                 f"but this node uses '{model}' ({dim} dimensions); use the same embedding "
                 "model, or index into another collection")
         if have_model is not None and have_print is None:
-            raise FlowError(
+            raise RunError(
                 f"{where} was indexed by an earlier smmf-flow that did not record which "
                 f"weights model '{have_model}' had, so its vectors cannot be checked; "
                 f"{reindex}")
         if have_print is not None and have_print != fingerprint:
-            raise FlowError(
+            raise RunError(
                 f"{where} holds vectors from model '{have_model}' with weights "
                 f"{have_print}, but '{model}' now has weights {fingerprint}: the model "
                 f"changed under the same name, and old and new vectors do not compare; "
@@ -208,7 +208,7 @@ class ChromaStore(VectorStore):
                                      n_results=min(k, total), where=dict(where) if where else None,
                                      include=["documents", "metadatas", "distances"])
         except ValueError as exc:
-            raise FlowError(f"chroma store: bad metadata filter {dict(where or {})!r}: {exc}") \
+            raise InputError(f"chroma store: bad metadata filter {dict(where or {})!r}: {exc}") \
                 from None
         return [Hit(id_, text or "", 1.0 - float(dist), dict(meta or {}))
                 for id_, text, meta, dist in zip(found["ids"][0], found["documents"][0],
@@ -237,9 +237,9 @@ def _metadata(chunk: Chunk) -> dict[str, Any]:
     meta = chunk.store_metadata()
     for key, value in meta.items():
         if not isinstance(value, (str, int, float, bool)):
-            raise FlowError(f"chunk of '{chunk.source}': metadata '{key}' is a "
-                            f"{type(value).__name__}; a vector store keeps only strings, "
-                            "numbers and booleans")
+            raise InputError(f"chunk of '{chunk.source}': metadata '{key}' is a "
+                             f"{type(value).__name__}; a vector store keeps only strings, "
+                             "numbers and booleans")
     return meta
 
 

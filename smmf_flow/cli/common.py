@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from smmf_flow.cli.console import Progress, one_line, redact
-from smmf_flow.errors import ConfigError, FlowError, describe
+from smmf_flow.errors import ConfigError, FlowError, InputError, describe
 from smmf_flow.flowfile.flow import Flow
 
 
@@ -85,5 +85,5 @@ def printable(text: str) -> str:
 
 
 def exit_code(exc: BaseException) -> int:
-    """2 for a flow or config that is wrong before anything runs, 1 otherwise."""
-    return 2 if isinstance(exc, (FlowError, ConfigError)) else 1
+    """2 for a flow, config or run input that is wrong (a usage error), 1 otherwise."""
+    return 2 if isinstance(exc, (FlowError, ConfigError, InputError)) else 1

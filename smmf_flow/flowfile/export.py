@@ -18,11 +18,11 @@ import yaml
 
 from smmf_flow.runner.dag import DAG
 from smmf_flow.dag.operator import Operator
-from smmf_flow.errors import FlowError
-from smmf_flow.flowfile.adapters import adapter_for
+from smmf_flow.errors import FlowError, located
+from smmf_flow.flowfile.node_params import adapter_for
 from smmf_flow.flowfile.edges import format_chain
 from smmf_flow.flowfile.registry import OperatorTypes
-from smmf_flow.runner.retry import RetryPolicy
+from smmf_flow.dag.retry import RetryPolicy
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -68,7 +68,8 @@ def _node(op: Operator, types: OperatorTypes) -> dict[str, Any]:
     params = adapter_for(kind).to_params(op.params(), op.name)
     entry: dict[str, Any] = {"type": kind}
     for key, value in params.items():
-        entry[key] = _plain(value, f"node '{op.name}': parameter '{key}'")
+        with located(node=op.name, param=key):
+            entry[key] = _plain(value, f"parameter '{key}'")
     if op.timeout is not None:
         entry["timeout"] = op.timeout
     if op.retry is not None:

@@ -3,27 +3,25 @@
 ``load_flow(path)`` reads, validates and builds a flow; nothing runs and no
 model is touched. ``flow.check(registry)`` then asks every node whether it can
 run against a model registry (unknown models, wrong model kinds), with errors
-pointing at the node's line. ``flow.arun`` / ``flow.astream`` run it.
+pointing at the parameter that names the model. ``flow.arun`` /
+``flow.astream`` run it.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from smmf_flow.runner.dag import DAG
-from smmf_flow.errors import FlowError, FlowFileError, ModelNotFound
 from smmf_flow.flowfile.build import build_dag
-from smmf_flow.flowfile.inputs import prepare_inputs
+from smmf_flow.flowfile.flow_inputs import prepare_inputs
 from smmf_flow.flowfile.loader import Document, read_flow_file, read_flow_text
 from smmf_flow.flowfile.registry import OperatorTypes
 from smmf_flow.flowfile.schema import FlowSpec
 from smmf_flow.models.defaults import default_config
-
 
 
 @dataclass
@@ -76,32 +74,13 @@ class Flow:
         return any(hasattr(op, "model_refs") for op in self.dag.nodes)
 
     def check(self, registry: Any) -> None:
-        """Run every node's ``check(registry)``; raise a ``FlowFileError`` at the node."""
+        """Run every node's ``check(registry)`` and validate the DAG against it; an
+        error is located at the node and parameter it names."""
         for op in self.dag.nodes:
-            self._check_model_names(op)
-            try:
+            with self.doc.locating(node=op.name):
                 op.check(registry)
-            except FlowError as exc:
-                if isinstance(exc, FlowFileError):
-                    raise
-                names = ([exc.name] if isinstance(exc, ModelNotFound)
-                         else re.findall(r"'([^']+)'", str(exc)))
-                sub = _find(self.spec.nodes[op.name].params,
-                            lambda v: isinstance(v, str) and v in names)
-                raise self.doc.error(str(exc), ("nodes", op.name, *sub), key=not sub,
-                                     node=op.name) from exc
-        self.dag.validate(registry)
-
-    def _check_model_names(self, op: Any) -> None:
-        """A node's model references are names (strings) before any registry
-        sees them: ``model: 5`` or ``models: [a, {b: c}]`` is refused at its line."""
-        refs = op.model_refs() if hasattr(op, "model_refs") else []
-        for name, _ in refs:
-            if name is not None and not isinstance(name, str):
-                params = self.spec.nodes[op.name].params
-                sub = _find(params, lambda v: v is name)
-                raise self.doc.error(f"a model name must be a string, not {_kind(name)}",
-                                     ("nodes", op.name, *sub), key=not sub, node=op.name)
+        with self.doc.locating():
+            self.dag.validate(registry)
 
     # --- running -------------------------------------------------------------------
 
@@ -118,25 +97,6 @@ class Flow:
         async for chunk in self.dag.astream(self.prepare(values), output=self.output,
                                             **options):
             yield chunk
-
-
-def _find(value: Any, wanted: Callable[[Any], bool],
-          path: tuple[Any, ...] = ()) -> tuple[Any, ...]:
-    """The path of the first value inside ``value`` that ``wanted`` picks (the
-    model name an error is about), or ()."""
-    if path and wanted(value):
-        return path
-    items = value.items() if isinstance(value, dict) else \
-        enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _find(item, wanted, (*path, key))
-        if found:
-            return found
-    return ()
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list"}.get(type(value), repr(value)[:40])
 
 
 def load_flow(path: str | os.PathLike[str], *, plugins: Sequence[str] = (),

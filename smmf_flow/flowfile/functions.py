@@ -30,8 +30,10 @@ from collections.abc import Callable
 from typing import Any
 
 import jinja2
+from jinja2 import meta, nodes
+from jinja2.parser import Parser
 
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import FlowError, InputError
 from smmf_flow.sandbox import check_digits, check_indent, make_sandbox
 
 
@@ -93,6 +95,11 @@ class Expression:
         self.source = source
         self.names = names
         self.variadic = variadic
+        variables = {variadic, "input"} if variadic else set(names)
+        unknown = sorted(_free_names(source) - variables - set(_ENV.globals))
+        if unknown:
+            raise FlowError(f"expression {_short(source)}: {', '.join(map(repr, unknown))} "
+                            f"is not defined; the variables are {', '.join(sorted(variables))}")
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
         params = ([inspect.Parameter(variadic, inspect.Parameter.VAR_POSITIONAL)] if variadic
                   else [inspect.Parameter(n, kind) for n in names])
@@ -109,10 +116,10 @@ class Expression:
                 str(result)  # StrictUndefined raises here
             return result
         except jinja2.UndefinedError as exc:
-            raise FlowError(f"expression {_short(self.source)}: {exc.message}; the "
-                            f"variables are {', '.join(env)}") from None
-        except (jinja2.exceptions.SecurityError, FlowError) as exc:
-            raise FlowError(f"expression {_short(self.source)}: {exc}") from None
+            raise InputError(f"expression {_short(self.source)}: {exc.message}; the "
+                             f"variables are {', '.join(env)}") from None
+        except (jinja2.exceptions.SecurityError, InputError) as exc:
+            raise InputError(f"expression {_short(self.source)}: {exc}") from None
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Expression) and other.source == self.source
@@ -123,6 +130,14 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+def _free_names(source: str) -> set[str]:
+    """The names an expression reads from outside itself."""
+    expression = Parser(_ENV, source, state="variable").parse_expression()
+    template = nodes.Template([nodes.Output([expression])])
+    template.set_environment(_ENV)
+    return set(meta.find_undeclared_variables(template))
 
 
 def _short(source: str, limit: int = 80) -> str:
@@ -163,9 +178,9 @@ def to_spec(fn: Callable[..., Any], node: str) -> dict[str, str]:
         found = vars(sys.modules[module]).get(name) if module in sys.modules else None
         if found is fn or getattr(found, "fn", None) is fn:
             return {"function": f"{module}:{name}"}
-    raise FlowError(f"node '{node}': its function {fn!r} cannot be written to a flow file; "
-                    "use a public module-level function of an importable module, or an "
-                    "Expression")
+    raise FlowError(f"its function {fn!r} cannot be written to a flow file; use a public "
+                    "module-level function of an importable module, or an Expression",
+                    node=node)
 
 
 __all__ = ["Expression", "from_spec", "to_spec"]

@@ -4,10 +4,11 @@ every value out.
 Only YAML's safe subset is read (``yaml.SafeLoader``: no Python tags, nothing
 is imported or called), with YAML 1.2 booleans: only ``true``/``false`` are
 booleans, so ``on:`` (the fallback operator's parameter), ``yes`` and ``no``
-stay strings instead of turning into ``True``/``False`` as YAML 1.1 has it. The document is composed into nodes first, so every
-mapping key and value keeps its start mark; later stages ask ``where(path)`` to
-point an error at the exact spot. Duplicate keys, which ``safe_load`` silently
-collapses, are refused here.
+stay strings instead of turning into ``True``/``False`` as YAML 1.1 has it. The
+document is composed into nodes first, so every mapping key and value keeps its
+start mark; later stages ask ``where(path)``, or ``locate(error)`` with the
+node and parameter the error names, to point it at the exact spot. Duplicate
+keys, which ``safe_load`` silently collapses, are refused here.
 
 A flow file is bounded before it can grow: at most ``MAX_FILE_BYTES`` (1 MiB)
 are read, and while it is composed at most ``MAX_ALIASES`` alias uses
@@ -21,13 +22,15 @@ contains itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from smmf_flow.errors import FlowFileError
+from smmf_flow.errors import FlowError, FlowFileError, UnknownParameter
 
 #: the most bytes of a flow file that are read
 MAX_FILE_BYTES = 1 << 20
@@ -66,14 +69,49 @@ class Document:
 
     def error(self, message: str, path: Path_ = (), *, key: bool = False,
               node: str | None = None) -> FlowFileError:
-        """A ``FlowFileError`` located at ``path`` (a message that already starts
-        with ``<word> '<node>': `` loses that prefix, since the error names the node)."""
+        """A ``FlowFileError`` (the file itself is malformed) located at ``path``."""
         line, column = self.where(path, key=key)
-        if node is not None:
-            prefix = re.compile(rf"^\w+ '{re.escape(node)}': ")
-            while prefix.match(message):
-                message = prefix.sub("", message, count=1)
         return FlowFileError(message, file=self.file, line=line, column=column, node=node)
+
+    def locate(self, error: FlowError, path: Path_ | None = None, *,
+               key: bool = False) -> FlowError:
+        """Give ``error`` this file and the line and column of ``path``; without a
+        path, of the node and parameter the error names (``error.node``,
+        ``error.param``). An error that already has a line keeps it."""
+        if error.line is None:
+            if path is None:
+                path, key = self.path_of(error)
+            line, column = self.where(path, key=key)
+            error.locate(file=self.file, line=line, column=column)
+        error.locate(file=self.file)
+        return error
+
+    def path_of(self, error: FlowError) -> tuple[Path_, bool]:
+        """Where in the file ``error`` is, from its fields, and whether to point at
+        the key: the parameter's value (a misspelt name: its key), else the node's
+        name, else the top of the file."""
+        nodes = self.data.get("nodes") if isinstance(self.data, dict) else None
+        if not error.node or not isinstance(nodes, dict) or error.node not in nodes:
+            return (), False
+        node: Path_ = ("nodes", error.node)
+        parts = tuple(int(p) if p.isdigit() else p for p in (error.param or "").split(".")
+                      if p)
+        while parts and (*node, *parts) not in self.marks:
+            parts = parts[:-1]
+        if not parts:
+            return node, True
+        return (*node, *parts), isinstance(error, UnknownParameter)
+
+    @contextmanager
+    def locating(self, path: Path_ | None = None, *, key: bool = False,
+                 **fields: Any) -> Iterator[None]:
+        """Locate every ``FlowError`` raised inside in this file (``located``'s
+        fields first, then ``locate``)."""
+        try:
+            yield
+        except FlowError as error:
+            self.locate(error.locate(**fields), path, key=key)
+            raise
 
 
 class LimitExceeded(yaml.MarkedYAMLError):

@@ -33,7 +33,6 @@ A built-in name cannot be taken over by an entry point or a plugin.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import importlib.machinery
 import importlib.metadata
@@ -46,7 +45,7 @@ from typing import Any
 
 from smmf_flow.dag.map import MapOperatorFactory
 from smmf_flow.dag.operator import Operator
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import FlowError, did_you_mean
 
 ENTRY_POINT_GROUP = "smmf_flow.operators"
 _ALLOWED = ("a function or class the plugin defines itself, an @map_operator function, "
@@ -63,7 +62,6 @@ BUILTINS: dict[str, str] = {
     "reduce_stream": "smmf_flow.dag.stream_operators:ReduceStreamOperator",
     "prompt": "smmf_flow.operators:PromptOperator",
     "llm": "smmf_flow.operators:LLMOperator",
-    "stream_llm": "smmf_flow.operators:StreamingLLMOperator",
     "embedding": "smmf_flow.operators:EmbeddingOperator",
     "router": "smmf_flow.operators:RouterOperator",
     "fallback": "smmf_flow.operators:FallbackOperator",
@@ -112,10 +110,9 @@ class OperatorTypes:
         """The class of type ``name``; a ``FlowError`` saying what is known otherwise."""
         ref = self._refs.get(name)
         if ref is None:
-            close = difflib.get_close_matches(name, self._refs, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise FlowError(f"unknown operator type '{name}'; {hint}(known types: "
-                            f"{', '.join(self.names())}; more come from --plugin MODULE)")
+            raise FlowError(f"unknown operator type '{name}'{did_you_mean(name, self._refs)} "
+                            f"(known types: {', '.join(self.names())}; more come from "
+                            "--plugin MODULE)")
         if isinstance(ref, str):
             ref = self._refs[name] = _import_class(name, ref)
         return ref
@@ -131,10 +128,9 @@ class OperatorTypes:
             if registered is type(op):
                 return kind
         raise FlowError(
-            f"node '{op.name}' is a {type(op).__module__}.{type(op).__qualname__}, which is "
-            "not a registered operator type; give the class its own `kind` and list its "
-            "module as a plugin (or register it under the entry point group "
-            f"'{ENTRY_POINT_GROUP}')")
+            f"it is a {type(op).__module__}.{type(op).__qualname__}, which is not a registered "
+            "operator type; give the class its own `kind` and list its module as a plugin (or "
+            f"register it under the entry point group '{ENTRY_POINT_GROUP}')", node=op.name)
 
     # --- plugins -----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ validation errors into one located line.
 
     version: 1
     name: chat
-    models: ../configs/default.toml     # optional; else $SMMF_MODELS, else configs/default.toml
+    models: ../configs/default.toml     # optional; else $SMMF_MODELS, else the packaged one
     plugins: [my_ops]                   # optional; modules that may add types and functions
     inputs:
       question: str                     # or {type: str, default: ..., description: ...}
@@ -22,7 +22,6 @@ Every key of a node besides ``type``, ``after``, ``timeout``, ``retry`` and
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Annotated, Any, Literal
 
@@ -30,11 +29,14 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       field_validator)
 from pydantic_core import PydanticCustomError
 
-from smmf_flow.errors import FlowFileError
+from smmf_flow.errors import FlowFileError, did_you_mean
 from smmf_flow.flowfile.loader import Document
+from smmf_flow.operators.params import Flag, RetryParams, field_path, problem, value_kind
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-InputType = Literal["str", "int", "float", "bool", "list", "dict", "any"]
+#: a flow input's type: Python's names or JSON Schema's
+InputType = Literal["str", "int", "float", "bool", "list", "dict", "any",
+                    "string", "integer", "number", "boolean", "array", "object"]
 #: keys of a node that configure the node itself rather than its operator
 NODE_FIELDS = ("type", "after", "timeout", "retry", "description")
 
@@ -63,14 +65,10 @@ class InputSpec(BaseModel):
         return "default" not in self.model_fields_set
 
 
-class RetrySpec(BaseModel):
-    """A node's retry policy; ``on`` names error classes of ``smmf_flow.errors``."""
+class RetrySpec(RetryParams):
+    """A node's retry policy (a number alone is the attempts); ``on`` names error
+    classes of ``smmf_flow.errors`` or built-in exceptions."""
 
-    model_config = ConfigDict(extra="forbid")
-    attempts: int = Field(default=3, ge=1)
-    backoff: float = Field(default=0.1, ge=0)
-    max_backoff: float = Field(default=5.0, ge=0)
-    jitter: bool = True
     on: list[str] = Field(default_factory=lambda: ["Exception"])
 
 
@@ -88,12 +86,6 @@ class NodeSpec(BaseModel):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
-
-    @field_validator("retry", mode="before")
-    @classmethod
-    def _attempts_shorthand(cls, value: Any) -> Any:
-        return {"attempts": value} if isinstance(value, int) and not isinstance(value, bool) \
-            else value
 
     @property
     def params(self) -> dict[str, Any]:
@@ -114,7 +106,7 @@ class FlowSpec(BaseModel):
     nodes: dict[Name, NodeSpec] = Field(min_length=1)
     edges: list[str] = Field(default_factory=list)
     output: str | None = None
-    stream: bool = False
+    stream: Flag = False
 
     @field_validator("version")
     @classmethod
@@ -139,7 +131,7 @@ def parse_spec(doc: Document) -> FlowSpec:
     """Validate ``doc.data`` as a flow; raise a ``FlowFileError`` at the first bad spot."""
     if not isinstance(doc.data, dict):
         raise doc.error(f"a flow file must be a mapping with `nodes:` at the top, not "
-                        f"{_kind(doc.data)}")
+                        f"{value_kind(doc.data)}")
     try:
         return FlowSpec.model_validate(doc.data)
     except ValidationError as exc:
@@ -150,7 +142,9 @@ def parse_spec(doc: Document) -> FlowSpec:
 
 
 def _located(doc: Document, err: Any, more: int) -> FlowFileError:
-    loc = tuple(err["loc"])
+    loc = field_path(FlowSpec, tuple(err["loc"]), unknown=err["type"] == "extra_forbidden")
+    if err["loc"] and err["loc"][-1] == "[key]":
+        loc = (*loc, "[key]")
     node = str(loc[1]) if len(loc) > 1 and loc[0] == "nodes" else None
     kind = err["type"]
     if loc and loc[-1] == "[key]":
@@ -167,10 +161,10 @@ def _located(doc: Document, err: Any, more: int) -> FlowFileError:
     elif len(loc) == 2 and loc[0] == "nodes":
         path, on_key = loc, False
         message = f"a node must be a mapping with `type:` and its parameters, not " \
-                  f"{_kind(err.get('input'))}"
+                  f"{value_kind(err.get('input'))}"
     else:
         path, on_key = loc, False
-        message = f"{_dotted(loc, node)}: {_lower(err['msg'])}{_got(err, kind)}"
+        message = f"{_dotted(loc, node)}: {problem(err)}"
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return doc.error(message, path, key=on_key, node=node)
@@ -180,10 +174,9 @@ def _unknown_field(loc: tuple[Any, ...]) -> str:
     field, parent = str(loc[-1]), loc[:-1]
     model = _model_at(parent)
     known = list(model.model_fields) if model else []
-    close = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
     where = {FlowSpec: "a flow", InputSpec: "an input", RetrySpec: "retry"}.get(model, "here")
-    return f"unknown field '{field}' in {where}{hint} (fields: {', '.join(known)})"
+    return f"unknown field '{field}' in {where}{did_you_mean(field, known)} (fields: " \
+           f"{', '.join(known)})"
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -200,26 +193,6 @@ def _dotted(loc: tuple[Any, ...], node: str | None) -> str:
     parts = loc[2:] if node is not None else loc
     text = ".".join(str(p) for p in parts) or str(loc[-1])
     return f"field '{text}'"
-
-
-def _got(err: Any, kind: str) -> str:
-    if kind.startswith(("string_type", "int_", "float_", "bool_", "list_type", "dict_type",
-                        "literal_error", "greater_than", "too_short")) or kind == "model_type":
-        return f", got {_kind(err.get('input'))}"
-    return ""
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return "a mapping" if isinstance(value, dict) else "a list"
-    if value is None:
-        return "nothing (null)"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _lower(text: str) -> str:
-    return text[:1].lower() + text[1:]
 
 
 __all__ = ["FlowSpec", "InputSpec", "InputType", "NAME_RE", "NODE_FIELDS", "NodeSpec",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smmf_flow.dag.files import FileAccess
-from smmf_flow.errors import FlowError, SmmfError
+from smmf_flow.errors import FlowError, InputError, SmmfError
 from smmf_flow.flowfile.flow import Flow, load_flow
 from smmf_flow.models.types import ChatChunk, Usage
 from smmf_flow.server.errors import ApiError
@@ -107,7 +107,7 @@ class FlowCatalog:
         """The run input, checked against the declared inputs (422 if it does not fit)."""
         try:
             return flow.prepare(values)
-        except FlowError as exc:
+        except InputError as exc:
             raise ApiError(422, f"flow '{flow.name}': {exc}", code="invalid_input",
                            param="inputs") from None
 

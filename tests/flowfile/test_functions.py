@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from smmf_flow.dag.ports import signature_of
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import FlowError, InputError
 from smmf_flow.flowfile.functions import Expression, from_spec, to_spec
 
 
@@ -36,18 +36,28 @@ def test_vector_helpers() -> None:
 def test_the_signature_gives_the_ports() -> None:
     assert signature_of(Expression("input")).inputs and not signature_of(Expression("input")).variadic
     assert signature_of(Expression("inputs", variadic="inputs")).variadic
-    assert list(inspect.signature(Expression("a", names=("acc", "chunk"))).parameters) == ["acc", "chunk"]
+    assert list(inspect.signature(Expression("acc", names=("acc", "chunk"))).parameters) == ["acc", "chunk"]
 
 
 def test_the_sandbox_refuses_internals() -> None:
-    with pytest.raises(FlowError, match=r"expression 'input.__class__.__mro__': access to "
-                                        r"attribute '__class__' of 'str' object is unsafe"):
+    with pytest.raises(InputError, match=r"expression 'input.__class__.__mro__': access to "
+                                         r"attribute '__class__' of 'str' object is unsafe"):
         Expression("input.__class__.__mro__")("x")
 
 
-def test_an_undefined_name_is_an_error_listing_the_variables() -> None:
-    with pytest.raises(FlowError, match=r"'nope' is undefined; the variables are input"):
-        Expression("nope")(1)
+def test_an_undefined_name_is_refused_when_compiled_listing_the_variables() -> None:
+    with pytest.raises(FlowError, match=r"expression 'nope': 'nope' is not defined; the "
+                                        r"variables are input"):
+        Expression("nope")
+    with pytest.raises(FlowError, match=r"'acc' is not defined; the variables are input, inputs"):
+        Expression("acc + 1", variadic="inputs")
+    assert Expression("range(2) | list | length + max(input, 1)")(0) == 3  # helpers are names
+
+
+def test_a_missing_key_of_the_input_is_an_input_error_when_run() -> None:
+    with pytest.raises(InputError, match=r"expression 'input.text': 'dict object' has no "
+                                         r"attribute 'text'; the variables are input"):
+        Expression("input.text")({"txt": "a"})
 
 
 def test_a_syntax_error_is_found_when_compiled() -> None:
@@ -71,5 +81,7 @@ def module_function(x: int) -> int:
 def test_to_spec_names_expressions_and_module_functions() -> None:
     assert to_spec(Expression("input"), "n") == {"expr": "input"}
     assert to_spec(module_function, "n") == {"function": f"{__name__}:module_function"}
-    with pytest.raises(FlowError, match=r"node 'n': its function .*<lambda>.* cannot be written"):
+    with pytest.raises(FlowError, match=r"^node 'n': its function .*<lambda>.* cannot be "
+                                        r"written") as caught:
         to_spec(lambda x: x, "n")
+    assert caught.value.node == "n"

@@ -24,7 +24,7 @@ FLOW = """
       small: {type: map, expr: "'small'"}
       out: {type: join, after: [big, small]}
       prompt: {type: prompt, template: "{{ input }}", after: out}
-      answer: {type: stream_llm, model: smollm2, after: prompt}
+      answer: {type: llm, model: smollm2, stream: true, after: prompt}
     edges: ["start >> route"]
 """
 
@@ -40,7 +40,7 @@ def test_mermaid(view) -> None:  # type: ignore[no-untyped-def]
     assert text.startswith("flowchart TD\n")
     assert 'n_route{"<b>route</b><br/><i>branch</i>"}' in text
     assert 'n_start(["<b>start</b><br/><i>input</i>"])' in text
-    assert 'n_answer["<b>answer</b><br/><i>stream_llm</i><br/>smollm2"]' in text
+    assert 'n_answer["<b>answer</b><br/><i>llm</i><br/>smollm2"]' in text
     assert 'n_route -->|"input #gt; 1"| n_big' in text
     assert "n_route -.->|\"default\"| n_small" in text
     assert text.count("-->") + text.count("-.->") == 7

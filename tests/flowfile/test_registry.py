@@ -13,9 +13,10 @@ from smmf_flow.flowfile.registry import BUILTINS, OperatorTypes
 
 
 def test_built_in_names() -> None:
-    for name in ("input", "map", "branch", "join", "prompt", "llm", "stream_llm",
-                 "embedding", "router", "fallback"):
+    for name in ("input", "map", "branch", "join", "prompt", "llm", "embedding", "router",
+                 "fallback"):
         assert name in OperatorTypes()
+    assert "stream_llm" not in OperatorTypes()  # streaming is `llm` with `stream: true`
 
 
 def test_every_built_in_that_exists_has_the_kind_it_is_registered_under() -> None:
@@ -59,7 +60,7 @@ def test_kind_of_needs_the_registered_class() -> None:
     class Custom(MapOperator):
         pass
 
-    with pytest.raises(FlowError, match=r"node 'm' is a .*Custom, which is not a registered "
+    with pytest.raises(FlowError, match=r"^node 'm': it is a .*Custom, which is not a registered "
                                         r"operator type"):
         types.kind_of(Custom(len, name="m"))
 

@@ -7,6 +7,7 @@ schema-valid steps that end with a final answer within ``max_steps``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,13 +17,12 @@ import pytest
 from pydantic import AfterValidator, Field
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError, NodeFailed, RunError
+from smmf_flow.dag import RunContext, Trace
+from smmf_flow.errors import FlowError, InputError, NodeFailed, RunError
 from smmf_flow.operators import AgentOperator, AgentResult, tool
 from smmf_flow.operators.agent import FINAL_NUDGE
-from smmf_flow.operators.replies import final_schema
-from smmf_flow.operators.toolbox import calculator, evaluate
-from smmf_flow.runner.context import RunContext
-from smmf_flow.runner.trace import Trace
+from smmf_flow.operators.builtin_tools import calculator, evaluate
+from smmf_flow.operators.reply_schemas import final_schema
 
 pytestmark = pytest.mark.anyio
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
@@ -143,7 +143,7 @@ async def test_tool_errors_are_fed_back_and_the_model_recovers(scripted: Any) ->
         "calculator failed: ZeroDivisionError: division by zero",
         "invalid arguments for paint: colour: Value error, no paint called 'blue'",
         "slow timed out after 0.2s",
-        "calculator failed: FlowError: not an arithmetic expression (invalid syntax): "
+        "calculator failed: InputError: not an arithmetic expression (invalid syntax): "
         "'import os'"]
     assert result.steps[4].result == "6.0"
     fed_back = [m.content for m in scripted.requests[-1].messages if m.role == "user"][1:]
@@ -224,10 +224,22 @@ async def test_tool_choice_required_keeps_the_final_answer_out_until_a_tool_work
 async def test_a_group_name_routes_through_fallback_and_tools_get_the_run(
         scripted: Any) -> None:
     registry = scripted.registry(call("run_id", prefix="run-"), final("ok"))
-    result, _ = await run(agent_flow("scripted-group"), registry,
+    result, _ = await run(agent_flow("scripted-group", input_key="task"), registry,
                           {"task": "Which run is this?"})
     assert result.steps[0].result.startswith("run-") and len(result.steps[0].result) == 16
     assert result.steps[0].model == "scripted"
+
+
+async def test_input_key_picks_the_task_and_a_missing_key_names_what_is_there(
+        scripted: Any) -> None:
+    keyed = AgentOperator("scripted", tools=[area], name="a", input_key="task")
+    assert keyed.input_types == (Mapping[str, Any],)
+    assert AgentOperator("scripted", tools=[area], name="b").input_types == (str,)
+    registry = scripted.registry(final("ok"))
+    error, _ = await run(agent_flow(input_key="task"), registry, {"question": "q", "n": 1})
+    assert isinstance(error, NodeFailed) and isinstance(error.__cause__, InputError)
+    assert str(error.__cause__) == ("the input has no 'task' (the node's input_key); it has "
+                                    "question, n")
 
 
 async def test_the_yaml_agent_flow_takes_its_tools_from_its_plugin_module(
@@ -237,8 +249,9 @@ async def test_the_yaml_agent_flow_takes_its_tools_from_its_plugin_module(
     flow = load_flow(FLOWS / "agent.yaml")
     node = flow.dag.node("solve")
     assert list(node.tools) == ["calculator", "docs_lookup"]
-    assert node.params()["tools"] == ["smmf_flow.operators.toolbox:calculator",
-                                      "smmf_flow.operators.toolbox:docs_lookup"]
+    assert node.params()["tools"] == ["smmf_flow.operators.builtin_tools:calculator",
+                                      "smmf_flow.operators.builtin_tools:docs_lookup"]
+    assert node.input_key == "task" and node.input_types == (Mapping[str, Any],)
     # run it with the scripted model standing in for smollm2
     registry = scripted.registry(call("calculator", expression="17 * 23 + 4"), final("395"),
                                  also=("smollm2",))
@@ -258,12 +271,18 @@ def test_tools_need_types_and_a_description_and_unique_names() -> None:
     with pytest.raises(FlowError, match="give the tool a docstring or a description"):
         tool(undocumented)
     assert tool(undocumented, description="Echo.").description == "Echo."
-    with pytest.raises(FlowError, match="agent 'a': two tools are named 'area'"):
+    with pytest.raises(FlowError, match="^node 'a': two tools are named 'area'") as caught:
         AgentOperator(tools=[area, area], name="a")
-    with pytest.raises(FlowError, match="agent 'a': an agent needs at least one tool"):
+    assert (caught.value.node, caught.value.param) == ("a", "tools")
+    with pytest.raises(FlowError, match="^node 'a': parameter 'tools': list should have at "
+                                        "least 1 item"):
         AgentOperator(tools=[], name="a")
-    with pytest.raises(FlowError, match="agent 'a': max_steps must be a positive"):
+    with pytest.raises(FlowError, match="^node 'a': parameter 'max_steps': input should be "
+                                        "greater than or equal to 1, got 0"):
         AgentOperator(tools=[area], max_steps=0, name="a")
+    with pytest.raises(FlowError, match=r"^node 'a': parameter 'system': the system prompt "
+                                        r"must contain \{tools\}"):
+        AgentOperator(tools=[area], system="Be brief.", name="a")
     assert area(2.0, 3.0) == 6.0  # a tool still calls like its function
 
 
@@ -271,7 +290,7 @@ def test_the_calculator_evaluates_arithmetic_and_nothing_else() -> None:
     assert evaluate("(3 + 4) * 12 / 7") == 12.0
     assert evaluate("2 ** 10 - sqrt(16) + abs(-1)") == 1021.0
     for bad in ("__import__('os')", "x + 1", "2 ** 100000", "'a' * 3"):
-        with pytest.raises(FlowError):
+        with pytest.raises(InputError):
             evaluate(bad)
 
 

@@ -11,11 +11,12 @@ import jsonschema
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError, InvalidOutput, NodeFailed, TemplateError
+from smmf_flow.errors import (FlowError, InvalidOutput, NodeFailed, TemplateError,
+                              UnknownParameter)
 from smmf_flow.operators import Answer, AnswerOperator, RetrieverOperator
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
-from smmf_flow.runner.trace import Trace
+from smmf_flow.dag import Trace
 
 pytestmark = pytest.mark.anyio
 QUESTION = "Who designed the Varnholm lighthouse?"
@@ -90,7 +91,8 @@ async def test_passages_are_in_the_answer_only_when_the_node_asks(scripted: Any)
         shown.text, shown.citations, shown.sources) == (
         "Ilse Marrow did.", ["id-0"], ["lighthouse.md"])
     assert hidden.passages == [] and shown.passages == found.hits
-    with pytest.raises(FlowError, match="answer 'a': passages must be true or false"):
+    with pytest.raises(FlowError, match="^node 'a': parameter 'passages': input should be a "
+                                        "valid boolean, got 'yes'"):
         AnswerOperator(passages="yes", name="a")
 
 
@@ -115,13 +117,18 @@ async def test_without_passages_the_model_is_not_asked(scripted: Any) -> None:
 
 
 def test_template_and_parameters_are_checked_when_the_node_is_made() -> None:
-    with pytest.raises(TemplateError, match=r"answer 'a': template syntax error on line 1"):
+    with pytest.raises(TemplateError, match=r"^node 'a': template syntax error on line 1"):
         AnswerOperator(template="{{ question ", name="a")
-    with pytest.raises(FlowError, match="answer 'a': this node sets the reply's JSON schema"):
-        AnswerOperator(json_schema={"type": "object"}, name="a")
-    with pytest.raises(FlowError, match="answer 'a': unknown parameter 'max_token'"):
+    with pytest.raises(TemplateError, match=r"^node 'a': the template uses 'passage'; its "
+                                            r"variables are passages, question") as caught:
+        AnswerOperator(template="{{ question }} {{ passage }}", name="a")
+    assert caught.value.param == "template"
+    with pytest.raises(UnknownParameter, match="^node 'a': unknown parameter 'json_schema'"):
+        AnswerOperator(json_schema={"type": "object"}, name="a")  # it sets the schema itself
+    with pytest.raises(UnknownParameter, match="^node 'a': unknown parameter 'max_token'; did "
+                                               "you mean 'max_tokens'"):
         AnswerOperator(max_token=5, name="a")
     node = AnswerOperator("smollm2", max_chars=200, name="a")
-    assert node.params() == {"model": "smollm2", "max_tokens": 200, "temperature": 0.0,
-                             "max_chars": 200}
+    assert node.params() == {"model": "smollm2", "max_chars": 200}
+    assert node.generation == {"max_tokens": 200, "temperature": 0.0}  # greedy by default
     assert AnswerOperator(passages=True, name="a").params()["passages"] is True

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError, NodeFailed
+from smmf_flow.errors import InputError, NodeFailed
 from smmf_flow.operators import EmbeddingOperator
 from smmf_flow.scheduler import scheduler_for
 
@@ -91,6 +91,6 @@ async def test_one_runs_bad_input_fails_only_that_run(real_registry: Any) -> Non
 async def test_a_value_that_is_not_text_names_the_node(real_registry: Any) -> None:
     with pytest.raises(NodeFailed) as err:
         await embed_flow().arun(42, registry=real_registry)
-    assert isinstance(err.value.__cause__, FlowError)
-    assert str(err.value.__cause__) == ("embedding 'vec': expected a string or a list of "
-                                        "strings, got int")
+    assert isinstance(err.value.__cause__, InputError)
+    assert str(err.value) == ("node 'vec' failed: InputError: expected a string or a list of "
+                              "strings, got int")

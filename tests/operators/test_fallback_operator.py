@@ -1,6 +1,7 @@
 """``FallbackOperator`` in flows: a dead OpenAI-compatible server falls through to
 SmolLM2, and a stream that dies mid-answer is continued by the next model."""
 
+import re
 from typing import Any
 
 import pytest
@@ -77,7 +78,7 @@ async def test_a_stream_that_dies_midway_reads_as_one_answer(real_registry: Any)
 
 
 async def test_a_flow_whose_every_model_fails_fails_at_that_node(real_registry: Any) -> None:
-    dag = fallback_flow(["dead", "unreachable-proxy"], retry={"attempts": 2, "backoff": 0})
+    dag = fallback_flow(["dead", "unreachable-proxy"], model_retry={"attempts": 2, "backoff": 0})
     with pytest.raises(NodeFailed, match="node 'answer' failed") as err:
         await dag.arun({"topic": "a river"}, registry=real_registry)
     assert isinstance(err.value.__cause__, WorkerUnavailable)
@@ -91,23 +92,42 @@ async def test_a_group_name_works_as_a_fallback_member(real_registry: Any) -> No
     assert result.model == "smollm2"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"models": []}, "`models` must be a non-empty list of model names"),
-    ({"models": ["a"], "on": ["unavailble"]}, "unknown error kind 'unavailble'"),
-    ({"models": ["a"], "retry": {"attempt": 2}}, "unknown retry field 'attempt'"),
-    ({"models": ["a"], "retry": "twice"}, "retry must be a number of attempts or a mapping"),
+@pytest.mark.parametrize(("kwargs", "message", "param"), [
+    ({"models": []}, "parameter 'models': list should have at least 1 item", "models"),
+    ({"models": ["a", 5]}, "parameter 'models.1': input should be a valid string, got 5",
+     "models.1"),
+    ({"models": ["a"], "on": ["unavailble"]}, "parameter 'on.0': input should be "
+     "'unavailable', 'timeout', 'rate_limited', 'context_window', 'invalid_output' or "
+     "'error', got 'unavailble'", "on.0"),
+    ({"models": ["a"], "model_retry": {"attempt": 2}}, "unknown field 'attempt' in "
+     "model_retry; did you mean 'attempts'?", "model_retry.attempt"),
+    ({"models": ["a"], "model_retry": "twice"}, "parameter 'model_retry': input should be a "
+     "valid dictionary or instance of RetryParams, got 'twice'", "model_retry"),
+    ({"models": ["a"], "max_depth": 0}, "parameter 'max_depth': input should be greater "
+     "than or equal to 1", "max_depth"),
 ])
-def test_bad_fallback_settings_are_refused_when_the_node_is_made(kwargs: dict[str, Any],
-                                                                 message: str) -> None:
-    with pytest.raises(FlowError, match=message):
+def test_bad_fallback_settings_are_refused_when_the_node_is_made(
+        kwargs: dict[str, Any], message: str, param: str) -> None:
+    with pytest.raises(FlowError, match=f"^node 'fb': {re.escape(message)}") as caught:
         FallbackOperator(name="fb", **kwargs)
+    assert (caught.value.node, caught.value.param) == ("fb", param)
 
 
 def test_fallback_settings_round_trip_through_params() -> None:
-    op = FallbackOperator(["a", "b"], on=["timeout"], retry=RetryPolicy(attempts=3),
+    op = FallbackOperator(["a", "b"], on=["timeout"], model_retry=RetryPolicy(attempts=4),
                           max_depth=2, stream=True, max_tokens=5, name="fb")
     assert op.params() == {"models": ["a", "b"], "on": ["timeout"], "max_depth": 2,
-                           "retry": {"attempts": 3, "backoff": 0.1}, "stream": True,
-                           "max_tokens": 5}
-    assert FallbackOperator(["a"], retry=2).policy.retry.attempts == 2
+                           "model_retry": {"attempts": 4}, "stream": True, "max_tokens": 5}
+    again = FallbackOperator(**op.params())
+    assert again.params() == op.params() and again.policy == op.policy
+    assert FallbackOperator(["a"], model_retry=2).policy.retry.attempts == 2
+    assert FallbackOperator(["a"]).policy.retry.attempts == 1  # no per-model retry by default
+
+
+def test_retry_is_the_node_retry_and_model_retry_the_per_model_one() -> None:
+    node_retry = RetryPolicy(attempts=2, backoff=0)
+    op = FallbackOperator(["a", "b"], retry=node_retry, model_retry=3, name="fb")
+    assert op.retry is node_retry                  # the whole node, like any node
+    assert op.policy.retry.attempts == 3           # each model before the next
+    assert "retry" not in op.params()              # a node option, not a parameter
     assert LLMOperator("a").params() == {"model": "a"}

@@ -1,15 +1,18 @@
-"""``LLMOperator`` and ``StreamingLLMOperator`` on SmolLM2 (llama.cpp), by model name."""
+"""``LLMOperator`` (whole, or streamed with ``stream=True``) on SmolLM2
+(llama.cpp), by model name; the generation parameters every generating operator
+shares."""
 
 import json
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
 
 from smmf_flow import DAG, FlowError, Trace
-from smmf_flow.errors import EdgeTypeError
+from smmf_flow.errors import EdgeTypeError, InputError, UnknownParameter
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
 from smmf_flow.operators import (EmbeddingOperator, FallbackOperator, LLMOperator,
-                                 PromptOperator, RouterOperator, StreamingLLMOperator)
+                                 PromptOperator, RouterOperator)
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +40,7 @@ async def test_the_stream_gives_the_same_greedy_text_chunk_by_chunk(real_registr
     whole = await prompt_then(LLMOperator("smollm2", max_tokens=12)).arun(
         {"thing": "fruit"}, registry=real_registry)
     trace = Trace()
-    dag = prompt_then(StreamingLLMOperator("smollm2", name="gen", max_tokens=12))
+    dag = prompt_then(LLMOperator("smollm2", name="gen", max_tokens=12, stream=True))
     chunks = [c async for c in dag.astream({"thing": "fruit"}, registry=real_registry,
                                            trace=trace)]
     assert all(isinstance(c, ChatChunk) and c.model == "smollm2" for c in chunks)
@@ -69,9 +72,12 @@ async def test_a_string_or_a_mapping_is_a_request_too(real_registry: Any) -> Non
     from_dict = await dag.arun({"messages": [{"role": "user", "content": "Name a planet."}]},
                                registry=real_registry)
     assert from_text.text == from_dict.text and from_text.usage.completion_tokens == 3
-    with pytest.raises(FlowError, match="node 'gen': expected a chat request, a prompt "
-                                        "string or a mapping, got int"):
+    with pytest.raises(InputError, match="^expected a chat request, a prompt string or a "
+                                         "mapping, got int"):
         await dag.node("gen").execute(None, 42)
+    with pytest.raises(InputError, match=r"^the input is not a valid chat request: messages: "
+                                         r"field required"):
+        await dag.node("gen").execute(None, {"prompt": "hi"})
 
 
 async def test_a_json_schema_gives_json_that_matches_it(real_registry: Any) -> None:
@@ -82,17 +88,24 @@ async def test_a_json_schema_gives_json_that_matches_it(real_registry: Any) -> N
     assert json.loads(result.text)["colour"] in ("red", "green", "blue")
 
 
-@pytest.mark.parametrize("make", [
-    lambda **kw: LLMOperator("smollm2", name="n", **kw),
-    lambda **kw: StreamingLLMOperator("smollm2", name="n", **kw),
-    lambda **kw: RouterOperator(default="smollm2", name="n", **kw),
-    lambda **kw: FallbackOperator(["smollm2"], name="n", **kw),
-], ids=["llm", "stream_llm", "router", "fallback"])
-def test_every_generating_operator_refuses_an_unknown_param(make: Any) -> None:
-    with pytest.raises(FlowError, match=r"'n': unknown parameter 'max_new_tokens' \(valid: "
-                                        r"json_schema, max_tokens, metadata"):
+@pytest.mark.parametrize("make, kind", [
+    (lambda **kw: LLMOperator("smollm2", name="n", **kw), "llm"),
+    (lambda **kw: LLMOperator("smollm2", name="n", stream=True, **kw), "llm"),
+    (lambda **kw: RouterOperator(default="smollm2", name="n", **kw), "router"),
+    (lambda **kw: FallbackOperator(["smollm2"], name="n", **kw), "fallback"),
+], ids=["llm", "llm-stream", "router", "fallback"])
+def test_every_generating_operator_refuses_an_unknown_param(make: Any, kind: str) -> None:
+    with pytest.raises(UnknownParameter, match=rf"^node 'n': unknown parameter "
+                                               rf"'max_new_tokens'; did you mean 'max_tokens'\? "
+                                               rf"\({kind} parameters: .*max_tokens, "
+                                               rf"temperature") as caught:
         make(max_new_tokens=5)
+    assert (caught.value.node, caught.value.param) == ("n", "max_new_tokens")
     assert make(max_tokens=5, temperature=0.0).params()["max_tokens"] == 5
+    with pytest.raises(FlowError, match=r"^node 'n': parameter 'temperature': input should be "
+                                        r"less than or equal to 2, got 9") as bad:
+        make(temperature=9)
+    assert bad.value.param == "temperature"
 
 
 def test_a_generation_result_cannot_feed_an_embedding_node() -> None:
@@ -103,11 +116,17 @@ def test_a_generation_result_cannot_feed_an_embedding_node() -> None:
 
 def test_a_stream_cannot_feed_a_node_that_takes_a_whole_request() -> None:
     with DAG("typed"), pytest.raises(EdgeTypeError, match="a stream cannot feed a node"):
-        StreamingLLMOperator(name="s") >> LLMOperator(name="gen")
+        LLMOperator(name="s", stream=True) >> LLMOperator(name="gen")
 
 
-def test_requests_are_what_prompts_produce() -> None:
-    assert LLMOperator("smollm2").input_types[0] == ChatRequest | str | dict
+def test_the_stream_flag_sets_the_output_port_and_execute_gives_the_input_port() -> None:
+    for op in (LLMOperator("m"), RouterOperator(default="m"), FallbackOperator(["m"])):
+        assert op.input_types == (ChatRequest | str | Mapping[str, Any],)
+        assert op.output_type is ChatResult and not op.streams
+    for op in (LLMOperator("m", stream=True), RouterOperator(default="m", stream=True),
+               FallbackOperator(["m"], stream=True)):
+        assert op.output_type == AsyncIterator[ChatChunk] and op.streams
+        assert op.params()["stream"] is True
 
 
 def test_params_give_back_a_json_schema_as_written() -> None:

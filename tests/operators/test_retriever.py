@@ -5,16 +5,17 @@ filters restrict, and indexing again never duplicates a chunk."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError, NodeFailed
-from smmf_flow.operators import IndexerOperator, RetrieverOperator
+from smmf_flow.dag import Trace
+from smmf_flow.errors import EdgeTypeError, FlowError, InputError, NodeFailed
+from smmf_flow.operators import AnswerOperator, IndexerOperator, RetrieverOperator
 from smmf_flow.operators.retriever import Retrieval
-from smmf_flow.runner.trace import Trace
 
 DOCS = Path(__file__).resolve().parents[2] / "examples" / "docs"
 pytestmark = pytest.mark.anyio
@@ -71,7 +72,8 @@ async def test_filters_from_the_node_and_from_the_input_combine(
     only_tides = await retriever(spec, k=3, where={"source": "tides.md"}).arun(
         question, registry=real_registry)
     assert {h.source for h in only_tides.hits} == {"tides.md"}
-    both = await retriever(spec, k=10, where={"file": {"$ne": "tides.md"}}).arun(
+    both = await retriever(spec, k=10, where={"file": {"$ne": "tides.md"}},
+                           input_key="question").arun(
         {"question": question, "where": {"index": 0}}, registry=real_registry)
     assert both.hits and all(h.metadata["index"] == 0 and h.source != "tides.md"
                              for h in both.hits)
@@ -102,12 +104,11 @@ async def test_a_changed_document_replaces_its_old_chunks(real_registry: Any,
     shutil.copy(DOCS / "tides.md", folder)
     shutil.copy(DOCS / "go_game.md", folder)
     spec = {"path": str(tmp_path / "store"), "collection": "changing"}
-    first = await indexer(spec, size=300, overlap=0).arun(
+    first = await indexer(spec, size=300, overlap=0, input_key="path").arun(
         {"path": str(folder)}, registry=real_registry)
     text = (folder / "tides.md").read_text()
     (folder / "tides.md").write_text(text.replace("Tidal friction", "Friction of the tides"))
-    second = await indexer(spec, size=300, overlap=0).arun(
-        {"path": str(folder)}, registry=real_registry)
+    second = await indexer(spec, size=300, overlap=0).arun(str(folder), registry=real_registry)
     assert second.embedded == second.removed >= 1
     assert second.total == first.total == second.chunks
     result = await retriever(spec, k=1).arun("friction of the tides slows the earth",
@@ -115,26 +116,44 @@ async def test_a_changed_document_replaces_its_old_chunks(real_registry: Any,
     assert "Friction of the tides" in result.hits[0].text
 
 
-@pytest.mark.parametrize("value, message", [
-    ({"query_text": "x"}, "the input mapping has no question (looked for question, query, "
-                          "input; it has query_text)"),
-    ("   ", "the question must be a non-empty string"),
+@pytest.mark.parametrize("value, key, message", [
+    ({"query_text": "x"}, "question", "the input has no 'question' (the node's input_key); it "
+                                      "has query_text"),
+    ("a question", "question", "expected a mapping with 'question' (the node's input_key), "
+                               "got str"),
+    ({"question": 5}, "question", "the question must be a non-empty string, got 5"),
+    ("   ", None, "the question must be a non-empty string"),
 ])
-async def test_a_bad_question_names_the_node(real_registry: Any,
-                                             docs_store: tuple[dict[str, str], Any],
-                                             value: Any, message: str) -> None:
+async def test_a_bad_question_is_an_input_error_of_the_node(
+        real_registry: Any, docs_store: tuple[dict[str, str], Any], value: Any,
+        key: str | None, message: str) -> None:
     spec, _ = docs_store
     with pytest.raises(NodeFailed) as info:
-        await retriever(spec).arun(value, registry=real_registry)
-    assert str(info.value.__cause__).startswith(f"retriever 'retrieve': {message}")
+        await retriever(spec, input_key=key).arun(value, registry=real_registry)
+    assert isinstance(info.value.__cause__, InputError)
+    assert str(info.value).startswith(f"node 'retrieve' failed: InputError: {message}")
+
+
+def test_input_key_makes_the_port_a_mapping_and_the_output_feeds_an_answer() -> None:
+    assert RetrieverOperator(".smmf/rag").input_types == (str,)
+    keyed = RetrieverOperator(".smmf/rag", input_key="question")
+    assert keyed.input_types == (Mapping[str, Any],)
+    with DAG("typed"):
+        retrieve = RetrieverOperator(".smmf/rag", name="retrieve")
+        retrieve >> AnswerOperator("m", name="answer")
+        with pytest.raises(EdgeTypeError, match=r"'retrieve' outputs Retrieval but 'index' "
+                                                r"input 1 expects"):
+            retrieve >> IndexerOperator(".smmf/rag", name="index")
 
 
 def test_the_node_exports_its_store_and_settings() -> None:
     with DAG("r"):
         node = RetrieverOperator({"path": ".smmf/rag", "collection": "docs"}, k=3,
                                  where={"source": "a.md"}, name="r")
-    assert node.params() == {"store": {"type": "chroma", "path": ".smmf/rag",
-                                       "collection": "docs"},
+    assert node.params() == {"store": {"path": ".smmf/rag", "collection": "docs"},
                              "k": 3, "where": {"source": "a.md"}}
-    with pytest.raises(FlowError, match="retriever 'bad': k must be a positive whole number"):
+    assert RetrieverOperator(**node.params()).params() == node.params()
+    with pytest.raises(FlowError, match="^node 'bad': parameter 'k': input should be greater "
+                                        "than or equal to 1, got 0") as caught:
         RetrieverOperator(".smmf/rag", k=0, name="bad")
+    assert caught.value.param == "k"

@@ -137,17 +137,20 @@ async def test_no_rule_and_no_default_fails_naming_the_router(real_registry: Any
                      str(err.value.__cause__))
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({}, "router 'r': give at least one route or a default model"),
-    ({"routes": [{"model": "a", "when": {"regx": "x"}}]}, "bad rule field 'when.regx'"),
-    ({"routes": [{"model": "a", "when": {"regex": "("}}]}, "invalid regex"),
+@pytest.mark.parametrize(("kwargs", "message", "param"), [
+    ({}, "give at least one route or a default model", None),
+    ({"routes": [{"model": "a", "when": {"regx": "x"}}]},
+     "unknown field 'regx' in routes.0.when; did you mean 'regex'?", "routes.0.when.regx"),
+    ({"routes": [{"model": "a", "when": {"regex": "("}}]},
+     "parameter 'routes.0.when.regex': invalid regex '('", "routes.0.when.regex"),
     ({"default": "a", "classifier": {"model": "c", "labels": ["only"]}},
-     "bad rule field 'labels'"),
+     "parameter 'classifier.labels': list should have at least 2 items", "classifier.labels"),
 ])
-def test_bad_rules_are_refused_when_the_node_is_made(kwargs: dict[str, Any],
-                                                     message: str) -> None:
-    with pytest.raises(FlowError, match=re.escape(message)):
+def test_bad_rules_are_refused_when_the_node_is_made(kwargs: dict[str, Any], message: str,
+                                                     param: str | None) -> None:
+    with pytest.raises(FlowError, match="^node 'r': " + re.escape(message)) as caught:
         RouterOperator(name="r", **kwargs)
+    assert (caught.value.node, caught.value.param) == ("r", param)
 
 
 def test_routes_round_trip_through_params() -> None:

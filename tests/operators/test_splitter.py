@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError, NodeFailed
+from smmf_flow.errors import FlowError, InputError, NodeFailed
 from smmf_flow.operators import Document, TextSplitterOperator, load_documents
 from smmf_flow.operators.documents import Chunk
 from smmf_flow.operators.splitter import split_chars, split_tokens
@@ -118,27 +118,32 @@ def test_the_node_splits_a_plain_string_and_exports_its_params() -> None:
         node = TextSplitterOperator(40, 10, name="split")
     chunks = dag.run("One sentence here. Another sentence there. A third one to finish.")
     assert [c.source for c in chunks] == ["input"] * len(chunks) and len(chunks) == 2
-    assert node.params() == {"size": 40, "overlap": 10, "unit": "chars"}
+    assert node.params() == {"size": 40, "overlap": 10}
     assert node.model_refs() == []
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"size": 100, "overlap": 100}, r"overlap must be at least 0 and less than size \(100\)"),
-    ({"size": 0}, "size must be a positive whole number"),
-    ({"unit": "lines"}, "unit must be 'chars' or 'tokens', not 'lines'"),
-    ({"model": "minilm"}, "`model` only counts tokens; set unit: tokens"),
+@pytest.mark.parametrize("kwargs, message, param", [
+    ({"size": 100, "overlap": 100}, r"parameter 'overlap': overlap \(100\) must be less than "
+                                    r"size \(100\)", "overlap"),
+    ({"size": 0}, "parameter 'size': input should be greater than or equal to 1, got 0",
+     "size"),
+    ({"unit": "lines"}, "parameter 'unit': input should be 'chars' or 'tokens', got 'lines'",
+     "unit"),
+    ({"model": "minilm"}, "parameter 'model': `model` only counts tokens; set unit: tokens",
+     "model"),
 ])
-def test_bad_settings_are_refused_with_the_node_named(kwargs: dict[str, Any],
-                                                      message: str) -> None:
-    with pytest.raises(FlowError, match=r"splitter 'cut': " + message):
+def test_bad_settings_are_refused_with_the_node_named(kwargs: dict[str, Any], message: str,
+                                                      param: str) -> None:
+    with pytest.raises(FlowError, match=r"^node 'cut': " + message) as caught:
         TextSplitterOperator(**kwargs, name="cut")
+    assert caught.value.param == param
 
 
-def test_a_wrong_input_names_the_node() -> None:
+def test_a_wrong_input_is_an_input_error_of_the_node() -> None:
     with DAG("split") as dag:
         TextSplitterOperator(name="cut")
     with pytest.raises(NodeFailed) as info:
         dag.run(42)
-    assert isinstance(info.value.__cause__, FlowError)
-    assert str(info.value.__cause__) == ("splitter 'cut': expected a Document, a list of "
-                                         "Documents or a string, got int")
+    assert isinstance(info.value.__cause__, InputError)
+    assert str(info.value) == ("node 'cut' failed: InputError: expected a Document, a list "
+                               "of Documents or a string, got int")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from smmf_flow.errors import FlowError, RunError
+from smmf_flow.errors import FlowError, InputError, RunError
+from smmf_flow.operators import RetrieverOperator
 from smmf_flow.operators.documents import Chunk, Document, make_chunk, source_key
 from smmf_flow.operators.vectorstore import StoreSpec, check_spec, open_store
 from smmf_flow.operators.vectorstore.chroma import ChromaStore
@@ -53,7 +54,7 @@ def test_metadata_filters_restrict_the_candidates(store: ChromaStore) -> None:
     hits = store.query([1.0, 0.0, 0.0], 3, where={"source": {"$in": ["bees.md", "tides.md"]}},
                        model="hand", fingerprint=HAND)
     assert {h.source for h in hits} == {"bees.md", "tides.md"}
-    with pytest.raises(FlowError, match="bad metadata filter"):
+    with pytest.raises(InputError, match="bad metadata filter"):
         store.query([1.0, 0.0, 0.0], 3, where={"source": {"$near": 1}}, model="hand",
                     fingerprint=HAND)
 
@@ -74,10 +75,10 @@ def test_stale_chunks_of_a_source_are_deleted(store: ChromaStore) -> None:
 
 
 def test_vectors_of_another_model_are_refused(store: ChromaStore) -> None:
-    with pytest.raises(FlowError, match=r"holds 3-dimensional vectors from model 'hand', but "
-                                        r"this node uses 'other' \(3 dimensions\)"):
+    with pytest.raises(RunError, match=r"holds 3-dimensional vectors from model 'hand', but "
+                                       r"this node uses 'other' \(3 dimensions\)"):
         store.query([1.0, 0.0, 0.0], 1, model="other", fingerprint=HAND)
-    with pytest.raises(FlowError, match="uses 'hand' \\(4 dimensions\\)"):
+    with pytest.raises(RunError, match="uses 'hand' \\(4 dimensions\\)"):
         store.query([1.0, 0.0, 0.0, 0.0], 1, model="hand", fingerprint=HAND)
 
 
@@ -100,7 +101,7 @@ def test_chroma_never_embeds_by_itself(store: ChromaStore) -> None:
 def test_a_missing_collection_says_to_index_first(tmp_path: Path) -> None:
     empty = ChromaStore(tmp_path / "empty", "docs")
     assert empty.count() == 0 and empty.existing(["a"]) == set()
-    with pytest.raises(FlowError, match="does not exist yet; run the indexer"):
+    with pytest.raises(RunError, match="does not exist yet; run the indexer"):
         empty.query([1.0], 1, model="hand", fingerprint=HAND)
 
 
@@ -120,13 +121,18 @@ def test_the_store_survives_the_process(store: ChromaStore) -> None:
 
 
 def test_specs_are_checked_with_the_field_named(tmp_path: Path) -> None:
-    assert check_spec("some/folder", "retriever 'r'") == StoreSpec(path="some/folder")
-    with pytest.raises(FlowError, match="retriever 'r': unknown store field 'colection' "
-                                        r"\(fields: type, path, collection\)"):
-        check_spec({"path": "x", "colection": "docs"}, "retriever 'r'")
-    with pytest.raises(FlowError, match="retriever 'r': unknown store type 'faiss' "
-                                        r"\(known: chroma\)"):
-        check_spec({"type": "faiss", "path": "x"}, "retriever 'r'")
-    with pytest.raises(FlowError, match="collection names are 3-512 characters"):
+    assert check_spec("some/folder") == StoreSpec(path="some/folder")
+    with pytest.raises(FlowError, match="^unknown parameter 'colection'; did you mean "
+                                        r"'collection'\? \(store parameters: type, path, "
+                                        r"collection\)"):
+        check_spec({"path": "x", "colection": "docs"})
+    with pytest.raises(FlowError, match=r"^node 'r': unknown field 'colection' in store; did "
+                                        r"you mean 'collection'\?") as caught:
+        RetrieverOperator({"path": "x", "colection": "docs"}, name="r")
+    assert caught.value.param == "store.colection"
+    with pytest.raises(FlowError, match="^node 'r': parameter 'store.type': unknown store type "
+                                        r"'faiss' \(known: chroma\)"):
+        RetrieverOperator({"type": "faiss", "path": "x"}, name="r")
+    with pytest.raises(RunError, match="collection names are 3-512 characters"):
         open_store(StoreSpec(path=str(tmp_path), collection="x")).upsert(
             *chunks_and_vectors(), model="hand", fingerprint=HAND)

@@ -21,9 +21,9 @@ from smmf_flow.errors import NodeFailed
 from smmf_flow.flowfile.flow import load_flow
 from smmf_flow.operators import AgentOperator, AgentResult, tool
 from smmf_flow.operators.agent import FINAL_NUDGE
-from smmf_flow.operators.replies import final_schema
-from smmf_flow.operators.toolbox import calculator
-from smmf_flow.runner.trace import Trace
+from smmf_flow.operators.reply_schemas import final_schema
+from smmf_flow.operators.builtin_tools import calculator
+from smmf_flow.dag.trace import Trace
 
 from .scripted import Script
 

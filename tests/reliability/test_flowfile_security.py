@@ -6,8 +6,8 @@ included (``__builtins__``, ``__loader__.get_data``, ``os.system``); an agent
 took any callable as a tool; expressions and prompt templates could build
 strings of gigabytes or numbers of billions of digits, and reach a function's
 ``__globals__`` through ``str.format``; YAML aliases expanded without bound.
-Now each is refused with a located ``FlowFileError`` (or, while running, a
-``FlowError``) that says what is allowed.
+Now each is refused with a located ``FlowError`` (or, while running, an
+``InputError``) that says what is allowed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from smmf_flow.errors import FlowError, FlowFileError, NodeFailed
+from smmf_flow.errors import FlowError, FlowFileError, InputError, NodeFailed
 from smmf_flow.flowfile.flow import Flow, load_flow
 from smmf_flow.flowfile.loader import MAX_ALIASES, MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
 from smmf_flow.sandbox import FlowSandbox
@@ -35,7 +35,7 @@ PLUGIN = """
 
     from smmf_flow import map_operator
     from smmf_flow.operators import tool
-    from smmf_flow.operators.toolbox import calculator
+    from smmf_flow.operators.builtin_tools import calculator
 
     CONFIG = {"key": "value"}
     CALLS = []
@@ -133,9 +133,10 @@ REFUSED_FUNCTIONS = [
 def test_a_function_reference_reaches_only_the_allow_list(flow_file, ref: str,  # type: ignore[no-untyped-def]
                                                           refusal: str) -> None:
     path = map_flow(flow_file, ref)
-    with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}:5:5: node 'step': "
-                                            rf"function '{re.escape(ref)}'.*{refusal}") as caught:
+    with pytest.raises(FlowError, match=rf"^{re.escape(str(path))}:5:15: node 'step': "
+                                        rf"function '{re.escape(ref)}'.*{refusal}") as caught:
         load_flow(path)
+    assert (caught.value.node, caught.value.param, caught.value.line) == ("step", "function", 5)
     assert "a function or class the plugin defines itself, an @map_operator function, " \
            "or a @tool" in str(caught.value)
 
@@ -143,7 +144,7 @@ def test_a_function_reference_reaches_only_the_allow_list(flow_file, ref: str,  
 def test_a_flow_cannot_read_a_file_through_a_plugins_loader(flow_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
     secret = tmp_path / "secret.txt"
     secret.write_text("the api key", encoding="utf-8")
-    with pytest.raises(FlowFileError, match="'__loader__.get_data' is an attribute chain"):
+    with pytest.raises(FlowError, match="'__loader__.get_data' is an attribute chain"):
         run(load_flow(map_flow(flow_file, "plugin:__loader__.get_data")), str(secret))
 
 
@@ -151,7 +152,7 @@ def test_a_flow_cannot_run_a_shell_command_through_an_imported_module(flow_file,
                                                                        tmp_path) -> None:
     marker = tmp_path / "ran"
     for ref in ("plugin:os.system", "plugin:system"):
-        with pytest.raises(FlowFileError, match=f"function '{ref}'"):
+        with pytest.raises(FlowError, match=f"function '{ref}'"):
             run(load_flow(map_flow(flow_file, ref)), f"touch {marker}")
     assert not marker.exists()
 
@@ -200,9 +201,10 @@ def agent_flow(flow_file: Callable[[str], Path], *refs: str) -> Path:
 ])
 def test_an_agent_tool_must_be_a_tool(flow_file, ref: str, refusal: str) -> None:  # type: ignore[no-untyped-def]
     path = agent_flow(flow_file, "plugin:add", ref)
-    with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}:3:\d+: node 'solve': "
-                                            rf"{refusal}"):
+    with pytest.raises(FlowError, match=rf"^{re.escape(str(path))}:3:\d+: node 'solve': "
+                                        rf"{refusal}") as caught:
         load_flow(path)
+    assert caught.value.param == "tools.1"
 
 
 def test_tools_defined_or_re_exported_by_a_plugin_are_taken(flow_file) -> None:  # type: ignore[no-untyped-def]
@@ -220,9 +222,10 @@ def test_retry_on_names_only_error_classes(flow_file, name: str) -> None:  # typ
         nodes:
           a: {{type: map, expr: input, retry: {{on: ["{name}"]}}}}
     """)
-    with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}:3:\d+: node 'a': "
-                                            rf"retry.on: '{name}' is not an error class"):
+    with pytest.raises(FlowError, match=rf"^{re.escape(str(path))}:3:\d+: node 'a': "
+                                        rf"retry.on: '{name}' is not an error class") as caught:
         load_flow(path)
+    assert caught.value.param == "retry.on.0"
 
 
 def test_retry_on_takes_the_error_tree_and_built_in_exceptions(flow_file) -> None:  # type: ignore[no-untyped-def]
@@ -256,7 +259,6 @@ LIMIT = r"the limit is [\d,]+ \(flow expressions and templates are bounded"
     ('str.format("{0.__globals__}", cosine)', "access to attribute 'format' of 'type' "
                                               "object is unsafe"),
     ("input.append(1) or input", "access to attribute 'append' of 'list' object is unsafe"),
-    ("lipsum(10**9)", "'lipsum' is undefined"),
 ])
 def test_an_expression_cannot_escape_or_run_away(flow_file, expr: str,  # type: ignore[no-untyped-def]
                                                  refusal: str) -> None:
@@ -267,9 +269,16 @@ def test_an_expression_cannot_escape_or_run_away(flow_file, expr: str,  # type: 
     with no_hang(10), pytest.raises(NodeFailed) as caught:
         run(flow, [1, 2])
     cause = caught.value.__cause__
-    assert isinstance(cause, FlowError), cause
+    assert isinstance(cause, InputError), cause
     assert str(cause).startswith("expression "), cause
     assert re.search(refusal, str(cause)), cause
+
+
+def test_a_name_no_expression_may_use_is_refused_before_anything_runs(flow_file) -> None:  # type: ignore[no-untyped-def]
+    path = flow_file("nodes:\n  a: {type: map, expr: 'lipsum(10**9)'}\n")
+    with pytest.raises(FlowError, match=r"node 'a': expression 'lipsum\(10\*\*9\)': 'lipsum' "
+                                        r"is not defined; the variables are input"):
+        load_flow(path)
 
 
 def test_jinja_powers_group_from_the_left_so_a_tower_is_small(flow_file) -> None:  # type: ignore[no-untyped-def]
@@ -284,7 +293,7 @@ def test_a_prompt_template_has_the_same_guard(flow_file) -> None:  # type: ignor
     """))
     with no_hang(10), pytest.raises(NodeFailed) as caught:
         run(flow, "x")
-    assert isinstance(caught.value.__cause__, FlowError)
+    assert isinstance(caught.value.__cause__, InputError)
     assert "'*' would need 1,000,000,000 characters or items" in str(caught.value.__cause__)
 
 

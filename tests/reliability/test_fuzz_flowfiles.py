@@ -65,9 +65,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 FIELDS = ["version", "name", "description", "models", "plugins", "inputs", "nodes", "edges",
           "output", "stream", "type", "after", "timeout", "retry", "attempts", "on", "expr",
           "function", "template", "system", "model", "max_tokens", "temperature",
-          "branches", "when", "to", "default", "tools", "value", "items", "store"]
+          "branches", "when", "to", "default", "tools", "value", "items", "store",
+          "input_key", "model_retry", "models", "k"]
 TYPES = ["input", "map", "branch", "join", "streamify", "unstreamify", "transform_stream",
-         "reduce_stream", "prompt", "llm", "stream_llm", "embedding", "router", "fallback",
+         "reduce_stream", "prompt", "llm", "embedding", "router", "fallback",
          "splitter", "indexer", "retriever", "answer", "agent", "nope"]
 names = st.sampled_from(["a", "b", "c", "prompt", "answer", "x-1", "_y"]) | odd_text
 huge_ints = st.sampled_from([2 ** 63, -(2 ** 64), 10 ** 400, 10 ** 4299])

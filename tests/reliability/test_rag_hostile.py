@@ -65,7 +65,7 @@ def minilm(make_registry: Callable[[dict[str, Any]], Any],
 async def index(path: Any, registry: Any, store: Path, files: FileAccess | None) -> Any:
     with DAG("index") as dag:
         IndexerOperator({"path": str(store), "collection": "docs"}, model="minilm",
-                        name="index")
+                        name="index", input_key="path")
     return await dag.arun({"path": path}, registry=registry, files=files)
 
 

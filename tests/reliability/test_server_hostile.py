@@ -32,7 +32,7 @@ from server.conftest import KEY, ROOT, LiveServer, free_port, start_server, wait
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from smmf_flow.errors import FlowFileError
+from smmf_flow.errors import ModelNotFound
 from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.server import FlowCatalog, create_app
 from smmf_flow.server.limits import ServerLimits
@@ -510,7 +510,7 @@ def test_a_broken_flow_is_logged_and_the_others_served(caplog: pytest.LogCapture
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("flow not served: " in w and "fallback.yaml:" in w and "unknown model 'offline'"
                in w for w in warnings), warnings
-    with pytest.raises(FlowFileError, match=r"fallback\.yaml:\d+:\d+: .*unknown model "
+    with pytest.raises(ModelNotFound, match=r"fallback\.yaml:\d+:\d+: .*unknown model "
                                             r"'offline'"):
         FlowCatalog.from_dir(ROOT / "flows", registry, strict=True)
 

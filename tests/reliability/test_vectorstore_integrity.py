@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError, NodeFailed, ResourceBusy
+from smmf_flow.errors import NodeFailed, ResourceBusy, RunError
 from smmf_flow.models.paths import resolve_path
 from smmf_flow.operators import IndexerOperator, RetrieverOperator
 from smmf_flow.operators.documents import Document, load_documents, source_key
@@ -144,7 +144,7 @@ async def test_other_weights_under_the_same_name_are_refused_with_how_to_reindex
                        (indexer(store), str(DOCS / "go_game.md"))):
         with pytest.raises(NodeFailed) as info:
             await dag.arun(value, registry=swapped)
-        assert isinstance(info.value.__cause__, FlowError)
+        assert isinstance(info.value.__cause__, RunError)
         assert str(info.value.__cause__) == message
     assert ChromaStore(store, "docs").count() == first.total  # the refused write added nothing
     # the fingerprint is the weights' content, not their path: a byte-for-byte copy is fine

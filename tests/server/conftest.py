@@ -60,7 +60,7 @@ inputs:
   question: str
 nodes:
   prompt: {type: prompt, template: "{{ question }}"}
-  answer: {type: stream_llm, model: smollm2, max_tokens: 6, temperature: 0}
+  answer: {type: llm, stream: true, model: smollm2, max_tokens: 6, temperature: 0}
 edges: ["prompt >> answer"]
 output: answer
 stream: true

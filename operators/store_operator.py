@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 
-from smmf_flow.operators.base import ModelOperator
-from smmf_flow.operators.vectorstore import StoreSpec, VectorStore, check_spec, open_store
-from smmf_flow.scheduler.resolve import Purpose
+from smmf_flow.operators.base import EmbeddingModelOperator
+from smmf_flow.operators.input_keys import KEYED
+from smmf_flow.operators.params import OperatorParams, configure
+from smmf_flow.operators.vectorstore import StoreSpec, VectorStore, open_store
 
 T = TypeVar("T")
 
@@ -34,33 +35,35 @@ async def embedding_fingerprint(worker: Any) -> str:
     return fingerprint
 
 
-class StoreOperator(ModelOperator):
-    """An operator with an embedding ``model`` and a vector ``store``."""
+class StoreParams(OperatorParams):
+    """What the indexer and the retriever share: the vector ``store``, the
+    embedding ``model`` (none: the registry's ``default_embedding``), and the
+    ``input_key`` under which a mapping input holds what they read."""
 
-    def __init__(self, store: StoreSpec | VectorStore | dict[str, Any] | str, *,
-                 model: str | None = None, **options: Any) -> None:
-        owner = f"{self.kind} '{options.get('name') or ''}'"
-        if isinstance(store, VectorStore):
-            self._store: VectorStore | None = store
-            self.store_spec = check_spec(store.spec(), owner)
-        else:
-            self._store = None
-            self.store_spec = check_spec(store, owner)
-        self.model = model
+    store: StoreSpec
+    model: str | None = None
+    input_key: str | None = None
+
+
+class StoreOperator(EmbeddingModelOperator):
+    """An operator with an embedding ``model`` and a vector ``store`` (a spec, or
+    a ``VectorStore`` object from Python)."""
+
+    params_model: ClassVar[type[StoreParams]] = StoreParams
+    config: StoreParams
+
+    def __init__(self, store: StoreSpec | VectorStore | dict[str, Any] | str,
+                 **params: Any) -> None:
+        self._store: VectorStore | None = store if isinstance(store, VectorStore) else None
+        spec = store.spec() if isinstance(store, VectorStore) else store
+        self.config, options = configure(self.params_model, self.kind,
+                                         {"store": spec, **params})
+        self.store_spec, self.model = self.config.store, self.config.model
+        self.input_key = self.config.input_key
+        if self.input_key:
+            options.setdefault("input_type", KEYED)
         self._lock = threading.Lock()
         super().__init__(**options)
-
-    def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"store": self.store_spec.model_dump()}
-        if self.model:
-            out["model"] = self.model
-        return out
-
-    def model_refs(self) -> list[tuple[str | None, Purpose]]:
-        return [(self.model, "embedding")]
-
-    def build_worker(self, scheduler: Any) -> Any:
-        return scheduler.embedding_worker(self.model)
 
     async def store(self) -> VectorStore:
         """The store, opened on first use (once, even under concurrent runs)."""
@@ -79,4 +82,4 @@ class StoreOperator(ModelOperator):
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
 
-__all__ = ["StoreOperator", "embedding_fingerprint"]
+__all__ = ["StoreOperator", "StoreParams", "embedding_fingerprint"]

@@ -1,8 +1,12 @@
 """A flow's declared inputs: checking and converting the values a run is given.
 
 Values typed on a command line arrive as strings (``--input n=3``) and are
-converted to the declared type; values from JSON must already have it. A flow
-that declares no inputs takes whatever it is given.
+converted to the declared type; values from JSON must already have it. A type
+is named as in Python (``str``, ``int``, ``float``, ``bool``, ``list``,
+``dict``, ``any``) or as in JSON Schema (``string``, ``integer``, ``number``,
+``boolean``, ``array``, ``object``). A flow that declares no inputs takes
+whatever it is given. A value that does not fit is an ``InputError``: the
+flow is fine, the run's input is not.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import InputError, did_you_mean
 from smmf_flow.flowfile.schema import InputSpec
 
 _PY_TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool,
                              "list": list, "dict": dict, "any": Any}
+#: JSON Schema's type names, as the Python type each stands for
+JSON_NAMES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
+              "array": "list", "object": "dict"}
 _ADAPTERS = {name: TypeAdapter(tp) for name, tp in _PY_TYPES.items()}
 
 
@@ -29,38 +36,39 @@ def prepare_inputs(specs: Mapping[str, InputSpec], values: Any, *,
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
-        raise FlowError(f"the flow takes named inputs ({', '.join(specs)}); give a JSON object, "
-                        f"not {type(values).__name__}")
+        raise InputError(f"the flow takes named inputs ({', '.join(specs)}); give a JSON "
+                         f"object, not {type(values).__name__}")
     unknown = [k for k in values if k not in specs]
     if unknown:
-        raise FlowError(f"unknown input '{unknown[0]}' (the flow's inputs: "
-                        f"{', '.join(specs)})")
+        raise InputError(f"unknown input '{unknown[0]}'{did_you_mean(str(unknown[0]), specs)} "
+                         f"(the flow's inputs: {', '.join(specs)})")
     out: dict[str, Any] = {}
     for name, spec in specs.items():
         if name not in values:
             if spec.required:
-                raise FlowError(f"missing input '{name}' ({spec.type}); pass "
-                                f"--input {name}=...")
+                raise InputError(f"missing input '{name}' ({spec.type}); pass "
+                                 f"--input {name}=...")
             out[name] = spec.default
             continue
         out[name] = _convert(name, spec.type, values[name], name in from_strings)
     return out
 
 
-def _convert(name: str, type_name: str, value: Any, from_string: bool) -> Any:
+def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
+    type_name = JSON_NAMES.get(declared, declared)
     if from_string and type_name in ("list", "dict"):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise FlowError(f"input '{name}' ({type_name}) must be JSON: {exc.msg}") from None
+            raise InputError(f"input '{name}' ({declared}) must be JSON: {exc.msg}") from None
     try:
         return _ADAPTERS[type_name].validate_python(value, strict=not from_string
                                                     and type_name != "float")
     except ValidationError as exc:
         text = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         reason = exc.errors(include_url=False)[0]["msg"]
-        raise FlowError(f"input '{name}' must be {type_name}, got {text} "
-                        f"({reason[:1].lower() + reason[1:]})") from None
+        raise InputError(f"input '{name}' must be {declared}, got {text} "
+                         f"({reason[:1].lower() + reason[1:]})") from None
 
 
-__all__ = ["prepare_inputs"]
+__all__ = ["JSON_NAMES", "prepare_inputs"]

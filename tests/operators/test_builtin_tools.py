@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import FlowError
+from smmf_flow.errors import InputError
 from smmf_flow.operators import AgentOperator
 from smmf_flow.operators.arithmetic import MAX_DEPTH, MAX_DIGITS, MAX_EXPRESSION_CHARS
-from smmf_flow.operators.toolbox import calculator, evaluate
+from smmf_flow.operators.builtin_tools import calculator, evaluate
 
 #: expressions that would take minutes to forever (or all memory) if computed
 HOSTILE = {
@@ -40,7 +40,7 @@ def test_hostile_expressions_are_refused_before_any_work() -> None:
     hanging the test run (the bound is coarse: each refusal takes microseconds)."""
     program = (
         "import json, sys\n"
-        "from smmf_flow.operators.toolbox import evaluate\n"
+        "from smmf_flow.operators.builtin_tools import evaluate\n"
         "out = {}\n"
         "for expression in json.loads(sys.argv[1]):\n"
         "    try:\n"
@@ -53,7 +53,7 @@ def test_hostile_expressions_are_refused_before_any_work() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     refused = json.loads(done.stdout.strip().splitlines()[-1])
     for expression, message in HOSTILE.items():
-        assert refused[expression].startswith("FlowError: "), refused[expression]
+        assert refused[expression].startswith("InputError: "), refused[expression]
         assert message in refused[expression]
 
 
@@ -76,7 +76,7 @@ def test_hostile_expressions_are_refused_before_any_work() -> None:
 ])
 def test_each_bound_is_refused_with_a_message_that_names_it(expression: str,
                                                             message: str) -> None:
-    with pytest.raises(FlowError, match=re.escape(message)):
+    with pytest.raises(InputError, match=re.escape(message)):
         evaluate(expression)
 
 
@@ -100,7 +100,7 @@ async def test_the_model_gets_the_refusal_back_and_the_agent_goes_on(scripted: A
     result = await dag.arun("What is ((9**999)**999)**999?", registry=registry)
     assert result.final == "387420489"
     assert result.steps[0].error == (
-        "calculator failed: FlowError: '(9 ** 999) ** 999' would have about 952,335 digits; "
+        "calculator failed: InputError: '(9 ** 999) ** 999' would have about 952,335 digits; "
         "the calculator works with at most 1,000")
     assert result.steps[1].result == "387420489"
     fed_back = scripted.requests[1].messages[-1].content

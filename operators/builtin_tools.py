@@ -2,9 +2,9 @@
 
 A flow file lists this module as a plugin and names the tools::
 
-    plugins: [smmf_flow.operators.toolbox]
+    plugins: [smmf_flow.operators.builtin_tools]
     nodes:
-      solve: {type: agent, tools: ["smmf_flow.operators.toolbox:calculator"]}
+      solve: {type: agent, tools: ["smmf_flow.operators.builtin_tools:calculator"]}
 
 ``calculator`` evaluates arithmetic by walking the expression's syntax tree
 (numbers, + - * / // % **, parentheses and a few math functions), never with
@@ -25,10 +25,10 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from smmf_flow.operators.arithmetic import MAX_EXPRESSION_CHARS, evaluate
-from smmf_flow.operators.rag_node import embedding_fingerprint
+from smmf_flow.dag import RunContext
+from smmf_flow.operators.store_operator import embedding_fingerprint
 from smmf_flow.operators.tools import Tool, make_tool, tool
 from smmf_flow.operators.vectorstore import VectorStore, check_spec, open_store
-from smmf_flow.runner.context import RunContext
 
 #: what an expression may contain; also the grammar a model writes it under, so a
 #: small model cannot wander out of the expression into prose or stray braces
@@ -59,7 +59,7 @@ def lookup_tool(store: Any = None, *, model: str | None = None, k: int = 3,
     lock = threading.Lock()
 
     def store_for() -> VectorStore:
-        spec = check_spec(store if store is not None else default_store(), f"tool '{name}'")
+        spec = check_spec(store if store is not None else default_store())
         key = repr(spec)
         with lock:
             if key not in opened:

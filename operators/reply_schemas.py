@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from smmf_flow.errors import FlowError
+from pydantic import Field
+
 from smmf_flow.operators.llm import LLMOperator
+from smmf_flow.operators.params import SamplingParams
 
 if TYPE_CHECKING:
     from smmf_flow.operators.tools import Tool
@@ -87,23 +89,22 @@ def final_schema(final_chars: int) -> dict[str, Any]:
             "required": ["final"], "additionalProperties": False}
 
 
+class StructuredParams(SamplingParams):
+    """What a node that decides its replies' JSON shape itself takes: the model (or
+    group) and sampling, greedy by default since the reply must parse; no
+    ``response_format``/``json_schema`` of the user's."""
+
+    model: str | None = None
+    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+
+
 class StructuredChatOperator(LLMOperator):
-    """A generating node (a model or group by name, with generation parameters,
-    as ``LLMOperator``) that decides the JSON shape of the replies itself.
-    Generation is greedy by default, since the reply must parse; a
-    ``response_format``/``json_schema`` of the user's is refused."""
+    """A generating node (a model or group by name, as ``LLMOperator``) whose
+    replies must be JSON of a shape it sets on each request."""
 
-    #: the reply budget when the node is given no ``max_tokens``
-    default_max_tokens: ClassVar[int] = 160
-
-    def __init__(self, model: str | None = None, **params: Any) -> None:
-        if "response_format" in params or "json_schema" in params:
-            raise FlowError(f"{self.kind} '{params.get('name') or ''}': this node sets the "
-                            "reply's JSON schema itself; leave out response_format/json_schema")
-        params.setdefault("max_tokens", self.default_max_tokens)
-        params.setdefault("temperature", 0.0)
-        super().__init__(model, **params)
+    params_model: ClassVar[type[StructuredParams]] = StructuredParams  # type: ignore[assignment]
+    config: StructuredParams  # type: ignore[assignment]
 
 
-__all__ = ["ARGUMENT_CHARS", "StructuredChatOperator", "answer_schema", "final_schema",
-           "harden", "step_schema", "text_field"]
+__all__ = ["ARGUMENT_CHARS", "StructuredChatOperator", "StructuredParams", "answer_schema",
+           "final_schema", "harden", "step_schema", "text_field"]

@@ -21,6 +21,7 @@ from smmf_flow.cli.export import export
 from smmf_flow.cli.graph import graph
 from smmf_flow.cli.models import models
 from smmf_flow.cli.run import run
+from smmf_flow.cli.schema import schema
 from smmf_flow.cli.serve import serve
 from smmf_flow.cli.validate import validate
 from smmf_flow.errors import SmmfError
@@ -30,10 +31,11 @@ from smmf_flow.errors import SmmfError
 @click.version_option(package_name="smmf-flow", prog_name="smmf-flow")
 @debug_option
 def cli() -> None:
-    """Run, check and draw smmf-flow YAML flows; list the configured models; serve both."""
+    """Run, check and draw smmf-flow YAML flows; list the configured models; serve both;
+    print the flow files' JSON Schema."""
 
 
-for command in (run, validate, graph, models, export, serve):
+for command in (run, validate, graph, models, export, schema, serve):
     cli.add_command(command)
 
 

@@ -1,0 +1,69 @@
+"""The exception tree's place fields: ``str(error)`` is composed from them,
+``located()`` fills only what an error lacks, and they survive pickling (errors
+cross process boundaries) with the error's class."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from smmf_flow.errors import (FlowError, FlowFileError, ModelNotFound, RunError, SmmfError,
+                              TemplateError, UnknownParameter, did_you_mean, located)
+
+
+@pytest.mark.parametrize("fields, text", [
+    ({}, "bad"),
+    ({"node": "a"}, "node 'a': bad"),
+    ({"file": "f.yaml"}, "f.yaml: bad"),
+    ({"file": "f.yaml", "line": 3}, "f.yaml:3: bad"),
+    ({"file": "f.yaml", "line": 3, "column": 7, "node": "a", "param": "k"},
+     "f.yaml:3:7: node 'a': bad"),
+    ({"param": "k"}, "bad"),  # the message names the parameter; the field points at it
+])
+def test_the_text_is_composed_from_the_fields(fields: dict[str, object], text: str) -> None:
+    error = FlowError("bad", **fields)  # type: ignore[arg-type]
+    assert str(error) == text and error.message == "bad"
+    for name in ("file", "line", "column", "node", "param"):
+        assert getattr(error, name) == fields.get(name)
+
+
+def test_located_fills_only_what_the_error_lacks() -> None:
+    with pytest.raises(TemplateError) as caught:
+        with located(node="outer", param="system", file="f.yaml"):
+            with located(node="inner"):
+                raise TemplateError("does not compile", param="template")
+    error = caught.value
+    assert (error.node, error.param, error.file, error.line) == ("inner", "template", "f.yaml",
+                                                                 None)
+    assert str(error) == "f.yaml: node 'inner': does not compile"
+
+
+def test_located_leaves_other_errors_alone() -> None:
+    with pytest.raises(RunError) as caught, located(node="n"):
+        raise RunError("not a flow error")
+    assert str(caught.value) == "not a flow error" and not hasattr(caught.value, "node")
+
+
+def test_a_located_error_pickles_with_its_class_and_fields() -> None:
+    error = ModelNotFound("smolm2", ["smollm2", "minilm"], node="answer", param="models.1")
+    error.locate(file="flows/x.yaml", line=9, column=13)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is ModelNotFound
+    assert (again.name, again.suggestions, again.node, again.param, again.line) == (
+        "smolm2", ["smollm2", "minilm"], "answer", "models.1", 9)
+    assert str(again) == str(error) == (
+        "flows/x.yaml:9:13: node 'answer': unknown model 'smolm2'; did you mean 'smollm2', "
+        "'minilm'? (known models: minilm, smollm2)")
+
+
+def test_the_tree() -> None:
+    for cls in (FlowFileError, ModelNotFound, TemplateError, UnknownParameter):
+        assert issubclass(cls, FlowError) and issubclass(cls, SmmfError)
+    with pytest.raises(TypeError, match="no place field 'lines'"):
+        FlowError("x").locate(lines=3)
+
+
+def test_did_you_mean() -> None:
+    assert did_you_mean("max_token", ["max_tokens", "model"]) == "; did you mean 'max_tokens'?"
+    assert did_you_mean("zzz", ["max_tokens"]) == ""

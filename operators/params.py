@@ -33,6 +33,9 @@ from smmf_flow.models.types import ResponseFormat
 NODE_OPTIONS = ("name", "timeout", "retry", "dag", "input_type", "output_type")
 #: a yes/no parameter: ``true`` or ``false`` only (not ``"yes"``, ``1`` or ``"on"``)
 Flag = Annotated[bool, Strict()]
+#: the JSON-schema key under which a model names the short form it also takes (a
+#: number for a retry policy, a path for a store); the flow-file schema offers both
+SHORTHAND = "x-shorthand"
 
 
 class OperatorParams(BaseModel):
@@ -195,6 +198,8 @@ class RetryParams(OperatorParams):
     """A ``RetryPolicy``'s numbers (a number alone is the attempts): how often, and
     how long to wait between tries."""
 
+    model_config = ConfigDict(json_schema_extra={SHORTHAND: {"type": "integer", "minimum": 1}})
+
     attempts: int = Field(default=3, ge=1)
     backoff: float = Field(default=0.1, ge=0)
     max_backoff: float = Field(default=5.0, ge=0)
@@ -267,5 +272,5 @@ class GenerationParams(SamplingParams, FormatParams):
 
 
 __all__ = ["Flag", "FormatParams", "GenerationParams", "NODE_OPTIONS", "OperatorParams",
-           "RetryParams", "SamplingParams", "configure", "custom", "field_path", "model_at",
+           "RetryParams", "SHORTHAND", "SamplingParams", "configure", "custom", "field_path", "model_at",
            "parameter_names", "params_error", "parse_params", "problem", "value_kind"]

@@ -39,7 +39,8 @@ kind of thing went wrong, the message says what and what to do about it::
     │       │   └── OutputTruncated   it hit max_tokens before the JSON ended
     │       └── RequestRefused    the backend cannot serve the request as asked (the
     │                             request's fault: never counts against the instance)
-    └── ServeError                the HTTP server cannot start as asked (an unsafe bind)
+    ├── ServeError                the HTTP server cannot start as asked (an unsafe bind)
+    └── MissingDependency         an optional package a feature needs is not installed
 
 A failed model call always raises; it never comes back as ordinary text.
 
@@ -301,6 +302,14 @@ class RequestRefused(BackendError):
 
 class ServeError(SmmfError):
     """The HTTP server cannot start as asked (an unsafe bind, a port in use)."""
+
+
+# --- the installation ------------------------------------------------------------------
+
+
+class MissingDependency(SmmfError):
+    """An optional package that a feature needs (Pillow for PNG, chromadb for the
+    vector store) is not installed; the message says what to install."""
 
 
 def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1,

@@ -16,9 +16,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from smmf_flow.operators.params import OperatorParams, custom, params_error
+from smmf_flow.operators.params import SHORTHAND, OperatorParams, custom, params_error
 from smmf_flow.operators.vectorstore.base import Hit, VectorStore, Where
 
 #: store type → "module:Class" (or the class itself, once registered or imported)
@@ -30,6 +30,8 @@ STORE_TYPES: dict[str, str | type[VectorStore]] = {
 class StoreSpec(OperatorParams):
     """Where a store lives: its type, its folder and its collection (a path alone
     is the folder)."""
+
+    model_config = ConfigDict(json_schema_extra={SHORTHAND: {"type": "string", "minLength": 1}})
 
     type: str = "chroma"
     path: str = Field(min_length=1)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smmf_flow.errors import InputError, RunError
+from smmf_flow.errors import InputError, MissingDependency, RunError
 from smmf_flow.operators.documents import Chunk
 from smmf_flow.operators.vectorstore.base import Hit, VectorStore, Where
 from smmf_flow.operators.vectorstore.lock import OPEN_LOCK_NAME, WriteLock
@@ -42,8 +42,8 @@ def _chroma() -> Any:
     try:
         import chromadb
     except ImportError:
-        raise RunError("the Chroma vector store needs chromadb: pip install "
-                       "'smmf-flow[rag]'") from None
+        raise MissingDependency("the Chroma vector store needs chromadb: pip install "
+                                "'smmf-flow[rag]'") from None
     return chromadb
 
 

@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from smmf_flow.errors import SmmfError
+from smmf_flow.errors import MissingDependency
 from smmf_flow.flowfile.graph import View
 
 CHAR_W, LINE_H, PAD_X, PAD_Y = 7.0, 15.0, 14.0, 8.0
@@ -123,8 +123,8 @@ def render_png(view: View, scale: float = 2.0) -> bytes:
     try:
         from PIL import Image, ImageDraw, ImageFont
     except ImportError:
-        raise SmmfError("PNG output needs Pillow (pip install pillow); SVG, Mermaid and "
-                        "DOT output need nothing") from None
+        raise MissingDependency("PNG output needs Pillow (pip install pillow); SVG, Mermaid "
+                                "and DOT output need nothing") from None
     boxes, width, height = layout(view)
     image = Image.new("RGB", (int(width * scale), int(height * scale)), "white")
     draw = ImageDraw.Draw(image)

@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from smmf_flow.flowfile.node_params import params_model_of
 from smmf_flow.flowfile.primitive_params import PRIMITIVE_PARAMS
 from smmf_flow.flowfile.registry import OperatorTypes
-from smmf_flow.flowfile.schema import FlowSpec, InputType, NodeSpec
-from smmf_flow.operators.params import OperatorParams
+from smmf_flow.flowfile.schema import FlowSpec, NodeSpec
+from smmf_flow.operators.params import SHORTHAND, OperatorParams
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _REFS = "#/$defs/{model}"
@@ -37,9 +37,6 @@ def flow_schema(types: OperatorTypes | None = None) -> dict[str, Any]:
     node_fields["after"] = {"anyOf": [{"type": "string"},
                                       {"type": "array", "items": {"type": "string"}}],
                             "description": "the node(s) whose output this node takes"}
-    node_fields["retry"] = {"anyOf": [{"type": "integer", "minimum": 1},
-                                      {"$ref": _REFS.format(model="RetrySpec")}],
-                            "description": "the node's retry policy (a number: attempts)"}
     variants = []
     for kind in types.names():
         model = _params_model(types, kind)
@@ -49,9 +46,9 @@ def flow_schema(types: OperatorTypes | None = None) -> dict[str, Any]:
     defs["Node"] = {"oneOf": variants, "description": "a node: its `type` and that type's "
                                                      "parameters"}
     schema["properties"]["nodes"]["additionalProperties"] = {"$ref": _REFS.format(model="Node")}
-    schema["properties"]["inputs"]["additionalProperties"] = {"anyOf": [
-        {"enum": list(InputType.__args__)}, {"$ref": _REFS.format(model="InputSpec")}]}
-    schema["$defs"] = dict(sorted(defs.items()))
+    shorthands = {name: d.pop(SHORTHAND) for name, d in defs.items() if SHORTHAND in d}
+    schema = _with_shorthands(schema, shorthands)
+    schema["$defs"] = dict(sorted(_with_shorthands(defs, shorthands).items()))
     return {"$schema": SCHEMA_DIALECT, **_untitled(schema), "title": "smmf-flow flow file"}
 
 
@@ -76,6 +73,21 @@ def _other_types(known: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": {"type": {"type": "string",
                                                       "not": {"enum": known}}},
             "required": ["type"], "description": "a node of a plugin's operator type"}
+
+
+def _with_shorthands(value: Any, shorthands: dict[str, Any]) -> Any:
+    """``value`` with every reference to a model that has a short form (a retry
+    policy's number of attempts, a store's path) offering that form too."""
+    if isinstance(value, list):
+        return [_with_shorthands(v, shorthands) for v in value]
+    if not isinstance(value, dict):
+        return value
+    ref = value.get("$ref", "")
+    name = ref.rsplit("/", 1)[-1]
+    if name in shorthands:
+        return {"anyOf": [shorthands[name], {"$ref": ref}],
+                **{k: v for k, v in value.items() if k != "$ref"}}
+    return {k: _with_shorthands(v, shorthands) for k, v in value.items()}
 
 
 def _untitled(value: Any) -> Any:

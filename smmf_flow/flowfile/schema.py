@@ -23,7 +23,7 @@ Every key of a node besides ``type``, ``after``, ``timeout``, ``retry`` and
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
                       field_validator)
@@ -31,7 +31,8 @@ from pydantic_core import PydanticCustomError
 
 from smmf_flow.errors import FlowFileError, did_you_mean
 from smmf_flow.flowfile.loader import Document
-from smmf_flow.operators.params import Flag, RetryParams, field_path, problem, value_kind
+from smmf_flow.operators.params import (SHORTHAND, Flag, RetryParams, field_path, problem,
+                                        value_kind)
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 #: a flow input's type: Python's names or JSON Schema's
@@ -53,9 +54,11 @@ Name = Annotated[str, AfterValidator(_node_name)]
 
 
 class InputSpec(BaseModel):
-    """One named input of the flow; without ``default`` it is required."""
+    """One named input of the flow (a type name alone is a required input of that
+    type); without ``default`` it is required."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={SHORTHAND: {"enum": list(get_args(InputType))}})
     type: InputType = "str"
     default: Any = None
     description: str = ""

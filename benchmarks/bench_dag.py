@@ -104,9 +104,7 @@ class Shape:
 
 SHAPES = {
     "chain": Shape("chain", f"chain of {CHAIN_N} maps", CHAIN_N, CHAIN_N, "us/node", 5, 60),
-    "fanout": Shape(
-        "fanout", f"fan-out {FAN_W} + join", FAN_W + 2, 2 * FAN_W, "us/node", 5, 60
-    ),
+    "fanout": Shape("fanout", f"fan-out {FAN_W} + join", FAN_W + 2, 2 * FAN_W, "us/node", 5, 60),
     "sleep": Shape(
         "sleep",
         f"{SLEEP_W} branches x {int(SLEEP_S * 1000)} ms",
@@ -404,7 +402,11 @@ def _short(path: str) -> str:
     for marker in ("site-packages/", "/smmf_flow/", "/lib/python"):
         i = path.find(marker)
         if i >= 0:
-            return path[i + len(marker) :] if marker != "/smmf_flow/" else "smmf_flow/" + path[i + len(marker) :]
+            return (
+                path[i + len(marker) :]
+                if marker != "/smmf_flow/"
+                else "smmf_flow/" + path[i + len(marker) :]
+            )
     return path
 
 

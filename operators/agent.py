@@ -51,8 +51,12 @@ from smmf_flow.errors import InvalidOutput, RunError, ToolFailed, located
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.operators.input_keys import KEYED, text
 from smmf_flow.operators.params import custom
-from smmf_flow.operators.reply_schemas import (StructuredChatOperator, StructuredParams,
-                                               final_schema, step_schema)
+from smmf_flow.operators.reply_schemas import (
+    StructuredChatOperator,
+    StructuredParams,
+    final_schema,
+    step_schema,
+)
 from smmf_flow.operators.tools import Tool, result_text, tool_ref, toolset
 
 StepKind = Literal["tool", "final", "invalid"]
@@ -61,9 +65,16 @@ ToolChoice = Literal["auto", "required"]
 #: tool call only, or a final answer only
 Allowed = Literal["any", "tool", "final"]
 #: a tool: a ``Tool`` or a typed function in Python, ``module:name`` in a flow file
-ToolRef = Annotated[Any, WithJsonSchema({
-    "type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-    "description": "module:name of a @tool in a plugin module"})]
+ToolRef = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+            "description": "module:name of a @tool in a plugin module",
+        }
+    ),
+]
 
 SYSTEM = """You solve the user's task step by step with tools.
 
@@ -73,8 +84,7 @@ Tools:
 Reply with exactly one JSON object each turn: a tool call as shown above, or
 {"final": "your answer"} when you can answer. After a tool call you get its result."""
 
-FINAL_NUDGE = ('\n\nNo more tool calls now: reply with your final answer, '
-               '{"final": "your answer"}.')
+FINAL_NUDGE = '\n\nNo more tool calls now: reply with your final answer, {"final": "your answer"}.'
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +123,14 @@ class AgentResult:
 
 
 #: placeholder argument values by JSON type, where a parameter gives no example
-_PLACEHOLDER = {"string": "text", "integer": 1, "number": 1.5, "boolean": True,
-                "array": [], "object": {}}
+_PLACEHOLDER = {
+    "string": "text",
+    "integer": 1,
+    "number": 1.5,
+    "boolean": True,
+    "array": [],
+    "object": {},
+}
 
 
 def _example(spec: dict[str, Any]) -> Any:
@@ -158,8 +174,9 @@ class AgentParams(StructuredParams):
     @classmethod
     def _has_tools(cls, system: str) -> str:
         if "{tools}" not in system:
-            raise custom("system", "the system prompt must contain {tools}, where the tool "
-                         "list goes")
+            raise custom(
+                "system", "the system prompt must contain {tools}, where the tool list goes"
+            )
         return system
 
 
@@ -195,7 +212,8 @@ class AgentOperator(StructuredChatOperator):
         self._formats: dict[Allowed, ResponseFormat] = {
             "any": ResponseFormat.from_schema(self.schema, name="agent_step"),
             "tool": ResponseFormat.from_schema(self.tool_schema, name="agent_tool_call"),
-            "final": ResponseFormat.from_schema(self.final_schema, name="agent_final")}
+            "final": ResponseFormat.from_schema(self.final_schema, name="agent_final"),
+        }
         self._system_text = self.system.replace("{tools}", describe_tools(self.tools))
 
     def params(self) -> dict[str, Any]:
@@ -206,29 +224,40 @@ class AgentOperator(StructuredChatOperator):
     async def execute(self, ctx: RunContext, task: str) -> AgentResult:
         asked = text(task, self.input_key, "task")
         worker, note = self.worker(ctx), self.noter(ctx)
-        messages = [ChatMessage(role="system", content=self._system_text),
-                    ChatMessage(role="user", content=asked)]
+        messages = [
+            ChatMessage(role="system", content=self._system_text),
+            ChatMessage(role="user", content=asked),
+        ]
         steps: list[AgentStep] = []
         calls: dict[str, AgentStep] = {}  # the first run of each distinct tool call
-        answer_now = False                # a call was repeated: only a final answer next
+        answer_now = False  # a call was repeated: only a final answer next
         for n in range(1, self.max_steps + 1):
             allowed = self.allowed(n, steps, answer_now)
             shown = _nudged(messages) if allowed == "final" else messages
-            request = ChatRequest(messages=shown, **self.generation,
-                                  response_format=self._formats[allowed])
+            request = ChatRequest(
+                messages=shown, **self.generation, response_format=self._formats[allowed]
+            )
             try:
                 result = await worker.chat(request, note)
                 reply = self.parse(result.text, allowed)
             except InvalidOutput as exc:
-                step = AgentStep(n, "invalid", error=str(exc), model=exc.model or "",
-                                 allowed=allowed)
-                messages.append(ChatMessage(role="user", content=(
-                    f"Your reply was not valid: {exc}. Reply with one JSON object: a tool "
-                    'call {"tool": ..., "arguments": {...}} or {"final": ...}.')))
+                step = AgentStep(
+                    n, "invalid", error=str(exc), model=exc.model or "", allowed=allowed
+                )
+                messages.append(
+                    ChatMessage(
+                        role="user",
+                        content=(
+                            f"Your reply was not valid: {exc}. Reply with one JSON object: a tool "
+                            'call {"tool": ..., "arguments": {...}} or {"final": ...}.'
+                        ),
+                    )
+                )
             else:
                 if "final" in reply:
-                    step = AgentStep(n, "final", final=reply["final"], model=result.model,
-                                     allowed=allowed)
+                    step = AgentStep(
+                        n, "final", final=reply["final"], model=result.model, allowed=allowed
+                    )
                     steps.append(step)
                     note("agent_step", **asdict(step))
                     return AgentResult(reply["final"], steps)
@@ -237,21 +266,24 @@ class AgentOperator(StructuredChatOperator):
                 if earlier is None:
                     step = calls[key] = await self._call(n, reply, ctx, result.model, allowed)
                 else:
-                    step = replace(earlier, n=n, model=result.model, allowed=allowed,
-                                   repeated=True)
-                messages += [ChatMessage(role="assistant", content=result.text),
-                             ChatMessage(role="user", content=_feedback(step))]
+                    step = replace(earlier, n=n, model=result.model, allowed=allowed, repeated=True)
+                messages += [
+                    ChatMessage(role="assistant", content=result.text),
+                    ChatMessage(role="user", content=_feedback(step)),
+                ]
             steps.append(step)
             note("agent_step", **asdict(step))
             answer_now = answer_now or (step.repeated and self._may_answer(steps))
         last = steps[-1]
-        raise RunError(f"agent '{self.name}' made {self.max_steps} steps without a final "
-                       f"answer (tool calls: {sum(s.kind == 'tool' for s in steps)}, invalid "
-                       f"replies: {sum(s.kind == 'invalid' for s in steps)}; last step: "
-                       f"{last.kind}{' ' + last.tool if last.tool else ''}): the last step "
-                       "allowed only a final answer, but the model's reply broke that schema; "
-                       "use a model or backend that enforces JSON schemas (llama.cpp, or "
-                       "response_format on an OpenAI-compatible API)")
+        raise RunError(
+            f"agent '{self.name}' made {self.max_steps} steps without a final "
+            f"answer (tool calls: {sum(s.kind == 'tool' for s in steps)}, invalid "
+            f"replies: {sum(s.kind == 'invalid' for s in steps)}; last step: "
+            f"{last.kind}{' ' + last.tool if last.tool else ''}): the last step "
+            "allowed only a final answer, but the model's reply broke that schema; "
+            "use a model or backend that enforces JSON schemas (llama.cpp, or "
+            "response_format on an OpenAI-compatible API)"
+        )
 
     def allowed(self, n: int, steps: list[AgentStep], answer_now: bool = False) -> Allowed:
         """What step ``n`` may be, after ``steps``: only a final answer on the last
@@ -263,7 +295,8 @@ class AgentOperator(StructuredChatOperator):
 
     def _may_answer(self, steps: list[AgentStep]) -> bool:
         return self.tool_choice == "auto" or any(
-            s.kind == "tool" and s.error is None for s in steps)
+            s.kind == "tool" and s.error is None for s in steps
+        )
 
     def parse(self, text: str, allowed: Allowed = "any") -> dict[str, Any]:
         """The step a reply describes; ``InvalidOutput`` if it is not one, or not one
@@ -272,43 +305,67 @@ class AgentOperator(StructuredChatOperator):
         try:
             reply = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidOutput(f"not JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}",
-                                model=self.model) from None
+            raise InvalidOutput(
+                f"not JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}", model=self.model
+            ) from None
         if isinstance(reply, dict) and set(reply) == {"final"} and isinstance(reply["final"], str):
             if allowed == "tool":
-                raise InvalidOutput("a final answer before any tool call; call a tool first",
-                                    model=self.model)
+                raise InvalidOutput(
+                    "a final answer before any tool call; call a tool first", model=self.model
+                )
             return reply
-        if (isinstance(reply, dict) and set(reply) == {"tool", "arguments"}
-                and isinstance(reply["arguments"], dict)):
+        if (
+            isinstance(reply, dict)
+            and set(reply) == {"tool", "arguments"}
+            and isinstance(reply["arguments"], dict)
+        ):
             if allowed == "final":
-                raise InvalidOutput("a tool call where only a final answer is allowed; "
-                                    'reply {"final": ...}', model=self.model)
+                raise InvalidOutput(
+                    'a tool call where only a final answer is allowed; reply {"final": ...}',
+                    model=self.model,
+                )
             if reply["tool"] not in self.tools:
-                raise InvalidOutput(f"unknown tool {reply['tool']!r} (tools: "
-                                    f"{', '.join(self.tools)})", model=self.model)
+                raise InvalidOutput(
+                    f"unknown tool {reply['tool']!r} (tools: {', '.join(self.tools)})",
+                    model=self.model,
+                )
             return reply
-        raise InvalidOutput(f"{text[:80]!r} is neither {{\"tool\", \"arguments\"}} nor "
-                            "{\"final\"}", model=self.model)
+        raise InvalidOutput(
+            f'{text[:80]!r} is neither {{"tool", "arguments"}} nor {{"final"}}', model=self.model
+        )
 
-    async def _call(self, n: int, reply: dict[str, Any], ctx: RunContext, model: str,
-                    allowed: Allowed) -> AgentStep:
+    async def _call(
+        self, n: int, reply: dict[str, Any], ctx: RunContext, model: str, allowed: Allowed
+    ) -> AgentStep:
         name, arguments = reply["tool"], reply["arguments"]
         try:
             value = await self.tools[name].run(arguments, ctx, self.tool_timeout)
         except ToolFailed as exc:
-            return AgentStep(n, "tool", name, arguments, error=str(exc), model=model,
-                             allowed=allowed)
-        return AgentStep(n, "tool", name, arguments, result_text(value, self.result_chars),
-                         model=model, allowed=allowed)
+            return AgentStep(
+                n, "tool", name, arguments, error=str(exc), model=model, allowed=allowed
+            )
+        return AgentStep(
+            n,
+            "tool",
+            name,
+            arguments,
+            result_text(value, self.result_chars),
+            model=model,
+            allowed=allowed,
+        )
 
 
 def _feedback(step: AgentStep) -> str:
-    outcome = (f"Tool {step.tool} failed: {step.error}" if step.error is not None
-               else f"Result of {step.tool}: {step.result}")
+    outcome = (
+        f"Tool {step.tool} failed: {step.error}"
+        if step.error is not None
+        else f"Result of {step.tool}: {step.result}"
+    )
     if step.repeated:
-        return (f"You already called {step.tool} with these arguments, and calling it "
-                f"again gives the same. {outcome}")
+        return (
+            f"You already called {step.tool} with these arguments, and calling it "
+            f"again gives the same. {outcome}"
+        )
     return outcome
 
 

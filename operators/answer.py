@@ -29,16 +29,23 @@ from smmf_flow.dag import RunContext
 from smmf_flow.errors import InputError, InvalidOutput, RunError, TemplateError, located
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.operators.params import Flag
-from smmf_flow.operators.reply_schemas import (StructuredChatOperator, StructuredParams,
-                                               answer_schema)
+from smmf_flow.operators.reply_schemas import (
+    StructuredChatOperator,
+    StructuredParams,
+    answer_schema,
+)
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
 from smmf_flow.sandbox import make_sandbox
 
-SYSTEM = ("You answer questions using only the numbered passages you are given. Reply in "
-          "JSON: a short answer, and the numbers of the passages the answer is based on.")
-TEMPLATE = ("Passages:\n{% for p in passages %}[{{ p.n }}] ({{ p.source }}) {{ p.text }}\n"
-            "{% endfor %}\nQuestion: {{ question }}")
+SYSTEM = (
+    "You answer questions using only the numbered passages you are given. Reply in "
+    "JSON: a short answer, and the numbers of the passages the answer is based on."
+)
+TEMPLATE = (
+    "Passages:\n{% for p in passages %}[{{ p.n }}] ({{ p.source }}) {{ p.text }}\n"
+    "{% endfor %}\nQuestion: {{ question }}"
+)
 NO_CONTEXT = "The indexed documents have no passage about this question."
 #: the variables an answer template may use
 VARIABLES = frozenset({"question", "passages"})
@@ -102,23 +109,29 @@ class AnswerOperator(StructuredChatOperator):
 
     def request(self, retrieval: Retrieval) -> ChatRequest:
         """The chat request that asks for a cited answer to ``retrieval``."""
-        passages = [{"n": i, "id": h.id, "text": h.text, "source": h.source, "score": h.score}
-                    for i, h in enumerate(retrieval.hits, start=1)]
+        passages = [
+            {"n": i, "id": h.id, "text": h.text, "source": h.source, "score": h.score}
+            for i, h in enumerate(retrieval.hits, start=1)
+        ]
         try:
             user = self._template.render(question=retrieval.question, passages=passages)
         except jinja2.UndefinedError as exc:
-            raise RunError(f"answer template: {exc.message} (variables: question, passages; "
-                           "each passage has n, id, text, source, score)") from None
+            raise RunError(
+                f"answer template: {exc.message} (variables: question, passages; "
+                "each passage has n, id, text, source, score)"
+            ) from None
         messages = [ChatMessage(role="system", content=self.system)] if self.system else []
         messages.append(ChatMessage(role="user", content=user))
         schema = answer_schema(len(passages), self.max_chars)
-        return ChatRequest(messages=messages, **self.generation,
-                           response_format=ResponseFormat.from_schema(schema, name="answer"))
+        return ChatRequest(
+            messages=messages,
+            **self.generation,
+            response_format=ResponseFormat.from_schema(schema, name="answer"),
+        )
 
     async def execute(self, ctx: RunContext, retrieval: Retrieval) -> Answer:
         if not isinstance(retrieval, Retrieval):
-            raise InputError(f"expected the output of a retriever, got "
-                             f"{type(retrieval).__name__}")
+            raise InputError(f"expected the output of a retriever, got {type(retrieval).__name__}")
         note = self.noter(ctx)
         if not retrieval.hits:
             note("no_context", question=retrieval.question)
@@ -128,8 +141,13 @@ class AnswerOperator(StructuredChatOperator):
         cited = [retrieval.hits[n - 1].id for n in dict.fromkeys(reply["sources"])]
         note("answered", model=result.model, citations=cited)
         shown = list(retrieval.hits) if self.passages else []
-        return Answer(reply["answer"].strip(), cited, cited_sources(cited, retrieval.hits),
-                      shown, result.model)
+        return Answer(
+            reply["answer"].strip(),
+            cited,
+            cited_sources(cited, retrieval.hits),
+            shown,
+            result.model,
+        )
 
 
 def _compile(template: str) -> jinja2.Template:
@@ -137,12 +155,13 @@ def _compile(template: str) -> jinja2.Template:
     try:
         unknown = sorted(meta.find_undeclared_variables(_ENV.parse(template)) - VARIABLES)
         if unknown:
-            raise TemplateError(f"the template uses {', '.join(map(repr, unknown))}; its "
-                                f"variables are {', '.join(sorted(VARIABLES))}")
+            raise TemplateError(
+                f"the template uses {', '.join(map(repr, unknown))}; its "
+                f"variables are {', '.join(sorted(VARIABLES))}"
+            )
         return _ENV.from_string(template)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error on line {exc.lineno}: "
-                            f"{exc.message}") from None
+        raise TemplateError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
 
 
 def parse_reply(text: str, passages: int, model: str | None) -> dict[str, Any]:
@@ -153,15 +172,24 @@ def parse_reply(text: str, passages: int, model: str | None) -> dict[str, Any]:
     try:
         reply = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidOutput(f"model '{model}' answered with invalid JSON ({exc.msg}): "
-                            f"{text[:80]!r}; use a model with JSON-schema support or a "
-                            "fallback group", model=model) from None
-    ok = (isinstance(reply, dict) and isinstance(reply.get("answer"), str)
-          and isinstance(reply.get("sources"), list)
-          and all(isinstance(n, int) and 1 <= n <= passages for n in reply["sources"]))
+        raise InvalidOutput(
+            f"model '{model}' answered with invalid JSON ({exc.msg}): "
+            f"{text[:80]!r}; use a model with JSON-schema support or a "
+            "fallback group",
+            model=model,
+        ) from None
+    ok = (
+        isinstance(reply, dict)
+        and isinstance(reply.get("answer"), str)
+        and isinstance(reply.get("sources"), list)
+        and all(isinstance(n, int) and 1 <= n <= passages for n in reply["sources"])
+    )
     if not ok:
-        raise InvalidOutput(f"model '{model}' answered {text[:80]!r}, which is not "
-                            f"{{answer, sources: [1..{passages}]}}", model=model)
+        raise InvalidOutput(
+            f"model '{model}' answered {text[:80]!r}, which is not "
+            f"{{answer, sources: [1..{passages}]}}",
+            model=model,
+        )
     return reply
 
 

@@ -22,20 +22,33 @@ from typing import Any
 from smmf_flow.errors import InputError
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow}
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
 _UNARY: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "sqrt": math.sqrt, "abs": abs, "round": round, "min": min, "max": max,
-    "log": math.log, "exp": math.exp, "sin": math.sin, "cos": math.cos}
+    "sqrt": math.sqrt,
+    "abs": abs,
+    "round": round,
+    "min": min,
+    "max": max,
+    "log": math.log,
+    "exp": math.exp,
+    "sin": math.sin,
+    "cos": math.cos,
+}
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 
 #: the bounds (see the module doc)
 MAX_EXPRESSION_CHARS = 200
-MAX_DEPTH = 64            # levels of the expression's syntax tree
-MAX_EXPONENT = 1000       # |exponent| of a power
-MAX_DIGITS = 1000         # digits of any whole number, operand or result
+MAX_DEPTH = 64  # levels of the expression's syntax tree
+MAX_EXPONENT = 1000  # |exponent| of a power
+MAX_DIGITS = 1000  # digits of any whole number, operand or result
 _MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
 
 
@@ -43,8 +56,10 @@ def evaluate(expression: str) -> float | int:
     """The value of an arithmetic ``expression``; ``InputError`` saying what is not
     allowed, or which bound the expression would pass."""
     if len(expression) > MAX_EXPRESSION_CHARS:
-        raise InputError(f"the expression is {len(expression)} characters long; the "
-                         f"calculator takes at most {MAX_EXPRESSION_CHARS}: split it into steps")
+        raise InputError(
+            f"the expression is {len(expression)} characters long; the "
+            f"calculator takes at most {MAX_EXPRESSION_CHARS}: split it into steps"
+        )
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
@@ -59,10 +74,14 @@ def evaluate(expression: str) -> float | int:
 
 def _eval(node: ast.AST, depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise InputError(f"the expression nests deeper than {MAX_DEPTH} levels; split it "
-                         "into steps")
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-            and not isinstance(node.value, bool):
+        raise InputError(
+            f"the expression nests deeper than {MAX_DEPTH} levels; split it into steps"
+        )
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    ):
         return _checked(node, node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left, depth + 1), _eval(node.right, depth + 1)
@@ -72,16 +91,23 @@ def _eval(node: ast.AST, depth: int) -> Any:
         return _UNARY[type(node.op)](_eval(node.operand, depth + 1))
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in _FUNCTIONS and not node.keywords):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _FUNCTIONS
+        and not node.keywords
+    ):
         args = [_eval(a, depth + 1) for a in node.args]
         if node.func.id == "round" and len(args) > 1 and abs(args[1]) > MAX_DIGITS:
-            raise InputError(f"round to {args[1]} digits is out of range (at most "
-                             f"{MAX_DIGITS} either way)")
+            raise InputError(
+                f"round to {args[1]} digits is out of range (at most {MAX_DIGITS} either way)"
+            )
         return _checked(node, _FUNCTIONS[node.func.id](*args))
     allowed = ", ".join(sorted(_FUNCTIONS))
-    raise InputError(f"'{ast.unparse(node)}' is not allowed: use numbers, + - * / // % **, "
-                     f"parentheses, pi, e and {allowed}")
+    raise InputError(
+        f"'{ast.unparse(node)}' is not allowed: use numbers, + - * / // % **, "
+        f"parentheses, pi, e and {allowed}"
+    )
 
 
 def _check_size_before(node: ast.BinOp, left: Any, right: Any) -> None:
@@ -90,16 +116,21 @@ def _check_size_before(node: ast.BinOp, left: Any, right: Any) -> None:
     if isinstance(node.op, ast.Pow):
         if abs(right) > MAX_EXPONENT:
             raise InputError(f"exponent {_short(right)} is too large (at most {MAX_EXPONENT})")
-        bits = right * math.log2(abs(left)) if isinstance(left, int) and \
-            isinstance(right, int) and right > 0 and abs(left) > 1 else 0.0
+        bits = (
+            right * math.log2(abs(left))
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+            else 0.0
+        )
     elif isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, int):
         bits = left.bit_length() + right.bit_length()
     else:
         return
     if bits > _MAX_BITS:
-        raise InputError(f"'{_short(ast.unparse(node))}' would have about "
-                         f"{math.ceil(bits * math.log10(2)):,} digits; the calculator works "
-                         f"with at most {MAX_DIGITS:,}")
+        raise InputError(
+            f"'{_short(ast.unparse(node))}' would have about "
+            f"{math.ceil(bits * math.log10(2)):,} digits; the calculator works "
+            f"with at most {MAX_DIGITS:,}"
+        )
 
 
 def _checked(node: ast.AST, value: Any) -> Any:

@@ -36,8 +36,9 @@ EXPRESSION = rf"^[0-9a-z+*/%()., -]{{1,{MAX_EXPRESSION_CHARS}}}$"
 
 
 @tool(timeout=5.0)
-def calculator(expression: Annotated[str, Field(examples=["(3 + 4) * 12 / 7"],
-                                                pattern=EXPRESSION)]) -> str:
+def calculator(
+    expression: Annotated[str, Field(examples=["(3 + 4) * 12 / 7"], pattern=EXPRESSION)],
+) -> str:
     """Evaluate an arithmetic expression and return its value."""
     value = evaluate(expression)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -50,8 +51,9 @@ def default_store() -> dict[str, str]:
     return {"path": os.environ.get("SMMF_RAG_STORE", ".smmf/rag"), "collection": "docs"}
 
 
-def lookup_tool(store: Any = None, *, model: str | None = None, k: int = 3,
-                name: str = "lookup") -> Tool:
+def lookup_tool(
+    store: Any = None, *, model: str | None = None, k: int = 3, name: str = "lookup"
+) -> Tool:
     """A tool that returns the ``k`` passages of ``store`` (a spec as the indexer
     takes; None: ``default_store()`` when called) closest to a query, embedded
     with ``model`` (None: the registry's default embedding model)."""
@@ -66,8 +68,9 @@ def lookup_tool(store: Any = None, *, model: str | None = None, k: int = 3,
                 opened[key] = open_store(spec)
             return opened[key]
 
-    async def lookup(query: Annotated[str, Field(examples=["when was the lighthouse lit"])],
-                     ctx: RunContext) -> list[dict[str, Any]]:
+    async def lookup(
+        query: Annotated[str, Field(examples=["when was the lighthouse lit"])], ctx: RunContext
+    ) -> list[dict[str, Any]]:
         import anyio
 
         from smmf_flow.scheduler.resolve import scheduler_for
@@ -76,12 +79,18 @@ def lookup_tool(store: Any = None, *, model: str | None = None, k: int = 3,
         vector = (await worker.embed([query]))[0]
         fingerprint = await embedding_fingerprint(worker)
         found = await anyio.to_thread.run_sync(
-            lambda: store_for().query(vector, k, model=worker.name, fingerprint=fingerprint))
+            lambda: store_for().query(vector, k, model=worker.name, fingerprint=fingerprint)
+        )
         return [{"source": h.source, "text": h.text} for h in found]
 
     lookup.__name__ = lookup.__qualname__ = name
-    return make_tool(lookup, name=name, description=(
-        "Search the indexed documents and return the passages most related to the query."))
+    return make_tool(
+        lookup,
+        name=name,
+        description=(
+            "Search the indexed documents and return the passages most related to the query."
+        ),
+    )
 
 
 docs_lookup = lookup_tool(name="docs_lookup")

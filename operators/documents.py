@@ -76,8 +76,14 @@ class Chunk:
     def store_metadata(self) -> dict[str, Scalar]:
         """What the store keeps beside the vector: the document's metadata plus the
         chunk's place in it (these names win over document metadata)."""
-        return {**self.metadata, "source": self.source, "source_key": self.source_key,
-                "start": self.start, "end": self.end, "index": self.index}
+        return {
+            **self.metadata,
+            "source": self.source,
+            "source_key": self.source_key,
+            "start": self.start,
+            "end": self.end,
+            "index": self.index,
+        }
 
 
 def source_key(key: str) -> str:
@@ -93,13 +99,25 @@ def chunk_id(key: str, start: int, end: int, text: str) -> str:
 
 def make_chunk(doc: Document, start: int, end: int, index: int) -> Chunk:
     text, key = doc.text[start:end], doc.key or doc.source
-    return Chunk(chunk_id(key, start, end, text), text, doc.source, start, end,
-                 index, dict(doc.metadata), key)
+    return Chunk(
+        chunk_id(key, start, end, text),
+        text,
+        doc.source,
+        start,
+        end,
+        index,
+        dict(doc.metadata),
+        key,
+    )
 
 
-def load_documents(paths: str | Path | Sequence[str | Path], *,
-                   pattern: str | None = None, root: str | Path | None = None,
-                   files: FileAccess | None = None) -> list[Document]:
+def load_documents(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    pattern: str | None = None,
+    root: str | Path | None = None,
+    files: FileAccess | None = None,
+) -> list[Document]:
     """Read text files: each path is a file or a folder (searched recursively for
     ``pattern``, default the ``TEXT_SUFFIXES``). A document's ``source`` is its
     path relative to ``root`` (default: the folder given, or the file's folder);
@@ -123,8 +141,9 @@ def load_documents(paths: str | Path | Sequence[str | Path], *,
             docs.append(_read(path, Path(root) if root is not None else path.parent, given))
         else:
             where = "" if access.root is not None else f" (working directory: {Path.cwd()})"
-            raise InputError(f"load_documents: '{given}' is neither a file nor a folder"
-                             f"{where}; check the path")
+            raise InputError(
+                f"load_documents: '{given}' is neither a file nor a folder{where}; check the path"
+            )
     return docs
 
 
@@ -132,12 +151,15 @@ def _files_in(folder: Path, pattern: str | None, given: str) -> list[Path]:
     if pattern:
         files = sorted(p for p in folder.rglob(pattern) if p.is_file())
     else:
-        files = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+        files = sorted(
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
+        )
     if not files:
         wanted = pattern or " or ".join(f"*{s}" for s in TEXT_SUFFIXES)
-        raise InputError(f"load_documents: folder '{given}' has no files matching {wanted}; "
-                         "pass another folder or a `pattern`")
+        raise InputError(
+            f"load_documents: folder '{given}' has no files matching {wanted}; "
+            "pass another folder or a `pattern`"
+        )
     return files
 
 
@@ -146,12 +168,16 @@ def _read(path: Path, base: Path, shown: str) -> Document:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise InputError(f"load_documents: '{shown}' is {size:,} bytes; a document may "
-                             f"have at most {MAX_FILE_BYTES:,}: split it")
+            raise InputError(
+                f"load_documents: '{shown}' is {size:,} bytes; a document may "
+                f"have at most {MAX_FILE_BYTES:,}: split it"
+            )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"load_documents: '{shown}' is not UTF-8 text ({exc.reason} at byte "
-                         f"{exc.start}); convert it or leave it out with `pattern`") from None
+        raise InputError(
+            f"load_documents: '{shown}' is not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start}); convert it or leave it out with `pattern`"
+        ) from None
     except OSError as exc:
         raise InputError(f"load_documents: cannot read '{shown}': {exc.strerror}") from None
     real = path.resolve()
@@ -169,8 +195,9 @@ def _display(path: Path, real: Path, base: Path) -> str:
     return path.name
 
 
-def as_documents(value: Any, pattern: str | None = None,
-                 files: FileAccess | None = None) -> list[Document]:
+def as_documents(
+    value: Any, pattern: str | None = None, files: FileAccess | None = None
+) -> list[Document]:
     """A node input as documents: a ``Document``, a list of them, or a path (or
     list of paths) to load with ``pattern``, as ``files`` allows. Anything else is
     an ``InputError``."""
@@ -184,9 +211,20 @@ def as_documents(value: Any, pattern: str | None = None,
             return items
         if items and all(isinstance(v, (str, Path)) for v in items):
             return load_documents(items, pattern=pattern, files=files)
-    raise InputError(f"expected documents (a Document, a list of them, or file/folder paths), "
-                     f"got {type(value).__name__}")
+    raise InputError(
+        f"expected documents (a Document, a list of them, or file/folder paths), "
+        f"got {type(value).__name__}"
+    )
 
 
-__all__ = ["MAX_FILE_BYTES", "Chunk", "Document", "TEXT_SUFFIXES", "as_documents", "chunk_id",
-           "load_documents", "make_chunk", "source_key"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "Chunk",
+    "Document",
+    "TEXT_SUFFIXES",
+    "as_documents",
+    "chunk_id",
+    "load_documents",
+    "make_chunk",
+    "source_key",
+]

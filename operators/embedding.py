@@ -28,8 +28,9 @@ class EmbeddingOperator(EmbeddingModelOperator):
         self.model = self.config.model
         super().__init__(**options)
 
-    async def execute(self, ctx: RunContext, text: str | list[str]
-                      ) -> list[float] | list[list[float]]:
+    async def execute(
+        self, ctx: RunContext, text: str | list[str]
+    ) -> list[float] | list[list[float]]:
         if isinstance(text, str):
             vectors: list[list[float]] = await self.worker(ctx).embed([text])
             return vectors[0]

@@ -52,15 +52,18 @@ class FallbackOperator(GeneratingOperator):
         self.policy = FallbackPolicy(
             on=tuple(self.config.on) if self.config.on is not None else DEFAULT_ON,
             retry=retry.policy() if retry else RetryParams(attempts=1).policy(),
-            max_depth=self.config.max_depth, chunk_timeout=self.config.chunk_timeout)
+            max_depth=self.config.max_depth,
+            chunk_timeout=self.config.chunk_timeout,
+        )
         super().__init__(**options)
 
     def model_params(self) -> list[ModelParam]:
         return [(f"models.{i}", m, "llm") for i, m in enumerate(self.models)]
 
     def build_worker(self, scheduler: Any) -> FallbackWorker:
-        return FallbackWorker(self.name, [scheduler.chat_worker(m) for m in self.models],
-                              self.policy)
+        return FallbackWorker(
+            self.name, [scheduler.chat_worker(m) for m in self.models], self.policy
+        )
 
 
 __all__ = ["FallbackOperator", "FallbackParams"]

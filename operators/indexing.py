@@ -50,10 +50,10 @@ class IndexReport:
 
     documents: int
     chunks: int
-    embedded: int      # new chunks embedded and stored
-    unchanged: int     # chunks the store already held
-    removed: int       # stale chunks of changed documents
-    total: int         # chunks in the store afterwards
+    embedded: int  # new chunks embedded and stored
+    unchanged: int  # chunks the store already held
+    removed: int  # stale chunks of changed documents
+    total: int  # chunks in the store afterwards
     seconds: float
 
 
@@ -111,15 +111,28 @@ class IndexerOperator(StoreOperator):
             lost = await self._lost(store, [c for c in chunks if c.id in held])
             if lost:
                 new, vectors = new + lost, vectors + await self.embed(ctx, [c.text for c in lost])
-            await self.in_thread(store.upsert, new, vectors, model=model,
-                                 fingerprint=fingerprint)
+            await self.in_thread(store.upsert, new, vectors, model=model, fingerprint=fingerprint)
             removed = await self.in_thread(self._prune, store, chunks) if whole else 0
             total = await self.in_thread(store.count)
-        report = IndexReport(len(docs), len(chunks), len(new), len(chunks) - len(new),
-                             removed, total, time.perf_counter() - began)
-        note("indexed", model=model, documents=report.documents, chunks=report.chunks,
-             embedded=report.embedded, unchanged=report.unchanged, removed=removed,
-             total=total)
+        report = IndexReport(
+            len(docs),
+            len(chunks),
+            len(new),
+            len(chunks) - len(new),
+            removed,
+            total,
+            time.perf_counter() - began,
+        )
+        note(
+            "indexed",
+            model=model,
+            documents=report.documents,
+            chunks=report.chunks,
+            embedded=report.embedded,
+            unchanged=report.unchanged,
+            removed=removed,
+            total=total,
+        )
         return report
 
     async def _lost(self, store: VectorStore, held: list[Chunk]) -> list[Chunk]:
@@ -139,8 +152,11 @@ class IndexerOperator(StoreOperator):
             count = pool.count_tokens
         out: list[Chunk] = []
         for doc in docs:
-            out += (split_tokens(doc, self.size, self.overlap, count) if count
-                    else split_chars(doc, self.size, self.overlap))
+            out += (
+                split_tokens(doc, self.size, self.overlap, count)
+                if count
+                else split_chars(doc, self.size, self.overlap)
+            )
         return out
 
     async def embed(self, ctx: RunContext, texts: list[str]) -> list[list[float]]:
@@ -148,11 +164,12 @@ class IndexerOperator(StoreOperator):
         micro-batcher fills each model batch; at most ``IN_FLIGHT`` at a time, and never
         more than the model's queue holds, so a large folder cannot fill it by itself."""
         worker = self.worker(ctx)
-        slices = [texts[i:i + self.embed_batch] for i in range(0, len(texts), self.embed_batch)]
+        slices = [texts[i : i + self.embed_batch] for i in range(0, len(texts), self.embed_batch)]
         results: list[list[list[float]]] = [[] for _ in slices]
         queue = getattr(getattr(worker, "batcher", None), "max_queue", None)
-        limit = anyio.CapacityLimiter(self.IN_FLIGHT if queue is None
-                                      else max(1, min(self.IN_FLIGHT, queue + 1)))
+        limit = anyio.CapacityLimiter(
+            self.IN_FLIGHT if queue is None else max(1, min(self.IN_FLIGHT, queue + 1))
+        )
 
         async def one(i: int) -> None:
             async with limit:

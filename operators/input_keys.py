@@ -24,12 +24,13 @@ def pick(value: Any, input_key: str | None) -> Any:
     if input_key is None:
         return value
     if not isinstance(value, Mapping):
-        raise InputError(f"expected a mapping with '{input_key}' (the node's input_key), "
-                         f"got {type(value).__name__}")
+        raise InputError(
+            f"expected a mapping with '{input_key}' (the node's input_key), "
+            f"got {type(value).__name__}"
+        )
     if input_key not in value:
         present = ", ".join(map(str, value)) or "nothing"
-        raise InputError(f"the input has no '{input_key}' (the node's input_key); it has "
-                         f"{present}")
+        raise InputError(f"the input has no '{input_key}' (the node's input_key); it has {present}")
     return value[input_key]
 
 

@@ -35,21 +35,28 @@ def to_request(value: Any, fields: dict[str, Any]) -> ChatRequest:
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"the input is not a valid chat request: "
-                             f"{field + ': ' if field else ''}{pydantic_problem(first)}"
-                             ) from None
+            raise InputError(
+                f"the input is not a valid chat request: "
+                f"{field + ': ' if field else ''}{pydantic_problem(first)}"
+            ) from None
     else:
-        raise InputError(f"expected a chat request, a prompt string or a mapping, got "
-                         f"{type(value).__name__}")
+        raise InputError(
+            f"expected a chat request, a prompt string or a mapping, got {type(value).__name__}"
+        )
     if not fields:
         return request
-    update = {k: v for k, v in fields.items()
-              if k not in request.model_fields_set and k not in ("system", "metadata")}
+    update = {
+        k: v
+        for k, v in fields.items()
+        if k not in request.model_fields_set and k not in ("system", "metadata")
+    }
     if fields.get("metadata"):
         update["metadata"] = {**fields["metadata"], **request.metadata}
     if fields.get("system") and not any(m.role == "system" for m in request.messages):
-        update["messages"] = [ChatMessage(role="system", content=fields["system"]),
-                              *request.messages]
+        update["messages"] = [
+            ChatMessage(role="system", content=fields["system"]),
+            *request.messages,
+        ]
     return request.model_copy(update=update) if update else request
 
 
@@ -67,12 +74,16 @@ class GeneratingOperator(ModelOperator):
         self.stream: bool = bool(getattr(self.config, "stream", False))
         self.generation = self.config.request_fields()
         if "stream" in type(self.config).model_fields:  # the flag decides the output port
-            options.setdefault("output_type", AsyncIterator[ChatChunk] if self.stream
-                               else ChatResult)
+            options.setdefault(
+                "output_type", AsyncIterator[ChatChunk] if self.stream else ChatResult
+            )
         super().__init__(**options)
 
-    async def execute(self, ctx: RunContext, request: ChatRequest | str | Mapping[str, Any],
-                      ) -> ChatResult | AsyncIterator[ChatChunk]:
+    async def execute(
+        self,
+        ctx: RunContext,
+        request: ChatRequest | str | Mapping[str, Any],
+    ) -> ChatResult | AsyncIterator[ChatChunk]:
         chat = to_request(request, self.generation)
         worker = self.worker(ctx)
         if self.stream:
@@ -100,8 +111,7 @@ class LLMOperator(GeneratingOperator):
     config: LLMParams
 
     def __init__(self, model: str | None = None, **params: Any) -> None:
-        self.config, options = configure(self.params_model, self.kind,
-                                         {"model": model, **params})
+        self.config, options = configure(self.params_model, self.kind, {"model": model, **params})
         self.model = self.config.model
         super().__init__(**options)
 

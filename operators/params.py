@@ -20,8 +20,16 @@ from collections.abc import Mapping
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
-from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from smmf_flow.dag import RetryPolicy
@@ -58,8 +66,9 @@ def configure(model: type[P], kind: str, values: Mapping[str, Any]) -> tuple[P, 
     return parse_params(model, given, kind=kind, node=options.get("name")), options
 
 
-def parse_params(model: type[P], values: Mapping[str, Any], *, kind: str,
-                 node: str | None = None) -> P:
+def parse_params(
+    model: type[P], values: Mapping[str, Any], *, kind: str, node: str | None = None
+) -> P:
     """``values`` validated by ``model``; the first problem as a located error."""
     try:
         return model.model_validate(dict(values))
@@ -67,8 +76,9 @@ def parse_params(model: type[P], values: Mapping[str, Any], *, kind: str,
         raise params_error(exc, model, kind, node) from None
 
 
-def params_error(exc: ValidationError, model: type[BaseModel], kind: str,
-                 node: str | None) -> FlowError:
+def params_error(
+    exc: ValidationError, model: type[BaseModel], kind: str, node: str | None
+) -> FlowError:
     """One error for what pydantic found (an unknown name first: a misspelt
     parameter explains a missing one)."""
     errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
@@ -79,15 +89,21 @@ def params_error(exc: ValidationError, model: type[BaseModel], kind: str,
     if first["type"] == "extra_forbidden":
         if len(loc) == 1:
             valid = parameter_names(model)
-            return UnknownParameter(f"unknown parameter '{name}'{did_you_mean(name, valid)} "
-                                    f"({kind} parameters: {', '.join(valid)})",
-                                    node=node, param=param)
+            return UnknownParameter(
+                f"unknown parameter '{name}'{did_you_mean(name, valid)} "
+                f"({kind} parameters: {', '.join(valid)})",
+                node=node,
+                param=param,
+            )
         inner = model_at(model, loc[:-1])
         fields = list(inner.model_fields) if inner else []
         parent = ".".join(str(p) for p in loc[:-1])
-        return UnknownParameter(f"unknown field '{name}' in {parent}"
-                                f"{did_you_mean(name, fields)} (fields: {', '.join(fields)})",
-                                node=node, param=param)
+        return UnknownParameter(
+            f"unknown field '{name}' in {parent}"
+            f"{did_you_mean(name, fields)} (fields: {', '.join(fields)})",
+            node=node,
+            param=param,
+        )
     if first["type"] == "missing":
         what = "parameter" if len(loc) == 1 else "field"
         return FlowError(f"missing required {what} '{param}'", node=node, param=param)
@@ -101,9 +117,21 @@ def problem(err: ErrorDetails) -> str:
     message = err["msg"].removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
     kind = err["type"]
-    if kind.startswith(("string_", "int_", "float_", "bool_", "list_type", "dict_type",
-                        "literal_error", "greater_than", "less_than", "model_type",
-                        "enum")):
+    if kind.startswith(
+        (
+            "string_",
+            "int_",
+            "float_",
+            "bool_",
+            "list_type",
+            "dict_type",
+            "literal_error",
+            "greater_than",
+            "less_than",
+            "model_type",
+            "enum",
+        )
+    ):
         return f"{message}, got {value_kind(err.get('input'))}"
     return message
 
@@ -123,13 +151,17 @@ def parameter_names(model: type[BaseModel]) -> list[str]:
     first, then those it shares (generation parameters)."""
     names: list[str] = []
     for cls in model.__mro__:
-        names += [n for n in vars(cls).get("__annotations__", {})
-                  if n in model.model_fields and n not in names]
+        names += [
+            n
+            for n in vars(cls).get("__annotations__", {})
+            if n in model.model_fields and n not in names
+        ]
     return [model.model_fields[n].alias or n for n in names]
 
 
-def field_path(model: type[BaseModel], loc: tuple[Any, ...], *,
-               unknown: bool = False) -> tuple[Any, ...]:
+def field_path(
+    model: type[BaseModel], loc: tuple[Any, ...], *, unknown: bool = False
+) -> tuple[Any, ...]:
     """pydantic's ``loc`` without the names it gives union members (``str``,
     ``WhenSpec``): the path of keys and indexes a file writes. With ``unknown``
     the last part is a name the model does not have, and is kept."""
@@ -214,8 +246,13 @@ class RetryParams(OperatorParams):
         return value
 
     def policy(self, on: tuple[type[BaseException], ...] = (Exception,)) -> RetryPolicy:
-        return RetryPolicy(attempts=self.attempts, backoff=self.backoff,
-                           max_backoff=self.max_backoff, jitter=self.jitter, on=on)
+        return RetryPolicy(
+            attempts=self.attempts,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            jitter=self.jitter,
+            on=on,
+        )
 
 
 class SamplingParams(OperatorParams):
@@ -230,8 +267,11 @@ class SamplingParams(OperatorParams):
 
     def request_fields(self) -> dict[str, Any]:
         """What this node sets on the requests it sends (the fields given)."""
-        return {name: getattr(self, name) for name in SamplingParams.model_fields
-                if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name)
+            for name in SamplingParams.model_fields
+            if getattr(self, name) is not None
+        }
 
 
 class FormatParams(OperatorParams):
@@ -243,8 +283,9 @@ class FormatParams(OperatorParams):
 
     @field_validator("json_schema")
     @classmethod
-    def _one_format(cls, schema: dict[str, Any] | None,
-                    info: ValidationInfo) -> dict[str, Any] | None:
+    def _one_format(
+        cls, schema: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         if schema is not None and info.data.get("response_format") is not None:
             raise custom("format", "give response_format or json_schema, not both")
         return schema
@@ -270,6 +311,22 @@ class GenerationParams(SamplingParams, FormatParams):
         return out
 
 
-__all__ = ["Flag", "FormatParams", "GenerationParams", "NODE_OPTIONS", "OperatorParams",
-           "RetryParams", "SHORTHAND", "SamplingParams", "configure", "custom", "field_path", "model_at",
-           "parameter_names", "params_error", "parse_params", "problem", "value_kind"]
+__all__ = [
+    "Flag",
+    "FormatParams",
+    "GenerationParams",
+    "NODE_OPTIONS",
+    "OperatorParams",
+    "RetryParams",
+    "SHORTHAND",
+    "SamplingParams",
+    "configure",
+    "custom",
+    "field_path",
+    "model_at",
+    "parameter_names",
+    "params_error",
+    "parse_params",
+    "problem",
+    "value_kind",
+]

@@ -18,8 +18,13 @@ from pydantic import Field, model_validator
 from smmf_flow.dag import Operator, RunContext
 from smmf_flow.errors import InputError, TemplateError, located
 from smmf_flow.models.types import ChatMessage, ChatRequest, Role
-from smmf_flow.operators.params import (FormatParams, OperatorParams, SamplingParams, configure,
-                                        custom)
+from smmf_flow.operators.params import (
+    FormatParams,
+    OperatorParams,
+    SamplingParams,
+    configure,
+    custom,
+)
 from smmf_flow.sandbox import make_sandbox
 
 _ENV = make_sandbox(keep_trailing_newline=False)
@@ -55,8 +60,7 @@ class PromptOperator(Operator):
     params_model = PromptParams
 
     def __init__(self, template: str | None = None, **params: Any) -> None:
-        self.config, options = configure(PromptParams, self.kind,
-                                         {"template": template, **params})
+        self.config, options = configure(PromptParams, self.kind, {"template": template, **params})
         parts: list[tuple[str, str, str]] = []
         if self.config.system:
             parts.append(("system", "system", self.config.system))
@@ -83,8 +87,10 @@ class PromptOperator(Operator):
             try:
                 content = template.render(scope)
             except jinja2.UndefinedError as exc:
-                raise InputError(f"template variable missing: {exc.message} (the input has: "
-                                 f"{', '.join(sorted(map(str, scope))) or 'nothing'})") from None
+                raise InputError(
+                    f"template variable missing: {exc.message} (the input has: "
+                    f"{', '.join(sorted(map(str, scope))) or 'nothing'})"
+                ) from None
             except jinja2.exceptions.SecurityError as exc:
                 raise InputError(f"the template refused to render: {exc}") from None
             messages.append(ChatMessage(role=role, content=content))  # type: ignore[arg-type]
@@ -98,8 +104,9 @@ def _compile(text: str, param: str) -> jinja2.Template:
     try:
         return _ENV.from_string(text)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error on line {exc.lineno}: {exc.message}",
-                            param=param) from None
+        raise TemplateError(
+            f"template syntax error on line {exc.lineno}: {exc.message}", param=param
+        ) from None
 
 
 __all__ = ["MessageTemplate", "PromptOperator", "PromptParams"]

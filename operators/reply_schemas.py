@@ -42,8 +42,10 @@ def harden(schema: Any) -> Any:
         return [harden(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: harden(v) if k not in ("enum", "const", "default", "examples") else v
-           for k, v in schema.items()}
+    out = {
+        k: harden(v) if k not in ("enum", "const", "default", "examples") else v
+        for k, v in schema.items()
+    }
     if out.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(out):
         low, high = out.pop("minLength", 0), out.pop("maxLength", ARGUMENT_CHARS)
         out.update(text_field(high, low))
@@ -54,16 +56,25 @@ def answer_schema(passages: int, max_chars: int) -> dict[str, Any]:
     """``{"answer": ..., "sources": [n, ...]}`` citing some of ``passages`` numbered
     passages. The answer comes first: a small model asked for sources first
     tends to list every passage it was shown."""
-    return {"type": "object",
-            "properties": {"answer": text_field(max_chars),
-                           "sources": {"type": "array",
-                                       "items": {"enum": list(range(1, passages + 1))},
-                                       "minItems": 1, "maxItems": passages}},
-            "required": ["answer", "sources"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "answer": text_field(max_chars),
+            "sources": {
+                "type": "array",
+                "items": {"enum": list(range(1, passages + 1))},
+                "minItems": 1,
+                "maxItems": passages,
+            },
+        },
+        "required": ["answer", "sources"],
+        "additionalProperties": False,
+    }
 
 
-def step_schema(tools: Mapping[str, "Tool"], final_chars: int, *,
-                final: bool = True) -> dict[str, Any]:
+def step_schema(
+    tools: Mapping[str, "Tool"], final_chars: int, *, final: bool = True
+) -> dict[str, Any]:
     """One agent step: ``{"tool": name, "arguments": {...}}`` for one of ``tools``
     (arguments per that tool's schema), or (if ``final``) ``{"final": ...}``."""
     variants: list[dict[str, Any]] = []
@@ -72,9 +83,14 @@ def step_schema(tools: Mapping[str, "Tool"], final_chars: int, *,
         arguments = harden(item.schema())
         defs.update(arguments.pop("$defs", {}))
         arguments.pop("title", None)
-        variants.append({"type": "object",
-                         "properties": {"tool": {"const": name}, "arguments": arguments},
-                         "required": ["tool", "arguments"], "additionalProperties": False})
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"tool": {"const": name}, "arguments": arguments},
+                "required": ["tool", "arguments"],
+                "additionalProperties": False,
+            }
+        )
     if final:
         variants.append(final_schema(final_chars))
     schema: dict[str, Any] = {"anyOf": variants}
@@ -85,8 +101,12 @@ def step_schema(tools: Mapping[str, "Tool"], final_chars: int, *,
 
 def final_schema(final_chars: int) -> dict[str, Any]:
     """An agent's final answer, ``{"final": ...}``, and nothing else."""
-    return {"type": "object", "properties": {"final": text_field(final_chars)},
-            "required": ["final"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"final": text_field(final_chars)},
+        "required": ["final"],
+        "additionalProperties": False,
+    }
 
 
 class StructuredParams(SamplingParams):
@@ -106,5 +126,13 @@ class StructuredChatOperator(LLMOperator):
     config: StructuredParams  # type: ignore[assignment]
 
 
-__all__ = ["ARGUMENT_CHARS", "StructuredChatOperator", "StructuredParams", "answer_schema",
-           "final_schema", "harden", "step_schema", "text_field"]
+__all__ = [
+    "ARGUMENT_CHARS",
+    "StructuredChatOperator",
+    "StructuredParams",
+    "answer_schema",
+    "final_schema",
+    "harden",
+    "step_schema",
+    "text_field",
+]

@@ -65,13 +65,23 @@ class RetrieverOperator(StoreOperator):
         worker = self.worker(ctx)
         vector = (await worker.embed([asked]))[0]
         store = await self.store()
-        hits = await self.in_thread(store.query, vector, self.k, where=where, model=worker.name,
-                                    fingerprint=await embedding_fingerprint(worker))
+        hits = await self.in_thread(
+            store.query,
+            vector,
+            self.k,
+            where=where,
+            model=worker.name,
+            fingerprint=await embedding_fingerprint(worker),
+        )
         if self.min_score is not None:
             hits = [h for h in hits if h.score >= self.min_score]
-        self.noter(ctx)("retrieved", model=worker.name, k=self.k, where=where,
-                        hits=[{"id": h.id, "source": h.source, "score": round(h.score, 4)}
-                              for h in hits])
+        self.noter(ctx)(
+            "retrieved",
+            model=worker.name,
+            k=self.k,
+            where=where,
+            hits=[{"id": h.id, "source": h.source, "score": round(h.score, 4)} for h in hits],
+        )
         return Retrieval(asked, hits)
 
     def _question(self, value: Any) -> tuple[str, dict[str, Any] | None]:

@@ -42,8 +42,7 @@ class RouterOperator(GeneratingOperator):
     params_model = RouterParams
     config: RouterParams
 
-    def __init__(self, routes: list[Route | dict[str, Any]] | None = None, **params: Any
-                 ) -> None:
+    def __init__(self, routes: list[Route | dict[str, Any]] | None = None, **params: Any) -> None:
         values = {"routes": routes, **params} if routes is not None else params
         self.config, options = configure(RouterParams, self.kind, values)
         self.routes, self.default = self.config.routes, self.config.default
@@ -51,8 +50,9 @@ class RouterOperator(GeneratingOperator):
         super().__init__(**options)
 
     def model_params(self) -> list[ModelParam]:
-        refs: list[ModelParam] = [(f"routes.{i}.model", r.model, "llm")
-                                  for i, r in enumerate(self.routes)]
+        refs: list[ModelParam] = [
+            (f"routes.{i}.model", r.model, "llm") for i, r in enumerate(self.routes)
+        ]
         if self.default:
             refs.append(("default", self.default, "llm"))
         if self.classifier:
@@ -62,8 +62,11 @@ class RouterOperator(GeneratingOperator):
     def build_worker(self, scheduler: Any) -> RouteWorker:
         routes = [(r, scheduler.chat_worker(r.model)) for r in self.routes]
         default = scheduler.chat_worker(self.default) if self.default else None
-        classifier = ((self.classifier, scheduler.chat_worker(self.classifier.model))
-                      if self.classifier else None)
+        classifier = (
+            (self.classifier, scheduler.chat_worker(self.classifier.model))
+            if self.classifier
+            else None
+        )
         return RouteWorker(self.name, routes, default, classifier)
 
 

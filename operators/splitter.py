@@ -79,8 +79,9 @@ def _skip_space(text: str, at: int) -> int:
     return at
 
 
-def split_tokens(doc: Document, size: int, overlap: int,
-                 count: Callable[[str], int]) -> list[Chunk]:
+def split_tokens(
+    doc: Document, size: int, overlap: int, count: Callable[[str], int]
+) -> list[Chunk]:
     """Pack whole words into windows of at most ``size`` tokens (``count`` counts a
     word's tokens; a word longer than the window becomes a chunk of its own)."""
     words = [(m.start(), m.end(), count(m.group().strip())) for m in _WORD.finditer(doc.text)]
@@ -131,8 +132,9 @@ class SplitterParams(ChunkingParams):
     @classmethod
     def _model_counts_tokens(cls, model: str | None, info: ValidationInfo) -> str | None:
         if model is not None and info.data.get("unit") != "tokens":
-            raise custom("model", "`model` only counts tokens; set unit: tokens or leave "
-                         "the model out")
+            raise custom(
+                "model", "`model` only counts tokens; set unit: tokens or leave the model out"
+            )
         return model
 
 
@@ -148,8 +150,9 @@ class TextSplitterOperator(EmbeddingModelOperator):
     params_model = SplitterParams
 
     def __init__(self, size: int = 800, overlap: int = 100, **params: Any) -> None:
-        self.config, options = configure(SplitterParams, self.kind,
-                                         {"size": size, "overlap": overlap, **params})
+        self.config, options = configure(
+            SplitterParams, self.kind, {"size": size, "overlap": overlap, **params}
+        )
         self.size, self.overlap = self.config.size, self.config.overlap
         self.unit, self.model = self.config.unit, self.config.model
         super().__init__(**options)
@@ -164,22 +167,26 @@ class TextSplitterOperator(EmbeddingModelOperator):
         await pool.start()
         return pool.count_tokens  # type: ignore[no-any-return]
 
-    def split(self, docs: Iterable[Document],
-              count: Callable[[str], int] | None = None) -> list[Chunk]:
+    def split(
+        self, docs: Iterable[Document], count: Callable[[str], int] | None = None
+    ) -> list[Chunk]:
         """Chunks of every document, in order (``count`` is needed for tokens)."""
         out: list[Chunk] = []
         for doc in docs:
             if self.unit == "tokens":
                 if count is None:
-                    raise FlowError("splitting by tokens needs a token counter; run the node "
-                                    "in a flow", node=self.name)
+                    raise FlowError(
+                        "splitting by tokens needs a token counter; run the node in a flow",
+                        node=self.name,
+                    )
                 out += split_tokens(doc, self.size, self.overlap, count)
             else:
                 out += split_chars(doc, self.size, self.overlap)
         return out
 
-    async def execute(self, ctx: RunContext, documents: Document | list[Document] | str
-                      ) -> list[Chunk]:
+    async def execute(
+        self, ctx: RunContext, documents: Document | list[Document] | str
+    ) -> list[Chunk]:
         docs = _documents(documents)
         count = await self.counter(ctx) if self.unit == "tokens" else None
         return self.split(docs, count)
@@ -192,9 +199,15 @@ def _documents(value: Any) -> list[Document]:
         return [Document(value, "input")]
     if isinstance(value, list) and all(isinstance(v, Document) for v in value):
         return value
-    raise InputError(f"expected a Document, a list of Documents or a string, got "
-                     f"{type(value).__name__}")
+    raise InputError(
+        f"expected a Document, a list of Documents or a string, got {type(value).__name__}"
+    )
 
 
-__all__ = ["ChunkingParams", "SplitterParams", "TextSplitterOperator", "split_chars",
-           "split_tokens"]
+__all__ = [
+    "ChunkingParams",
+    "SplitterParams",
+    "TextSplitterOperator",
+    "split_chars",
+    "split_tokens",
+]

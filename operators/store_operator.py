@@ -52,12 +52,12 @@ class StoreOperator(EmbeddingModelOperator):
     params_model: ClassVar[type[StoreParams]] = StoreParams
     config: StoreParams
 
-    def __init__(self, store: StoreSpec | VectorStore | dict[str, Any] | str,
-                 **params: Any) -> None:
+    def __init__(
+        self, store: StoreSpec | VectorStore | dict[str, Any] | str, **params: Any
+    ) -> None:
         self._store: VectorStore | None = store if isinstance(store, VectorStore) else None
         spec = store.spec() if isinstance(store, VectorStore) else store
-        self.config, options = configure(self.params_model, self.kind,
-                                         {"store": spec, **params})
+        self.config, options = configure(self.params_model, self.kind, {"store": spec, **params})
         self.store_spec, self.model = self.config.store, self.config.model
         self.input_key = self.config.input_key
         if self.input_key:

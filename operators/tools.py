@@ -48,8 +48,9 @@ class Tool:
         """The JSON schema of the arguments (``$defs`` kept at its top level)."""
         return self.arguments.model_json_schema()
 
-    async def run(self, arguments: Any, ctx: RunContext | None = None,
-                  timeout: float | None = None) -> Any:
+    async def run(
+        self, arguments: Any, ctx: RunContext | None = None, timeout: float | None = None
+    ) -> Any:
         """Validate ``arguments`` and call the function (a blocking one on a worker
         thread), within ``timeout`` (the tool's own limit wins if it is shorter).
         Any failure is a ``ToolFailed`` with a message meant for the model.
@@ -61,8 +62,9 @@ class Tool:
         try:
             values = self.arguments.model_validate(arguments).model_dump()
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
-                                 for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
             raise ToolFailed(f"invalid arguments for {self.name}: {problems}") from None
         if self.context_param:
             values[self.context_param] = ctx
@@ -71,8 +73,9 @@ class Tool:
             with anyio.fail_after(min(limits) if limits else None):
                 if inspect.iscoroutinefunction(self.fn):
                     return await self.fn(**values)
-                return await anyio.to_thread.run_sync(lambda: self.fn(**values),
-                                                      abandon_on_cancel=True)
+                return await anyio.to_thread.run_sync(
+                    lambda: self.fn(**values), abandon_on_cancel=True
+                )
         except TimeoutError:
             raise ToolFailed(f"{self.name} timed out after {min(limits):g}s") from None
         except ToolFailed:
@@ -81,8 +84,13 @@ class Tool:
             raise ToolFailed(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,
-         description: str | None = None, timeout: float | None = None) -> Any:
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+) -> Any:
     """Make ``fn`` a ``Tool``; use as ``@tool`` or ``@tool(timeout=5)``."""
 
     def wrap(f: Callable[..., Any]) -> Tool:
@@ -91,8 +99,13 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     return wrap(fn) if fn is not None else wrap
 
 
-def make_tool(fn: Callable[..., Any], *, name: str | None = None,
-              description: str | None = None, timeout: float | None = None) -> Tool:
+def make_tool(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+) -> Tool:
     """A ``Tool`` from a function whose every parameter has a type hint."""
     tool_name = name or fn.__name__
     where = f"tool '{tool_name}' ({getattr(fn, '__module__', '?')}.{fn.__qualname__})"
@@ -104,24 +117,29 @@ def make_tool(fn: Callable[..., Any], *, name: str | None = None,
     context_param = None
     for param in inspect.signature(fn).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise FlowError(f"{where}: *args/**kwargs cannot be described to a model; "
-                            "give every parameter a name and a type")
+            raise FlowError(
+                f"{where}: *args/**kwargs cannot be described to a model; "
+                "give every parameter a name and a type"
+            )
         hint = hints.get(param.name)
         if hint is None:
-            raise FlowError(f"{where}: parameter '{param.name}' has no type hint; the model "
-                            "needs a type for every argument (e.g. `x: float`)")
+            raise FlowError(
+                f"{where}: parameter '{param.name}' has no type hint; the model "
+                "needs a type for every argument (e.g. `x: float`)"
+            )
         if hint is RunContext:
             context_param = param.name
             continue
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hint, default)
-    model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"),
-                         **fields)
+    model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     text = description or inspect.getdoc(fn) or ""
     summary = text.split("\n\n")[0].replace("\n", " ").strip()
     if not summary:
-        raise FlowError(f"{where}: give the tool a docstring or a description; the model "
-                        "chooses tools by their descriptions")
+        raise FlowError(
+            f"{where}: give the tool a docstring or a description; the model "
+            "chooses tools by their descriptions"
+        )
     return Tool(tool_name, summary, fn, model, timeout, context_param)
 
 
@@ -131,12 +149,15 @@ def toolset(tools: Iterable[Tool | Callable[..., Any]]) -> dict[str, Tool]:
     for item in tools:
         if not isinstance(item, Tool):
             if not callable(item):
-                raise FlowError(f"{item!r:.60} is not a tool; decorate a function with @tool "
-                                "or pass the function itself")
+                raise FlowError(
+                    f"{item!r:.60} is not a tool; decorate a function with @tool "
+                    "or pass the function itself"
+                )
             item = make_tool(item)
         if item.name in out:
-            raise FlowError(f"two tools are named '{item.name}'; give one another name with "
-                            "@tool(name=...)")
+            raise FlowError(
+                f"two tools are named '{item.name}'; give one another name with @tool(name=...)"
+            )
         out[item.name] = item
     if not out:
         raise FlowError("an agent needs at least one tool")
@@ -165,8 +186,10 @@ def tool_ref(item: Tool) -> str:
     attr = item.fn.__name__
     found = getattr(sys.modules.get(module or ""), attr, None) if module else None
     if module in (None, "__main__") or found is not item:
-        raise FlowError(f"tool '{item.name}' cannot be written to a flow file; define it "
-                        "with @tool at module level of an importable module")
+        raise FlowError(
+            f"tool '{item.name}' cannot be written to a flow file; define it "
+            "with @tool at module level of an importable module"
+        )
     return f"{module}:{attr}"
 
 
@@ -175,5 +198,4 @@ def tool_schemas(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
     return {name: t.schema() for name, t in tools.items()}
 
 
-__all__ = ["Tool", "make_tool", "result_text", "tool", "tool_ref",
-           "tool_schemas", "toolset"]
+__all__ = ["Tool", "make_tool", "result_text", "tool", "tool_ref", "tool_schemas", "toolset"]

@@ -76,9 +76,16 @@ class FlowError(SmmfError):
     ``message`` says what is wrong; the keyword fields say where, and
     ``str(error)`` puts them in front of it."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 column: int | None = None, node: str | None = None,
-                 param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        node: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.file, self.line, self.column = file, line, column
@@ -157,18 +164,21 @@ class ModelNotFound(FlowError):
     """A flow or request names a model the registry does not know (``name``; the
     ``known`` names and the closest ``suggestions``)."""
 
-    def __init__(self, name: str, known: list[str], *, where: str = "",
-                 **fields: Any) -> None:
+    def __init__(self, name: str, known: list[str], *, where: str = "", **fields: Any) -> None:
         import difflib
 
         self.name, self.known = name, list(known)
         self.suggestions = difflib.get_close_matches(name, self.known, n=3, cutoff=0.4)
-        hint = (f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
-                if self.suggestions else "")
+        hint = (
+            f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+            if self.suggestions
+            else ""
+        )
         known_txt = ", ".join(sorted(self.known)) or "(none)"
         prefix = f"{where}: " if where else ""
-        super().__init__(f"{prefix}unknown model '{name}'{hint} (known models: {known_txt})",
-                         **fields)
+        super().__init__(
+            f"{prefix}unknown model '{name}'{hint} (known models: {known_txt})", **fields
+        )
 
 
 class ModelKindMismatch(FlowError):
@@ -231,8 +241,9 @@ class ToolFailed(RunError):
 class ModelError(SmmfError):
     """A model call failed."""
 
-    def __init__(self, message: str, *, model: str | None = None,
-                 instance: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, model: str | None = None, instance: str | None = None
+    ) -> None:
         self.model, self.instance = model, instance
         super().__init__(message)
 
@@ -276,8 +287,14 @@ class ContextWindowExceeded(BackendError):
 class RateLimited(BackendError):
     """The backend asked the caller to slow down."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None,
-                 model: str | None = None, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        model: str | None = None,
+        instance: str | None = None,
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, model=model, instance=instance)
 
@@ -312,8 +329,7 @@ class MissingDependency(SmmfError):
     vector store) is not installed; the message says what to install."""
 
 
-def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1,
-                 cutoff: float = 0.6) -> str:
+def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` for the choices closest to ``name``, or ``""``."""
     import difflib
 
@@ -328,6 +344,6 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-__all__ = [name for name, obj in globals().items()
-           if isinstance(obj, type) and issubclass(obj, SmmfError)] + [
-    "describe", "did_you_mean", "located"]
+__all__ = [
+    name for name, obj in globals().items() if isinstance(obj, type) and issubclass(obj, SmmfError)
+] + ["describe", "did_you_mean", "located"]

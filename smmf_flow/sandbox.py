@@ -67,11 +67,14 @@ _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-z
 _NUMBER = re.compile(r"\d+")
 
 
-def limit_error(what: str, amount: int, limit: int = MAX_ITEMS,
-                unit: str = "characters or items") -> InputError:
+def limit_error(
+    what: str, amount: int, limit: int = MAX_ITEMS, unit: str = "characters or items"
+) -> InputError:
     """The error for an operation past one of the limits above."""
-    return InputError(f"{what} would need {amount:,} {unit}; the limit is {limit:,} "
-                      "(flow expressions and templates are bounded: see smmf_flow.sandbox)")
+    return InputError(
+        f"{what} would need {amount:,} {unit}; the limit is {limit:,} "
+        "(flow expressions and templates are bounded: see smmf_flow.sandbox)"
+    )
 
 
 def check_size(size: int, what: str) -> None:
@@ -116,7 +119,7 @@ def _power(base: Any, exponent: Any) -> Any:
         if bits > MAX_INT_BITS:
             raise limit_error("'**'", math.ceil(bits), MAX_INT_BITS, "bits")
     try:
-        return base ** exponent
+        return base**exponent
     except OverflowError:
         raise InputError(f"'**': {base!r} ** {exponent!r} is too large for a float") from None
 
@@ -127,8 +130,10 @@ def printf_size(template: str | bytes) -> int:
     total = len(text)
     for width, precision in _PRINTF.findall(text):
         if "*" in (width, precision):
-            raise InputError("a '*' width or precision in a '%' format is not allowed in "
-                             "flow expressions and templates; write the number")
+            raise InputError(
+                "a '*' width or precision in a '%' format is not allowed in "
+                "flow expressions and templates; write the number"
+            )
         total += int(width or 0) + int(precision or 0)
     return total
 
@@ -142,8 +147,10 @@ def format_size(template: str) -> int:
         return total  # the call itself reports the bad format
     for _, _, spec, _ in fields:
         if spec and "{" in spec:
-            raise InputError("a nested '{}' in a format spec is not allowed in flow "
-                             "expressions and templates; write the width")
+            raise InputError(
+                "a nested '{}' in a format spec is not allowed in flow "
+                "expressions and templates; write the width"
+            )
         total += sum(int(n) for n in _NUMBER.findall(spec or ""))
     return total
 
@@ -179,7 +186,10 @@ def _tabs(text: Any, tabsize: Any = 8) -> int:
 
 #: what a string method's result may measure, from the string and the call's arguments
 _METHOD_SIZES: dict[str, Callable[..., int]] = {
-    "center": _width, "ljust": _width, "rjust": _width, "zfill": _width,
+    "center": _width,
+    "ljust": _width,
+    "rjust": _width,
+    "zfill": _width,
     "expandtabs": _tabs,
     "join": lambda sep, items: _joined_size(sep, items),
     "replace": _replaced_size,
@@ -192,8 +202,14 @@ def _indented(s: Any, width: Any = 4, *_: Any, **__: Any) -> int:
     return len(text) + (text.count("\n") + 1) * pad
 
 
-def _wrapped(s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None,
-             *_: Any, **__: Any) -> int:
+def _wrapped(
+    s: Any,
+    width: Any = 79,
+    break_long_words: Any = True,
+    wrapstring: Any = None,
+    *_: Any,
+    **__: Any,
+) -> int:
     text = str(s)
     breaks = len(text) // max(width if _is_int(width) else 1, 1) + 1
     return len(text) + breaks * len(str(wrapstring or "\n"))
@@ -229,12 +245,13 @@ _FILTER_SIZES: dict[str, Callable[..., int]] = {
     "format": lambda value, *args, **kwargs: printf_size(str(value)),
     "join": lambda value, d="", attribute=None: _joined_size(d, value),
     "replace": lambda s, old, new, count=None: _replaced_size(
-        str(s), old, new, -1 if count is None else count),
+        str(s), old, new, -1 if count is None else count
+    ),
     "wordwrap": _wrapped,
-    "batch": lambda value, linecount, fill_with=None: len(value) + (
-        linecount if fill_with is not None and _is_int(linecount) else 0),
-    "slice": lambda value, slices, fill_with=None: len(value) + (
-        slices if _is_int(slices) else 0),
+    "batch": lambda value, linecount, fill_with=None: (
+        len(value) + (linecount if fill_with is not None and _is_int(linecount) else 0)
+    ),
+    "slice": lambda value, slices, fill_with=None: len(value) + (slices if _is_int(slices) else 0),
     "round": _rounded,
     "tojson": _json_indent,
 }
@@ -242,8 +259,9 @@ _FILTER_SIZES: dict[str, Callable[..., int]] = {
 
 def _listed(value: Any) -> Any:
     """A one-pass iterable as a list (so it can be measured and still be used)."""
-    if isinstance(value, Iterator) or (isinstance(value, Iterable)
-                                       and not isinstance(value, Sized)):
+    if isinstance(value, Iterator) or (
+        isinstance(value, Iterable) and not isinstance(value, Sized)
+    ):
         return list(value)
     return value
 
@@ -256,14 +274,15 @@ def _measure(what: str, estimate: Callable[..., int], *args: Any, **kwargs: Any)
     check_size(size, what)
 
 
-def _guarded_filter(name: str, fn: Callable[..., Any],
-                    estimate: Callable[..., int]) -> Callable[..., Any]:
+def _guarded_filter(
+    name: str, fn: Callable[..., Any], estimate: Callable[..., int]
+) -> Callable[..., Any]:
     skip = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0
 
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if len(args) > skip:
-            args = (*args[:skip], _listed(args[skip]), *args[skip + 1:])
+            args = (*args[:skip], _listed(args[skip]), *args[skip + 1 :])
         _measure(f"the '{name}' filter", estimate, *args[skip:], **kwargs)
         return fn(*args, **kwargs)
 
@@ -299,14 +318,18 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
             check_size(format_size(value.__self__), "str.format")
         return wrapped
 
-    def call(__self, __context: Any, __obj: Any, *args: Any,  # noqa: N805 - jinja2's
-             **kwargs: Any) -> Any:                           # signature
+    def call(
+        __self,
+        __context: Any,
+        __obj: Any,
+        *args: Any,  # noqa: N805 - jinja2's
+        **kwargs: Any,
+    ) -> Any:  # signature
         owner = getattr(__obj, "__self__", None)
         estimate = _METHOD_SIZES.get(getattr(__obj, "__name__", ""))
         if isinstance(owner, (str, bytes)) and estimate is not None:
             args = tuple(_listed(a) for a in args)
-            _measure(f"{type(owner).__name__}.{__obj.__name__}()", estimate, owner, *args,
-                     **kwargs)
+            _measure(f"{type(owner).__name__}.{__obj.__name__}()", estimate, owner, *args, **kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
 
@@ -314,10 +337,22 @@ def make_sandbox(**options: Any) -> FlowSandbox:
     """A ``FlowSandbox`` with ``StrictUndefined`` (a misspelt variable is an error)
     and no autoescaping (the output is prompt text, not HTML); ``options`` go to
     jinja2's ``Environment``."""
-    return FlowSandbox(**{"undefined": jinja2.StrictUndefined, "autoescape": False,
-                          **options})
+    return FlowSandbox(**{"undefined": jinja2.StrictUndefined, "autoescape": False, **options})
 
 
-__all__ = ["MAX_DIGITS", "MAX_INDENT", "MAX_INT_BITS", "MAX_ITEMS", "MAX_RANGE",
-           "FlowSandbox", "check_digits", "check_indent", "check_size", "format_size", "limit_error", "make_sandbox",
-           "printf_size", "size_of"]
+__all__ = [
+    "MAX_DIGITS",
+    "MAX_INDENT",
+    "MAX_INT_BITS",
+    "MAX_ITEMS",
+    "MAX_RANGE",
+    "FlowSandbox",
+    "check_digits",
+    "check_indent",
+    "check_size",
+    "format_size",
+    "limit_error",
+    "make_sandbox",
+    "printf_size",
+    "size_of",
+]

@@ -70,7 +70,8 @@ def dying_llama(after: int) -> type:
                     if sent == after:
                         raise BackendConnectionError(
                             f"model '{self.config.name}': connection reset after {sent} chunks",
-                            model=self.config.name)
+                            model=self.config.name,
+                        )
                     sent += 1
                     yield chunk
 
@@ -86,17 +87,30 @@ def free_port() -> int:
 
 def unreachable(name: str = "unreachable-proxy", **extra: Any) -> dict[str, Any]:
     """An OpenAI-compatible model at a loopback port nothing listens on."""
-    return {"name": name, "provider": "proxy/openai",
-            "api_base": f"http://127.0.0.1:{free_port()}/v1", "api_key": "unused",
-            "remote_model": "none", "timeout_s": 5, **extra}
+    return {
+        "name": name,
+        "provider": "proxy/openai",
+        "api_base": f"http://127.0.0.1:{free_port()}/v1",
+        "api_key": "unused",
+        "remote_model": "none",
+        "timeout_s": 5,
+        **extra,
+    }
 
 
 def llama(name: str, **extra: Any) -> dict[str, Any]:
     # one thread: on a busy 2-core machine llama.cpp's two spinning threads run
     # 10-30x slower than one. The deterministic mode (no KV-cache prefix reuse): tests
     # compare greedy answers across calls, which only that mode guarantees.
-    return {"name": name, "provider": "llama.cpp", "path": GGUF, "context_length": 2048,
-            "threads": 1, "prefix_cache": False, **extra}
+    return {
+        "name": name,
+        "provider": "llama.cpp",
+        "path": GGUF,
+        "context_length": 2048,
+        "threads": 1,
+        "prefix_cache": False,
+        **extra,
+    }
 
 
 def register_dying() -> None:
@@ -133,25 +147,36 @@ def real_config() -> dict[str, Any]:
     """The session registry's config: see ``real_registry``."""
     register_dying()
     robust = {"failure_threshold": 1000}  # failing on purpose must not trip the breaker
-    return {"models": {
-        "default_llm": "smollm2",
-        "default_embedding": "minilm",
-        "llms": [
-            llama("smollm2"),
-            llama("smollm2-small", context_length=256),
-            llama("dying", provider="test/llama-dies-after-3", **robust),
-            llama("dead", provider="test/llama-dies-after-0", **robust),
-            unreachable(**robust),
-        ],
-        "embeddings": [
-            {"name": "minilm", "provider": "sentence-transformers", "path": MINILM,
-             "batch_size": 64, "max_batch_wait_ms": 5},
-        ],
-        "groups": [
-            {"name": "chat", "strategy": "fallback", "members": ["unreachable-proxy", "smollm2"]},
-            {"name": "sized", "strategy": "route", "members": ["smollm2-small", "smollm2"]},
-        ],
-    }}
+    return {
+        "models": {
+            "default_llm": "smollm2",
+            "default_embedding": "minilm",
+            "llms": [
+                llama("smollm2"),
+                llama("smollm2-small", context_length=256),
+                llama("dying", provider="test/llama-dies-after-3", **robust),
+                llama("dead", provider="test/llama-dies-after-0", **robust),
+                unreachable(**robust),
+            ],
+            "embeddings": [
+                {
+                    "name": "minilm",
+                    "provider": "sentence-transformers",
+                    "path": MINILM,
+                    "batch_size": 64,
+                    "max_batch_wait_ms": 5,
+                },
+            ],
+            "groups": [
+                {
+                    "name": "chat",
+                    "strategy": "fallback",
+                    "members": ["unreachable-proxy", "smollm2"],
+                },
+                {"name": "sized", "strategy": "route", "members": ["smollm2-small", "smollm2"]},
+            ],
+        }
+    }
 
 
 @pytest.fixture(scope="session")

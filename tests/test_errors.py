@@ -8,19 +8,33 @@ import pickle
 
 import pytest
 
-from smmf_flow.errors import (FlowError, FlowFileError, ModelNotFound, RunError, SmmfError,
-                              TemplateError, UnknownParameter, did_you_mean, located)
+from smmf_flow.errors import (
+    FlowError,
+    FlowFileError,
+    ModelNotFound,
+    RunError,
+    SmmfError,
+    TemplateError,
+    UnknownParameter,
+    did_you_mean,
+    located,
+)
 
 
-@pytest.mark.parametrize("fields, text", [
-    ({}, "bad"),
-    ({"node": "a"}, "node 'a': bad"),
-    ({"file": "f.yaml"}, "f.yaml: bad"),
-    ({"file": "f.yaml", "line": 3}, "f.yaml:3: bad"),
-    ({"file": "f.yaml", "line": 3, "column": 7, "node": "a", "param": "k"},
-     "f.yaml:3:7: node 'a': bad"),
-    ({"param": "k"}, "bad"),  # the message names the parameter; the field points at it
-])
+@pytest.mark.parametrize(
+    "fields, text",
+    [
+        ({}, "bad"),
+        ({"node": "a"}, "node 'a': bad"),
+        ({"file": "f.yaml"}, "f.yaml: bad"),
+        ({"file": "f.yaml", "line": 3}, "f.yaml:3: bad"),
+        (
+            {"file": "f.yaml", "line": 3, "column": 7, "node": "a", "param": "k"},
+            "f.yaml:3:7: node 'a': bad",
+        ),
+        ({"param": "k"}, "bad"),  # the message names the parameter; the field points at it
+    ],
+)
 def test_the_text_is_composed_from_the_fields(fields: dict[str, object], text: str) -> None:
     error = FlowError("bad", **fields)  # type: ignore[arg-type]
     assert str(error) == text and error.message == "bad"
@@ -34,8 +48,12 @@ def test_located_fills_only_what_the_error_lacks() -> None:
             with located(node="inner"):
                 raise TemplateError("does not compile", param="template")
     error = caught.value
-    assert (error.node, error.param, error.file, error.line) == ("inner", "template", "f.yaml",
-                                                                 None)
+    assert (error.node, error.param, error.file, error.line) == (
+        "inner",
+        "template",
+        "f.yaml",
+        None,
+    )
     assert str(error) == "f.yaml: node 'inner': does not compile"
 
 
@@ -51,10 +69,20 @@ def test_a_located_error_pickles_with_its_class_and_fields() -> None:
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is ModelNotFound
     assert (again.name, again.suggestions, again.node, again.param, again.line) == (
-        "smolm2", ["smollm2", "minilm"], "answer", "models.1", 9)
-    assert str(again) == str(error) == (
-        "flows/x.yaml:9:13: node 'answer': unknown model 'smolm2'; did you mean 'smollm2', "
-        "'minilm'? (known models: minilm, smollm2)")
+        "smolm2",
+        ["smollm2", "minilm"],
+        "answer",
+        "models.1",
+        9,
+    )
+    assert (
+        str(again)
+        == str(error)
+        == (
+            "flows/x.yaml:9:13: node 'answer': unknown model 'smolm2'; did you mean 'smollm2', "
+            "'minilm'? (known models: minilm, smollm2)"
+        )
+    )
 
 
 def test_the_tree() -> None:

@@ -13,8 +13,18 @@ import pytest
 import smmf_flow
 
 #: lowest first; ``errors`` and ``sandbox`` are leaves every layer may use
-ORDER = ["errors", "sandbox", "dag", "runner", "models", "scheduler", "operators", "flowfile",
-         "server", "cli"]
+ORDER = [
+    "errors",
+    "sandbox",
+    "dag",
+    "runner",
+    "models",
+    "scheduler",
+    "operators",
+    "flowfile",
+    "server",
+    "cli",
+]
 #: the package root re-exports dag and runner, so it stands where runner does
 ROOT_RANK = ORDER.index("runner")
 PACKAGE = Path(smmf_flow.__file__).parent
@@ -55,9 +65,12 @@ def imported(path: Path) -> list[tuple[int, str]]:
             modules += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == "smmf_flow":
-                modules += [(node.lineno, f"smmf_flow.{alias.name}")
-                            if alias.name in ORDER else (node.lineno, "smmf_flow")
-                            for alias in node.names]
+                modules += [
+                    (node.lineno, f"smmf_flow.{alias.name}")
+                    if alias.name in ORDER
+                    else (node.lineno, "smmf_flow")
+                    for alias in node.names
+                ]
             else:
                 modules.append((node.lineno, node.module))
     return modules
@@ -71,8 +84,7 @@ def upward_imports() -> list[str]:
             if target is None or target == layer:
                 continue
             if rank(target) > rank(layer):
-                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {layer} imports "
-                             f"{module}")
+                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {layer} imports {module}")
     return wrong
 
 
@@ -88,8 +100,10 @@ def test_the_check_sees_an_upward_import(tmp_path: Path, monkeypatch: pytest.Mon
     """The check can fail: a dag module that imports the runner (even only for typing)."""
     bad = tmp_path / "dag" / "bad.py"
     bad.parent.mkdir()
-    bad.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                   "    from smmf_flow.runner.dag import DAG\n")
+    bad.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from smmf_flow.runner.dag import DAG\n"
+    )
     monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path)
     monkeypatch.setattr(f"{__name__}.OPERATORS", tmp_path / "none")
     assert upward_imports() == [f"{tmp_path.name}/dag/bad.py:3: dag imports smmf_flow.runner.dag"]

@@ -6,10 +6,29 @@ from __future__ import annotations
 import smmf_flow
 
 CUSTOM_OPERATOR_NEEDS = {
-    "DAG", "Operator", "RunContext", "Signature", "signature_of", "RetryPolicy", "FileAccess",
-    "Trace", "NodeRecord", "NodeState", "RunHook", "FlowError", "InputError", "NodeFailed",
-    "InputOperator", "InputSource", "MapOperator", "map_operator", "BranchOperator",
-    "JoinOperator", "StreamifyOperator", "UnstreamifyOperator", "TransformStreamOperator",
+    "DAG",
+    "Operator",
+    "RunContext",
+    "Signature",
+    "signature_of",
+    "RetryPolicy",
+    "FileAccess",
+    "Trace",
+    "NodeRecord",
+    "NodeState",
+    "RunHook",
+    "FlowError",
+    "InputError",
+    "NodeFailed",
+    "InputOperator",
+    "InputSource",
+    "MapOperator",
+    "map_operator",
+    "BranchOperator",
+    "JoinOperator",
+    "StreamifyOperator",
+    "UnstreamifyOperator",
+    "TransformStreamOperator",
     "ReduceStreamOperator",
 }
 

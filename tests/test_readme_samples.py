@@ -31,8 +31,10 @@ NEEDS_SERVER = "# needs: smmf-flow serve"
 def samples() -> list[tuple[int, str]]:
     """(line of the block's first code line, code) of every ```python block."""
     text = README.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start(1)) + 1, m.group(1))
-            for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)]
+    return [
+        (text.count("\n", 0, m.start(1)) + 1, m.group(1))
+        for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)
+    ]
 
 
 def environment() -> dict[str, str]:
@@ -44,9 +46,12 @@ def environment() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server_port() -> Iterator[int]:
     port = free_port()
-    server = subprocess.Popen([*SMMF, "serve", "--port", str(port), "--log-level", "warning"],
-                              env=environment(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*SMMF, "serve", "--port", str(port), "--log-level", "warning"],
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_health(f"http://127.0.0.1:{port}")
         yield port
@@ -73,15 +78,22 @@ def test_the_readme_has_its_samples() -> None:
 
 
 @pytest.mark.parametrize(("line", "code"), samples(), ids=[f"README.md:{n}" for n, _ in samples()])
-def test_a_readme_sample_runs(line: int, code: str, repo_root: Path,
-                              request: pytest.FixtureRequest) -> None:
+def test_a_readme_sample_runs(
+    line: int, code: str, repo_root: Path, request: pytest.FixtureRequest
+) -> None:
     if code.startswith(NEEDS_SERVER):
         port = request.getfixturevalue("server_port")
         code = code.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
     script = repo_root.parent / f"readme_line_{line}.py"
     script.write_text(code, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], cwd=repo_root, env=environment(),
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=repo_root,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, f"README.md:{line}: {done.stderr[-3000:]}"
     if "print(" in code:
         assert done.stdout.strip(), f"README.md:{line} printed nothing"

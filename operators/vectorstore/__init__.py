@@ -46,8 +46,10 @@ class StoreSpec(OperatorParams):
     @classmethod
     def _known(cls, kind: str) -> str:
         if kind not in STORE_TYPES:
-            raise custom("store_type", f"unknown store type '{kind}' (known: "
-                         f"{', '.join(sorted(STORE_TYPES))})")
+            raise custom(
+                "store_type",
+                f"unknown store type '{kind}' (known: {', '.join(sorted(STORE_TYPES))})",
+            )
         return kind
 
 
@@ -76,5 +78,13 @@ def open_store(spec: StoreSpec) -> VectorStore:
     return ref(spec.path, spec.collection)  # type: ignore[call-arg]
 
 
-__all__ = ["Hit", "STORE_TYPES", "StoreSpec", "VectorStore", "Where", "check_spec",
-           "open_store", "register_store"]
+__all__ = [
+    "Hit",
+    "STORE_TYPES",
+    "StoreSpec",
+    "VectorStore",
+    "Where",
+    "check_spec",
+    "open_store",
+    "register_store",
+]

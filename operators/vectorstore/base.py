@@ -57,8 +57,14 @@ class VectorStore(ABC):
     type: str = ""
 
     @abstractmethod
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], *,
-               model: str, fingerprint: str) -> None:
+    def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+        *,
+        model: str,
+        fingerprint: str,
+    ) -> None:
         """Insert or replace ``chunks`` (by id) with their ``vectors``, made by ``model``
         whose weights have ``fingerprint``."""
 
@@ -73,8 +79,15 @@ class VectorStore(ABC):
         return how many went."""
 
     @abstractmethod
-    def query(self, vector: Sequence[float], k: int, *, where: Where | None = None,
-              model: str, fingerprint: str) -> list[Hit]:
+    def query(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        where: Where | None = None,
+        model: str,
+        fingerprint: str,
+    ) -> list[Hit]:
         """The ``k`` chunks nearest to ``vector`` (made by ``model`` with weights
         ``fingerprint``), best first."""
 

@@ -42,8 +42,9 @@ def _chroma() -> Any:
     try:
         import chromadb
     except ImportError:
-        raise MissingDependency("the Chroma vector store needs chromadb: pip install "
-                                "'smmf-flow[rag]'") from None
+        raise MissingDependency(
+            "the Chroma vector store needs chromadb: pip install 'smmf-flow[rag]'"
+        ) from None
     return chromadb
 
 
@@ -58,9 +59,11 @@ def external_embeddings() -> Any:
             pass
 
         def __call__(self, input: Any) -> Any:
-            raise RunError("Chroma was asked to embed text itself; smmf-flow passes every "
-                           "vector explicitly (embed with an EmbeddingOperator and pass "
-                           "`embeddings=` / `query_embeddings=`)")
+            raise RunError(
+                "Chroma was asked to embed text itself; smmf-flow passes every "
+                "vector explicitly (embed with an EmbeddingOperator and pass "
+                "`embeddings=` / `query_embeddings=`)"
+            )
 
         @staticmethod
         def name() -> str:
@@ -82,8 +85,9 @@ class ChromaStore(VectorStore):
 
     type = "chroma"
 
-    def __init__(self, path: str | Path, collection: str = "smmf", *,
-                 lock_timeout: float = 600.0) -> None:
+    def __init__(
+        self, path: str | Path, collection: str = "smmf", *, lock_timeout: float = 600.0
+    ) -> None:
         self.path = Path(path)
         self.collection_name = collection
         self.lock_timeout = lock_timeout
@@ -91,22 +95,30 @@ class ChromaStore(VectorStore):
         from chromadb.config import Settings
 
         if self.path.exists() and not self.path.is_dir():
-            raise RunError(f"chroma store: '{self.path}' exists and is not a folder; "
-                           "give the store a folder path")
+            raise RunError(
+                f"chroma store: '{self.path}' exists and is not a folder; "
+                "give the store a folder path"
+            )
         try:
             # two processes creating one folder's database at once collide ("table
             # collections already exists"): opening takes a lock of its own
-            opening = WriteLock(self.path, timeout=lock_timeout, name=OPEN_LOCK_NAME,
-                                what=f"chroma store '{self.path}'",
-                                busy="being opened by another process")
+            opening = WriteLock(
+                self.path,
+                timeout=lock_timeout,
+                name=OPEN_LOCK_NAME,
+                what=f"chroma store '{self.path}'",
+                busy="being opened by another process",
+            )
             with opening.held():
                 self._client = chromadb.PersistentClient(
-                    path=str(self.path), settings=Settings(anonymized_telemetry=False))
+                    path=str(self.path), settings=Settings(anonymized_telemetry=False)
+                )
         except RunError:
             raise
         except Exception as exc:
-            raise RunError(f"chroma store: cannot open '{self.path}': "
-                           f"{type(exc).__name__}: {exc}") from exc
+            raise RunError(
+                f"chroma store: cannot open '{self.path}': {type(exc).__name__}: {exc}"
+            ) from exc
         self._collection: Any = None
 
     # --- the collection ------------------------------------------------------------------
@@ -122,19 +134,30 @@ class ChromaStore(VectorStore):
         try:
             if create_for is None:
                 self._collection = self._client.get_collection(
-                    self.collection_name, embedding_function=external_embeddings())
+                    self.collection_name, embedding_function=external_embeddings()
+                )
             else:
                 model, dim, fingerprint = create_for
                 self._collection = self._client.get_or_create_collection(
-                    self.collection_name, embedding_function=external_embeddings(),
-                    metadata={"hnsw:space": "cosine", _MODEL_KEY: model, _DIM_KEY: dim,
-                              _PRINT_KEY: fingerprint})
+                    self.collection_name,
+                    embedding_function=external_embeddings(),
+                    metadata={
+                        "hnsw:space": "cosine",
+                        _MODEL_KEY: model,
+                        _DIM_KEY: dim,
+                        _PRINT_KEY: fingerprint,
+                    },
+                )
         except NotFoundError:
-            raise RunError(f"{where} does not exist yet; run the indexer on your documents "
-                           "first (flows/rag-index.yaml or examples/rag_index.py)") from None
+            raise RunError(
+                f"{where} does not exist yet; run the indexer on your documents "
+                "first (flows/rag-index.yaml or examples/rag_index.py)"
+            ) from None
         except (InvalidArgumentError, ValueError) as exc:
-            raise RunError(f"{where}: {exc}; collection names are 3-512 characters of "
-                           "letters, digits, '.', '_' or '-'") from None
+            raise RunError(
+                f"{where}: {exc}; collection names are 3-512 characters of "
+                "letters, digits, '.', '_' or '-'"
+            ) from None
         return self._collection
 
     def _check_model(self, collection: Any, model: str, dim: int, fingerprint: str) -> None:
@@ -142,30 +165,42 @@ class ChromaStore(VectorStore):
         have_model, have_dim = meta.get(_MODEL_KEY), meta.get(_DIM_KEY)
         have_print = meta.get(_PRINT_KEY)
         where = f"chroma store '{self.path}' collection '{self.collection_name}'"
-        reindex = (f"re-index: delete the folder '{self.path}' (or index into another "
-                   "collection) and run the indexer again")
-        if (have_model is not None and have_model != model) or \
-                (have_dim is not None and have_dim != dim):
+        reindex = (
+            f"re-index: delete the folder '{self.path}' (or index into another "
+            "collection) and run the indexer again"
+        )
+        if (have_model is not None and have_model != model) or (
+            have_dim is not None and have_dim != dim
+        ):
             raise RunError(
                 f"{where} holds {have_dim}-dimensional vectors from model '{have_model}', "
                 f"but this node uses '{model}' ({dim} dimensions); use the same embedding "
-                "model, or index into another collection")
+                "model, or index into another collection"
+            )
         if have_model is not None and have_print is None:
             raise RunError(
                 f"{where} was indexed by an earlier smmf-flow that did not record which "
                 f"weights model '{have_model}' had, so its vectors cannot be checked; "
-                f"{reindex}")
+                f"{reindex}"
+            )
         if have_print is not None and have_print != fingerprint:
             raise RunError(
                 f"{where} holds vectors from model '{have_model}' with weights "
                 f"{have_print}, but '{model}' now has weights {fingerprint}: the model "
                 f"changed under the same name, and old and new vectors do not compare; "
-                f"{reindex}")
+                f"{reindex}"
+            )
 
     # --- VectorStore ------------------------------------------------------------------------
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], *,
-               model: str, fingerprint: str) -> None:
+    def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+        *,
+        model: str,
+        fingerprint: str,
+    ) -> None:
         if len(chunks) != len(vectors):
             raise RunError(f"chroma store: {len(chunks)} chunks but {len(vectors)} vectors")
         if not chunks:
@@ -174,11 +209,13 @@ class ChromaStore(VectorStore):
         self._check_model(collection, model, len(vectors[0]), fingerprint)
         step = max(1, self._client.get_max_batch_size())
         for at in range(0, len(chunks), step):
-            part = chunks[at:at + step]
-            collection.upsert(ids=[c.id for c in part],
-                              embeddings=[list(map(float, v)) for v in vectors[at:at + step]],
-                              documents=[c.text for c in part],
-                              metadatas=[_metadata(c) for c in part])
+            part = chunks[at : at + step]
+            collection.upsert(
+                ids=[c.id for c in part],
+                embeddings=[list(map(float, v)) for v in vectors[at : at + step]],
+                documents=[c.text for c in part],
+                metadatas=[_metadata(c) for c in part],
+            )
 
     def existing(self, ids: Sequence[str]) -> set[str]:
         if not ids or not self._exists():
@@ -196,23 +233,37 @@ class ChromaStore(VectorStore):
             collection.delete(ids=stale)
         return len(stale)
 
-    def query(self, vector: Sequence[float], k: int, *, where: Where | None = None,
-              model: str, fingerprint: str) -> list[Hit]:
+    def query(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        where: Where | None = None,
+        model: str,
+        fingerprint: str,
+    ) -> list[Hit]:
         collection = self._open()
         self._check_model(collection, model, len(vector), fingerprint)
         total = collection.count()
         if total == 0:
             return []
         try:
-            found = collection.query(query_embeddings=[list(map(float, vector))],
-                                     n_results=min(k, total), where=dict(where) if where else None,
-                                     include=["documents", "metadatas", "distances"])
+            found = collection.query(
+                query_embeddings=[list(map(float, vector))],
+                n_results=min(k, total),
+                where=dict(where) if where else None,
+                include=["documents", "metadatas", "distances"],
+            )
         except ValueError as exc:
-            raise InputError(f"chroma store: bad metadata filter {dict(where or {})!r}: {exc}") \
-                from None
-        return [Hit(id_, text or "", 1.0 - float(dist), dict(meta or {}))
-                for id_, text, meta, dist in zip(found["ids"][0], found["documents"][0],
-                                                 found["metadatas"][0], found["distances"][0])]
+            raise InputError(
+                f"chroma store: bad metadata filter {dict(where or {})!r}: {exc}"
+            ) from None
+        return [
+            Hit(id_, text or "", 1.0 - float(dist), dict(meta or {}))
+            for id_, text, meta, dist in zip(
+                found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0]
+            )
+        ]
 
     def count(self) -> int:
         return self._open().count() if self._exists() else 0
@@ -221,8 +272,7 @@ class ChromaStore(VectorStore):
         return {"type": self.type, "path": str(self.path), "collection": self.collection_name}
 
     def write_lock(self) -> WriteLock:
-        return WriteLock(self.path, timeout=self.lock_timeout,
-                         what=f"chroma store '{self.path}'")
+        return WriteLock(self.path, timeout=self.lock_timeout, what=f"chroma store '{self.path}'")
 
     def close(self) -> None:
         self._collection = None
@@ -237,9 +287,11 @@ def _metadata(chunk: Chunk) -> dict[str, Any]:
     meta = chunk.store_metadata()
     for key, value in meta.items():
         if not isinstance(value, (str, int, float, bool)):
-            raise InputError(f"chunk of '{chunk.source}': metadata '{key}' is a "
-                             f"{type(value).__name__}; a vector store keeps only strings, "
-                             "numbers and booleans")
+            raise InputError(
+                f"chunk of '{chunk.source}': metadata '{key}' is a "
+                f"{type(value).__name__}; a vector store keeps only strings, "
+                "numbers and booleans"
+            )
     return meta
 
 

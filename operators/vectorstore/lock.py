@@ -40,9 +40,15 @@ class WriteLock:
     """The exclusive lock ``name`` of the store in ``folder``; ``what`` names the store
     and ``busy`` what its holder does, in errors."""
 
-    def __init__(self, folder: str | os.PathLike[str], *, timeout: float, what: str,
-                 name: str = LOCK_NAME, busy: str = "being written by another indexing run",
-                 ) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        timeout: float,
+        what: str,
+        name: str = LOCK_NAME,
+        busy: str = "being written by another indexing run",
+    ) -> None:
         self.path = Path(folder) / name
         self.timeout, self.what, self.busy = timeout, what, busy
         self._file: IO[str] | None = None
@@ -106,9 +112,11 @@ class WriteLock:
             holder = self.path.read_text(encoding="utf-8").strip() or "unknown"
         except OSError:
             holder = "unknown"
-        raise ResourceBusy(f"{self.what} is {self.busy} (process {holder}) and was not "
-                           f"free after {self.timeout:g}s; run again when that has finished",
-                           retry_after=max(1.0, self.timeout))
+        raise ResourceBusy(
+            f"{self.what} is {self.busy} (process {holder}) and was not "
+            f"free after {self.timeout:g}s; run again when that has finished",
+            retry_after=max(1.0, self.timeout),
+        )
 
 
 __all__ = ["LOCK_NAME", "OPEN_LOCK_NAME", "POLL_S", "WriteLock"]

@@ -27,14 +27,28 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     return value
 
 
-debug_option = click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug,
-                            help="Show the traceback of an error.")
-models_option = click.option("--models", "models_path", type=click.Path(dir_okay=False),
-                             metavar="TOML", help="Model config (default: the flow's "
-                             "`models:`, $SMMF_MODELS, or the packaged default.toml).")
-plugins_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
-                              help="Import MODULE for its operator types and functions "
-                              "(repeatable).")
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_debug,
+    help="Show the traceback of an error.",
+)
+models_option = click.option(
+    "--models",
+    "models_path",
+    type=click.Path(dir_okay=False),
+    metavar="TOML",
+    help="Model config (default: the flow's "
+    "`models:`, $SMMF_MODELS, or the packaged default.toml).",
+)
+plugins_option = click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE for its operator types and functions (repeatable).",
+)
 
 
 def flow_registry(flow: Flow, override: str | None, progress: Progress | None = None) -> Any:

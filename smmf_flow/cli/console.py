@@ -54,9 +54,17 @@ def trace_table(trace: Trace, kinds: dict[str, str], width: int = 60) -> str:
     rows = []
     for rec in records:
         error = f"{type(rec.error).__name__}: {rec.error}" if rec.error else ""
-        rows.append([rec.name, kinds.get(rec.name, ""), rec.state.value, _ms(rec),
-                     rec.attempts or "", _cut(rec.output_repr, width),
-                     _cut(one_line(error), width)])
+        rows.append(
+            [
+                rec.name,
+                kinds.get(rec.name, ""),
+                rec.state.value,
+                _ms(rec),
+                rec.attempts or "",
+                _cut(rec.output_repr, width),
+                _cut(one_line(error), width),
+            ]
+        )
     lines = table(rows, ["node", "type", "state", "ms", "tries", "output", "error"]).splitlines()
     out = lines[:2]
     for rec, line in zip(records, lines[2:]):
@@ -66,7 +74,7 @@ def trace_table(trace: Trace, kinds: dict[str, str], width: int = 60) -> str:
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _ms(rec: NodeRecord) -> str:
@@ -74,8 +82,11 @@ def _ms(rec: NodeRecord) -> str:
 
 
 def _event(event: dict[str, Any]) -> str:
-    details = " ".join(f"{k}={_cut(one_line(str(v)), 48)}" for k, v in event.items()
-                       if k != "event" and v not in (None, ""))
+    details = " ".join(
+        f"{k}={_cut(one_line(str(v)), 48)}"
+        for k, v in event.items()
+        if k != "event" and v not in (None, "")
+    )
     return f"{event.get('event')}: {details}" if details else str(event.get("event"))
 
 

@@ -15,14 +15,22 @@ from smmf_flow.cli.common import debug_option, plugins_option
 
 @click.command()
 @click.argument("target", metavar="MODULE:DAG_VAR")
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write to FILE instead of stdout.")
-@click.option("--output-node", metavar="NODE",
-              help="The node whose result the flow returns (when the DAG has several ends).")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write to FILE instead of stdout.",
+)
+@click.option(
+    "--output-node",
+    metavar="NODE",
+    help="The node whose result the flow returns (when the DAG has several ends).",
+)
 @plugins_option
 @debug_option
-def export(target: str, out: str | None, output_node: str | None,
-           plugins: Sequence[str]) -> int:
+def export(target: str, out: str | None, output_node: str | None, plugins: Sequence[str]) -> int:
     """Write the Python DAG MODULE:DAG_VAR as a YAML flow file."""
     from smmf_flow.runner.dag import DAG
     from smmf_flow.flowfile.export import dump_flow
@@ -30,13 +38,14 @@ def export(target: str, out: str | None, output_node: str | None,
 
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
-        raise click.UsageError(f"expected MODULE:DAG_VAR (e.g. examples.chain:dag), got "
-                               f"{target!r}")
+        raise click.UsageError(f"expected MODULE:DAG_VAR (e.g. examples.chain:dag), got {target!r}")
     module = _import_target(module_name)
     dag = getattr(module, attr, None)
     if not isinstance(dag, DAG):
-        raise click.UsageError(f"{module_name}:{attr} is not a DAG "
-                               f"({type(dag).__name__ if dag is not None else 'missing'})")
+        raise click.UsageError(
+            f"{module_name}:{attr} is not a DAG "
+            f"({type(dag).__name__ if dag is not None else 'missing'})"
+        )
     types = OperatorTypes.default()
     for name in (*plugins, module.__name__):
         types.add_plugin(name, [Path.cwd()])

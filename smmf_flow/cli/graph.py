@@ -16,10 +16,21 @@ from smmf_flow.flowfile.flow import load_flow
 
 @click.command()
 @click.argument("flow_file", metavar="FLOW")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg", "png"]),
-              default="mermaid", show_default=True)
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write to FILE instead of stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg", "png"]),
+    default="mermaid",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write to FILE instead of stdout.",
+)
 @plugins_option
 @debug_option
 def graph(flow_file: str, fmt: str, out: str | None, plugins: Sequence[str]) -> int:
@@ -31,8 +42,9 @@ def graph(flow_file: str, fmt: str, out: str | None, plugins: Sequence[str]) -> 
     view = view_of(flow.dag, {name: flow.kind(name) for name in flow.spec.nodes})
     if fmt == "png":
         if importlib.util.find_spec("PIL") is None:
-            raise click.UsageError("--format png needs Pillow (pip install pillow); "
-                                   "--format svg needs nothing")
+            raise click.UsageError(
+                "--format png needs Pillow (pip install pillow); --format svg needs nothing"
+            )
         if out is None and sys.stdout.isatty():
             raise click.UsageError("PNG is binary: give -o FILE or redirect stdout")
         data = render_png(view)

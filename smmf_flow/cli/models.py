@@ -29,13 +29,26 @@ def models_list(models_path: str | None, as_json: bool) -> int:
     rows = []
     for row in registry.list():
         config = registry.get(row.name)
-        default = ("default llm" if row.name == registry.default_llm else
-                   "default embedding" if row.name == registry.default_embedding else "")
+        default = (
+            "default llm"
+            if row.name == registry.default_llm
+            else "default embedding"
+            if row.name == registry.default_embedding
+            else ""
+        )
         where = getattr(config, "api_base", None) or getattr(config, "path", None) or ""
         key = "set" if getattr(config, "api_key", None) else ""
-        rows.append({"name": row.name, "kind": row.kind, "provider": row.provider,
-                     "instances": row.instances, "where": where, "api_key": key,
-                     "default": default})
+        rows.append(
+            {
+                "name": row.name,
+                "kind": row.kind,
+                "provider": row.provider,
+                "instances": row.instances,
+                "where": where,
+                "api_key": key,
+                "default": default,
+            }
+        )
     if as_json:
         click.echo(safe(dumps({"models": registry.source, "entries": rows})))
         return 0
@@ -78,12 +91,39 @@ def models_status(names: Sequence[str], models_path: str | None, as_json: bool) 
         await registry.aclose()
 
     anyio.run(main)
-    rows = [[s.model, s.provider, s.status, i.id, i.state, i.done, i.failed,
-             i.last_error or errors.get(s.model, "")] for s in stats for i in s.instances]
+    rows = [
+        [
+            s.model,
+            s.provider,
+            s.status,
+            i.id,
+            i.state,
+            i.done,
+            i.failed,
+            i.last_error or errors.get(s.model, ""),
+        ]
+        for s in stats
+        for i in s.instances
+    ]
     if as_json:
         click.echo(safe(dumps({"models": registry.source, "pools": stats})))
     else:
         click.echo(f"models: {registry.source}")
-        click.echo(safe(table(rows, ["model", "provider", "pool", "instance", "state",
-                                     "done", "failed", "last error"])))
+        click.echo(
+            safe(
+                table(
+                    rows,
+                    [
+                        "model",
+                        "provider",
+                        "pool",
+                        "instance",
+                        "state",
+                        "done",
+                        "failed",
+                        "last error",
+                    ],
+                )
+            )
+        )
     return 1 if any(s.status != "ready" for s in stats) else 0

@@ -21,21 +21,42 @@ from smmf_flow.dag.trace import Trace
 
 @click.command()
 @click.argument("flow_file", metavar="FLOW")
-@click.option("--input", "-i", "pairs", multiple=True, metavar="KEY=VALUE",
-              help="An input value (repeatable); converted to the input's declared type.")
+@click.option(
+    "--input",
+    "-i",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An input value (repeatable); converted to the input's declared type.",
+)
 @click.option("--input-json", metavar="JSON", help="All inputs as a JSON object.")
-@click.option("--input-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
-              help="All inputs from a JSON or YAML file.")
-@click.option("--stream/--no-stream", default=None,
-              help="Print tokens as they come (default: the flow's `stream:`).")
+@click.option(
+    "--input-file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="PATH",
+    help="All inputs from a JSON or YAML file.",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Print tokens as they come (default: the flow's `stream:`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--trace", is_flag=True, help="Print the per-node table (to stderr).")
 @models_option
 @plugins_option
 @debug_option
-def run(flow_file: str, pairs: Sequence[str], input_json: str | None, input_file: str | None,
-        stream: bool | None, as_json: bool, trace: bool, models_path: str | None,
-        plugins: Sequence[str]) -> int:
+def run(
+    flow_file: str,
+    pairs: Sequence[str],
+    input_json: str | None,
+    input_file: str | None,
+    stream: bool | None,
+    as_json: bool,
+    trace: bool,
+    models_path: str | None,
+    plugins: Sequence[str],
+) -> int:
     """Run FLOW and print its output."""
     flow = load_flow(flow_file, plugins=plugins)
     values, typed = _read_inputs(pairs, input_json, input_file)
@@ -54,8 +75,7 @@ def run(flow_file: str, pairs: Sequence[str], input_json: str | None, input_file
                 if streaming:
                     await _print_stream(flow, value, options, progress, as_json)
                 else:
-                    out = await _collect(await flow.dag.arun(value, output=flow.output,
-                                                             **options))
+                    out = await _collect(await flow.dag.arun(value, output=flow.output, **options))
                     progress.stop()
                     if as_json:
                         click.echo(dumps({"flow": flow.name, "output": out}))
@@ -83,8 +103,9 @@ async def _collect(out: Any) -> Any:
     return "".join(texts) if all(isinstance(t, str) for t in texts) else chunks
 
 
-async def _print_stream(flow: Flow, value: Any, options: dict[str, Any], progress: Progress,
-                        as_json: bool) -> None:
+async def _print_stream(
+    flow: Flow, value: Any, options: dict[str, Any], progress: Progress, as_json: bool
+) -> None:
     ended_line = True
     async for chunk in flow.dag.astream(value, output=flow.output, **options):
         progress.stop()
@@ -109,8 +130,9 @@ def _print_trace(flow: Flow, record: Any, as_json: bool) -> None:
         click.echo(trace_table(record, kinds), err=True)
 
 
-def _read_inputs(pairs: Sequence[str], input_json: str | None,
-                 input_file: str | None) -> tuple[Any, list[str]]:
+def _read_inputs(
+    pairs: Sequence[str], input_json: str | None, input_file: str | None
+) -> tuple[Any, list[str]]:
     """The run's input values, and the names whose values are command-line text."""
     if input_json is not None and input_file is not None:
         raise click.UsageError("give --input-json or --input-file, not both")
@@ -122,8 +144,7 @@ def _read_inputs(pairs: Sequence[str], input_json: str | None,
     typed: list[str] = []
     if pairs:
         if values is not None and not isinstance(values, dict):
-            raise click.UsageError("--input KEY=VALUE needs the other inputs to be a JSON "
-                                   "object")
+            raise click.UsageError("--input KEY=VALUE needs the other inputs to be a JSON object")
         values = dict(values or {})
         for pair in pairs:
             key, sep, text = pair.partition("=")
@@ -138,5 +159,6 @@ def _parse(text: str, source: str, *, yaml_ok: bool) -> Any:
     try:
         return yaml.safe_load(text) if yaml_ok else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise click.UsageError(f"{source} is not valid {'YAML/JSON' if yaml_ok else 'JSON'}: "
-                               f"{one_line(str(exc))}") from None
+        raise click.UsageError(
+            f"{source} is not valid {'YAML/JSON' if yaml_ok else 'JSON'}: {one_line(str(exc))}"
+        ) from None

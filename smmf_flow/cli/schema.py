@@ -12,8 +12,14 @@ from smmf_flow.cli.common import debug_option, plugins_option
 
 
 @click.command()
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write to FILE instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write to FILE instead of stdout.",
+)
 @plugins_option
 @debug_option
 def schema(out: str | None, plugins: Sequence[str]) -> int:

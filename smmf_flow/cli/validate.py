@@ -9,8 +9,14 @@ from typing import Any
 
 import click
 
-from smmf_flow.cli.common import (State, debug_option, flow_registry, message, models_option,
-                                  plugins_option)
+from smmf_flow.cli.common import (
+    State,
+    debug_option,
+    flow_registry,
+    message,
+    models_option,
+    plugins_option,
+)
 from smmf_flow.cli.console import table
 from smmf_flow.errors import SmmfError
 from smmf_flow.flowfile.flow import Flow, load_flow
@@ -21,8 +27,7 @@ from smmf_flow.flowfile.flow import Flow, load_flow
 @models_option
 @plugins_option
 @debug_option
-def validate(flow_files: Sequence[str], models_path: str | None,
-             plugins: Sequence[str]) -> int:
+def validate(flow_files: Sequence[str], models_path: str | None, plugins: Sequence[str]) -> int:
     """Check flows without running them; print each resolved plan."""
     failed = 0
     for path in flow_files:
@@ -48,19 +53,27 @@ def _plan_text(flow: Flow, registry: Any) -> str:
             described = [b.describe() for b in row.bindings]
             bindings[row.node] = "; ".join(dict.fromkeys(described))
     graph = flow.dag.graph
-    rows = [[name, flow.kind(name), ", ".join(graph.pred[name]) or "(input)",
-             bindings.get(name, "")] for name in flow.spec.nodes]
+    rows = [
+        [name, flow.kind(name), ", ".join(graph.pred[name]) or "(input)", bindings.get(name, "")]
+        for name in flow.spec.nodes
+    ]
     edges = [f"{u} >> {v}" for u, v in graph.edges]
-    head = (f"{flow.file}: ok — flow '{flow.name}', {_count(len(rows), 'node')}, "
-            f"{_count(len(edges), 'edge')}, output '{flow.output}'"
-            + (", streams" if flow.spec.stream else ""))
+    head = (
+        f"{flow.file}: ok — flow '{flow.name}', {_count(len(rows), 'node')}, "
+        f"{_count(len(edges), 'edge')}, output '{flow.output}'"
+        + (", streams" if flow.spec.stream else "")
+    )
     lines = [head]
     if registry is not None:
         lines.append(f"models: {registry.source}")
     if flow.spec.inputs:
-        lines.append("inputs: " + ", ".join(
-            f"{n}: {s.type}{'' if s.required else ' = ' + repr(s.default)}"
-            for n, s in flow.spec.inputs.items()))
+        lines.append(
+            "inputs: "
+            + ", ".join(
+                f"{n}: {s.type}{'' if s.required else ' = ' + repr(s.default)}"
+                for n, s in flow.spec.inputs.items()
+            )
+        )
     lines.append(table(rows, ["node", "type", "after", "model → provider → instances"]))
     return "\n".join(lines) + "\n"
 

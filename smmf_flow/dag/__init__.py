@@ -13,12 +13,38 @@ from smmf_flow.dag.map import MapOperator, map_operator
 from smmf_flow.dag.operator import Operator, connect
 from smmf_flow.dag.ports import Signature, compatible, is_stream, signature_of, type_name
 from smmf_flow.dag.retry import RetryPolicy
-from smmf_flow.dag.stream_operators import (ReduceStreamOperator, StreamifyOperator,
-                                            TransformStreamOperator, UnstreamifyOperator)
+from smmf_flow.dag.stream_operators import (
+    ReduceStreamOperator,
+    StreamifyOperator,
+    TransformStreamOperator,
+    UnstreamifyOperator,
+)
 from smmf_flow.dag.trace import NodeRecord, NodeState, Trace
 
-__all__ = ["BranchOperator", "Branched", "FileAccess", "Graph", "InputOperator", "InputSource",
-           "JoinOperator", "MapOperator", "NodeRecord", "NodeState", "Operator",
-           "ReduceStreamOperator", "RetryPolicy", "RunContext", "Signature",
-           "StreamifyOperator", "Trace", "TransformStreamOperator", "UnstreamifyOperator",
-           "compatible", "connect", "is_stream", "map_operator", "signature_of", "type_name"]
+__all__ = [
+    "BranchOperator",
+    "Branched",
+    "FileAccess",
+    "Graph",
+    "InputOperator",
+    "InputSource",
+    "JoinOperator",
+    "MapOperator",
+    "NodeRecord",
+    "NodeState",
+    "Operator",
+    "ReduceStreamOperator",
+    "RetryPolicy",
+    "RunContext",
+    "Signature",
+    "StreamifyOperator",
+    "Trace",
+    "TransformStreamOperator",
+    "UnstreamifyOperator",
+    "compatible",
+    "connect",
+    "is_stream",
+    "map_operator",
+    "signature_of",
+    "type_name",
+]

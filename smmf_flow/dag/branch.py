@@ -40,14 +40,22 @@ class BranchOperator(Operator):
     kind = "branch"
     is_branch = True
 
-    def __init__(self, branches: Mapping[Predicate, Target] | Sequence[tuple[Predicate, Target]],
-                 *, default: Target | None = None, first_match: bool = False,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        branches: Mapping[Predicate, Target] | Sequence[tuple[Predicate, Target]],
+        *,
+        default: Target | None = None,
+        first_match: bool = False,
+        **options: Any,
+    ) -> None:
         pairs = list(branches.items()) if isinstance(branches, Mapping) else list(branches)
         for pair in pairs:
             if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
-                raise FlowError(f"BranchOperator: each branch must be (predicate, node), "
-                                f"got {pair!r}", node=options.get("name"), param="branches")
+                raise FlowError(
+                    f"BranchOperator: each branch must be (predicate, node), got {pair!r}",
+                    node=options.get("name"),
+                    param="branches",
+                )
         self.branches = pairs
         self.default = default
         self.first_match = first_match

@@ -27,8 +27,14 @@ class RunContext:
 
     __slots__ = ("run_id", "registry", "trace", "files", "_data")
 
-    def __init__(self, trace: Trace, *, registry: Any = None,
-                 data: dict[str, Any] | None = None, files: FileAccess | None = None) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        *,
+        registry: Any = None,
+        data: dict[str, Any] | None = None,
+        files: FileAccess | None = None,
+    ) -> None:
         self.run_id = uuid.uuid4().hex[:12]
         #: the run's model registry (a ``smmf_flow.models.ModelRegistry``), or None
         self.registry: Any = registry

@@ -59,8 +59,9 @@ class FileAccess:
         try:
             real = candidate.resolve(strict=True)
         except (OSError, RuntimeError):
-            raise InputError(f"path '{given:.200}' does not exist in the folder this flow "
-                             "may read") from None
+            raise InputError(
+                f"path '{given:.200}' does not exist in the folder this flow may read"
+            ) from None
         self._check(real, given)
         return real
 
@@ -73,8 +74,10 @@ class FileAccess:
     def _check(self, real: Path, given: str) -> None:
         assert self.root is not None
         if not real.is_relative_to(self.root):
-            raise InputError(f"path '{given:.200}' is outside the folder this flow may read; "
-                             "give a path inside it")
+            raise InputError(
+                f"path '{given:.200}' is outside the folder this flow may read; "
+                "give a path inside it"
+            )
         if str(real).startswith(SPECIAL_ROOTS) and not str(self.root).startswith(SPECIAL_ROOTS):
             raise InputError(f"path '{given:.200}' is not a regular file or folder")
         try:

@@ -51,16 +51,20 @@ class Graph:
         if op.dag is self:
             return op
         if op.dag is not None:
-            raise ForeignNodeError(f"operator '{op.name}' already belongs to DAG "
-                                   f"'{op.dag.name}'; it cannot join DAG '{self.name}'")
+            raise ForeignNodeError(
+                f"operator '{op.name}' already belongs to DAG "
+                f"'{op.dag.name}'; it cannot join DAG '{self.name}'"
+            )
         if not op.name:
             base = op.kind or type(op).__name__.lower()
             op.name = f"{base}_{next(self._counter)}"
             while op.name in self.graph:
                 op.name = f"{base}_{next(self._counter)}"
         elif op.name in self.graph:
-            raise DuplicateNodeError(f"DAG '{self.name}' already has a node named "
-                                     f"'{op.name}'; give each node a unique name")
+            raise DuplicateNodeError(
+                f"DAG '{self.name}' already has a node named "
+                f"'{op.name}'; give each node a unique name"
+            )
         op.dag = self
         self.graph.add_node(op.name, op=op)
         self.version += 1
@@ -73,7 +77,8 @@ class Graph:
                 other = f"DAG '{node.dag.name}'" if node.dag else "no DAG"
                 raise ForeignNodeError(
                     f"cannot connect '{upstream.name}' >> '{downstream.name}' in DAG "
-                    f"'{self.name}': '{node.name}' belongs to {other}")
+                    f"'{self.name}': '{node.name}' belongs to {other}"
+                )
         if self.graph.has_edge(upstream.name, downstream.name):
             return
         slot = self.graph.in_degree(downstream.name)
@@ -88,8 +93,9 @@ class Graph:
         try:
             op: Operator = self.graph.nodes[name]["op"]
         except KeyError:
-            raise FlowError(f"DAG '{self.name}' has no node '{name}' "
-                            f"(nodes: {', '.join(self.graph.nodes)})") from None
+            raise FlowError(
+                f"DAG '{self.name}' has no node '{name}' (nodes: {', '.join(self.graph.nodes)})"
+            ) from None
         return op
 
     @property
@@ -126,12 +132,12 @@ class Graph:
 
     async def arun(self, input: Any = None, **options: Any) -> Any:
         """Running belongs to the runner layer: a plain ``Graph`` cannot run."""
-        raise FlowError(f"graph '{self.name}' cannot run: build flows with "
-                        "smmf_flow.DAG, which runs them")
+        raise FlowError(
+            f"graph '{self.name}' cannot run: build flows with smmf_flow.DAG, which runs them"
+        )
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} '{self.name}': "
-                f"{self.graph.number_of_nodes()} nodes>")
+        return f"<{type(self).__name__} '{self.name}': {self.graph.number_of_nodes()} nodes>"
 
 
 __all__ = ["Graph"]

@@ -26,8 +26,7 @@ class JoinOperator(Operator):
     kind = "join"
     joins_skipped = True
 
-    def __init__(self, combine_function: Callable[..., Any] | None = None,
-                 **options: Any) -> None:
+    def __init__(self, combine_function: Callable[..., Any] | None = None, **options: Any) -> None:
         self.combine_function = combine_function or _first_or_list
         self._is_async = inspect.iscoroutinefunction(self.combine_function)
         super().__init__(**options)

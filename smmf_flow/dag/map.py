@@ -25,14 +25,25 @@ class MapOperator(Operator):
 
     kind = "map"
 
-    def __init__(self, map_function: Callable[..., Any] | None = None, *,
-                 blocking: bool = False, **options: Any) -> None:
+    def __init__(
+        self,
+        map_function: Callable[..., Any] | None = None,
+        *,
+        blocking: bool = False,
+        **options: Any,
+    ) -> None:
         if map_function is not None and not callable(map_function):
-            raise FlowError(f"MapOperator needs a callable, got {map_function!r}",
-                            node=options.get("name"), param="map_function")
+            raise FlowError(
+                f"MapOperator needs a callable, got {map_function!r}",
+                node=options.get("name"),
+                param="map_function",
+            )
         if map_function is None and not overrides(self, MapOperator, "map"):
-            raise FlowError("MapOperator needs a map_function or a map() override",
-                            node=options.get("name"), param="map_function")
+            raise FlowError(
+                "MapOperator needs a map_function or a map() override",
+                node=options.get("name"),
+                param="map_function",
+            )
         self.map_function = map_function
         self.blocking = blocking
         self._is_async = inspect.iscoroutinefunction(map_function)

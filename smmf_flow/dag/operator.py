@@ -78,16 +78,28 @@ class Operator:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if inspect.isasyncgenfunction(cls.__dict__.get("execute")):
-            raise FlowError(f"{cls.__qualname__}.execute is an async generator; make it a "
-                            "coroutine that returns the stream (`return self.chunks(...)`, "
-                            "with the output hint AsyncIterator[...])")
+            raise FlowError(
+                f"{cls.__qualname__}.execute is an async generator; make it a "
+                "coroutine that returns the stream (`return self.chunks(...)`, "
+                "with the output hint AsyncIterator[...])"
+            )
 
-    def __init__(self, *, name: str | None = None, timeout: float | None = None,
-                 retry: RetryPolicy | None = None, dag: Graph | None = None,
-                 input_type: Any = None, output_type: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        dag: Graph | None = None,
+        input_type: Any = None,
+        output_type: Any = None,
+    ) -> None:
         if not overrides(self, Operator, "execute"):
-            raise FlowError(f"{type(self).__name__} defines no execute(); see the operator "
-                            "contract in smmf_flow.dag.operator", node=name)
+            raise FlowError(
+                f"{type(self).__name__} defines no execute(); see the operator "
+                "contract in smmf_flow.dag.operator",
+                node=name,
+            )
         self.name: str = name or ""
         self.timeout = timeout
         self.retry = retry
@@ -166,8 +178,10 @@ def _as_nodes(value: Any, beside: Operator, op: str) -> list[Operator]:
         return [value]
     if isinstance(value, (list, tuple)) and all(isinstance(v, Operator) for v in value):
         return list(value)
-    raise FlowError(f"cannot chain '{beside.name}' {op} {value!r}: only an operator or a "
-                    "list of operators can stand on either side of >> and <<")
+    raise FlowError(
+        f"cannot chain '{beside.name}' {op} {value!r}: only an operator or a "
+        "list of operators can stand on either side of >> and <<"
+    )
 
 
 def connect(upstream: Operator, downstream: Operator) -> None:
@@ -177,8 +191,10 @@ def connect(upstream: Operator, downstream: Operator) -> None:
         raise FlowError(f"cannot chain {bad!r}: only operators can be joined with >> or <<")
     dag = upstream.dag or downstream.dag
     if dag is None:
-        raise FlowError(f"cannot connect '{upstream.name}' >> '{downstream.name}': neither "
-                        "belongs to a DAG; create operators inside `with DAG(...)`")
+        raise FlowError(
+            f"cannot connect '{upstream.name}' >> '{downstream.name}': neither "
+            "belongs to a DAG; create operators inside `with DAG(...)`"
+        )
     for node in (upstream, downstream):
         if node.dag is None:
             dag.add(node)
@@ -194,16 +210,20 @@ def check_edge(upstream: Operator, downstream: Operator, slot: int) -> None:
         raise EdgeTypeError(
             f"cannot connect {ends}: '{downstream.name}' takes {arity} input"
             f"{'s' if arity != 1 else ''} and already has {slot} upstream; "
-            "combine several upstreams with a JoinOperator first")
+            "combine several upstreams with a JoinOperator first"
+        )
     produced = upstream.output_type
     if compatible(produced, expected):
         return
     hint = ""
     if is_stream(produced) and not is_stream(expected):
-        hint = ("; a stream cannot feed a node that takes a value: put an "
-                "UnstreamifyOperator or ReduceStreamOperator between them")
+        hint = (
+            "; a stream cannot feed a node that takes a value: put an "
+            "UnstreamifyOperator or ReduceStreamOperator between them"
+        )
     elif is_stream(expected) and not is_stream(produced):
         hint = "; a value cannot feed a stream input: put a StreamifyOperator between them"
     raise EdgeTypeError(
         f"cannot connect {ends}: '{upstream.name}' outputs {type_name(produced)} but "
-        f"'{downstream.name}' input {slot + 1} expects {type_name(expected)}{hint}")
+        f"'{downstream.name}' input {slot + 1} expects {type_name(expected)}{hint}"
+    )

@@ -104,16 +104,20 @@ class TransformStreamOperator(Operator):
 
     def __init__(self, fn: Callable[[Any], Any] | None = None, **options: Any) -> None:
         if fn is None and not overrides(self, TransformStreamOperator, "transform_stream"):
-            raise FlowError("TransformStreamOperator needs fn or a transform_stream() override",
-                            node=options.get("name"), param="fn")
+            raise FlowError(
+                "TransformStreamOperator needs fn or a transform_stream() override",
+                node=options.get("name"),
+                param="fn",
+            )
         self.fn = fn
         super().__init__(**options)
 
     def ports(self) -> Signature:
         if self.fn is None:
             sig = signature_of(self.transform_stream)
-            return Signature((sig.inputs[0] if sig.inputs else AsyncIterator[Any],), False,
-                             sig.output)
+            return Signature(
+                (sig.inputs[0] if sig.inputs else AsyncIterator[Any],), False, sig.output
+            )
         sig = signature_of(self.fn)
         chunk_in = sig.inputs[0] if sig.inputs else Any
         return Signature((AsyncIterator[chunk_in],), False, AsyncIterator[sig.output])
@@ -138,8 +142,9 @@ class ReduceStreamOperator(Operator):
 
     kind = "reduce_stream"
 
-    def __init__(self, reduce_function: Callable[[Any, Any], Any], *,
-                 initial: Any = _MISSING, **options: Any) -> None:
+    def __init__(
+        self, reduce_function: Callable[[Any, Any], Any], *, initial: Any = _MISSING, **options: Any
+    ) -> None:
         self.reduce_function = reduce_function
         self.initial = initial
         super().__init__(**options)
@@ -158,10 +163,16 @@ class ReduceStreamOperator(Operator):
         async for chunk in inputs[0]:
             acc = chunk if acc is _MISSING else await _maybe_await(self.reduce_function(acc, chunk))
         if acc is _MISSING:
-            raise InputError("the stream was empty and no initial value was given; give "
-                             "the reduce an initial value")
+            raise InputError(
+                "the stream was empty and no initial value was given; give "
+                "the reduce an initial value"
+            )
         return acc
 
 
-__all__ = ["ReduceStreamOperator", "StreamifyOperator", "TransformStreamOperator",
-           "UnstreamifyOperator"]
+__all__ = [
+    "ReduceStreamOperator",
+    "StreamifyOperator",
+    "TransformStreamOperator",
+    "UnstreamifyOperator",
+]

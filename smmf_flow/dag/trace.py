@@ -71,11 +71,18 @@ class NodeRecord:
         return short_repr(self.output)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"node": self.name, "state": self.state.value, "started": self.started,
-                "ended": self.ended, "duration": self.duration, "attempts": self.attempts,
-                "input": self.input_repr, "output": self.output_repr,
-                "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
-                "events": self.events}
+        return {
+            "node": self.name,
+            "state": self.state.value,
+            "started": self.started,
+            "ended": self.ended,
+            "duration": self.duration,
+            "attempts": self.attempts,
+            "input": self.input_repr,
+            "output": self.output_repr,
+            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            "events": self.events,
+        }
 
 
 class Trace:

@@ -28,17 +28,21 @@ def validate_graph(dag: Graph) -> None:
     if graph.number_of_nodes() > 1:
         lonely = [n for n in graph.nodes if graph.degree(n) == 0]
         if len(lonely) == 1:
-            raise FlowError("connects to nothing; chain it with >> or remove it",
-                            node=lonely[0])
+            raise FlowError("connects to nothing; chain it with >> or remove it", node=lonely[0])
         if lonely:
-            raise FlowError(f"DAG '{dag.name}': nodes {', '.join(repr(n) for n in lonely)} "
-                            "connect to nothing; chain them with >> or remove them")
+            raise FlowError(
+                f"DAG '{dag.name}': nodes {', '.join(repr(n) for n in lonely)} "
+                "connect to nothing; chain them with >> or remove them"
+            )
     for op in dag.nodes:
         if op.is_branch:
             targets = getattr(op, "targets", lambda: [])()
             children = set(graph.succ[op.name])
             missing = [t for t in targets if t not in children]
             if missing:
-                raise FlowError(f"the branch routes to {', '.join(map(repr, missing))}, which "
-                                f"{'is' if len(missing) == 1 else 'are'} not downstream of it; "
-                                f"add `{op.name} >> <node>` for each branch", node=op.name)
+                raise FlowError(
+                    f"the branch routes to {', '.join(map(repr, missing))}, which "
+                    f"{'is' if len(missing) == 1 else 'are'} not downstream of it; "
+                    f"add `{op.name} >> <node>` for each branch",
+                    node=op.name,
+                )

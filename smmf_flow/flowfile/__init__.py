@@ -15,6 +15,18 @@ from smmf_flow.flowfile.graph import to_dot, to_mermaid, view_of
 from smmf_flow.flowfile.registry import OperatorTypes
 from smmf_flow.flowfile.schema import FlowSpec
 
-__all__ = ["Expression", "Flow", "FlowSpec", "OperatorTypes", "dump_flow", "export_dag",
-           "load_flow", "loads_flow", "render_png", "render_svg", "to_dot", "to_mermaid",
-           "view_of"]
+__all__ = [
+    "Expression",
+    "Flow",
+    "FlowSpec",
+    "OperatorTypes",
+    "dump_flow",
+    "export_dag",
+    "load_flow",
+    "loads_flow",
+    "render_png",
+    "render_svg",
+    "to_dot",
+    "to_mermaid",
+    "view_of",
+]

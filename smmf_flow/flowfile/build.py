@@ -52,16 +52,20 @@ def build_dag(doc: Document, types: OperatorTypes) -> tuple[FlowSpec, DAG, Opera
 # --- nodes ---------------------------------------------------------------------------
 
 
-def _make_node(doc: Document, dag: DAG, types: OperatorTypes, name: str,
-               node: NodeSpec) -> Operator:
+def _make_node(
+    doc: Document, dag: DAG, types: OperatorTypes, name: str, node: NodeSpec
+) -> Operator:
     with doc.locating(node=name, param="type"):
         cls = types.resolve(node.type)
     with doc.locating(node=name):
         for reserved in ("name", "dag"):
             if reserved in node.params:
-                raise UnknownParameter(f"'{reserved}' is not a parameter: the node's "
-                                       f"{reserved} comes from the flow (its key under "
-                                       "`nodes:`)", param=reserved)
+                raise UnknownParameter(
+                    f"'{reserved}' is not a parameter: the node's "
+                    f"{reserved} comes from the flow (its key under "
+                    "`nodes:`)",
+                    param=reserved,
+                )
         args = node_args(node.type, cls, node.params, types)
         options: dict[str, Any] = {"name": name}
         if node.timeout is not None:
@@ -73,8 +77,9 @@ def _make_node(doc: Document, dag: DAG, types: OperatorTypes, name: str,
         except FlowError:
             raise
         except Exception as exc:
-            raise FlowError(f"cannot build a '{node.type}' node: {type(exc).__name__}: "
-                            f"{exc}") from exc
+            raise FlowError(
+                f"cannot build a '{node.type}' node: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _retry_policy(spec: RetrySpec) -> RetryPolicy:
@@ -82,9 +87,12 @@ def _retry_policy(spec: RetrySpec) -> RetryPolicy:
     for i, class_name in enumerate(spec.on):
         cls = _error_class(class_name)
         if cls is None:
-            raise FlowError(f"retry.on: '{class_name}' is not an error class; use names from "
-                            "smmf_flow.errors (BackendTimeout, WorkerUnavailable, ...) or "
-                            "Exception", param=f"retry.on.{i}")
+            raise FlowError(
+                f"retry.on: '{class_name}' is not an error class; use names from "
+                "smmf_flow.errors (BackendTimeout, WorkerUnavailable, ...) or "
+                "Exception",
+                param=f"retry.on.{i}",
+            )
         classes.append(cls)
     return spec.policy(on=tuple(classes))
 
@@ -110,8 +118,14 @@ def _connect_all(doc: Document, dag: DAG, spec: FlowSpec) -> None:
             _connect(doc, dag, up, down, ("edges", i), f"edge {text!r}")
     for name, node in spec.nodes.items():
         for j, parent in enumerate(node.after):
-            _connect(doc, dag, parent, name, ("nodes", name, "after", j),
-                     f"`after: {parent}` of '{name}'")
+            _connect(
+                doc,
+                dag,
+                parent,
+                name,
+                ("nodes", name, "after", j),
+                f"`after: {parent}` of '{name}'",
+            )
     for op in dag.nodes:
         if not op.is_branch:
             continue
@@ -119,12 +133,12 @@ def _connect_all(doc: Document, dag: DAG, spec: FlowSpec) -> None:
         places = [("branches", k, "to") for k in range(len(raw.get("branches", [])))]
         places += [("default",)] if raw.get("default") is not None else []
         for target, place in zip(op.targets(), places):  # type: ignore[attr-defined]
-            _connect(doc, dag, op.name, target, ("nodes", op.name, *place),
-                     f"branch target '{target}'")
+            _connect(
+                doc, dag, op.name, target, ("nodes", op.name, *place), f"branch target '{target}'"
+            )
 
 
-def _connect(doc: Document, dag: DAG, up: str, down: str, path: tuple[Any, ...],
-             what: str) -> None:
+def _connect(doc: Document, dag: DAG, up: str, down: str, path: tuple[Any, ...], what: str) -> None:
     for end in (up, down):
         if end not in dag.graph:
             raise doc.error(f"{what} names unknown node '{end}'{_close(end, dag)}", path)
@@ -148,13 +162,18 @@ def _close(name: str, dag: DAG) -> str:
 def _check_output(doc: Document, dag: DAG, spec: FlowSpec) -> None:
     if spec.output is not None:
         if spec.output not in dag.graph:
-            raise doc.error(f"output names unknown node '{spec.output}'"
-                            f"{_close(spec.output, dag)}", ("output",))
+            raise doc.error(
+                f"output names unknown node '{spec.output}'{_close(spec.output, dag)}", ("output",)
+            )
         return
     leaves = [n for n, d in dag.graph.out_degree() if d == 0]
     if len(leaves) > 1:
-        raise doc.error(f"the flow has {len(leaves)} end nodes ({', '.join(leaves)}); set "
-                        "`output:` to the node whose result is returned", ("nodes",), key=True)
+        raise doc.error(
+            f"the flow has {len(leaves)} end nodes ({', '.join(leaves)}); set "
+            "`output:` to the node whose result is returned",
+            ("nodes",),
+            key=True,
+        )
 
 
 def _check_graph(doc: Document, dag: DAG) -> None:
@@ -172,16 +191,26 @@ def _check_roots(doc: Document, dag: DAG, spec: FlowSpec) -> None:
         return
     for op in dag.nodes:
         port = op.input_type_at(0)
-        if dag.graph.in_degree(op.name) or isinstance(op, InputOperator) or port is None \
-                or compatible(Mapping[str, Any], port):
+        if (
+            dag.graph.in_degree(op.name)
+            or isinstance(op, InputOperator)
+            or port is None
+            or compatible(Mapping[str, Any], port)
+        ):
             continue
         first = next(iter(spec.inputs))
         model = params_model_of(type(op))
-        fix = (f"add `input_key: {first}`" if model and "input_key" in model.model_fields
-               else f"put a map node before it (expr: input.{first})")
-        error = FlowError(f"starts the flow, so it gets the flow's inputs, a mapping "
-                          f"({', '.join(spec.inputs)}), but it takes {type_name(port)}; "
-                          f"{fix}", node=op.name)
+        fix = (
+            f"add `input_key: {first}`"
+            if model and "input_key" in model.model_fields
+            else f"put a map node before it (expr: input.{first})"
+        )
+        error = FlowError(
+            f"starts the flow, so it gets the flow's inputs, a mapping "
+            f"({', '.join(spec.inputs)}), but it takes {type_name(port)}; "
+            f"{fix}",
+            node=op.name,
+        )
         raise doc.locate(error)
 
 

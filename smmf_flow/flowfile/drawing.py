@@ -25,8 +25,8 @@ class Placed:
     name: str
     lines: list[str]
     shape: str
-    x: float          # centre
-    y: float          # top
+    x: float  # centre
+    y: float  # top
     w: float
     h: float
 
@@ -75,31 +75,44 @@ def _mean(values: list[float], default: float) -> float:
 def render_svg(view: View) -> str:
     """The flow as a standalone SVG document."""
     boxes, width, height = layout(view)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
-           f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
-           'font-family="Helvetica, Arial, sans-serif" font-size="12">',
-           f"<title>{escape(view.name)}</title>",
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-           'markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
-           'fill="#555"/></marker></defs>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
+        f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        'font-family="Helvetica, Arial, sans-serif" font-size="12">',
+        f"<title>{escape(view.name)}</title>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+        'markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+        'fill="#555"/></marker></defs>',
+    ]
     for arrow in view.arrows:
         a, b = boxes[arrow.up], boxes[arrow.down]
         dash = ' stroke-dasharray="5,4"' if arrow.default else ""
         stroke = 2.4 if arrow.stream else 1.3
-        out.append(f'<line x1="{a.x:.1f}" y1="{a.y + a.h:.1f}" x2="{b.x:.1f}" y2="{b.y:.1f}" '
-                   f'stroke="#555" stroke-width="{stroke}"{dash} marker-end="url(#arrow)"/>')
+        out.append(
+            f'<line x1="{a.x:.1f}" y1="{a.y + a.h:.1f}" x2="{b.x:.1f}" y2="{b.y:.1f}" '
+            f'stroke="#555" stroke-width="{stroke}"{dash} marker-end="url(#arrow)"/>'
+        )
         if arrow.label:
             mx, my = (a.x + b.x) / 2, (a.y + a.h + b.y) / 2
-            out.append(f'<text x="{mx + 4:.1f}" y="{my:.1f}" font-size="10" fill="#835">'
-                       f"{escape(arrow.label)}</text>")
+            out.append(
+                f'<text x="{mx + 4:.1f}" y="{my:.1f}" font-size="10" fill="#835">'
+                f"{escape(arrow.label)}</text>"
+            )
     for box in boxes.values():
         out.append(_svg_shape(box))
         top = box.y + box.h / 2 - (len(box.lines) - 1) * LINE_H / 2 + 4
         for i, text in enumerate(box.lines):
-            style = ' font-weight="bold"' if i == 0 else ' fill="#555" font-style="italic"' \
-                if i == 1 else ' fill="#333" font-size="11"'
-            out.append(f'<text x="{box.x:.1f}" y="{top + i * LINE_H:.1f}" text-anchor="middle"'
-                       f"{style}>{escape(text)}</text>")
+            style = (
+                ' font-weight="bold"'
+                if i == 0
+                else ' fill="#555" font-style="italic"'
+                if i == 1
+                else ' fill="#333" font-size="11"'
+            )
+            out.append(
+                f'<text x="{box.x:.1f}" y="{top + i * LINE_H:.1f}" text-anchor="middle"'
+                f"{style}>{escape(text)}</text>"
+            )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -111,8 +124,10 @@ def _svg_shape(box: Placed) -> str:
         points = f"{cx},{box.y} {cx + hw},{cy} {cx},{box.y + box.h} {cx - hw},{cy}"
         return f'<polygon points="{points}" fill="{fill}" stroke="#4a6fa5"/>'
     radius = box.h / 2 if box.shape == "round" else 6
-    return (f'<rect x="{box.x - box.w / 2:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" '
-            f'height="{box.h:.1f}" rx="{radius:.1f}" fill="{fill}" stroke="#4a6fa5"/>')
+    return (
+        f'<rect x="{box.x - box.w / 2:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" '
+        f'height="{box.h:.1f}" rx="{radius:.1f}" fill="{fill}" stroke="#4a6fa5"/>'
+    )
 
 
 # --- PNG -----------------------------------------------------------------------------
@@ -123,8 +138,9 @@ def render_png(view: View, scale: float = 2.0) -> bytes:
     try:
         from PIL import Image, ImageDraw, ImageFont
     except ImportError:
-        raise MissingDependency("PNG output needs Pillow (pip install pillow); SVG, Mermaid "
-                                "and DOT output need nothing") from None
+        raise MissingDependency(
+            "PNG output needs Pillow (pip install pillow); SVG, Mermaid and DOT output need nothing"
+        ) from None
     boxes, width, height = layout(view)
     image = Image.new("RGB", (int(width * scale), int(height * scale)), "white")
     draw = ImageDraw.Draw(image)
@@ -136,7 +152,9 @@ def render_png(view: View, scale: float = 2.0) -> bytes:
     for arrow in view.arrows:
         a, b = boxes[arrow.up], boxes[arrow.down]
         start, end = (a.x * s, (a.y + a.h) * s), (b.x * s, b.y * s)
-        draw.line([start, end], fill="#555555", width=max(1, int((2.4 if arrow.stream else 1.3) * s)))
+        draw.line(
+            [start, end], fill="#555555", width=max(1, int((2.4 if arrow.stream else 1.3) * s))
+        )
         _arrowhead(draw, start, end, 7 * s)
         if arrow.label:
             mid = ((start[0] + end[0]) / 2 + 4 * s, (start[1] + end[1]) / 2 - 6 * s)
@@ -146,23 +164,37 @@ def render_png(view: View, scale: float = 2.0) -> bytes:
         right, bottom = (box.x + box.w / 2) * s, (box.y + box.h) * s
         if box.shape == "diamond":
             cx, cy = box.x * s, (box.y + box.h / 2) * s
-            draw.polygon([(cx, top), (right, cy), (cx, bottom), (left, cy)],
-                         fill=FILL["diamond"], outline="#4a6fa5")
+            draw.polygon(
+                [(cx, top), (right, cy), (cx, bottom), (left, cy)],
+                fill=FILL["diamond"],
+                outline="#4a6fa5",
+            )
         else:
             radius = box.h / 2 * s if box.shape == "round" else 6 * s
-            draw.rounded_rectangle([left, top, right, bottom], radius=radius,
-                                   fill=FILL[box.shape], outline="#4a6fa5", width=int(s))
+            draw.rounded_rectangle(
+                [left, top, right, bottom],
+                radius=radius,
+                fill=FILL[box.shape],
+                outline="#4a6fa5",
+                width=int(s),
+            )
         first = (box.y + box.h / 2 - (len(box.lines) - 1) * LINE_H / 2) * s
         for i, text in enumerate(box.lines):
-            draw.text((box.x * s, first + i * LINE_H * s), text, anchor="mm",
-                      fill="#000000" if i == 0 else "#555555", font=font)
+            draw.text(
+                (box.x * s, first + i * LINE_H * s),
+                text,
+                anchor="mm",
+                fill="#000000" if i == 0 else "#555555",
+                font=font,
+            )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def _arrowhead(draw: object, start: tuple[float, float], end: tuple[float, float],
-               size: float) -> None:
+def _arrowhead(
+    draw: object, start: tuple[float, float], end: tuple[float, float], size: float
+) -> None:
     import math
 
     angle = math.atan2(end[1] - start[1], end[0] - start[0])

@@ -17,7 +17,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 def parse_edges(text: str) -> list[tuple[str, str]]:
     """The (upstream, downstream) pairs an edge string names, in order."""
     if not isinstance(text, str):
-        raise FlowError(f"an edge must be a string like \"a >> b\", not {type(text).__name__}")
+        raise FlowError(f'an edge must be a string like "a >> b", not {type(text).__name__}')
     if ">>" not in text:
         raise FlowError(f"edge {text!r} has no '>>'; write \"upstream >> downstream\"")
     segments = [_segment(part.strip(), text) for part in text.split(">>")]
@@ -29,16 +29,20 @@ def parse_edges(text: str) -> list[tuple[str, str]]:
 
 def _segment(part: str, text: str) -> list[str]:
     if not part:
-        raise FlowError(f"edge {text!r} has an empty step; write \"a >> b >> c\"")
+        raise FlowError(f'edge {text!r} has an empty step; write "a >> b >> c"')
     if part.startswith("[") != part.endswith("]"):
         raise FlowError(f"edge {text!r}: unbalanced brackets in {part!r}")
-    names = ([n.strip() for n in part[1:-1].split(",")] if part.startswith("[")
-             else [part])
+    names = [n.strip() for n in part[1:-1].split(",")] if part.startswith("[") else [part]
     for name in names:
         if not _NAME.match(name):
-            raise FlowError(f"edge {text!r}: {name!r} is not a node name"
-                            + ("; use '>>' between nodes (not '->' or '>')"
-                               if any(s in name for s in ("->", ">", "<")) else ""))
+            raise FlowError(
+                f"edge {text!r}: {name!r} is not a node name"
+                + (
+                    "; use '>>' between nodes (not '->' or '>')"
+                    if any(s in name for s in ("->", ">", "<"))
+                    else ""
+                )
+            )
     return names
 
 

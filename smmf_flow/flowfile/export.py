@@ -27,16 +27,23 @@ from smmf_flow.dag.retry import RetryPolicy
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def export_dag(dag: DAG, *, types: OperatorTypes | None = None, output: str | None = None,
-               models: str | None = None) -> dict[str, Any]:
+def export_dag(
+    dag: DAG,
+    *,
+    types: OperatorTypes | None = None,
+    output: str | None = None,
+    models: str | None = None,
+) -> dict[str, Any]:
     """The flow-file data for ``dag`` (``dump_flow`` gives it as YAML text)."""
     types = types or OperatorTypes.default()
     if dag.graph.number_of_nodes() == 0:
         raise FlowError(f"DAG '{dag.name}' has no nodes to export")
     leaves = [n for n, d in dag.graph.out_degree() if d == 0]
     if output is None and len(leaves) > 1:
-        raise FlowError(f"DAG '{dag.name}' has {len(leaves)} end nodes ({', '.join(leaves)}); "
-                        "say which one is the output")
+        raise FlowError(
+            f"DAG '{dag.name}' has {len(leaves)} end nodes ({', '.join(leaves)}); "
+            "say which one is the output"
+        )
     order = list(nx.topological_sort(dag.graph))
     nodes = {name: _node(dag.node(name), types) for name in order}
     data: dict[str, Any] = {"version": 1, "name": dag.name}
@@ -90,8 +97,10 @@ def _plain(value: Any, where: str) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return _plain(dump(mode="json", exclude_defaults=True), where)
-    raise FlowError(f"{where} is a {type(value).__name__}, which a flow file cannot hold; "
-                    "give the operator plain-data parameters")
+    raise FlowError(
+        f"{where} is a {type(value).__name__}, which a flow file cannot hold; "
+        "give the operator plain-data parameters"
+    )
 
 
 def _retry(policy: RetryPolicy) -> dict[str, Any]:

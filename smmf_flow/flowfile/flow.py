@@ -64,8 +64,11 @@ class Flow:
             return Path(override)
         if self.spec.models:
             path = Path(self.spec.models).expanduser()
-            return path if path.is_absolute() else Path(os.path.normpath(
-                Path(self.file).parent / path))
+            return (
+                path
+                if path.is_absolute()
+                else Path(os.path.normpath(Path(self.file).parent / path))
+            )
         return default_config()
 
     @property
@@ -94,13 +97,13 @@ class Flow:
 
     async def astream(self, values: Any = None, **options: Any) -> AsyncIterator[Any]:
         """Run the flow and yield the output's chunks as they come."""
-        async for chunk in self.dag.astream(self.prepare(values), output=self.output,
-                                            **options):
+        async for chunk in self.dag.astream(self.prepare(values), output=self.output, **options):
             yield chunk
 
 
-def load_flow(path: str | os.PathLike[str], *, plugins: Sequence[str] = (),
-              types: OperatorTypes | None = None) -> Flow:
+def load_flow(
+    path: str | os.PathLike[str], *, plugins: Sequence[str] = (), types: OperatorTypes | None = None
+) -> Flow:
     """Read, validate and build the flow file at ``path``; nothing runs.
 
     ``plugins`` are modules named on the command line; they may add operator
@@ -109,8 +112,13 @@ def load_flow(path: str | os.PathLike[str], *, plugins: Sequence[str] = (),
     return _build(read_flow_file(path), plugins, types)
 
 
-def loads_flow(text: str, *, file: str = "<flow>", plugins: Sequence[str] = (),
-               types: OperatorTypes | None = None) -> Flow:
+def loads_flow(
+    text: str,
+    *,
+    file: str = "<flow>",
+    plugins: Sequence[str] = (),
+    types: OperatorTypes | None = None,
+) -> Flow:
     """``load_flow`` for YAML text; ``file`` names it in errors."""
     return _build(read_flow_text(text, file), plugins, types)
 

@@ -20,34 +20,51 @@ from pydantic import TypeAdapter, ValidationError
 from smmf_flow.errors import InputError, did_you_mean
 from smmf_flow.flowfile.schema import InputSpec
 
-_PY_TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool,
-                             "list": list, "dict": dict, "any": Any}
+_PY_TYPES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "any": Any,
+}
 #: JSON Schema's type names, as the Python type each stands for
-JSON_NAMES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
-              "array": "list", "object": "dict"}
+JSON_NAMES = {
+    "string": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "array": "list",
+    "object": "dict",
+}
 _ADAPTERS = {name: TypeAdapter(tp) for name, tp in _PY_TYPES.items()}
 
 
-def prepare_inputs(specs: Mapping[str, InputSpec], values: Any, *,
-                   from_strings: frozenset[str] = frozenset()) -> Any:
+def prepare_inputs(
+    specs: Mapping[str, InputSpec], values: Any, *, from_strings: frozenset[str] = frozenset()
+) -> Any:
     """The run input for ``values``; ``from_strings`` names values typed as text."""
     if not specs:
         return values
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
-        raise InputError(f"the flow takes named inputs ({', '.join(specs)}); give a JSON "
-                         f"object, not {type(values).__name__}")
+        raise InputError(
+            f"the flow takes named inputs ({', '.join(specs)}); give a JSON "
+            f"object, not {type(values).__name__}"
+        )
     unknown = [k for k in values if k not in specs]
     if unknown:
-        raise InputError(f"unknown input '{unknown[0]}'{did_you_mean(str(unknown[0]), specs)} "
-                         f"(the flow's inputs: {', '.join(specs)})")
+        raise InputError(
+            f"unknown input '{unknown[0]}'{did_you_mean(str(unknown[0]), specs)} "
+            f"(the flow's inputs: {', '.join(specs)})"
+        )
     out: dict[str, Any] = {}
     for name, spec in specs.items():
         if name not in values:
             if spec.required:
-                raise InputError(f"missing input '{name}' ({spec.type}); pass "
-                                 f"--input {name}=...")
+                raise InputError(f"missing input '{name}' ({spec.type}); pass --input {name}=...")
             out[name] = spec.default
             continue
         out[name] = _convert(name, spec.type, values[name], name in from_strings)
@@ -62,13 +79,15 @@ def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
         except json.JSONDecodeError as exc:
             raise InputError(f"input '{name}' ({declared}) must be JSON: {exc.msg}") from None
     try:
-        return _ADAPTERS[type_name].validate_python(value, strict=not from_string
-                                                    and type_name != "float")
+        return _ADAPTERS[type_name].validate_python(
+            value, strict=not from_string and type_name != "float"
+        )
     except ValidationError as exc:
         text = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         reason = exc.errors(include_url=False)[0]["msg"]
-        raise InputError(f"input '{name}' must be {declared}, got {text} "
-                         f"({reason[:1].lower() + reason[1:]})") from None
+        raise InputError(
+            f"input '{name}' must be {declared}, got {text} ({reason[:1].lower() + reason[1:]})"
+        ) from None
 
 
 __all__ = ["JSON_NAMES", "prepare_inputs"]

@@ -51,8 +51,9 @@ def _cosine(a: Any, b: Any) -> float:
     return _dot(a, b) / scale if scale else 0.0
 
 
-def _json(value: Any, *, indent: int | None = None, sort_keys: bool = False,
-          ensure_ascii: bool = True) -> str:
+def _json(
+    value: Any, *, indent: int | None = None, sort_keys: bool = False, ensure_ascii: bool = True
+) -> str:
     """``json.dumps`` with the options an expression may set (a small indent)."""
     check_indent(indent, "json()")
     return json.dumps(value, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
@@ -67,9 +68,20 @@ def _round(number: Any, ndigits: int | None = None) -> Any:
 _ENV = make_sandbox()
 #: helpers every expression may call, besides jinja2's filters and tests
 GLOBALS: dict[str, Any] = {
-    "json": _json, "min": min, "max": max, "sum": sum, "len": len, "zip": zip,
-    "sorted": sorted, "str": str, "int": int, "float": float, "round": _round,
-    "dot": _dot, "norm": _norm, "cosine": _cosine,
+    "json": _json,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "len": len,
+    "zip": zip,
+    "sorted": sorted,
+    "str": str,
+    "int": int,
+    "float": float,
+    "round": _round,
+    "dot": _dot,
+    "norm": _norm,
+    "cosine": _cosine,
 }
 _ENV.globals.update(GLOBALS)
 
@@ -82,8 +94,9 @@ class Expression:
     ``input`` to the first).
     """
 
-    def __init__(self, source: str, names: tuple[str, ...] = ("input",),
-                 variadic: str | None = None) -> None:
+    def __init__(
+        self, source: str, names: tuple[str, ...] = ("input",), variadic: str | None = None
+    ) -> None:
         if not isinstance(source, str) or not source.strip():
             raise FlowError("an expression must be a non-empty string")
         try:
@@ -98,11 +111,16 @@ class Expression:
         variables = {variadic, "input"} if variadic else set(names)
         unknown = sorted(_free_names(source) - variables - set(_ENV.globals))
         if unknown:
-            raise FlowError(f"expression {_short(source)}: {', '.join(map(repr, unknown))} "
-                            f"is not defined; the variables are {', '.join(sorted(variables))}")
+            raise FlowError(
+                f"expression {_short(source)}: {', '.join(map(repr, unknown))} "
+                f"is not defined; the variables are {', '.join(sorted(variables))}"
+            )
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        params = ([inspect.Parameter(variadic, inspect.Parameter.VAR_POSITIONAL)] if variadic
-                  else [inspect.Parameter(n, kind) for n in names])
+        params = (
+            [inspect.Parameter(variadic, inspect.Parameter.VAR_POSITIONAL)]
+            if variadic
+            else [inspect.Parameter(n, kind) for n in names]
+        )
         self.__signature__ = inspect.Signature(params)
 
     def __call__(self, *args: Any) -> Any:
@@ -116,14 +134,20 @@ class Expression:
                 str(result)  # StrictUndefined raises here
             return result
         except jinja2.UndefinedError as exc:
-            raise InputError(f"expression {_short(self.source)}: {exc.message}; the "
-                             f"variables are {', '.join(env)}") from None
+            raise InputError(
+                f"expression {_short(self.source)}: {exc.message}; the "
+                f"variables are {', '.join(env)}"
+            ) from None
         except (jinja2.exceptions.SecurityError, InputError) as exc:
             raise InputError(f"expression {_short(self.source)}: {exc}") from None
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Expression) and other.source == self.source
-                and other.names == self.names and other.variadic == self.variadic)
+        return (
+            isinstance(other, Expression)
+            and other.source == self.source
+            and other.names == self.names
+            and other.variadic == self.variadic
+        )
 
     def __hash__(self) -> int:
         return hash((self.source, self.names, self.variadic))
@@ -143,26 +167,29 @@ def _free_names(source: str) -> set[str]:
 def _short(source: str, limit: int = 80) -> str:
     """An expression's source as a message quotes it (a long one cut)."""
     text = repr(source)
-    return text if len(text) <= limit else text[:limit - 4] + "...'"
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
-def from_spec(spec: Any, functions: Callable[[str], Callable[..., Any]], *,
-              names: tuple[str, ...] = ("input",), variadic: str | None = None,
-              ) -> Callable[..., Any]:
+def from_spec(
+    spec: Any,
+    functions: Callable[[str], Callable[..., Any]],
+    *,
+    names: tuple[str, ...] = ("input",),
+    variadic: str | None = None,
+) -> Callable[..., Any]:
     """The callable that ``{expr: ...}`` or ``{function: ...}`` (or a bare expression
     string) describes; ``functions`` resolves ``module:attr`` references."""
     if isinstance(spec, str):
         return Expression(spec, names, variadic)
     if isinstance(spec, dict) and len(spec) == 1:
-        (key, value), = spec.items()
+        ((key, value),) = spec.items()
         if key == "expr":
             return Expression(value, names, variadic)
         if key == "function":
             if not isinstance(value, str):
                 raise FlowError("`function:` takes a 'module:name' string")
             return functions(value)
-    raise FlowError("give a function as `expr: <jinja2 expression>` or "
-                    "`function: module:name`")
+    raise FlowError("give a function as `expr: <jinja2 expression>` or `function: module:name`")
 
 
 def to_spec(fn: Callable[..., Any], node: str) -> dict[str, str]:
@@ -173,14 +200,21 @@ def to_spec(fn: Callable[..., Any], node: str) -> dict[str, str]:
         return {"expr": fn.source}
     module = getattr(fn, "__module__", None)
     name = getattr(fn, "__qualname__", None)
-    if (isinstance(module, str) and module != "__main__" and isinstance(name, str)
-            and name.isidentifier() and not name.startswith("_")):
+    if (
+        isinstance(module, str)
+        and module != "__main__"
+        and isinstance(name, str)
+        and name.isidentifier()
+        and not name.startswith("_")
+    ):
         found = vars(sys.modules[module]).get(name) if module in sys.modules else None
         if found is fn or getattr(found, "fn", None) is fn:
             return {"function": f"{module}:{name}"}
-    raise FlowError(f"its function {fn!r} cannot be written to a flow file; use a public "
-                    "module-level function of an importable module, or an Expression",
-                    node=node)
+    raise FlowError(
+        f"its function {fn!r} cannot be written to a flow file; use a public "
+        "module-level function of an importable module, or an Expression",
+        node=node,
+    )
 
 
 __all__ = ["Expression", "from_spec", "to_spec"]

@@ -21,7 +21,7 @@ class Box:
     name: str
     kind: str
     detail: str = ""
-    shape: str = "box"          # box | diamond | round
+    shape: str = "box"  # box | diamond | round
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +29,8 @@ class Arrow:
     up: str
     down: str
     label: str = ""
-    stream: bool = False         # the upstream node emits a stream
-    default: bool = False        # a branch's default route
+    stream: bool = False  # the upstream node emits a stream
+    default: bool = False  # a branch's default route
 
 
 @dataclass(slots=True)
@@ -86,7 +86,7 @@ def _route(op: Operator, child: str) -> tuple[str, bool]:
 
 def _short(text: str, limit: int = 40) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- Mermaid -------------------------------------------------------------------------
@@ -114,8 +114,9 @@ def _mid(name: str) -> str:
 
 
 def _m(text: str) -> str:
-    return (text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;")
-            .replace(">", "#gt;"))
+    return (
+        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )
 
 
 # --- DOT -----------------------------------------------------------------------------
@@ -124,10 +125,13 @@ def _m(text: str) -> str:
 def to_dot(view: View) -> str:
     """A Graphviz digraph (``dot -Tsvg``)."""
     shapes = {"box": "box", "diamond": "diamond", "round": "ellipse"}
-    lines = [f"digraph {_q(view.name)} {{", "    rankdir=TB;",
-             '    node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
-             'fontname="Helvetica", fontsize=11];',
-             '    edge [fontname="Helvetica", fontsize=9];']
+    lines = [
+        f"digraph {_q(view.name)} {{",
+        "    rankdir=TB;",
+        '    node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
+        'fontname="Helvetica", fontsize=11];',
+        '    edge [fontname="Helvetica", fontsize=9];',
+    ]
     for box in view.boxes:
         label = f"{box.name}\n({box.kind})" + (f"\n{box.detail}" if box.detail else "")
         lines.append(f"    {_q(box.name)} [label={_q(label)}, shape={shapes[box.shape]}];")

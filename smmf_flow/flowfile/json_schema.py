@@ -34,17 +34,20 @@ def flow_schema(types: OperatorTypes | None = None) -> dict[str, Any]:
     defs: dict[str, Any] = schema.pop("$defs")
     node_fields = defs.pop(NodeSpec.__name__)["properties"]
     node_fields.pop("type")
-    node_fields["after"] = {"anyOf": [{"type": "string"},
-                                      {"type": "array", "items": {"type": "string"}}],
-                            "description": "the node(s) whose output this node takes"}
+    node_fields["after"] = {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "the node(s) whose output this node takes",
+    }
     variants = []
     for kind in types.names():
         model = _params_model(types, kind)
         if model is not None:
             variants.append(_node(kind, model, node_fields, defs))
     variants.append(_other_types([v["properties"]["type"]["const"] for v in variants]))
-    defs["Node"] = {"oneOf": variants, "description": "a node: its `type` and that type's "
-                                                     "parameters"}
+    defs["Node"] = {
+        "oneOf": variants,
+        "description": "a node: its `type` and that type's parameters",
+    }
     schema["properties"]["nodes"]["additionalProperties"] = {"$ref": _REFS.format(model="Node")}
     shorthands = {name: d.pop(SHORTHAND) for name, d in defs.items() if SHORTHAND in d}
     schema = _with_shorthands(schema, shorthands)
@@ -58,21 +61,28 @@ def _params_model(types: OperatorTypes, kind: str) -> type[OperatorParams] | Non
     return params_model_of(types.resolve(kind))
 
 
-def _node(kind: str, model: type[BaseModel], node_fields: dict[str, Any],
-          defs: dict[str, Any]) -> dict[str, Any]:
+def _node(
+    kind: str, model: type[BaseModel], node_fields: dict[str, Any], defs: dict[str, Any]
+) -> dict[str, Any]:
     params = model.model_json_schema(ref_template=_REFS)
     defs.update(params.pop("$defs", {}))  # models by class name: one schema each
-    return {"type": "object", "description": params.get("description", ""),
-            "properties": {"type": {"const": kind}, **node_fields, **params["properties"]},
-            "required": ["type", *params.get("required", [])],
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "description": params.get("description", ""),
+        "properties": {"type": {"const": kind}, **node_fields, **params["properties"]},
+        "required": ["type", *params.get("required", [])],
+        "additionalProperties": False,
+    }
 
 
 def _other_types(known: list[str]) -> dict[str, Any]:
     """A node of a type the schema does not describe (a plugin's): any parameters."""
-    return {"type": "object", "properties": {"type": {"type": "string",
-                                                      "not": {"enum": known}}},
-            "required": ["type"], "description": "a node of a plugin's operator type"}
+    return {
+        "type": "object",
+        "properties": {"type": {"type": "string", "not": {"enum": known}}},
+        "required": ["type"],
+        "description": "a node of a plugin's operator type",
+    }
 
 
 def _with_shorthands(value: Any, shorthands: dict[str, Any]) -> Any:
@@ -85,16 +95,19 @@ def _with_shorthands(value: Any, shorthands: dict[str, Any]) -> Any:
     ref = value.get("$ref", "")
     name = ref.rsplit("/", 1)[-1]
     if name in shorthands:
-        return {"anyOf": [shorthands[name], {"$ref": ref}],
-                **{k: v for k, v in value.items() if k != "$ref"}}
+        return {
+            "anyOf": [shorthands[name], {"$ref": ref}],
+            **{k: v for k, v in value.items() if k != "$ref"},
+        }
     return {k: _with_shorthands(v, shorthands) for k, v in value.items()}
 
 
 def _untitled(value: Any) -> Any:
     """``value`` without pydantic's ``title`` keys (the property names say it)."""
     if isinstance(value, dict):
-        return {k: _untitled(v) for k, v in value.items()
-                if not (k == "title" and isinstance(v, str))}
+        return {
+            k: _untitled(v) for k, v in value.items() if not (k == "title" and isinstance(v, str))
+        }
     if isinstance(value, list):
         return [_untitled(v) for v in value]
     return value

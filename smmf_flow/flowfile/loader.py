@@ -67,14 +67,16 @@ class Document:
             probe = probe[:-1]
         return self.marks.get((), (None, None))
 
-    def error(self, message: str, path: Path_ = (), *, key: bool = False,
-              node: str | None = None) -> FlowFileError:
+    def error(
+        self, message: str, path: Path_ = (), *, key: bool = False, node: str | None = None
+    ) -> FlowFileError:
         """A ``FlowFileError`` (the file itself is malformed) located at ``path``."""
         line, column = self.where(path, key=key)
         return FlowFileError(message, file=self.file, line=line, column=column, node=node)
 
-    def locate(self, error: FlowError, path: Path_ | None = None, *,
-               key: bool = False) -> FlowError:
+    def locate(
+        self, error: FlowError, path: Path_ | None = None, *, key: bool = False
+    ) -> FlowError:
         """Give ``error`` this file and the line and column of ``path``; without a
         path, of the node and parameter the error names (``error.node``,
         ``error.param``). An error that already has a line keeps it."""
@@ -94,8 +96,7 @@ class Document:
         if not error.node or not isinstance(nodes, dict) or error.node not in nodes:
             return (), False
         node: Path_ = ("nodes", error.node)
-        parts = tuple(int(p) if p.isdigit() else p for p in (error.param or "").split(".")
-                      if p)
+        parts = tuple(int(p) if p.isdigit() else p for p in (error.param or "").split(".") if p)
         while parts and (*node, *parts) not in self.marks:
             parts = parts[:-1]
         if not parts:
@@ -103,8 +104,9 @@ class Document:
         return (*node, *parts), isinstance(error, UnknownParameter)
 
     @contextmanager
-    def locating(self, path: Path_ | None = None, *, key: bool = False,
-                 **fields: Any) -> Iterator[None]:
+    def locating(
+        self, path: Path_ | None = None, *, key: bool = False, **fields: Any
+    ) -> Iterator[None]:
         """Locate every ``FlowError`` raised inside in this file (``located``'s
         fields first, then ``locate``)."""
         try:
@@ -134,18 +136,24 @@ class FlowLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise LimitExceeded(problem=f"more than {MAX_ALIASES} alias uses (*name); "
-                                    "a flow file may repeat itself only that often",
-                                    problem_mark=start)
+                raise LimitExceeded(
+                    problem=f"more than {MAX_ALIASES} alias uses (*name); "
+                    "a flow file may repeat itself only that often",
+                    problem_mark=start,
+                )
             node = super().compose_node(parent, index)
             if id(node) not in self.expanded:
-                raise LimitExceeded(problem="this alias refers to a value that contains it; "
-                                    "a flow file cannot be recursive", problem_mark=start)
+                raise LimitExceeded(
+                    problem="this alias refers to a value that contains it; "
+                    "a flow file cannot be recursive",
+                    problem_mark=start,
+                )
             return node
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise LimitExceeded(problem=f"nested more than {MAX_DEPTH} levels deep",
-                                problem_mark=start)
+            raise LimitExceeded(
+                problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=start
+            )
         try:
             node = super().compose_node(parent, index)
         finally:
@@ -165,58 +173,89 @@ class FlowLoader(yaml.SafeLoader):
             values, depth = values + child_values, max(depth, child_depth + 1)
         mark = node.start_mark
         if values > MAX_VALUES:
-            raise LimitExceeded(problem=f"the flow file holds more than {MAX_VALUES:,} values "
-                                "here (counting each value a YAML alias or merge key "
-                                "repeats); a flow file this large is refused",
-                                problem_mark=mark)
+            raise LimitExceeded(
+                problem=f"the flow file holds more than {MAX_VALUES:,} values "
+                "here (counting each value a YAML alias or merge key "
+                "repeats); a flow file this large is refused",
+                problem_mark=mark,
+            )
         if depth > MAX_DEPTH:
-            raise LimitExceeded(problem=f"nested more than {MAX_DEPTH} levels deep (counting "
-                                "what YAML aliases repeat)", problem_mark=mark)
+            raise LimitExceeded(
+                problem=f"nested more than {MAX_DEPTH} levels deep (counting "
+                "what YAML aliases repeat)",
+                problem_mark=mark,
+            )
         self.expanded[id(node)] = (values, depth)
 
 
 FlowLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-FlowLoader.add_implicit_resolver("tag:yaml.org,2002:bool",
-                                 re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                 list("tTfF"))
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+FlowLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 # PyYAML's own safe constructors, pinned: SafeLoader's table is shared and some
 # libraries patch it in place (lm-format-enforcer, a vLLM dependency, makes timestamps
 # plain strings), which must not change what a flow file means
 FlowLoader.yaml_constructors = {
     **yaml.SafeLoader.yaml_constructors,
-    **{f"tag:yaml.org,2002:{kind}": getattr(yaml.constructor.SafeConstructor,
-                                            f"construct_yaml_{kind}")
-       for kind in ("null", "bool", "int", "float", "binary", "timestamp", "omap", "pairs",
-                    "set", "str", "seq", "map")}}
+    **{
+        f"tag:yaml.org,2002:{kind}": getattr(
+            yaml.constructor.SafeConstructor, f"construct_yaml_{kind}"
+        )
+        for kind in (
+            "null",
+            "bool",
+            "int",
+            "float",
+            "binary",
+            "timestamp",
+            "omap",
+            "pairs",
+            "set",
+            "str",
+            "seq",
+            "map",
+        )
+    },
+}
 
 
 def read_flow_text(text: str, file: str = "<flow>") -> Document:
     """Parse YAML ``text``; ``file`` names it in error messages."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        raise FlowFileError(f"the flow file is larger than {MAX_FILE_BYTES:,} bytes; a flow "
-                            "file this large is refused", file=file)
+        raise FlowFileError(
+            f"the flow file is larger than {MAX_FILE_BYTES:,} bytes; a flow "
+            "file this large is refused",
+            file=file,
+        )
     loader: FlowLoader | None = None
     try:
         loader = FlowLoader(text)  # checks the characters first
         root = loader.get_single_node()
         if root is None:
-            raise FlowFileError("the flow file is empty; it needs at least `nodes:`", file=file,
-                                line=1, column=1)
+            raise FlowFileError(
+                "the flow file is empty; it needs at least `nodes:`", file=file, line=1, column=1
+            )
         doc = Document(file, None)
         doc.data = _build(loader, root, (), doc)
         return doc
     except LimitExceeded as exc:
         mark = exc.problem_mark
-        raise FlowFileError(str(exc.problem), file=file, line=mark.line + 1,
-                            column=mark.column + 1) from None
+        raise FlowFileError(
+            str(exc.problem), file=file, line=mark.line + 1, column=mark.column + 1
+        ) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from None
     except yaml.reader.ReaderError as exc:
         line, column = _position(text, exc.position)
-        raise FlowFileError(f"invalid YAML: unacceptable character #x{exc.character:04x}: "
-                            f"{exc.reason}", file=file, line=line, column=column) from None
+        raise FlowFileError(
+            f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}",
+            file=file,
+            line=line,
+            column=column,
+        ) from None
     except yaml.YAMLError as exc:
         raise FlowFileError(f"invalid YAML: {exc}", file=file, line=1, column=1) from None
     finally:
@@ -231,8 +270,11 @@ def read_flow_file(path: str | Path) -> Document:
         with file.open("rb") as stream:
             data = stream.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
-            raise FlowFileError(f"the flow file is larger than {MAX_FILE_BYTES:,} bytes; a "
-                                "flow file this large is refused", file=str(file))
+            raise FlowFileError(
+                f"the flow file is larger than {MAX_FILE_BYTES:,} bytes; a "
+                "flow file this large is refused",
+                file=str(file),
+            )
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise FlowFileError("flow file not found", file=str(file)) from None
@@ -240,8 +282,12 @@ def read_flow_file(path: str | Path) -> Document:
         raise FlowFileError("is a directory, not a flow file", file=str(file)) from None
     except UnicodeDecodeError as exc:
         line, column = _position(data, exc.start)
-        raise FlowFileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                            file=str(file), line=line, column=column) from None
+        raise FlowFileError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+            file=str(file),
+            line=line,
+            column=column,
+        ) from None
     except OSError as exc:
         raise FlowFileError(f"cannot read the flow file: {exc.strerror}", file=str(file)) from None
     return read_flow_text(text, str(file))
@@ -250,21 +296,28 @@ def read_flow_file(path: str | Path) -> Document:
 def _build(loader: FlowLoader, node: yaml.Node, path: Path_, doc: Document) -> Any:
     doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
-        raise _at(doc, node, f"the YAML tag '{node.tag}' is not allowed in a flow file; "
-                             "write plain mappings, lists and values")
+        raise _at(
+            doc,
+            node,
+            f"the YAML tag '{node.tag}' is not allowed in a flow file; "
+            "write plain mappings, lists and values",
+        )
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(loader, key_node, doc)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise _at(doc, key_node, f"a mapping key must be a plain value, "
-                                         f"not {type(key).__name__}")
+                raise _at(
+                    doc, key_node, f"a mapping key must be a plain value, not {type(key).__name__}"
+                )
             if key in out:
                 first = doc.marks[(*path, key, KEY)][0]
                 raise _at(doc, key_node, f"duplicate key '{key}' (first given on line {first})")
-            doc.marks[(*path, key, KEY)] = (key_node.start_mark.line + 1,
-                                            key_node.start_mark.column + 1)
+            doc.marks[(*path, key, KEY)] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             out[key] = _build(loader, value_node, (*path, key), doc)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -281,10 +334,12 @@ def _scalar(loader: FlowLoader, node: yaml.Node, doc: Document) -> Any:
         raise
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
         tag = node.tag.rsplit(":", 1)[-1]
-        detail = str(exc).split(";")[0] if isinstance(exc, ValueError) and str(exc) \
+        detail = (
+            str(exc).split(";")[0]
+            if isinstance(exc, ValueError) and str(exc)
             else f"not a valid {tag}"
-        raise _at(doc, node, f"cannot read the value {_preview(node)} as {tag}: "
-                             f"{detail}") from None
+        )
+        raise _at(doc, node, f"cannot read the value {_preview(node)} as {tag}: {detail}") from None
 
 
 def _preview(node: yaml.Node) -> str:
@@ -301,8 +356,9 @@ def _position(text: str | bytes, index: int) -> tuple[int, int]:
 
 
 def _at(doc: Document, node: yaml.Node, message: str) -> FlowFileError:
-    return FlowFileError(message, file=doc.file, line=node.start_mark.line + 1,
-                         column=node.start_mark.column + 1)
+    return FlowFileError(
+        message, file=doc.file, line=node.start_mark.line + 1, column=node.start_mark.column + 1
+    )
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> FlowFileError:
@@ -311,10 +367,22 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> FlowFileError:
     what = "; ".join(parts) or "syntax error"
     if exc.problem_mark is not None and exc.context_mark is not None:
         what += f" (the construct started on line {exc.context_mark.line + 1})"
-    return FlowFileError(f"invalid YAML: {what}", file=file,
-                         line=mark.line + 1 if mark else None,
-                         column=mark.column + 1 if mark else None)
+    return FlowFileError(
+        f"invalid YAML: {what}",
+        file=file,
+        line=mark.line + 1 if mark else None,
+        column=mark.column + 1 if mark else None,
+    )
 
 
-__all__ = ["KEY", "MAX_ALIASES", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_VALUES", "Document",
-           "FlowLoader", "read_flow_file", "read_flow_text"]
+__all__ = [
+    "KEY",
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_VALUES",
+    "Document",
+    "FlowLoader",
+    "read_flow_file",
+    "read_flow_text",
+]

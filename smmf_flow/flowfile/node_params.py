@@ -79,8 +79,13 @@ class FunctionAdapter(Adapter):
 
     yaml_keys = FUNCTION_KEYS
 
-    def __init__(self, arg: str, names: tuple[str, ...] = ("input",),
-                 variadic: str | None = None, required: bool = True) -> None:
+    def __init__(
+        self,
+        arg: str,
+        names: tuple[str, ...] = ("input",),
+        variadic: str | None = None,
+        required: bool = True,
+    ) -> None:
         self.arg, self.names, self.variadic, self.required = arg, names, variadic, required
 
     def to_args(self, params: dict[str, Any], names: Names) -> dict[str, Any]:
@@ -90,12 +95,15 @@ class FunctionAdapter(Adapter):
             raise FlowError("give either `expr:` or `function:`, not both", param="function")
         if given:
             key = next(iter(given))
-            args[self.arg] = _function(given, names.function, key, names=self.names,
-                                       variadic=self.variadic)
+            args[self.arg] = _function(
+                given, names.function, key, names=self.names, variadic=self.variadic
+            )
         elif self.required and self.arg not in args:
             variables = (self.variadic, "input") if self.variadic else self.names
-            raise FlowError("needs a function: add `expr: <jinja2 expression>` (variables: "
-                            f"{', '.join(variables)}) or `function: module:name`")
+            raise FlowError(
+                "needs a function: add `expr: <jinja2 expression>` (variables: "
+                f"{', '.join(variables)}) or `function: module:name`"
+            )
         return args
 
     def to_params(self, args: dict[str, Any], node: str) -> dict[str, Any]:
@@ -111,25 +119,29 @@ class BranchAdapter(Adapter):
         args = dict(params)
         branches = args.get("branches")
         if not isinstance(branches, list) or not branches:
-            raise FlowError("needs `branches:`, a list of {when: <expression>, to: <node>}",
-                            param="branches" if "branches" in args else None)
+            raise FlowError(
+                "needs `branches:`, a list of {when: <expression>, to: <node>}",
+                param="branches" if "branches" in args else None,
+            )
         pairs = []
         for i, item in enumerate(branches):
             if not isinstance(item, dict) or set(item) != {"when", "to"}:
-                raise FlowError(f"branches[{i}] must have exactly `when:` and `to:`",
-                                param=f"branches.{i}")
+                raise FlowError(
+                    f"branches[{i}] must have exactly `when:` and `to:`", param=f"branches.{i}"
+                )
             if not isinstance(item["to"], str):
-                raise FlowError(f"branches[{i}].to must be a node name",
-                                param=f"branches.{i}.to")
-            pairs.append((_function(item["when"], names.function, f"branches.{i}.when"),
-                          item["to"]))
+                raise FlowError(f"branches[{i}].to must be a node name", param=f"branches.{i}.to")
+            pairs.append(
+                (_function(item["when"], names.function, f"branches.{i}.when"), item["to"])
+            )
         args["branches"] = pairs
         return args
 
     def to_params(self, args: dict[str, Any], node: str) -> dict[str, Any]:
         out = dict(args)
-        out["branches"] = [{"when": _when(pred, node), "to": to}
-                           for pred, to in args.get("branches", [])]
+        out["branches"] = [
+            {"when": _when(pred, node), "to": to} for pred, to in args.get("branches", [])
+        ]
         return out
 
 
@@ -147,8 +159,10 @@ class InputAdapter(Adapter):
         args = {k: v for k, v in params.items() if k not in self.yaml_keys}
         given = [k for k in self.yaml_keys if k in params]
         if len(given) > 1:
-            raise FlowError(f"give one of `value`, `items` or `function`, not "
-                            f"{' and '.join(given)}", param=given[1])
+            raise FlowError(
+                f"give one of `value`, `items` or `function`, not {' and '.join(given)}",
+                param=given[1],
+            )
         if given == ["value"]:
             args["source"] = InputSource.from_data(params["value"])
         elif given == ["items"]:
@@ -171,8 +185,7 @@ class InputAdapter(Adapter):
             return {"items": list(source.items), **out}
         if hasattr(source, "fn"):
             return {**to_spec(source.fn, node), **out}
-        raise FlowError(f"its input source {source!r} cannot be written to a flow file",
-                        node=node)
+        raise FlowError(f"its input source {source!r} cannot be written to a flow file", node=node)
 
 
 class ToolsAdapter(Adapter):
@@ -183,9 +196,11 @@ class ToolsAdapter(Adapter):
         args = dict(params)
         refs = args.get("tools")
         if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-            raise FlowError("needs `tools:`, a list of 'module:name' references to @tool "
-                            "functions of plugin modules",
-                            param="tools" if "tools" in args else None)
+            raise FlowError(
+                "needs `tools:`, a list of 'module:name' references to @tool "
+                "functions of plugin modules",
+                param="tools" if "tools" in args else None,
+            )
         tools = []
         for i, ref in enumerate(refs):
             with located(param=f"tools.{i}"):
@@ -215,8 +230,9 @@ def adapter_for(kind: str) -> Adapter:
 # --- checking a node's parameters ------------------------------------------------------
 
 
-def node_args(kind: str, cls: type[Operator], params: dict[str, Any],
-              names: Names) -> dict[str, Any]:
+def node_args(
+    kind: str, cls: type[Operator], params: dict[str, Any], names: Names
+) -> dict[str, Any]:
     """The constructor arguments for a node's YAML ``params``, checked by one model:
     the primitive types' YAML form, else the operator's ``params_model``, else (a
     plugin without one) its constructor's signature. Errors carry ``param``."""
@@ -253,13 +269,16 @@ def check_call(cls: type[Operator], args: dict[str, Any], kind: str) -> None:
     listed = [n for n in accepted if n not in NODE_OPTIONS]
     for name in args:
         if name in NODE_OPTIONS or (name not in accepted and not open_ended):
-            raise UnknownParameter(f"unknown parameter '{name}'{did_you_mean(name, listed)} "
-                                   f"({kind} parameters: {', '.join(listed) or 'none'})",
-                                   param=name)
+            raise UnknownParameter(
+                f"unknown parameter '{name}'{did_you_mean(name, listed)} "
+                f"({kind} parameters: {', '.join(listed) or 'none'})",
+                param=name,
+            )
     missing = [n for n in required if n not in args]
     if missing:
-        raise FlowError(f"missing required parameter '{missing[0]}' ({kind} parameters: "
-                        f"{', '.join(listed)})")
+        raise FlowError(
+            f"missing required parameter '{missing[0]}' ({kind} parameters: {', '.join(listed)})"
+        )
     try:
         inspect.signature(cls).bind(**args)
     except TypeError as exc:
@@ -288,5 +307,12 @@ def constructor_parameters(cls: type[Operator]) -> tuple[list[str], list[str], b
     return accepted, required, klass is not Operator
 
 
-__all__ = ["ADAPTERS", "Adapter", "adapter_for", "check_call", "constructor_parameters",
-           "node_args", "params_model_of"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "adapter_for",
+    "check_call",
+    "constructor_parameters",
+    "node_args",
+    "params_model_of",
+]

@@ -18,8 +18,10 @@ from smmf_flow.operators.params import Flag, OperatorParams
 
 #: ``function:`` is a plugin's public module-level name. Only the JSON schema says so
 #: (an editor's hint): the loader's allow-list explains a refusal better than a pattern
-FUNCTION_REF = {"pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-                "description": "module:name of a function of a plugin module"}
+FUNCTION_REF = {
+    "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    "description": "module:name of a function of a plugin module",
+}
 
 
 class FunctionParams(OperatorParams):
@@ -87,5 +89,11 @@ PRIMITIVE_PARAMS: dict[str, type[OperatorParams]] = {
     "reduce_stream": ReduceParams,
 }
 
-__all__ = ["PRIMITIVE_PARAMS", "BranchParams", "FunctionParams", "InputParams", "MapParams",
-           "ReduceParams"]
+__all__ = [
+    "PRIMITIVE_PARAMS",
+    "BranchParams",
+    "FunctionParams",
+    "InputParams",
+    "MapParams",
+    "ReduceParams",
+]

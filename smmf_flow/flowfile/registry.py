@@ -48,8 +48,7 @@ from smmf_flow.dag.operator import Operator
 from smmf_flow.errors import FlowError, did_you_mean
 
 ENTRY_POINT_GROUP = "smmf_flow.operators"
-_ALLOWED = ("a function or class the plugin defines itself, an @map_operator function, "
-            "or a @tool")
+_ALLOWED = "a function or class the plugin defines itself, an @map_operator function, or a @tool"
 
 BUILTINS: dict[str, str] = {
     "input": "smmf_flow.dag.input_operator:InputOperator",
@@ -110,9 +109,11 @@ class OperatorTypes:
         """The class of type ``name``; a ``FlowError`` saying what is known otherwise."""
         ref = self._refs.get(name)
         if ref is None:
-            raise FlowError(f"unknown operator type '{name}'{did_you_mean(name, self._refs)} "
-                            f"(known types: {', '.join(self.names())}; more come from "
-                            "--plugin MODULE)")
+            raise FlowError(
+                f"unknown operator type '{name}'{did_you_mean(name, self._refs)} "
+                f"(known types: {', '.join(self.names())}; more come from "
+                "--plugin MODULE)"
+            )
         if isinstance(ref, str):
             ref = self._refs[name] = _import_class(name, ref)
         return ref
@@ -130,12 +131,15 @@ class OperatorTypes:
         raise FlowError(
             f"it is a {type(op).__module__}.{type(op).__qualname__}, which is not a registered "
             "operator type; give the class its own `kind` and list its module as a plugin (or "
-            f"register it under the entry point group '{ENTRY_POINT_GROUP}')", node=op.name)
+            f"register it under the entry point group '{ENTRY_POINT_GROUP}')",
+            node=op.name,
+        )
 
     # --- plugins -----------------------------------------------------------------------
 
-    def add_plugin(self, module_name: str, search: Sequence[Path] = (), *,
-                   local_to: Path | None = None) -> ModuleType:
+    def add_plugin(
+        self, module_name: str, search: Sequence[Path] = (), *, local_to: Path | None = None
+    ) -> ModuleType:
         """Import ``module_name`` (looking first in ``search``) and register its types.
 
         With ``local_to`` (a flow file's folder) the module must be a file in that
@@ -150,15 +154,23 @@ class OperatorTypes:
             with _on_path(search):
                 module = importlib.import_module(module_name)
         except Exception as exc:
-            raise FlowError(f"cannot import plugin '{module_name}': "
-                            f"{type(exc).__name__}: {exc}") from exc
+            raise FlowError(
+                f"cannot import plugin '{module_name}': {type(exc).__name__}: {exc}"
+            ) from exc
         if local_to is not None and not _inside(module, local_to):
-            raise FlowError(f"plugin '{module_name}' is already imported from "
-                            f"{getattr(module, '__file__', '?')}, not from the flow's folder; "
-                            "rename the flow's module")
+            raise FlowError(
+                f"plugin '{module_name}' is already imported from "
+                f"{getattr(module, '__file__', '?')}, not from the flow's folder; "
+                "rename the flow's module"
+            )
         for obj in vars(module).values():
-            if (isinstance(obj, type) and issubclass(obj, Operator)
-                    and obj.__module__ == module.__name__ and "kind" in vars(obj) and obj.kind):
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, Operator)
+                and obj.__module__ == module.__name__
+                and "kind" in vars(obj)
+                and obj.kind
+            ):
                 self._register(obj.kind, obj, f"plugin {module_name}")
         self.plugins[module_name] = module
         return module
@@ -166,9 +178,11 @@ class OperatorTypes:
     def _register(self, name: str, cls: type[Operator], origin: str) -> None:
         current = self._refs.get(name)
         if current is not None and current is not cls:
-            raise FlowError(f"{origin} defines operator type '{name}' ({cls.__qualname__}), "
-                            f"but '{name}' is already a type ({self._origin[name]}); "
-                            "give the class another `kind`")
+            raise FlowError(
+                f"{origin} defines operator type '{name}' ({cls.__qualname__}), "
+                f"but '{name}' is already a type ({self._origin[name]}); "
+                "give the class another `kind`"
+            )
         self._refs[name] = cls
         self._origin[name] = origin
 
@@ -182,16 +196,19 @@ class OperatorTypes:
             return obj
         if (inspect.isfunction(obj) or isinstance(obj, type)) and _defined_in(obj, module):
             return obj
-        raise FlowError(f"function '{ref}' names {_describe(obj, module)}; a flow file may "
-                        f"name only {_ALLOWED}")
+        raise FlowError(
+            f"function '{ref}' names {_describe(obj, module)}; a flow file may name only {_ALLOWED}"
+        )
 
     def tool(self, ref: str) -> Any:
         """The ``Tool`` ``module:name`` names (an agent's ``tools:`` entry)."""
         module, obj = self._public(ref, "tool")
         if not _is_tool(obj):
-            raise FlowError(f"tool '{ref}' names {_describe(obj, module)}, not a tool; "
-                            "decorate a function of the plugin with @tool "
-                            "(smmf_flow.operators.tool)")
+            raise FlowError(
+                f"tool '{ref}' names {_describe(obj, module)}, not a tool; "
+                "decorate a function of the plugin with @tool "
+                "(smmf_flow.operators.tool)"
+            )
         return obj
 
     def _public(self, ref: str, what: str) -> tuple[ModuleType, Any]:
@@ -203,14 +220,23 @@ class OperatorTypes:
         module = self.plugins.get(module_name)
         if module is None:
             listed = ", ".join(self.plugins) or "none"
-            raise FlowError(f"{what} '{ref}': module '{module_name}' is not a plugin "
-                            f"(plugins: {listed}); list it under `plugins:` in the flow or "
-                            f"pass --plugin {module_name}")
+            raise FlowError(
+                f"{what} '{ref}': module '{module_name}' is not a plugin "
+                f"(plugins: {listed}); list it under `plugins:` in the flow or "
+                f"pass --plugin {module_name}"
+            )
         if not name.isidentifier() or name.startswith("_"):
-            why = ("an attribute chain" if "." in name else
-                   "private" if name.startswith("_") else "not a plain name")
-            raise FlowError(f"{what} '{ref}': '{name}' is {why}; a flow file may name only "
-                            f"one public module-level name of a plugin: {_ALLOWED}")
+            why = (
+                "an attribute chain"
+                if "." in name
+                else "private"
+                if name.startswith("_")
+                else "not a plain name"
+            )
+            raise FlowError(
+                f"{what} '{ref}': '{name}' is {why}; a flow file may name only "
+                f"one public module-level name of a plugin: {_ALLOWED}"
+            )
         if name not in vars(module):
             raise FlowError(f"{what} '{ref}': plugin '{module_name}' has no '{name}'")
         return module, vars(module)[name]
@@ -243,9 +269,11 @@ def _describe(obj: Any, module: ModuleType) -> str:
 def _check_local(module_name: str, folder: Path) -> None:
     top = module_name.split(".")[0]
     if importlib.machinery.PathFinder.find_spec(top, [str(folder)]) is None:
-        raise FlowError(f"plugin '{module_name}' is not a module in the flow's folder "
-                        f"({folder}); a flow file may only name its own modules (put {top}.py "
-                        f"beside it); give an installed module with --plugin {module_name}")
+        raise FlowError(
+            f"plugin '{module_name}' is not a module in the flow's folder "
+            f"({folder}); a flow file may only name its own modules (put {top}.py "
+            f"beside it); give an installed module with --plugin {module_name}"
+        )
 
 
 def _inside(module: ModuleType, folder: Path) -> bool:
@@ -258,12 +286,14 @@ def _import_class(name: str, ref: str) -> type[Operator]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise FlowError(f"operator type '{name}' is not available: cannot import "
-                        f"{module_name} ({exc})") from exc
+        raise FlowError(
+            f"operator type '{name}' is not available: cannot import {module_name} ({exc})"
+        ) from exc
     cls = getattr(module, attr, None)
     if cls is None:
-        raise FlowError(f"operator type '{name}' is not available: {module_name} has no "
-                        f"'{attr}' (yet)")
+        raise FlowError(
+            f"operator type '{name}' is not available: {module_name} has no '{attr}' (yet)"
+        )
     if not (isinstance(cls, type) and issubclass(cls, Operator)):
         raise FlowError(f"operator type '{name}' names {ref}, which is not an Operator class")
     return cls

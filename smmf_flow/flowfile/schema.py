@@ -25,19 +25,30 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
-                      field_validator)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from smmf_flow.errors import FlowFileError, did_you_mean
 from smmf_flow.flowfile.loader import Document
-from smmf_flow.operators.params import (SHORTHAND, Flag, RetryParams, field_path, problem,
-                                        value_kind)
+from smmf_flow.operators.params import SHORTHAND, Flag, RetryParams, field_path, problem, value_kind
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 #: a flow input's type: Python's names or JSON Schema's
-InputType = Literal["str", "int", "float", "bool", "list", "dict", "any",
-                    "string", "integer", "number", "boolean", "array", "object"]
+InputType = Literal[
+    "str",
+    "int",
+    "float",
+    "bool",
+    "list",
+    "dict",
+    "any",
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "array",
+    "object",
+]
 #: keys of a node that configure the node itself rather than its operator
 NODE_FIELDS = ("type", "after", "timeout", "retry", "description")
 
@@ -45,8 +56,11 @@ NODE_FIELDS = ("type", "after", "timeout", "retry", "description")
 def _node_name(value: str) -> str:
     if not NAME_RE.match(value):
         raise PydanticCustomError(
-            "name", "'{name}' is not a valid name: start with a letter or '_', then use "
-            "letters, digits, '_' or '-'", {"name": value})
+            "name",
+            "'{name}' is not a valid name: start with a letter or '_', then use "
+            "letters, digits, '_' or '-'",
+            {"name": value},
+        )
     return value
 
 
@@ -57,8 +71,9 @@ class InputSpec(BaseModel):
     """One named input of the flow (a type name alone is a required input of that
     type); without ``default`` it is required."""
 
-    model_config = ConfigDict(extra="forbid",
-                              json_schema_extra={SHORTHAND: {"enum": list(get_args(InputType))}})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={SHORTHAND: {"enum": list(get_args(InputType))}}
+    )
     type: InputType = "str"
     default: Any = None
     description: str = ""
@@ -115,8 +130,11 @@ class FlowSpec(BaseModel):
     @classmethod
     def _supported(cls, value: int) -> int:
         if value != 1:
-            raise PydanticCustomError("version", "unsupported flow version {v}; this "
-                                      "smmf-flow reads version 1", {"v": value})
+            raise PydanticCustomError(
+                "version",
+                "unsupported flow version {v}; this smmf-flow reads version 1",
+                {"v": value},
+            )
         return value
 
     @field_validator("inputs", mode="before")
@@ -133,14 +151,14 @@ class FlowSpec(BaseModel):
 def parse_spec(doc: Document) -> FlowSpec:
     """Validate ``doc.data`` as a flow; raise a ``FlowFileError`` at the first bad spot."""
     if not isinstance(doc.data, dict):
-        raise doc.error(f"a flow file must be a mapping with `nodes:` at the top, not "
-                        f"{value_kind(doc.data)}")
+        raise doc.error(
+            f"a flow file must be a mapping with `nodes:` at the top, not {value_kind(doc.data)}"
+        )
     try:
         return FlowSpec.model_validate(doc.data)
     except ValidationError as exc:
         # an unknown field explains a missing one ('nodez' for 'nodes'): report it first
-        errors = sorted(exc.errors(include_url=False),
-                        key=lambda e: e["type"] != "extra_forbidden")
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
         raise _located(doc, errors[0], len(errors) - 1) from None
 
 
@@ -163,8 +181,10 @@ def _located(doc: Document, err: Any, more: int) -> FlowFileError:
             message = "missing required field 'nodes' (the flow's operators, name → type)"
     elif len(loc) == 2 and loc[0] == "nodes":
         path, on_key = loc, False
-        message = f"a node must be a mapping with `type:` and its parameters, not " \
-                  f"{value_kind(err.get('input'))}"
+        message = (
+            f"a node must be a mapping with `type:` and its parameters, not "
+            f"{value_kind(err.get('input'))}"
+        )
     else:
         path, on_key = loc, False
         message = f"{_dotted(loc, node)}: {problem(err)}"
@@ -178,8 +198,10 @@ def _unknown_field(loc: tuple[Any, ...]) -> str:
     model = _model_at(parent)
     known = list(model.model_fields) if model else []
     where = {FlowSpec: "a flow", InputSpec: "an input", RetrySpec: "retry"}.get(model, "here")
-    return f"unknown field '{field}' in {where}{did_you_mean(field, known)} (fields: " \
-           f"{', '.join(known)})"
+    return (
+        f"unknown field '{field}' in {where}{did_you_mean(field, known)} (fields: "
+        f"{', '.join(known)})"
+    )
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -198,5 +220,13 @@ def _dotted(loc: tuple[Any, ...], node: str | None) -> str:
     return f"field '{text}'"
 
 
-__all__ = ["FlowSpec", "InputSpec", "InputType", "NAME_RE", "NODE_FIELDS", "NodeSpec",
-           "RetrySpec", "parse_spec"]
+__all__ = [
+    "FlowSpec",
+    "InputSpec",
+    "InputType",
+    "NAME_RE",
+    "NODE_FIELDS",
+    "NodeSpec",
+    "RetrySpec",
+    "parse_spec",
+]

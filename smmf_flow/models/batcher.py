@@ -55,9 +55,16 @@ class EmbeddingBatcher:
     """Coalesces ``embed`` calls into batches of at most ``max_batch`` texts, with
     at most ``max_concurrent`` batches at the backend at once."""
 
-    def __init__(self, embed: EmbedFn, *, max_batch: int = 32, max_wait_ms: float = 2.0,
-                 max_concurrent: int = 1, max_queue: int | None = None,
-                 model: str = "") -> None:
+    def __init__(
+        self,
+        embed: EmbedFn,
+        *,
+        max_batch: int = 32,
+        max_wait_ms: float = 2.0,
+        max_concurrent: int = 1,
+        max_queue: int | None = None,
+        model: str = "",
+    ) -> None:
         self._embed = embed
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
@@ -66,9 +73,9 @@ class EmbeddingBatcher:
         self.model = model
         self._batch_s: float | None = None  # running average of a batch's duration
         self._queue: deque[_Pending] = deque()
-        self._queued = 0                          # texts in the queue
+        self._queued = 0  # texts in the queue
         self._collector: _Pending | None = None  # who forms the next batch
-        self._full: anyio.Event | None = None     # set when the queue holds a full batch
+        self._full: anyio.Event | None = None  # set when the queue holds a full batch
         self._slots: anyio.Semaphore | None = None  # made on first use, in an event loop
         #: batches sent to the backend and texts in them, for metrics and tests
         self.batches = 0
@@ -79,8 +86,10 @@ class EmbeddingBatcher:
         items = list(texts)
         bad = [i for i, t in enumerate(items) if not isinstance(t, str)]
         if bad:
-            raise BackendError(f"embedding input {bad[0]} is {type(items[bad[0]]).__name__}, "
-                               "not a string", model=self.model)
+            raise BackendError(
+                f"embedding input {bad[0]} is {type(items[bad[0]]).__name__}, not a string",
+                model=self.model,
+            )
         if not items:
             return []
         if self.max_queue is not None and len(self._queue) > self.max_queue:
@@ -153,7 +162,9 @@ class EmbeddingBatcher:
         return PoolBusy(
             f"embedding model '{self.model}' is busy: {len(self._queue)} callers are waiting "
             f"for a batch (max_queue = {self.max_queue}); retry later or raise max_queue",
-            retry_after=retry_after, model=self.model)
+            retry_after=retry_after,
+            model=self.model,
+        )
 
     async def _run(self, batch: list[_Pending]) -> None:
         texts = [t for item in batch for t in item.texts]
@@ -170,8 +181,7 @@ class EmbeddingBatcher:
         self.batches += 1
         self.texts += len(texts)
         seconds, average = perf_counter() - started, self._batch_s
-        self._batch_s = (seconds if average is None
-                         else average + EWMA_ALPHA * (seconds - average))
+        self._batch_s = seconds if average is None else average + EWMA_ALPHA * (seconds - average)
         start = 0
         for item in batch:
             end = start + len(item.texts)
@@ -179,7 +189,8 @@ class EmbeddingBatcher:
             start = end
 
 
-def _finish(item: _Pending, *, result: list[list[float]] | None = None,
-            error: BaseException | None = None) -> None:
+def _finish(
+    item: _Pending, *, result: list[list[float]] | None = None, error: BaseException | None = None
+) -> None:
     item.result, item.error, item.done = result, error, True
     item.wake.set()

@@ -35,18 +35,34 @@ class SlotPool(Protocol):
 
     async def acquire_slot(self) -> Instance: ...
 
-    def release_slot(self, instance: Instance, started: float, tokens: int,
-                     exc: BaseException | None, measured: bool = True) -> None: ...
+    def release_slot(
+        self,
+        instance: Instance,
+        started: float,
+        tokens: int,
+        exc: BaseException | None,
+        measured: bool = True,
+    ) -> None: ...
 
 
 class ChatStream:
     """``async for chunk in pool.stream_chat(request)``; chunks carry model and instance."""
 
-    __slots__ = ("_chunk_timeout", "_chunks", "_done", "_instance", "_iterator", "_pool",
-                 "_request", "_started", "_tokens")
+    __slots__ = (
+        "_chunk_timeout",
+        "_chunks",
+        "_done",
+        "_instance",
+        "_iterator",
+        "_pool",
+        "_request",
+        "_started",
+        "_tokens",
+    )
 
-    def __init__(self, pool: SlotPool, request: ChatRequest,
-                 chunk_timeout: float | None = None) -> None:
+    def __init__(
+        self, pool: SlotPool, request: ChatRequest, chunk_timeout: float | None = None
+    ) -> None:
         self._pool, self._request = pool, request
         self._chunk_timeout = chunk_timeout
         self._instance: Instance | None = None
@@ -100,22 +116,26 @@ class ChatStream:
     async def __aenter__(self) -> ChatStream:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     def __del__(self) -> None:
         if self._instance is not None:  # dropped while open: free the slot at least
             self._end(None, measured=False)
 
-    async def _next_within(self, iterator: AsyncIterator[ChatChunk],
-                           timeout: float) -> ChatChunk:
+    async def _next_within(self, iterator: AsyncIterator[ChatChunk], timeout: float) -> ChatChunk:
         with anyio.move_on_after(timeout):
             return await iterator.__anext__()
         with anyio.CancelScope(shield=True):
             await _close(iterator)  # the backend's stream was cancelled mid-chunk
-        raise BackendTimeout(f"model '{self._pool.name}' sent no chunk for {timeout:g}s",
-                             model=self._pool.name)
+        raise BackendTimeout(
+            f"model '{self._pool.name}' sent no chunk for {timeout:g}s", model=self._pool.name
+        )
 
     async def _open(self) -> AsyncIterator[ChatChunk]:
         instance = await self._pool.acquire_slot()

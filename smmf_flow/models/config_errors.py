@@ -57,21 +57,22 @@ class ConfigSource:
         field = next((p for p in reversed(loc) if isinstance(p, str)), "")
         got = "<hidden>" if field in SECRET_FIELDS else _show(err.get("input"))
         if kind == "missing" and loc == ("models",):
-            return (f"{self.name}: missing the [models] table; a model config starts with "
-                    "[models] and lists its models as [[models.llms]] and "
-                    "[[models.embeddings]] entries")
+            return (
+                f"{self.name}: missing the [models] table; a model config starts with "
+                "[models] and lists its models as [[models.llms]] and "
+                "[[models.embeddings]] entries"
+            )
         if kind == "missing":
             return f"{self.where(loc)}: is required but missing"
         if kind == "extra_forbidden":
             valid = _fields_at(loc[:-1])
             hint = _did_you_mean(str(loc[-1]), valid)
-            return (f"{self.where(loc)}: unknown field{hint}; valid fields here: "
-                    f"{', '.join(valid)}")
+            return f"{self.where(loc)}: unknown field{hint}; valid fields here: {', '.join(valid)}"
         choices = ctx.get("choices") or _literal_choices(loc)
         if choices:
             return f"{self.where(loc)}: {expected_one_of(err.get('input'), choices, got)}"
         if kind in {"list_type", "model_type", "dict_type"} and _is_table(loc):
-            return (f"{self.where(loc)}: expected {_table_form(loc)}; got {got}")
+            return f"{self.where(loc)}: expected {_table_form(loc)}; got {got}"
         expected = str(err["msg"]).replace("Input should be ", "expected ")
         return f"{self.where(loc)}: {expected[:1].lower()}{expected[1:]}; got {got}"
 
@@ -203,7 +204,7 @@ def _line_of(text: str, loc: Loc) -> int | None:
                 break
     if start is None:
         return None
-    key = next((p for p in loc[len(entry):] if isinstance(p, str)), None)
+    key = next((p for p in loc[len(entry) :] if isinstance(p, str)), None)
     if key is None:
         return start + 1
     key_re = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")

@@ -34,9 +34,11 @@ def default_config() -> Path:
         shipped = None
     # an installed package is a folder, so its resource is a real file with a path
     if not isinstance(shipped, Path) or not shipped.is_file():
-        raise ConfigError(f"the packaged default model config ({CONFIGS_PACKAGE}/"
-                          f"{DEFAULT_FILE}) is missing: reinstall smmf-flow, or set "
-                          f"{MODELS_ENV} to a TOML model config")
+        raise ConfigError(
+            f"the packaged default model config ({CONFIGS_PACKAGE}/"
+            f"{DEFAULT_FILE}) is missing: reinstall smmf-flow, or set "
+            f"{MODELS_ENV} to a TOML model config"
+        )
     return shipped
 
 

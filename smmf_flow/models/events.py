@@ -13,12 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-EventKind = Literal["loading", "loaded", "load_failed", "unhealthy", "recovered",
-                    "probe_failed", "stopped"]
+EventKind = Literal[
+    "loading", "loaded", "load_failed", "unhealthy", "recovered", "probe_failed", "stopped"
+]
 
 logger = logging.getLogger("smmf_flow.models")
-_LEVELS = {"load_failed": logging.WARNING, "unhealthy": logging.WARNING,
-           "probe_failed": logging.WARNING}
+_LEVELS = {
+    "load_failed": logging.WARNING,
+    "unhealthy": logging.WARNING,
+    "probe_failed": logging.WARNING,
+}
 
 
 @dataclass(frozen=True, slots=True)

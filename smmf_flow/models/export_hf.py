@@ -27,12 +27,20 @@ DEFAULT_OUT = "cache/smollm2-hf"
 
 def is_exported(out: Path) -> bool:
     """Whether ``out`` already holds a complete export."""
-    return (out / "config.json").is_file() and (out / "tokenizer_config.json").is_file() and any(
-        out.glob("*.safetensors"))
+    return (
+        (out / "config.json").is_file()
+        and (out / "tokenizer_config.json").is_file()
+        and any(out.glob("*.safetensors"))
+    )
 
 
-def export(gguf: str | Path = DEFAULT_GGUF, out: str | Path = DEFAULT_OUT, *,
-           force: bool = False, dtype: str = "bfloat16") -> Path:
+def export(
+    gguf: str | Path = DEFAULT_GGUF,
+    out: str | Path = DEFAULT_OUT,
+    *,
+    force: bool = False,
+    dtype: str = "bfloat16",
+) -> Path:
     """Write the HF folder for ``gguf`` at ``out`` unless it exists; return ``out``."""
     out = Path(out).resolve()
     if is_exported(out) and not force:
@@ -44,8 +52,10 @@ def export(gguf: str | Path = DEFAULT_GGUF, out: str | Path = DEFAULT_OUT, *,
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise ModelLoadError(f"exporting a GGUF needs transformers and torch ({exc}); "
-                             "install them with: pip install 'smmf-flow[hf]'") from exc
+        raise ModelLoadError(
+            f"exporting a GGUF needs transformers and torch ({exc}); "
+            "install them with: pip install 'smmf-flow[hf]'"
+        ) from exc
 
     folder, name = str(source.parent), source.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -86,10 +96,14 @@ def _add_legacy_rope_theta(config_file: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smmf_flow.models.export_hf",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--gguf", default=DEFAULT_GGUF,
-                        help="GGUF file, or pkg:<package>/<file> (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m smmf_flow.models.export_hf", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--gguf",
+        default=DEFAULT_GGUF,
+        help="GGUF file, or pkg:<package>/<file> (default: %(default)s)",
+    )
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder to write (default: %(default)s)")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     parser.add_argument("--force", action="store_true", help="export again even if done")

@@ -53,9 +53,13 @@ def weights_digest(path: str | Path) -> str:
     if root.is_file():
         files = {root.name: root}
     else:
-        files = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
-                 if p.is_file() and p.suffix.lower() != ".md"
-                 and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+        files = {
+            p.relative_to(root).as_posix(): p
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+            and p.suffix.lower() != ".md"
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        }
     digest = hashlib.sha256()
     for name, file in files.items():
         digest.update(f"{name}\0{file.stat().st_size}\0{file_digest(file)}\n".encode())

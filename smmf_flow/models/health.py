@@ -44,7 +44,11 @@ UNHEALTHY = InstanceState.UNHEALTHY
 Emit = Callable[[EventKind, Instance, str], None]
 
 BREAKING: tuple[type[BackendError], ...] = (
-    BackendConnectionError, BackendTimeout, ModelLoadError, RateLimited)
+    BackendConnectionError,
+    BackendTimeout,
+    ModelLoadError,
+    RateLimited,
+)
 
 
 def breaks_instance(exc: BaseException) -> bool:
@@ -65,8 +69,11 @@ def as_model_error(exc: Exception, model: str, instance: str) -> SmmfError:
         return exc
     if isinstance(exc, SmmfError):
         return exc
-    return BackendError(f"model '{model}' instance '{instance}' failed: "
-                        f"{type(exc).__name__}: {exc}", model=model, instance=instance)
+    return BackendError(
+        f"model '{model}' instance '{instance}' failed: {type(exc).__name__}: {exc}",
+        model=model,
+        instance=instance,
+    )
 
 
 def reraise(exc: Exception, model: str, instance: str) -> NoReturn:
@@ -84,8 +91,13 @@ class Breaker:
     unhealthy, so that the pool can hand slots to (or fail) its waiters.
     """
 
-    def __init__(self, config: ModelConfig, instances: list[Instance], emit: Emit,
-                 changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        instances: list[Instance],
+        emit: Emit,
+        changed: Callable[[], None],
+    ) -> None:
         self.config, self.name = config, config.name
         self._instances = instances
         self._emit = emit
@@ -99,28 +111,39 @@ class Breaker:
     def failed(self, instance: Instance, exc: BaseException) -> None:
         """Count a breaking failure; trip the instance at ``failure_threshold``."""
         instance.consecutive_failures += 1
-        if (instance.state is HEALTHY
-                and instance.consecutive_failures >= self.config.failure_threshold):
+        if (
+            instance.state is HEALTHY
+            and instance.consecutive_failures >= self.config.failure_threshold
+        ):
             self.trip(instance, exc)
 
     def trip(self, instance: Instance, exc: BaseException) -> None:
         instance.mark_unhealthy(perf_counter(), describe(exc))
         self.refresh()
-        self._emit("unhealthy", instance, (
-            f"model '{self.name}' instance {instance.index} is unhealthy after "
-            f"{instance.consecutive_failures} failure(s) ({describe(exc)}); re-probe in "
-            f"{self.config.cooldown_s:g}s"))
+        self._emit(
+            "unhealthy",
+            instance,
+            (
+                f"model '{self.name}' instance {instance.index} is unhealthy after "
+                f"{instance.consecutive_failures} failure(s) ({describe(exc)}); re-probe in "
+                f"{self.config.cooldown_s:g}s"
+            ),
+        )
 
     def refresh(self) -> None:
-        self.next_probe = min((i.retry_at for i in self._instances
-                               if i.state is UNHEALTHY), default=math.inf)
+        self.next_probe = min(
+            (i.retry_at for i in self._instances if i.state is UNHEALTHY), default=math.inf
+        )
 
     async def probe(self) -> None:
         """Half-open: re-check each unhealthy instance whose cooldown has passed."""
         try:
             for instance in self._instances:
-                if (instance.state is UNHEALTHY and instance.retry_at <= perf_counter()
-                        and not instance.probing):
+                if (
+                    instance.state is UNHEALTHY
+                    and instance.retry_at <= perf_counter()
+                    and not instance.probing
+                ):
                     await self._probe_one(instance)
         finally:  # a cancelled probe leaves its instance unhealthy and due again
             self.refresh()
@@ -132,12 +155,20 @@ class Breaker:
             await instance.probe()
         except Exception as exc:
             instance.mark_unhealthy(perf_counter(), describe(exc))
-            self._emit("probe_failed", instance, (
-                f"model '{self.name}' instance {instance.index} failed its re-probe "
-                f"({describe(exc)}); next try in {self.config.cooldown_s:g}s"))
+            self._emit(
+                "probe_failed",
+                instance,
+                (
+                    f"model '{self.name}' instance {instance.index} failed its re-probe "
+                    f"({describe(exc)}); next try in {self.config.cooldown_s:g}s"
+                ),
+            )
         else:
-            self._emit("recovered", instance, (
-                f"model '{self.name}' instance {instance.index} is healthy again"))
+            self._emit(
+                "recovered",
+                instance,
+                (f"model '{self.name}' instance {instance.index} is healthy again"),
+            )
         finally:
             instance.probing = False
 

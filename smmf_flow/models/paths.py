@@ -28,8 +28,10 @@ def package_dir(package: str) -> Path:
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"cannot locate package '{top}': {exc}") from exc
     if spec is None:
-        raise ConfigError(f"package '{top}' is not installed; install it (pip install "
-                          f"{top.replace('_', '-')}) or give a file path instead of 'pkg:'")
+        raise ConfigError(
+            f"package '{top}' is not installed; install it (pip install "
+            f"{top.replace('_', '-')}) or give a file path instead of 'pkg:'"
+        )
     if spec.submodule_search_locations:
         root = Path(list(spec.submodule_search_locations)[0])
     elif spec.origin:
@@ -47,10 +49,11 @@ def resolve_path(value: str, base_dir: str | Path | None = None) -> Path:
     directory. Whether the file exists is left to the caller.
     """
     if value.startswith(PKG_SCHEME):
-        package, _, rel = value[len(PKG_SCHEME):].partition("/")
+        package, _, rel = value[len(PKG_SCHEME) :].partition("/")
         if not package:
-            raise ConfigError(f"path '{value}' names no package; expected "
-                              "'pkg:<package>/<path inside it>'")
+            raise ConfigError(
+                f"path '{value}' names no package; expected 'pkg:<package>/<path inside it>'"
+            )
         root = package_dir(package)
         return (root / rel).resolve() if rel else root.resolve()
     path = Path(value).expanduser()

@@ -88,14 +88,16 @@ class _Waiter:
 class Pool:
     """The instances of one model behind one call interface."""
 
-    def __init__(self, config: ModelConfig, *, kind: ModelKind = "llm",
-                 on_event: EventHook | None = None) -> None:
+    def __init__(
+        self, config: ModelConfig, *, kind: ModelKind = "llm", on_event: EventHook | None = None
+    ) -> None:
         self.config, self.name, self.kind = config, config.name, kind
         self.on_event = on_event
         factory = backend_factory(config)
         weights = config.weights or [1.0] * config.instances
-        self._instances = [Instance(config, i, factory, weights[i])
-                           for i in range(config.instances)]
+        self._instances = [
+            Instance(config, i, factory, weights[i]) for i in range(config.instances)
+        ]
         self._single = self._instances[0] if len(self._instances) == 1 else None
         self._strategy = make_strategy(config.strategy)
         self._capacity = config.concurrency
@@ -112,13 +114,15 @@ class Pool:
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Answer ``request`` on one instance; the result names the model and instance."""
-        instance, result = await self._call(lambda backend: backend.chat(request),
-                                            lambda result: result.usage.completion_tokens)
+        instance, result = await self._call(
+            lambda backend: backend.chat(request), lambda result: result.usage.completion_tokens
+        )
         result.model, result.instance = self.name, instance.id
         return result
 
-    def stream_chat(self, request: ChatRequest, *,
-                    chunk_timeout: float | None = None) -> ChatStream:
+    def stream_chat(
+        self, request: ChatRequest, *, chunk_timeout: float | None = None
+    ) -> ChatStream:
         """Stream an answer. The slot is taken at the first chunk and held until the
         stream ends, fails, is closed (``aclose``/``async with``) or is cancelled.
         A chunk that takes longer than ``chunk_timeout`` seconds (the wait for a slot
@@ -169,8 +173,11 @@ class Pool:
             if self._phase in (Phase.STOPPED, Phase.CLOSED):
                 return
             self._phase = Phase.STOPPING
-            self._fail_waiters(lambda: PoolStopped(
-                f"model '{self.name}' was stopped while this call waited", model=self.name))
+            self._fail_waiters(
+                lambda: PoolStopped(
+                    f"model '{self.name}' was stopped while this call waited", model=self.name
+                )
+            )
             with anyio.CancelScope(shield=True):
                 if self._busy:
                     self._drained = anyio.Event()
@@ -180,8 +187,9 @@ class Pool:
                     try:
                         await instance.aclose()
                     except Exception as exc:  # a failing close must not keep others open
-                        self._emit("stopped", instance, f"closing {instance.id} failed: "
-                                                        f"{describe(exc)}")
+                        self._emit(
+                            "stopped", instance, f"closing {instance.id} failed: {describe(exc)}"
+                        )
             self._phase = Phase.STOPPED
             self._breaker.next_probe = math.inf
             self._emit("stopped", None, f"stopped model '{self.name}'")
@@ -234,8 +242,11 @@ class Pool:
     def in_cooldown(self) -> bool:
         """True when the pool runs, no instance is healthy and no re-probe is due yet
         (a fallback skips it; once a re-probe is due, the next caller makes it)."""
-        return (self._phase is Phase.RUNNING and not self._breaker.probe_due
-                and not any(i.state is HEALTHY for i in self._instances))
+        return (
+            self._phase is Phase.RUNNING
+            and not self._breaker.probe_due
+            and not any(i.state is HEALTHY for i in self._instances)
+        )
 
     @property
     def instances(self) -> list[Instance]:
@@ -243,14 +254,19 @@ class Pool:
 
     def stats(self) -> PoolStats:
         now = perf_counter()
-        return PoolStats(model=self.name, provider=self.config.provider, status=self.status,
-                         waiting=len(self._waiters),
-                         instances=[i.stats(now) for i in self._instances])
+        return PoolStats(
+            model=self.name,
+            provider=self.config.provider,
+            status=self.status,
+            waiting=len(self._waiters),
+            instances=[i.stats(now) for i in self._instances],
+        )
 
     # --- slots -----------------------------------------------------------------------
 
-    async def _call(self, call: Callable[[Backend], Awaitable[T]],
-                    tokens: Callable[[T], int]) -> tuple[Instance, T]:
+    async def _call(
+        self, call: Callable[[Backend], Awaitable[T]], tokens: Callable[[T], int]
+    ) -> tuple[Instance, T]:
         """Run one whole call on a slot, counting it; errors reach the caller typed."""
         instance = await self.acquire_slot()
         started = perf_counter()
@@ -270,8 +286,9 @@ class Pool:
         taken must be given back exactly once with ``release_slot``."""
         if self._phase is not Phase.RUNNING:
             if self._phase not in (Phase.IDLE, Phase.STARTING):
-                raise PoolStopped(f"model '{self.name}' is {self._phase}; start it first",
-                                  model=self.name)
+                raise PoolStopped(
+                    f"model '{self.name}' is {self._phase}; start it first", model=self.name
+                )
             await self.start()
         if self._breaker.probe_due:
             await self._breaker.probe()
@@ -295,10 +312,13 @@ class Pool:
         if not any(i.state is HEALTHY for i in self._instances):
             raise self._unavailable()
         if len(self._waiters) >= self.config.max_queue:
-            raise PoolBusy(f"model '{self.name}' is busy: all {self._slots()} slots in use "
-                           f"and {len(self._waiters)} callers waiting (max_queue = "
-                           f"{self.config.max_queue}); retry later or add instances",
-                           retry_after=self._retry_after(), model=self.name)
+            raise PoolBusy(
+                f"model '{self.name}' is busy: all {self._slots()} slots in use "
+                f"and {len(self._waiters)} callers waiting (max_queue = "
+                f"{self.config.max_queue}); retry later or add instances",
+                retry_after=self._retry_after(),
+                model=self.name,
+            )
         waiter = _Waiter()
         self._waiters.append(waiter)
         try:
@@ -314,8 +334,14 @@ class Pool:
         assert waiter.instance is not None
         return waiter.instance
 
-    def release_slot(self, instance: Instance, started: float, tokens: int,
-                     exc: BaseException | None, measured: bool = True) -> None:
+    def release_slot(
+        self,
+        instance: Instance,
+        started: float,
+        tokens: int,
+        exc: BaseException | None,
+        measured: bool = True,
+    ) -> None:
         """Count a call that ended (``exc`` if it failed; ``measured``: whether its
         time says anything about the instance's speed) and give its slot to the
         next caller."""
@@ -361,8 +387,11 @@ class Pool:
     # --- loading ------------------------------------------------------------------------
 
     async def _load(self, instance: Instance, errors: list[Exception]) -> None:
-        self._emit("loading", instance, (
-            f"loading model '{self.name}' instance {instance.index} ({self.config.provider})"))
+        self._emit(
+            "loading",
+            instance,
+            (f"loading model '{self.name}' instance {instance.index} ({self.config.provider})"),
+        )
         started = perf_counter()
         try:
             await instance.load()
@@ -372,8 +401,12 @@ class Pool:
             self._emit("load_failed", instance, describe(exc))
             return
         seconds = perf_counter() - started
-        self._emit("loaded", instance, (
-            f"loaded model '{self.name}' instance {instance.index} in {seconds:.1f}s"), seconds)
+        self._emit(
+            "loaded",
+            instance,
+            (f"loaded model '{self.name}' instance {instance.index} in {seconds:.1f}s"),
+            seconds,
+        )
 
     # --- small helpers -----------------------------------------------------------------
 
@@ -398,9 +431,14 @@ class Pool:
         cause = f" (last error: {errors[0]})" if errors else ""
         return WorkerUnavailable(
             f"model '{self.name}': no healthy instance, all {len(self._instances)} are "
-            f"cooling down{cause}{when}", model=self.name)
+            f"cooling down{cause}{when}",
+            model=self.name,
+        )
 
-    def _emit(self, kind: EventKind, instance: Instance | None, message: str,
-              seconds: float | None = None) -> None:
-        emit(self.on_event, PoolEvent(kind, self.name, instance.id if instance else None,
-                                      message, seconds))
+    def _emit(
+        self, kind: EventKind, instance: Instance | None, message: str, seconds: float | None = None
+    ) -> None:
+        emit(
+            self.on_event,
+            PoolEvent(kind, self.name, instance.id if instance else None, message, seconds),
+        )

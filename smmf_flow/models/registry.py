@@ -53,15 +53,17 @@ class ModelRow:
 class ModelRegistry:
     """Models and groups by name, and their pools."""
 
-    def __init__(self, models: ModelsFile, *, source: str = "<config>",
-                 on_event: EventHook | None = None) -> None:
+    def __init__(
+        self, models: ModelsFile, *, source: str = "<config>", on_event: EventHook | None = None
+    ) -> None:
         check_models(models, ConfigSource(source, models.model_dump()))
         self.source = source
         self.on_event = on_event
         self._defaults = models.models
         self._models: dict[str, tuple[ModelKind, ModelConfig]] = {
             m.name: ("llm" if table == "llms" else "embedding", m)
-            for table, _, m in model_entries(models)}
+            for table, _, m in model_entries(models)
+        }
         self._groups = {g.name: g for g in models.models.groups}
         self._pools: dict[str, Pool] = {}
         #: what higher layers keep for this registry, by key (the scheduler keeps itself
@@ -69,11 +71,15 @@ class ModelRegistry:
         self.attachments: dict[object, object] = {}
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str], *, on_event: EventHook | None = None,
-                  check_paths: bool = True) -> ModelRegistry:
+    def from_toml(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        on_event: EventHook | None = None,
+        check_paths: bool = True,
+    ) -> ModelRegistry:
         """The registry of the TOML config at ``path`` (raises ``ConfigError``)."""
-        return cls(load_toml(path, check_paths=check_paths), source=str(path),
-                   on_event=on_event)
+        return cls(load_toml(path, check_paths=check_paths), source=str(path), on_event=on_event)
 
     @classmethod
     def default(cls, *, on_event: EventHook | None = None) -> ModelRegistry:
@@ -82,9 +88,15 @@ class ModelRegistry:
         return cls.from_toml(default_config(), on_event=on_event)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | os.PathLike[str] | None = None,
-                  on_event: EventHook | None = None, check_paths: bool = True,
-                  source: str = "<dict>") -> ModelRegistry:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        on_event: EventHook | None = None,
+        check_paths: bool = True,
+        source: str = "<dict>",
+    ) -> ModelRegistry:
         """The registry of a config given as data (``{"models": {...}}``)."""
         models = load_dict(data, source=source, base_dir=base_dir, check_paths=check_paths)
         return cls(models, source=source, on_event=on_event)
@@ -111,8 +123,9 @@ class ModelRegistry:
         """The config of a model (not a group)."""
         config = self.get(name)
         if isinstance(config, GroupConfig):
-            raise ModelKindMismatch(f"'{name}' is a group of {', '.join(config.members)}, "
-                                    "not a single model")
+            raise ModelKindMismatch(
+                f"'{name}' is a group of {', '.join(config.members)}, not a single model"
+            )
         return config
 
     def group(self, name: str) -> GroupConfig:
@@ -146,11 +159,25 @@ class ModelRegistry:
         rows = []
         for name, (kind, config) in self._models.items():
             pool = self._pools.get(name)
-            rows.append(ModelRow(name, kind, config.provider, config.instances,
-                                 pool.status if pool else "not loaded"))
+            rows.append(
+                ModelRow(
+                    name,
+                    kind,
+                    config.provider,
+                    config.instances,
+                    pool.status if pool else "not loaded",
+                )
+            )
         for name, group in self._groups.items():
-            rows.append(ModelRow(name, "group", f"group/{group.strategy}",
-                                 len(group.members), "members: " + ", ".join(group.members)))
+            rows.append(
+                ModelRow(
+                    name,
+                    "group",
+                    f"group/{group.strategy}",
+                    len(group.members),
+                    "members: " + ", ".join(group.members),
+                )
+            )
         return rows
 
     # --- pools -------------------------------------------------------------------------
@@ -179,7 +206,7 @@ class ModelRegistry:
     async def warmup(self, names: Iterable[str] | None = None) -> None:
         """Load the named models (groups load their members; all models by default)."""
         wanted: list[str] = []
-        for name in (self._models if names is None else names):
+        for name in self._models if names is None else names:
             members = self._groups[name].members if self.kind_of(name) == "group" else [name]
             wanted += [m for m in members if m not in wanted]
         pools = [self.pool(name) for name in wanted]
@@ -204,9 +231,11 @@ class ModelRegistry:
         except sniffio.AsyncLibraryNotFoundError:
             running = None
         if running is not None:
-            raise ConfigError(f"model registry {self.source}: cannot close it synchronously "
-                              f"while {running} runs in this thread; use `async with` or "
-                              "`await registry.aclose()`")
+            raise ConfigError(
+                f"model registry {self.source}: cannot close it synchronously "
+                f"while {running} runs in this thread; use `async with` or "
+                "`await registry.aclose()`"
+            )
         anyio.run(self.aclose)
 
     def __enter__(self) -> ModelRegistry:

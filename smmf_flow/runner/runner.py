@@ -48,14 +48,15 @@ class Plan:
     """A DAG (or the part of it a target needs) flattened into index lists."""
 
     ops: tuple[Operator, ...]
-    parents: tuple[int, ...]                       # number of parents per node
+    parents: tuple[int, ...]  # number of parents per node
     children: tuple[tuple[tuple[int, int], ...], ...]  # (child, input slot) per node
     roots: tuple[int, ...]
     target: int
 
 
 _plans: "weakref.WeakKeyDictionary[Graph, dict[tuple[int, str | None], Plan]]" = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def plan_for(dag: Graph, output: Operator | str | None = None) -> Plan:
@@ -76,19 +77,24 @@ def _compile(dag: Graph, target_name: str | None) -> Plan:
     if target_name is None:
         leaves = [n for n, deg in graph.out_degree() if deg == 0]
         if len(leaves) != 1:
-            raise FlowError(f"DAG '{dag.name}' has {len(leaves)} end nodes "
-                            f"({', '.join(leaves)}); join them into one, or pass "
-                            "output=<node> to choose which result to return")
+            raise FlowError(
+                f"DAG '{dag.name}' has {len(leaves)} end nodes "
+                f"({', '.join(leaves)}); join them into one, or pass "
+                "output=<node> to choose which result to return"
+            )
         target_name = leaves[0]
     elif target_name not in graph:
-        raise FlowError(f"DAG '{dag.name}' has no node '{target_name}' to return "
-                        f"(nodes: {', '.join(graph.nodes)})")
+        raise FlowError(
+            f"DAG '{dag.name}' has no node '{target_name}' to return "
+            f"(nodes: {', '.join(graph.nodes)})"
+        )
     needed = nx.ancestors(graph, target_name) | {target_name}
     names = [n for n in nx.topological_sort(graph) if n in needed]
     index = {name: i for i, name in enumerate(names)}
     children = tuple(
         tuple((index[c], graph.edges[n, c]["slot"]) for c in graph.succ[n] if c in index)
-        for n in names)
+        for n in names
+    )
     parents = tuple(graph.in_degree(n) for n in names)
     roots = tuple(i for i, n in enumerate(names) if parents[i] == 0)
     ops = tuple(graph.nodes[n]["op"] for n in names)
@@ -265,14 +271,20 @@ class _Run:
                 await anyio.sleep(policy.next_delay(rec.attempts))
                 rec.attempts += 1
 
-    def _traced(self, op: Operator, args: tuple[Any, ...], rec: NodeRecord,
-                stream: AsyncIterator[Any]) -> TracedStream:
+    def _traced(
+        self, op: Operator, args: tuple[Any, ...], rec: NodeRecord, stream: AsyncIterator[Any]
+    ) -> TracedStream:
         async def restart() -> AsyncIterator[Any]:
             return await op.execute(self.ctx, *args)
 
-        traced = TracedStream(stream, rec, timeout=op.timeout, restart=restart,
-                              retry=op.retry if _replayable(args) else None,
-                              on_end=self._stream_ended)
+        traced = TracedStream(
+            stream,
+            rec,
+            timeout=op.timeout,
+            restart=restart,
+            retry=op.retry if _replayable(args) else None,
+            on_end=self._stream_ended,
+        )
         self.streams.append(traced)
         return traced
 
@@ -308,10 +320,17 @@ def _replayable(args: tuple[Any, ...]) -> bool:
     return not any(isinstance(arg, AsyncIterator) for arg in args)
 
 
-async def run_dag(dag: Graph, input: Any = None, *, output: Operator | str | None = None,
-                  trace: Trace | None = None, registry: Any = None,
-                  hooks: Sequence[RunHook] = (), data: dict[str, Any] | None = None,
-                  files: FileAccess | None = None) -> Any:
+async def run_dag(
+    dag: Graph,
+    input: Any = None,
+    *,
+    output: Operator | str | None = None,
+    trace: Trace | None = None,
+    registry: Any = None,
+    hooks: Sequence[RunHook] = (),
+    data: dict[str, Any] | None = None,
+    files: FileAccess | None = None,
+) -> Any:
     """Run ``dag`` on ``input`` and return the output node's result.
 
     ``output`` picks the node whose result is returned (default: the one leaf);
@@ -322,8 +341,10 @@ async def run_dag(dag: Graph, input: Any = None, *, output: Operator | str | Non
     any). A stream output comes back as an async iterator, read lazily.
     """
     if trace is not None and not isinstance(trace, Trace):
-        raise FlowError(f"trace= takes a Trace to fill, got {trace!r}: pass trace=Trace() "
-                        "and read it after the run")
+        raise FlowError(
+            f"trace= takes a Trace to fill, got {trace!r}: pass trace=Trace() "
+            "and read it after the run"
+        )
     dag.validate(registry)
     plan = plan_for(dag, output)
     run_trace = Trace() if trace is None else trace

@@ -24,10 +24,16 @@ from smmf_flow.errors import NodeFailed, NodeTimeout
 class TracedStream:
     """An async iterator over a stream node's output that keeps its record true."""
 
-    def __init__(self, source: AsyncIterator[Any], record: NodeRecord, *,
-                 timeout: float | None, restart: Callable[[], Awaitable[AsyncIterator[Any]]] | None,
-                 retry: RetryPolicy | None,
-                 on_end: Callable[[NodeRecord, BaseException | None], None]) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[Any],
+        record: NodeRecord,
+        *,
+        timeout: float | None,
+        restart: Callable[[], Awaitable[AsyncIterator[Any]]] | None,
+        retry: RetryPolicy | None,
+        on_end: Callable[[NodeRecord, BaseException | None], None],
+    ) -> None:
         self._source = source
         self._record = record
         self._timeout = timeout

@@ -6,6 +6,21 @@ from smmf_flow.scheduler.resolve import Binding, NodePlan, Scheduler, plan, sche
 from smmf_flow.scheduler.routing import Classifier, Route, RouteWorker, When
 from smmf_flow.scheduler.workers import ChatWorker, PoolChatWorker, PoolEmbeddingWorker
 
-__all__ = ["Binding", "ChatWorker", "Classifier", "FallbackPolicy", "FallbackWorker", "NodePlan",
-           "PoolChatWorker", "PoolEmbeddingWorker", "Route", "RouteWorker", "Scheduler",
-           "When", "decide", "error_kind", "plan", "scheduler_for"]
+__all__ = [
+    "Binding",
+    "ChatWorker",
+    "Classifier",
+    "FallbackPolicy",
+    "FallbackWorker",
+    "NodePlan",
+    "PoolChatWorker",
+    "PoolEmbeddingWorker",
+    "Route",
+    "RouteWorker",
+    "Scheduler",
+    "When",
+    "decide",
+    "error_kind",
+    "plan",
+    "scheduler_for",
+]

@@ -50,9 +50,12 @@ class FallbackWorker(ChatWorker):
     @property
     def capabilities(self) -> Capabilities:
         caps = [m.capabilities for m in self.members]
-        return Capabilities(chat=any(c.chat for c in caps), embed=False,
-                            json_schema=all(c.json_schema for c in caps),
-                            prefix=caps[0].prefix)
+        return Capabilities(
+            chat=any(c.chat for c in caps),
+            embed=False,
+            json_schema=all(c.json_schema for c in caps),
+            prefix=caps[0].prefix,
+        )
 
     @property
     def in_cooldown(self) -> bool:
@@ -92,13 +95,14 @@ class FallbackWorker(ChatWorker):
                 return result
         raise self._exhausted(errors)
 
-    async def stream(self, request: ChatRequest, note: Note = no_note, *,
-                     chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+    async def stream(
+        self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
         timeout = _sooner(chunk_timeout, self.policy.chunk_timeout)
         errors: list[tuple[str, Exception]] = []
-        parts: list[str] = []      # text delivered so far, across models
-        delivered = 0              # its length in characters
-        spent = 0                  # its length in tokens, counted by the models that wrote it
+        parts: list[str] = []  # text delivered so far, across models
+        delivered = 0  # its length in characters
+        spent = 0  # its length in tokens, counted by the models that wrote it
         min_window = 0
         for worker in self._candidates():
             if not self._usable(worker, min_window, note, continuing=bool(delivered)):
@@ -117,22 +121,22 @@ class FallbackWorker(ChatWorker):
                                 parts.append(chunk.text)
                                 delivered += len(chunk.text)
                             if spent and chunk.usage is not None:
-                                chunk.usage = Usage(chunk.usage.prompt_tokens,
-                                                    chunk.usage.completion_tokens + spent)
+                                chunk.usage = Usage(
+                                    chunk.usage.prompt_tokens, chunk.usage.completion_tokens + spent
+                                )
                             yield chunk
                 except Exception as error:
                     if delivered > start:
-                        note("span", model=worker.name, start=start, end=delivered,
-                             complete=False)
+                        note("span", model=worker.name, start=start, end=delivered, complete=False)
                         spent += _tokens(worker, "".join(parts)[start:])
-                    action = self._handle(worker, error, attempt, errors, note,
-                                          delivered=delivered)
+                    action = self._handle(worker, error, attempt, errors, note, delivered=delivered)
                     if request.max_tokens is not None and spent >= request.max_tokens:
                         # it broke off after its last token: the answer is whole
                         yield ChatChunk("", finish_reason="length")
                         return
-                    if action == "retry" and not (delivered and
-                                                   worker.capabilities.prefix == "none"):
+                    if action == "retry" and not (
+                        delivered and worker.capabilities.prefix == "none"
+                    ):
                         await anyio.sleep(self.policy.retry.next_delay(attempt))
                         attempt += 1
                         continue
@@ -143,43 +147,69 @@ class FallbackWorker(ChatWorker):
                 return
         raise self._exhausted(errors)
 
-    def _usable(self, worker: ChatWorker, min_window: int, note: Note, *,
-                continuing: bool = False) -> bool:
+    def _usable(
+        self, worker: ChatWorker, min_window: int, note: Note, *, continuing: bool = False
+    ) -> bool:
         if worker.in_cooldown:
             note("fallback_skip", model=worker.name, reason="in cooldown")
             return False
         if worker.context_length < min_window:
-            note("fallback_skip", model=worker.name,
-                 reason=f"context window {worker.context_length} too small")
+            note(
+                "fallback_skip",
+                model=worker.name,
+                reason=f"context window {worker.context_length} too small",
+            )
             return False
         if continuing and worker.capabilities.prefix == "none":
             note("fallback_skip", model=worker.name, reason="cannot continue a partial answer")
             return False
         return True
 
-    def _handle(self, worker: ChatWorker, error: Exception, attempt: int,
-                errors: list[tuple[str, Exception]], note: Note, *, delivered: int = 0) -> str:
+    def _handle(
+        self,
+        worker: ChatWorker,
+        error: Exception,
+        attempt: int,
+        errors: list[tuple[str, Exception]],
+        note: Note,
+        *,
+        delivered: int = 0,
+    ) -> str:
         action = decide(self.policy, error, attempt)
         if action == "raise":
             raise error
         errors.append((worker.name, error))
-        note("fallback", model=worker.name, attempt=attempt, error=type(error).__name__,
-             kind=error_kind(error), message=str(error)[:200], action=action,
-             delivered_chars=delivered)
+        note(
+            "fallback",
+            model=worker.name,
+            attempt=attempt,
+            error=type(error).__name__,
+            kind=error_kind(error),
+            message=str(error)[:200],
+            action=action,
+            delivered_chars=delivered,
+        )
         return action
 
     def _exhausted(self, errors: list[tuple[str, Exception]]) -> WorkerUnavailable:
-        tried = "; ".join(f"{name}: {type(error).__name__}: {error}"
-                          for name, error in errors) or "no model was usable"
+        tried = (
+            "; ".join(f"{name}: {type(error).__name__}: {error}" for name, error in errors)
+            or "no model was usable"
+        )
         # busy pools and rate-limited upstreams both say "later", never "broken": a
         # chain of nothing else is busy as a whole (429 with the soonest retry)
-        busy = [error.retry_after or 1.0 for _, error in errors
-                if isinstance(error, (PoolBusy, RateLimited))]
+        busy = [
+            error.retry_after or 1.0
+            for _, error in errors
+            if isinstance(error, (PoolBusy, RateLimited))
+        ]
         if errors and len(busy) == len(errors):
-            return PoolBusy(f"every model of '{self.name}' is busy: {tried}",
-                            retry_after=min(busy), model=self.name)
-        return WorkerUnavailable(f"all models of '{self.name}' failed: {tried}",
-                                 model=self.name)
+            return PoolBusy(
+                f"every model of '{self.name}' is busy: {tried}",
+                retry_after=min(busy),
+                model=self.name,
+            )
+        return WorkerUnavailable(f"all models of '{self.name}' failed: {tried}", model=self.name)
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:

@@ -12,9 +12,18 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from smmf_flow.dag import RetryPolicy
-from smmf_flow.errors import (BackendConnectionError, BackendError, BackendTimeout,
-                              ContextWindowExceeded, FlowError, InvalidOutput, ModelLoadError,
-                              NodeTimeout, RateLimited, WorkerUnavailable)
+from smmf_flow.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendTimeout,
+    ContextWindowExceeded,
+    FlowError,
+    InvalidOutput,
+    ModelLoadError,
+    NodeTimeout,
+    RateLimited,
+    WorkerUnavailable,
+)
 from smmf_flow.models.config import ErrorKind
 
 ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
@@ -54,8 +63,10 @@ class FallbackPolicy:
     def __post_init__(self) -> None:
         unknown = [k for k in self.on if k not in ERROR_KINDS]
         if unknown:
-            raise FlowError(f"fallback: unknown error kind {unknown[0]!r} in `on` "
-                            f"(valid kinds: {', '.join(ERROR_KINDS)})")
+            raise FlowError(
+                f"fallback: unknown error kind {unknown[0]!r} in `on` "
+                f"(valid kinds: {', '.join(ERROR_KINDS)})"
+            )
 
 
 def decide(policy: FallbackPolicy, error: BaseException, attempt: int) -> Action:

@@ -38,7 +38,7 @@ class Binding:
 
     requested: str | None
     name: str
-    kind: str                      # "llm", "embedding" or "group"
+    kind: str  # "llm", "embedding" or "group"
     provider: str | None = None
     instances: int | None = None
     strategy: str | None = None
@@ -53,9 +53,15 @@ class Binding:
         return f"{self.name}{via} → {self.provider} ×{self.instances} ({self.strategy})"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"requested": self.requested, "name": self.name, "kind": self.kind,
-                "provider": self.provider, "instances": self.instances,
-                "strategy": self.strategy, "members": [m.as_dict() for m in self.members]}
+        return {
+            "requested": self.requested,
+            "name": self.name,
+            "kind": self.kind,
+            "provider": self.provider,
+            "instances": self.instances,
+            "strategy": self.strategy,
+            "members": [m.as_dict() for m in self.members],
+        }
 
 
 class Scheduler:
@@ -76,35 +82,48 @@ class Scheduler:
 
     # --- resolution (no side effects) --------------------------------------------
 
-    def resolve(self, name: str | None, purpose: Purpose, *,
-                _seen: tuple[str, ...] = ()) -> Binding:
+    def resolve(
+        self, name: str | None, purpose: Purpose, *, _seen: tuple[str, ...] = ()
+    ) -> Binding:
         """Check ``name`` for ``purpose`` and describe what will serve it. Errors say
         what is wrong; the caller says where (``errors.located(node=...)``)."""
         reg = self.registry
         resolved = name or (reg.default_llm if purpose == "llm" else reg.default_embedding)
         if not resolved:
             field_name = "default_llm" if purpose == "llm" else "default_embedding"
-            raise FlowError(f"no model named and the model config sets no [models] "
-                            f"{field_name}; name a model or set it")
+            raise FlowError(
+                f"no model named and the model config sets no [models] "
+                f"{field_name}; name a model or set it"
+            )
         kind = reg.kind_of(resolved)
         if kind == "group":
             if purpose != "llm":
-                raise ModelKindMismatch(f"'{resolved}' is a model group; groups serve "
-                                        "generation, not embeddings")
+                raise ModelKindMismatch(
+                    f"'{resolved}' is a model group; groups serve generation, not embeddings"
+                )
             if resolved in _seen:
-                raise FlowError(f"model group '{resolved}' includes itself "
-                                f"({' → '.join(_seen + (resolved,))})")
+                raise FlowError(
+                    f"model group '{resolved}' includes itself ({' → '.join(_seen + (resolved,))})"
+                )
             group = reg.group(resolved)
-            members = tuple(self.resolve(m, "llm", _seen=_seen + (resolved,))
-                            for m in group.members)
+            members = tuple(
+                self.resolve(m, "llm", _seen=_seen + (resolved,)) for m in group.members
+            )
             return Binding(name, resolved, "group", strategy=group.strategy, members=members)
         if kind != purpose:
             doing = "generation" if purpose == "llm" else "embeddings"
-            raise ModelKindMismatch(f"model '{resolved}' is an {_kind_word(kind)} model and "
-                                    f"cannot be used for {doing}")
+            raise ModelKindMismatch(
+                f"model '{resolved}' is an {_kind_word(kind)} model and cannot be used for {doing}"
+            )
         config = reg.model(resolved)
-        return Binding(name, resolved, kind, provider=config.provider,
-                       instances=config.instances, strategy=config.strategy)
+        return Binding(
+            name,
+            resolved,
+            kind,
+            provider=config.provider,
+            instances=config.instances,
+            strategy=config.strategy,
+        )
 
     # --- workers (created once per name, pools start lazily) -----------------------
 
@@ -123,23 +142,30 @@ class Scheduler:
         if worker is None:
             config = self.registry.model(binding.name)
             worker = self._embed[binding.name] = PoolEmbeddingWorker(
-                binding.name, self.registry.pool(binding.name),
-                max_batch=config.batch_size, max_wait_ms=config.max_batch_wait_ms,
+                binding.name,
+                self.registry.pool(binding.name),
+                max_batch=config.batch_size,
+                max_wait_ms=config.max_batch_wait_ms,
                 max_concurrent=config.instances * config.concurrency,
-                max_queue=config.max_queue)
+                max_queue=config.max_queue,
+            )
         return worker
 
     def _build_chat(self, binding: Binding) -> ChatWorker:
         if binding.kind != "group":
             config = self.registry.model(binding.name)
-            return PoolChatWorker(binding.name, self.registry.pool(binding.name),
-                                  config.context_length)
+            return PoolChatWorker(
+                binding.name, self.registry.pool(binding.name), config.context_length
+            )
         members = [self.chat_worker(m.name) for m in binding.members]
         group = self.registry.group(binding.name)
         if group.strategy == "fallback":
             on = tuple(group.on) if group.on is not None else DEFAULT_ON
-            return FallbackWorker(binding.name, members, FallbackPolicy(
-                on=on, max_depth=group.max_depth, chunk_timeout=group.chunk_timeout))
+            return FallbackWorker(
+                binding.name,
+                members,
+                FallbackPolicy(on=on, max_depth=group.max_depth, chunk_timeout=group.chunk_timeout),
+            )
         # a route group: the first member whose window fits the request, else the largest
         routes = [(Route(model=m.name, when=When(fits_context=True)), m) for m in members]
         largest = max(members, key=lambda m: m.context_length)
@@ -151,8 +177,10 @@ def _kind_word(kind: str) -> str:
 
 
 #: the message for a model operator run without a registry
-NO_REGISTRY = ("no model registry was given; pass registry=ModelRegistry.default() (or "
-               "ModelRegistry.from_toml(PATH)) to run or validate a flow that calls models")
+NO_REGISTRY = (
+    "no model registry was given; pass registry=ModelRegistry.default() (or "
+    "ModelRegistry.from_toml(PATH)) to run or validate a flow that calls models"
+)
 
 
 def scheduler_for(registry: ModelRegistry | None) -> Scheduler:

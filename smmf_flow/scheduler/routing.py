@@ -70,12 +70,16 @@ def prompt_text(request: ChatRequest) -> str:
 
 def needs_tokens(when: When) -> bool:
     """Whether checking ``when`` needs the prompt's length in tokens."""
-    return (when.min_prompt_tokens is not None or when.max_prompt_tokens is not None
-            or when.fits_context is not None)
+    return (
+        when.min_prompt_tokens is not None
+        or when.max_prompt_tokens is not None
+        or when.fits_context is not None
+    )
 
 
-def check_rule(when: When, request: ChatRequest, *, tokens: int, window: int,
-               label: str | None) -> tuple[bool, str]:
+def check_rule(
+    when: When, request: ChatRequest, *, tokens: int, window: int, label: str | None
+) -> tuple[bool, str]:
     """Whether ``request`` (``tokens`` long in the rule's model, whose context
     window is ``window``) meets ``when``, and why (or why not)."""
     reasons: list[str] = []
@@ -109,8 +113,7 @@ def check_rule(when: When, request: ChatRequest, *, tokens: int, window: int,
                 return False, f"tag {key}={request.metadata.get(key)!r}"
         reasons.append("tags " + ", ".join(f"{k}={v!r}" for k, v in when.tags.items()))
     if when.structured is not None:
-        structured = request.response_format is not None and \
-            request.response_format.type != "text"
+        structured = request.response_format is not None and request.response_format.type != "text"
         if structured != when.structured:
             return False, f"structured output {'asked' if structured else 'not asked'}"
         reasons.append("structured output" if structured else "free text")
@@ -124,9 +127,13 @@ def check_rule(when: When, request: ChatRequest, *, tokens: int, window: int,
 class RouteWorker(ChatWorker):
     """Picks one of several workers per request, then delegates to it."""
 
-    def __init__(self, name: str, routes: list[tuple[Route, ChatWorker]],
-                 default: ChatWorker | None = None,
-                 classifier: tuple[Classifier, ChatWorker] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        routes: list[tuple[Route, ChatWorker]],
+        default: ChatWorker | None = None,
+        classifier: tuple[Classifier, ChatWorker] | None = None,
+    ) -> None:
         if not routes and default is None:
             raise FlowError(f"router '{name}' has no routes and no default")
         self.name = name
@@ -155,12 +162,18 @@ class RouteWorker(ChatWorker):
         if self.classifier is None:
             return None
         spec, worker = self.classifier
-        schema = {"type": "object", "properties": {"label": {"enum": spec.labels}},
-                  "required": ["label"]}
-        ask = ChatRequest.of(f"{spec.instruction}\nLabels: {', '.join(spec.labels)}\n\n"
-                             f"Request: {prompt_text(request)}",
-                             max_tokens=32, temperature=0.0,
-                             response_format=ResponseFormat.from_schema(schema, "label"))
+        schema = {
+            "type": "object",
+            "properties": {"label": {"enum": spec.labels}},
+            "required": ["label"],
+        }
+        ask = ChatRequest.of(
+            f"{spec.instruction}\nLabels: {', '.join(spec.labels)}\n\n"
+            f"Request: {prompt_text(request)}",
+            max_tokens=32,
+            temperature=0.0,
+            response_format=ResponseFormat.from_schema(schema, "label"),
+        )
         try:
             result = await worker.chat(ask, note)
         except InvalidOutput as error:  # an answer that is no label: route without one
@@ -179,14 +192,17 @@ class RouteWorker(ChatWorker):
         label = await self.classify(request, note)
         for index, (route, worker) in enumerate(self.routes):
             tokens = await worker.prompt_tokens(request) if needs_tokens(route.when) else 0
-            ok, reason = check_rule(route.when, request, tokens=tokens,
-                                    window=worker.context_length, label=label)
+            ok, reason = check_rule(
+                route.when, request, tokens=tokens, window=worker.context_length, label=label
+            )
             if ok:
                 note("route", model=worker.name, rule=index, reason=reason)
                 return worker
         if self.default is None:
-            raise FlowError(f"router '{self.name}': no rule matched and there is no default "
-                            "model; add `default=` or a rule without conditions")
+            raise FlowError(
+                f"router '{self.name}': no rule matched and there is no default "
+                "model; add `default=` or a rule without conditions"
+            )
         note("route", model=self.default.name, rule="default", reason="no rule matched")
         return self.default
 
@@ -194,8 +210,9 @@ class RouteWorker(ChatWorker):
         worker = await self.choose(request, note)
         return await worker.chat(request, note)
 
-    async def stream(self, request: ChatRequest, note: Note = no_note, *,
-                     chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+    async def stream(
+        self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
         worker = await self.choose(request, note)
         async with aclosing(worker.stream(request, note, chunk_timeout=chunk_timeout)) as chunks:
             async for chunk in chunks:

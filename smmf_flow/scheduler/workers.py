@@ -56,8 +56,9 @@ class ChatWorker(ABC):
     async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult: ...
 
     @abstractmethod
-    def stream(self, request: ChatRequest, note: Note = no_note, *,
-               chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+    def stream(
+        self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
         """Stream an answer; a chunk that takes longer than ``chunk_timeout`` seconds
         fails the stream with ``BackendTimeout`` (counted against the model that
         stalled)."""
@@ -96,22 +97,35 @@ class PoolChatWorker(ChatWorker):
             check_structured(result.text, request, self.name)
         return result
 
-    def stream(self, request: ChatRequest, note: Note = no_note, *,
-               chunk_timeout: float | None = None) -> AsyncIterator[ChatChunk]:
+    def stream(
+        self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
         return self.pool.stream_chat(request, chunk_timeout=chunk_timeout)
 
 
 class PoolEmbeddingWorker:
     """Embeddings on one model's pool, through its micro-batcher."""
 
-    def __init__(self, name: str, pool: Any, *, max_batch: int, max_wait_ms: float,
-                 max_concurrent: int = 1, max_queue: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        pool: Any,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        max_concurrent: int = 1,
+        max_queue: int | None = None,
+    ) -> None:
         self.name = name
         self.pool = pool
-        self.batcher = EmbeddingBatcher(pool.embed, max_batch=max_batch,
-                                        max_wait_ms=max_wait_ms,
-                                        max_concurrent=max_concurrent, max_queue=max_queue,
-                                        model=name)
+        self.batcher = EmbeddingBatcher(
+            pool.embed,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_concurrent=max_concurrent,
+            max_queue=max_queue,
+            model=name,
+        )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await self.batcher.embed(texts)
@@ -122,8 +136,10 @@ def check_structured(text: str, request: ChatRequest, model: str) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidOutput(f"model '{model}' returned invalid JSON ({exc.msg} at char "
-                            f"{exc.pos}): {text[:80]!r}", model=model) from None
+        raise InvalidOutput(
+            f"model '{model}' returned invalid JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}",
+            model=model,
+        ) from None
     schema = request.response_format.schema if request.response_format else None
     if schema:
         import jsonschema
@@ -131,6 +147,7 @@ def check_structured(text: str, request: ChatRequest, model: str) -> Any:
         try:
             jsonschema.validate(value, schema)
         except jsonschema.ValidationError as exc:
-            raise InvalidOutput(f"model '{model}' returned JSON that breaks its schema: "
-                                f"{exc.message}", model=model) from None
+            raise InvalidOutput(
+                f"model '{model}' returned JSON that breaks its schema: {exc.message}", model=model
+            ) from None
     return value

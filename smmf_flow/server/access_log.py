@@ -94,10 +94,16 @@ def _request_id(scope: Scope) -> bytes:
 def _line(scope: Scope, request_id: bytes, route: str, status: int, seconds: float) -> str:
     client = scope.get("client")
     state = scope.get("state") or {}
-    record = {"ts": round(time.time(), 3), "id": request_id.decode("latin-1"),
-              "method": scope["method"], "path": scope["path"], "route": route,
-              "status": status, "ms": round(seconds * 1000, 2),
-              "client": client[0] if client else None}
+    record = {
+        "ts": round(time.time(), 3),
+        "id": request_id.decode("latin-1"),
+        "method": scope["method"],
+        "path": scope["path"],
+        "route": route,
+        "status": status,
+        "ms": round(seconds * 1000, 2),
+        "client": client[0] if client else None,
+    }
     if "model" in state:
         record["model"] = state["model"]
     return orjson.dumps(record).decode()

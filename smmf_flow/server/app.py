@@ -55,19 +55,30 @@ from smmf_flow.server.state import ServerState, of
 logger = logging.getLogger("smmf_flow.server")
 
 
-def create_app(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
-               api_keys: Iterable[str] = (), warmup: bool = True,
-               limits: ServerLimits | None = None, allowed_hosts: Iterable[str] = (),
-               cors_origins: Iterable[str] = ()) -> FastAPI:
+def create_app(
+    registry: ModelRegistry,
+    *,
+    flows: FlowCatalog | None = None,
+    api_keys: Iterable[str] = (),
+    warmup: bool = True,
+    limits: ServerLimits | None = None,
+    allowed_hosts: Iterable[str] = (),
+    cors_origins: Iterable[str] = (),
+) -> FastAPI:
     """The ASGI app serving ``registry`` (and ``flows``); keys, if any, are required.
 
     ``allowed_hosts`` are ``Host`` names answered besides IP addresses and
     ``localhost``; ``cors_origins`` the web origins whose pages may call it."""
     limits = limits or ServerLimits()
     cors_origins = list(cors_origins)
-    state = ServerState(registry=registry, scheduler=scheduler_for(registry),
-                        metrics=ServerMetrics(registry), flows=flows, limits=limits,
-                        redact=Redactor.for_server(registry, _folders(flows)))
+    state = ServerState(
+        registry=registry,
+        scheduler=scheduler_for(registry),
+        metrics=ServerMetrics(registry),
+        flows=flows,
+        limits=limits,
+        redact=Redactor.for_server(registry, _folders(flows)),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,8 +95,9 @@ def create_app(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
                 with anyio.CancelScope(shield=True):
                     await registry.aclose()
 
-    app = FastAPI(title="smmf-flow", summary="OpenAI-compatible API and flow endpoints",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="smmf-flow", summary="OpenAI-compatible API and flow endpoints", lifespan=lifespan
+    )
     app.state.smmf = state
     app.include_router(openai_api.router)
     app.include_router(flows_api.router)
@@ -100,11 +112,14 @@ def create_app(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
     app.add_middleware(BodyGuard, limits=limits)
     app.add_middleware(RequireKey, keys=ApiKeys(api_keys))
     if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=cors_origins,
-                           allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "X-API-Key",
-                                          "X-Request-Id"],
-                           expose_headers=["X-Request-Id", "Retry-After"], max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After"],
+            max_age=600,
+        )
     app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts, cors_origins=cors_origins)
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app
@@ -120,6 +135,7 @@ def _folders(flows: FlowCatalog | None) -> list[Path]:
 
 async def _warm_up(state: ServerState) -> None:
     """Start every model's pool, concurrently; a failure is recorded, not fatal."""
+
     async def start(name: str) -> None:
         try:
             await state.registry.pool(name).start()
@@ -131,8 +147,10 @@ async def _warm_up(state: ServerState) -> None:
             if row.kind != "group":
                 group.start_soon(start, row.name)
     state.warmed = True
-    logger.info("models loaded: %s", ", ".join(
-        f"{r.name} ({r.status})" for r in state.registry.list() if r.kind != "group"))
+    logger.info(
+        "models loaded: %s",
+        ", ".join(f"{r.name} ({r.status})" for r in state.registry.list() if r.kind != "group"),
+    )
 
 
 async def _error(request: Request, exc: Exception) -> Response:
@@ -143,18 +161,29 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
     param = ".".join(str(p) for p in first.get("loc", ()))
-    return error_response(ApiError(422, f"'{param}': {first.get('msg', 'invalid')}",
-                                   code="invalid_value", param=param or None),
-                          of(request).redact)
+    return error_response(
+        ApiError(
+            422,
+            f"'{param}': {first.get('msg', 'invalid')}",
+            code="invalid_value",
+            param=param or None,
+        ),
+        of(request).redact,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = (f"no endpoint {request.method} {request.url.path}" if exc.status_code in (404, 405)
-               else str(exc.detail))
-    return error_response(ApiError(exc.status_code, message, code=code,
-                                   headers=dict(exc.headers or {})), of(request).redact)
+    message = (
+        f"no endpoint {request.method} {request.url.path}"
+        if exc.status_code in (404, 405)
+        else str(exc.detail)
+    )
+    return error_response(
+        ApiError(exc.status_code, message, code=code, headers=dict(exc.headers or {})),
+        of(request).redact,
+    )
 
 
 __all__ = ["create_app"]

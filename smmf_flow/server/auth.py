@@ -70,8 +70,12 @@ class RequireKey:
             await self.app(scope, receive, send)
             return
         what = "no API key was given" if key is None else "the API key is not valid"
-        error = ApiError(401, f"{what}; send it as 'Authorization: Bearer KEY'",
-                         code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        error = ApiError(
+            401,
+            f"{what}; send it as 'Authorization: Bearer KEY'",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
         await error_response(error)(scope, receive, send)
 
 
@@ -80,7 +84,7 @@ def route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     if root and path.startswith(root):
-        return path[len(root):] or "/"
+        return path[len(root) :] or "/"
     return path
 
 

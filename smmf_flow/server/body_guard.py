@@ -114,13 +114,17 @@ class BodyGuard:
             await send({"type": "http.response.start", "status": CLIENT_CLOSED, "headers": []})
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = ApiError(413, f"the request body is larger than this server takes "
-                              f"(max_body_bytes = {self.limit})", code="body_too_large")
+        error = ApiError(
+            413,
+            f"the request body is larger than this server takes (max_body_bytes = {self.limit})",
+            code="body_too_large",
+        )
         await error_response(error)(scope, receive, send)
 
 
-def _beside(watch: Callable[[anyio.CancelScope], Awaitable[None]],
-            cancel: anyio.CancelScope) -> Callable[[], object]:
+def _beside(
+    watch: Callable[[anyio.CancelScope], Awaitable[None]], cancel: anyio.CancelScope
+) -> Callable[[], object]:
     """Start ``watch(cancel)`` as a task of its own; return what stops it.
 
     A plain asyncio task rather than an anyio task group: this runs for every

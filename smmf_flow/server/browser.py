@@ -37,8 +37,9 @@ LOOPBACK_NAMES = ("localhost",)
 class BrowserGuard:
     """See the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: Iterable[str] = (),
-                 cors_origins: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, allowed_hosts: Iterable[str] = (), cors_origins: Iterable[str] = ()
+    ) -> None:
         self.app = app
         hosts = {_name(h) for h in allowed_hosts if h}
         self.any_host = "*" in hosts
@@ -60,21 +61,31 @@ class BrowserGuard:
         headers = _headers(scope)
         host = headers.get("host")
         if host is not None and not self.host_allowed(host):
-            return ApiError(421, f"this server does not answer for host '{host[:100]}'; "
-                                 "start it with --allowed-host NAME to allow that name",
-                            code="host_not_allowed")
+            return ApiError(
+                421,
+                f"this server does not answer for host '{host[:100]}'; "
+                "start it with --allowed-host NAME to allow that name",
+                code="host_not_allowed",
+            )
         origin = headers.get("origin")
         if origin is not None and not self.origin_allowed(origin, host):
-            return ApiError(403, f"cross-origin requests from '{origin[:100]}' are refused; "
-                                 "start the server with --cors-origin ORIGIN to allow a web "
-                                 "page at that origin", code="origin_not_allowed")
+            return ApiError(
+                403,
+                f"cross-origin requests from '{origin[:100]}' are refused; "
+                "start the server with --cors-origin ORIGIN to allow a web "
+                "page at that origin",
+                code="origin_not_allowed",
+            )
         if scope["method"] == "POST":
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if media != "application/json":
                 got = f"'{media[:60]}'" if media else "none"
-                return ApiError(415, f"a POST body must be JSON sent as 'Content-Type: "
-                                     f"application/json' (got {got})",
-                                code="unsupported_media_type")
+                return ApiError(
+                    415,
+                    f"a POST body must be JSON sent as 'Content-Type: "
+                    f"application/json' (got {got})",
+                    code="unsupported_media_type",
+                )
         return None
 
     def host_allowed(self, host: str) -> bool:
@@ -96,8 +107,11 @@ class BrowserGuard:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-            if name in (b"host", b"origin", b"content-type")}
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in (b"host", b"origin", b"content-type")
+    }
 
 
 def _name(host: str) -> str:

@@ -47,9 +47,14 @@ INPUT_SUFFIXES = (".input.yaml", ".input.yml")
 class FlowCatalog:
     """Flows by name, and how to describe, check input for, and run each."""
 
-    def __init__(self, flows: dict[str, Flow], registry: "ModelRegistry", *,
-                 data_root: str | os.PathLike[str] | None = None,
-                 broken: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        flows: dict[str, Flow],
+        registry: "ModelRegistry",
+        *,
+        data_root: str | os.PathLike[str] | None = None,
+        broken: dict[str, str] | None = None,
+    ) -> None:
         self.flows = flows
         self.registry = registry
         #: the folder paths in run inputs may name (None: each flow's own folder)
@@ -58,9 +63,14 @@ class FlowCatalog:
         self.broken = broken or {}
 
     @classmethod
-    def from_dir(cls, folder: str | os.PathLike[str], registry: "ModelRegistry", *,
-                 strict: bool = False,
-                 data_root: str | os.PathLike[str] | None = None) -> "FlowCatalog":
+    def from_dir(
+        cls,
+        folder: str | os.PathLike[str],
+        registry: "ModelRegistry",
+        *,
+        strict: bool = False,
+        data_root: str | os.PathLike[str] | None = None,
+    ) -> "FlowCatalog":
         """Load and check every flow file in ``folder``; a broken one is logged and
         left out, or with ``strict`` raised (its located error)."""
         root = Path(folder)
@@ -72,8 +82,10 @@ class FlowCatalog:
             try:
                 flow = load_flow(path)
                 if flow.name in flows:
-                    raise FlowError(f"{path}: flow name '{flow.name}' is already used by "
-                                    f"{flows[flow.name].file}; give each flow a unique `name:`")
+                    raise FlowError(
+                        f"{path}: flow name '{flow.name}' is already used by "
+                        f"{flows[flow.name].file}; give each flow a unique `name:`"
+                    )
                 flow.check(registry)
             except SmmfError as exc:
                 if strict:
@@ -88,19 +100,30 @@ class FlowCatalog:
         flow = self.flows.get(name)
         if flow is None:
             known = ", ".join(sorted(self.flows)) or "(none)"
-            raise ApiError(404, f"unknown flow '{name}' (known flows: {known})",
-                           code="flow_not_found")
+            raise ApiError(
+                404, f"unknown flow '{name}' (known flows: {known})", code="flow_not_found"
+            )
         return flow
 
     @staticmethod
     def describe(flow: Flow) -> dict[str, Any]:
         """What a client needs to call the flow: its inputs and whether it streams."""
-        inputs = {name: {"type": spec.type, "required": spec.required,
-                         "description": spec.description,
-                         **({} if spec.required else {"default": spec.default})}
-                  for name, spec in flow.spec.inputs.items()}
-        return {"name": flow.name, "description": flow.spec.description, "inputs": inputs,
-                "output": flow.output, "stream": flow.spec.stream}
+        inputs = {
+            name: {
+                "type": spec.type,
+                "required": spec.required,
+                "description": spec.description,
+                **({} if spec.required else {"default": spec.default}),
+            }
+            for name, spec in flow.spec.inputs.items()
+        }
+        return {
+            "name": flow.name,
+            "description": flow.spec.description,
+            "inputs": inputs,
+            "output": flow.output,
+            "stream": flow.spec.stream,
+        }
 
     @staticmethod
     def prepare(flow: Flow, values: dict[str, Any]) -> Any:
@@ -108,8 +131,9 @@ class FlowCatalog:
         try:
             return flow.prepare(values)
         except InputError as exc:
-            raise ApiError(422, f"flow '{flow.name}': {exc}", code="invalid_input",
-                           param="inputs") from None
+            raise ApiError(
+                422, f"flow '{flow.name}': {exc}", code="invalid_input", param="inputs"
+            ) from None
 
     def files(self, flow: Flow) -> FileAccess:
         """The files a path in a run's input may name: those inside the data root, or
@@ -134,8 +158,12 @@ class FlowCatalog:
 
 def flow_files(folder: Path) -> list[Path]:
     """The flow files of ``folder``, in name order (sample-input files left out)."""
-    return sorted(path for pattern in ("*.yaml", "*.yml") for path in folder.glob(pattern)
-                  if not path.name.endswith(INPUT_SUFFIXES))
+    return sorted(
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in folder.glob(pattern)
+        if not path.name.endswith(INPUT_SUFFIXES)
+    )
 
 
 def gather(chunks: list[Any]) -> Any:
@@ -145,8 +173,13 @@ def gather(chunks: list[Any]) -> Any:
         return "".join(chunks)
     if chunks and all(isinstance(c, ChatChunk) for c in chunks):
         last = chunks[-1]
-        return ChatChunk("".join(c.text for c in chunks), finish_reason=last.finish_reason,
-                         usage=last.usage or Usage(), model=last.model, instance=last.instance)
+        return ChatChunk(
+            "".join(c.text for c in chunks),
+            finish_reason=last.finish_reason,
+            usage=last.usage or Usage(),
+            model=last.model,
+            instance=last.instance,
+        )
     return chunks
 
 

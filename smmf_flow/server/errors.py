@@ -38,12 +38,29 @@ import orjson
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ContextWindowExceeded,
-                              FlowError, InputError, InvalidOutput, ModelError,
-                              ModelKindMismatch, ModelLoadError, ModelNotFound, NodeFailed,
-                              NodeTimeout, OutputTruncated, PoolBusy, RateLimited,
-                              RequestRefused, ResourceBusy, RunError, SmmfError,
-                              WorkerUnavailable, describe)
+from smmf_flow.errors import (
+    BackendConnectionError,
+    BackendTimeout,
+    ContextWindowExceeded,
+    FlowError,
+    InputError,
+    InvalidOutput,
+    ModelError,
+    ModelKindMismatch,
+    ModelLoadError,
+    ModelNotFound,
+    NodeFailed,
+    NodeTimeout,
+    OutputTruncated,
+    PoolBusy,
+    RateLimited,
+    RequestRefused,
+    ResourceBusy,
+    RunError,
+    SmmfError,
+    WorkerUnavailable,
+    describe,
+)
 
 logger = logging.getLogger("smmf_flow.server")
 
@@ -74,9 +91,16 @@ STATUS_OF: dict[type[BaseException], tuple[int, str, str]] = {
 class ApiError(Exception):
     """The server refuses a request; the app answers it as OpenAI-shaped JSON."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.type = status, message, type
         self.code, self.param, self.headers = code, param, headers or {}
@@ -88,14 +112,14 @@ def body_error(exc: ValidationError, *, prefix: str = "") -> ApiError:
     errors = exc.errors(include_url=False, include_context=False)
     first = errors[0]
     if first["type"] in ("json_invalid", "json_type"):
-        return ApiError(400, f"the request body is not valid JSON: {first['msg']}",
-                        code="invalid_json")
+        return ApiError(
+            400, f"the request body is not valid JSON: {first['msg']}", code="invalid_json"
+        )
     param = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     where = f"'{param}'" if param else "the request body"
     message = first["msg"].removeprefix("Value error, ")  # our own validators' words
-    return ApiError(422, f"{where}: {message}{more}", code="invalid_value",
-                    param=param or None)
+    return ApiError(422, f"{where}: {message}{more}", code="invalid_value", param=param or None)
 
 
 def unwrap(exc: BaseException) -> BaseException:
@@ -111,8 +135,14 @@ def classify(exc: BaseException, redact: Callable[[str], str] | None = None) -> 
     error = _classify(exc)
     if redact is None:
         return error
-    return ApiError(error.status, redact(error.message), type=error.type, code=error.code,
-                    param=error.param, headers=error.headers)
+    return ApiError(
+        error.status,
+        redact(error.message),
+        type=error.type,
+        code=error.code,
+        param=error.param,
+        headers=error.headers,
+    )
 
 
 def _classify(exc: BaseException) -> ApiError:
@@ -134,8 +164,12 @@ def _classify(exc: BaseException) -> ApiError:
                 headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
             return ApiError(status, describe(exc), type=kind, code=code, headers=headers)
     logger.error("unexpected error while serving a request", exc_info=exc)
-    return ApiError(500, f"internal server error ({type(exc).__name__}); see the server log",
-                    type="server_error", code="internal_error")
+    return ApiError(
+        500,
+        f"internal server error ({type(exc).__name__}); see the server log",
+        type="server_error",
+        code="internal_error",
+    )
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -159,17 +193,33 @@ def _relevance(error: ApiError) -> tuple[int, int]:
 
 
 def error_payload(error: ApiError) -> dict[str, Any]:
-    return {"error": {"message": error.message, "type": error.type, "param": error.param,
-                      "code": error.code}}
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
 
 
-def error_response(exc: BaseException,
-                   redact: Callable[[str], str] | None = None) -> Response:
+def error_response(exc: BaseException, redact: Callable[[str], str] | None = None) -> Response:
     """A JSON response for ``exc``, with its status and headers."""
     error = classify(exc, redact)
-    return Response(orjson.dumps(error_payload(error)), status_code=error.status,
-                    headers=error.headers, media_type="application/json")
+    return Response(
+        orjson.dumps(error_payload(error)),
+        status_code=error.status,
+        headers=error.headers,
+        media_type="application/json",
+    )
 
 
-__all__ = ["STATUS_OF", "ApiError", "body_error", "classify", "error_payload",
-           "error_response", "unwrap"]
+__all__ = [
+    "STATUS_OF",
+    "ApiError",
+    "body_error",
+    "classify",
+    "error_payload",
+    "error_response",
+    "unwrap",
+]

@@ -45,8 +45,9 @@ def _catalog(request: Request) -> FlowCatalog:
 @router.get("")
 async def list_flows(request: Request) -> Response:
     catalog = _catalog(request)
-    return json_response({"object": "list",
-                          "data": [catalog.describe(f) for f in catalog.flows.values()]})
+    return json_response(
+        {"object": "list", "data": [catalog.describe(f) for f in catalog.flows.values()]}
+    )
 
 
 @router.get("/{name}")
@@ -67,8 +68,11 @@ async def run_flow(name: str, request: Request) -> Response:
     value = catalog.prepare(flow, body.inputs)
     streaming = flow.spec.stream if body.stream is None else body.stream
     if streaming:
-        return EventStream(_frames(catalog.stream(flow, value)),
-                           on_end=state.metrics.stream_ended, redact=state.redact)
+        return EventStream(
+            _frames(catalog.stream(flow, value)),
+            on_end=state.metrics.stream_ended,
+            redact=state.redact,
+        )
     output = await catalog.run(flow, value)
     return json_response({"flow": flow.name, "output": jsonable(output)})
 

@@ -32,8 +32,24 @@ from smmf_flow.scheduler.workers import Note
 if TYPE_CHECKING:
     from smmf_flow.models.registry import ModelRegistry
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                   10.0, 30.0, 60.0, 120.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
 
 
 class ServerMetrics:
@@ -42,22 +58,43 @@ class ServerMetrics:
     def __init__(self, models: "ModelRegistry") -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
-        self.requests = Counter("smmf_http_requests", "HTTP requests answered.",
-                                ["route", "method", "status"], registry=reg)
-        self.latency = Histogram("smmf_http_request_duration_seconds",
-                                 "Time from request to the end of the response.", ["route"],
-                                 buckets=LATENCY_BUCKETS, registry=reg)
-        self.in_flight = Gauge("smmf_http_requests_in_flight",
-                               "HTTP requests being answered now.", registry=reg)
-        self.tokens = Counter("smmf_tokens", "Tokens processed, by the model that served.",
-                              ["model", "type"], registry=reg)
-        self.fallbacks = Counter("smmf_fallbacks",
-                                 "A member of a fallback group failed and the next was tried.",
-                                 ["group", "model", "kind"], registry=reg)
-        self.routes = Counter("smmf_route_decisions", "Models chosen by route groups.",
-                              ["group", "model"], registry=reg)
-        self.streams = Counter("smmf_streams", "Streamed responses, by how they ended.",
-                               ["outcome"], registry=reg)
+        self.requests = Counter(
+            "smmf_http_requests",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "smmf_http_request_duration_seconds",
+            "Time from request to the end of the response.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "smmf_http_requests_in_flight", "HTTP requests being answered now.", registry=reg
+        )
+        self.tokens = Counter(
+            "smmf_tokens",
+            "Tokens processed, by the model that served.",
+            ["model", "type"],
+            registry=reg,
+        )
+        self.fallbacks = Counter(
+            "smmf_fallbacks",
+            "A member of a fallback group failed and the next was tried.",
+            ["group", "model", "kind"],
+            registry=reg,
+        )
+        self.routes = Counter(
+            "smmf_route_decisions",
+            "Models chosen by route groups.",
+            ["group", "model"],
+            registry=reg,
+        )
+        self.streams = Counter(
+            "smmf_streams", "Streamed responses, by how they ended.", ["outcome"], registry=reg
+        )
         reg.register(_PoolCollector(models))
         self._notes: dict[str, Note] = {}
         self._observers: dict[tuple[str, str, int], Any] = {}
@@ -71,8 +108,10 @@ class ServerMetrics:
         key = (route, method, status)
         pair = self._observers.get(key)
         if pair is None:
-            pair = self._observers[key] = (self.requests.labels(route, method, str(status)),
-                                           self.latency.labels(route))
+            pair = self._observers[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
         pair[0].inc()
         pair[1].observe(seconds)
 
@@ -88,10 +127,12 @@ class ServerMetrics:
         """The ``note`` a worker for ``name`` reports its fallback and routing decisions to."""
         note = self._notes.get(name)
         if note is None:
+
             def note(event: str, **details: Any) -> None:
                 if event == "fallback":
-                    self.fallbacks.labels(name, details.get("model", ""),
-                                          details.get("kind") or "error").inc()
+                    self.fallbacks.labels(
+                        name, details.get("model", ""), details.get("kind") or "error"
+                    ).inc()
                 elif event == "route":
                     self.routes.labels(name, details.get("model", "")).inc()
 
@@ -112,22 +153,39 @@ class _PoolCollector:
         return []  # families vary with the config; describing nothing keeps register() lazy
 
     def collect(self) -> Iterator[Metric]:
-        waiting = GaugeMetricFamily("smmf_pool_queue_depth", "Callers waiting for a slot.",
-                                    labels=["model"])
-        ready = GaugeMetricFamily("smmf_pool_ready", "1 if every instance of the pool is "
-                                  "healthy.", labels=["model", "status"])
-        up = GaugeMetricFamily("smmf_instance_healthy", "1 if the instance takes calls.",
-                               labels=["model", "instance", "state"])
-        busy = GaugeMetricFamily("smmf_instance_in_flight", "Calls running on the instance.",
-                                 labels=["model", "instance"])
-        done = CounterMetricFamily("smmf_instance_calls", "Calls the instance finished.",
-                                   labels=["model", "instance", "outcome"])
-        latency = GaugeMetricFamily("smmf_instance_latency_seconds",
-                                    "Moving average of a call's duration.",
-                                    labels=["model", "instance"])
-        speed = GaugeMetricFamily("smmf_instance_tokens_per_second",
-                                  "Moving average of generation speed.",
-                                  labels=["model", "instance"])
+        waiting = GaugeMetricFamily(
+            "smmf_pool_queue_depth", "Callers waiting for a slot.", labels=["model"]
+        )
+        ready = GaugeMetricFamily(
+            "smmf_pool_ready",
+            "1 if every instance of the pool is healthy.",
+            labels=["model", "status"],
+        )
+        up = GaugeMetricFamily(
+            "smmf_instance_healthy",
+            "1 if the instance takes calls.",
+            labels=["model", "instance", "state"],
+        )
+        busy = GaugeMetricFamily(
+            "smmf_instance_in_flight",
+            "Calls running on the instance.",
+            labels=["model", "instance"],
+        )
+        done = CounterMetricFamily(
+            "smmf_instance_calls",
+            "Calls the instance finished.",
+            labels=["model", "instance", "outcome"],
+        )
+        latency = GaugeMetricFamily(
+            "smmf_instance_latency_seconds",
+            "Moving average of a call's duration.",
+            labels=["model", "instance"],
+        )
+        speed = GaugeMetricFamily(
+            "smmf_instance_tokens_per_second",
+            "Moving average of generation speed.",
+            labels=["model", "instance"],
+        )
         for row in self.models.list():
             if row.kind == "group" or row.status == "not loaded":
                 continue

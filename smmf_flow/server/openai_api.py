@@ -39,11 +39,14 @@ from starlette.routing import Route
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 from smmf_flow.scheduler.workers import ChatWorker, Note
 from smmf_flow.server.errors import ApiError
-from smmf_flow.server.limits import (bounded_max_tokens, check_chat, check_embedding_inputs,
-                                     check_prompts)
+from smmf_flow.server.limits import (
+    bounded_max_tokens,
+    check_chat,
+    check_embedding_inputs,
+    check_prompts,
+)
 from smmf_flow.server.responses import body_doc, json_response
-from smmf_flow.server.schemas import (ChatCompletionBody, CompletionBody, EmbeddingBody,
-                                      parse)
+from smmf_flow.server.schemas import ChatCompletionBody, CompletionBody, EmbeddingBody, parse
 from smmf_flow.server.sse import EventStream, frame
 from smmf_flow.server.state import ServerState, of
 
@@ -61,25 +64,35 @@ def _finish(reason: str | None) -> str:
 
 def _usage(usage: Usage | None) -> dict[str, int]:
     usage = usage or Usage()
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 # --- models --------------------------------------------------------------------------
 
 
 def _model_card(state: ServerState, row: Any) -> dict[str, Any]:
-    return {"id": row.name, "object": "model", "created": state.created,
-            "owned_by": "smmf-flow", "kind": row.kind, "provider": row.provider,
-            "status": row.status}
+    return {
+        "id": row.name,
+        "object": "model",
+        "created": state.created,
+        "owned_by": "smmf-flow",
+        "kind": row.kind,
+        "provider": row.provider,
+        "status": row.status,
+    }
 
 
 @router.get("/models")
 async def list_models(request: Request) -> Response:
     """Every model and group this server answers for (no secrets: no keys, no URLs)."""
     state = of(request)
-    return json_response({"object": "list",
-                          "data": [_model_card(state, row) for row in state.registry.list()]})
+    return json_response(
+        {"object": "list", "data": [_model_card(state, row) for row in state.registry.list()]}
+    )
 
 
 @router.get("/models/{model:path}")
@@ -107,35 +120,58 @@ async def chat_completions(request: Request) -> Response:
     check_chat(state.limits, chat)
     worker, note = _chat_worker(state, request, body.model)
     chat.max_tokens = await bounded_max_tokens(
-        state.limits, worker, chat.messages, chat.max_tokens,
-        param="max_completion_tokens" if body.max_completion_tokens else "max_tokens")
+        state.limits,
+        worker,
+        chat.messages,
+        chat.max_tokens,
+        param="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
+    )
     if body.stream:
-        return EventStream(_chat_frames(state, worker, chat, note, body.include_usage),
-                           on_end=state.metrics.stream_ended, redact=state.redact)
+        return EventStream(
+            _chat_frames(state, worker, chat, note, body.include_usage),
+            on_end=state.metrics.stream_ended,
+            redact=state.redact,
+        )
     result = await worker.chat(chat, note)
     state.metrics.count_usage(result.model, result.usage)
-    return json_response({
-        "id": _new_id("chatcmpl"), "object": "chat.completion", "created": int(time.time()),
-        "model": result.model or worker.name, "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
-                     "logprobs": None, "finish_reason": _finish(result.finish_reason)}],
-        "usage": _usage(result.usage)})
+    return json_response(
+        {
+            "id": _new_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": result.model or worker.name,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": result.text},
+                    "logprobs": None,
+                    "finish_reason": _finish(result.finish_reason),
+                }
+            ],
+            "usage": _usage(result.usage),
+        }
+    )
 
 
-async def _chat_frames(state: ServerState, worker: ChatWorker, chat: ChatRequest, note: Note,
-                       include_usage: bool) -> AsyncIterator[bytes]:
+async def _chat_frames(
+    state: ServerState, worker: ChatWorker, chat: ChatRequest, note: Note, include_usage: bool
+) -> AsyncIterator[bytes]:
     """OpenAI ``chat.completion.chunk`` frames: the role with the first text, one frame
     per chunk, an empty delta with the finish reason, then usage if it was asked for."""
-    base: dict[str, Any] = {"id": _new_id("chatcmpl"), "object": "chat.completion.chunk",
-                            "created": int(time.time()), "model": worker.name,
-                            "system_fingerprint": None}
+    base: dict[str, Any] = {
+        "id": _new_id("chatcmpl"),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": worker.name,
+        "system_fingerprint": None,
+    }
     if include_usage:
         base["usage"] = None
 
     def chunk_frame(model: str, delta: dict[str, Any], finish: str | None) -> bytes:
         base["model"] = model
-        base["choices"] = [{"index": 0, "delta": delta, "logprobs": None,
-                            "finish_reason": finish}]
+        base["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         return frame(base)
 
     stream = worker.stream(chat, note)
@@ -146,8 +182,11 @@ async def _chat_frames(state: ServerState, worker: ChatWorker, chat: ChatRequest
             last = chunk
             out = b""
             if chunk.text or first:
-                delta = {"role": "assistant", "content": chunk.text} if first else \
-                    {"content": chunk.text}
+                delta = (
+                    {"role": "assistant", "content": chunk.text}
+                    if first
+                    else {"content": chunk.text}
+                )
                 out = chunk_frame(chunk.model or worker.name, delta, None)
                 first = False
             if chunk.finish_reason is not None:
@@ -161,8 +200,13 @@ async def _chat_frames(state: ServerState, worker: ChatWorker, chat: ChatRequest
         await stream.aclose()  # type: ignore[attr-defined]
 
 
-def _chat_tail(state: ServerState, base: dict[str, Any], chunk: ChatChunk, chunk_frame: Any,
-               include_usage: bool) -> bytes:
+def _chat_tail(
+    state: ServerState,
+    base: dict[str, Any],
+    chunk: ChatChunk,
+    chunk_frame: Any,
+    include_usage: bool,
+) -> bytes:
     model = chunk.model or base["model"]
     state.metrics.count_usage(model, chunk.usage)
     out = chunk_frame(model, {}, _finish(chunk.finish_reason))
@@ -185,15 +229,22 @@ async def completions(request: Request) -> Response:
     worker, note = _chat_worker(state, request, body.model)
     chats = [body.to_request(prompt) for prompt in prompts]
     for chat in chats:
-        chat.max_tokens = await bounded_max_tokens(state.limits, worker, chat.messages,
-                                                   chat.max_tokens)
+        chat.max_tokens = await bounded_max_tokens(
+            state.limits, worker, chat.messages, chat.max_tokens
+        )
     if body.stream:
         if len(prompts) != 1:
-            raise ApiError(422, "'prompt': streaming takes exactly one prompt",
-                           code="invalid_value", param="prompt")
-        return EventStream(_completion_frames(state, worker, chats[0], note,
-                                              body.include_usage),
-                           on_end=state.metrics.stream_ended, redact=state.redact)
+            raise ApiError(
+                422,
+                "'prompt': streaming takes exactly one prompt",
+                code="invalid_value",
+                param="prompt",
+            )
+        return EventStream(
+            _completion_frames(state, worker, chats[0], note, body.include_usage),
+            on_end=state.metrics.stream_ended,
+            redact=state.redact,
+        )
     results: list[ChatResult | None] = [None] * len(prompts)
 
     async def one(index: int) -> None:
@@ -206,30 +257,49 @@ async def completions(request: Request) -> Response:
             for index in range(len(prompts)):
                 group.start_soon(one, index)
     done = [r for r in results if r is not None]
-    total = Usage(sum(r.usage.prompt_tokens for r in done),
-                  sum(r.usage.completion_tokens for r in done))
+    total = Usage(
+        sum(r.usage.prompt_tokens for r in done), sum(r.usage.completion_tokens for r in done)
+    )
     for r in done:
         state.metrics.count_usage(r.model, r.usage)
-    return json_response({
-        "id": _new_id("cmpl"), "object": "text_completion", "created": int(time.time()),
-        "model": done[0].model or worker.name,
-        "choices": [{"index": i, "text": r.text, "logprobs": None,
-                     "finish_reason": _finish(r.finish_reason)} for i, r in enumerate(done)],
-        "usage": _usage(total)})
+    return json_response(
+        {
+            "id": _new_id("cmpl"),
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": done[0].model or worker.name,
+            "choices": [
+                {
+                    "index": i,
+                    "text": r.text,
+                    "logprobs": None,
+                    "finish_reason": _finish(r.finish_reason),
+                }
+                for i, r in enumerate(done)
+            ],
+            "usage": _usage(total),
+        }
+    )
 
 
-async def _completion_frames(state: ServerState, worker: ChatWorker, chat: ChatRequest,
-                             note: Note, include_usage: bool) -> AsyncIterator[bytes]:
-    base: dict[str, Any] = {"id": _new_id("cmpl"), "object": "text_completion",
-                            "created": int(time.time()), "model": worker.name}
+async def _completion_frames(
+    state: ServerState, worker: ChatWorker, chat: ChatRequest, note: Note, include_usage: bool
+) -> AsyncIterator[bytes]:
+    base: dict[str, Any] = {
+        "id": _new_id("cmpl"),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": worker.name,
+    }
     stream = worker.stream(chat, note)
     usage: Usage | None = None
     try:
         async for chunk in stream:
             base["model"] = chunk.model or worker.name
             finish = _finish(chunk.finish_reason) if chunk.finish_reason else None
-            base["choices"] = [{"index": 0, "text": chunk.text, "logprobs": None,
-                                "finish_reason": finish}]
+            base["choices"] = [
+                {"index": 0, "text": chunk.text, "logprobs": None, "finish_reason": finish}
+            ]
             if chunk.finish_reason is not None:
                 usage = chunk.usage
                 state.metrics.count_usage(base["model"], usage)
@@ -264,28 +334,43 @@ async def embeddings(request: Request) -> Response:
     vectors = await worker.embed(texts)
     dimension = len(vectors[0]) if vectors else 0
     if body.dimensions is not None and body.dimensions != dimension:
-        raise ApiError(422, f"'dimensions': model '{worker.name}' gives {dimension}-dimensional "
-                            f"vectors; set dimensions to {dimension} or leave it unset",
-                       code="invalid_value", param="dimensions")
+        raise ApiError(
+            422,
+            f"'dimensions': model '{worker.name}' gives {dimension}-dimensional "
+            f"vectors; set dimensions to {dimension} or leave it unset",
+            code="invalid_value",
+            param="dimensions",
+        )
     encode = _base64 if body.encoding_format == "base64" else None
     # tokenizing is CPU work: in a worker thread, never on the event loop
-    tokens = await anyio.to_thread.run_sync(
-        lambda: sum(worker.pool.count_tokens(t) for t in texts))
+    tokens = await anyio.to_thread.run_sync(lambda: sum(worker.pool.count_tokens(t) for t in texts))
     state.metrics.tokens.labels(worker.name, "prompt").inc(tokens)
-    return json_response({
-        "object": "list", "model": worker.name,
-        "data": [{"object": "embedding", "index": i,
-                  "embedding": encode(v) if encode else v} for i, v in enumerate(vectors)],
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+    return json_response(
+        {
+            "object": "list",
+            "model": worker.name,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": encode(v) if encode else v}
+                for i, v in enumerate(vectors)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
-def _post(path: str, endpoint: Callable[[Request], Awaitable[Response]],
-          body: type[BaseModel]) -> None:
+def _post(
+    path: str, endpoint: Callable[[Request], Awaitable[Response]], body: type[BaseModel]
+) -> None:
     """Serve ``POST /v1{path}`` by a plain Starlette route, documented by a FastAPI twin
     (registered second, so it is never matched)."""
     router.routes.append(Route(f"{router.prefix}{path}", endpoint, methods=["POST"]))
-    router.add_api_route(path, endpoint, methods=["POST"], openapi_extra=body_doc(body),
-                         summary=endpoint.__doc__.split("\n")[0] if endpoint.__doc__ else None)
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        openapi_extra=body_doc(body),
+        summary=endpoint.__doc__.split("\n")[0] if endpoint.__doc__ else None,
+    )
 
 
 _post("/chat/completions", chat_completions, ChatCompletionBody)

@@ -50,8 +50,10 @@ def readiness(state: ServerState) -> tuple[bool, dict[str, str]]:
 async def readyz(request: Request) -> Response:
     state = of(request)
     ready, models = readiness(state)
-    body = {"status": "ready" if ready else ("not ready" if state.warmed else "warming up"),
-            "models": models}
+    body = {
+        "status": "ready" if ready else ("not ready" if state.warmed else "warming up"),
+        "models": models,
+    }
     return json_response(body, 200 if ready else 503)
 
 

@@ -41,8 +41,13 @@ _PATH_END = r"""(?:/[^\s'"<>|,;)\]]*)?(?=$|[\s'"<>|,;)\]:])"""
 class Redactor:
     """Replaces secrets, URLs and server paths in text (see the module docstring)."""
 
-    def __init__(self, *, secrets: Iterable[str] = (), hosts: Iterable[str] = (),
-                 folders: Iterable[str | os.PathLike[str]] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        secrets: Iterable[str] = (),
+        hosts: Iterable[str] = (),
+        folders: Iterable[str | os.PathLike[str]] = (),
+    ) -> None:
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
         self.hosts = sorted({h for h in hosts if h}, key=len, reverse=True)
         roots: set[str] = set()
@@ -52,19 +57,24 @@ class Redactor:
                 if form.count("/") >= 1 and len(form) > 1:
                     roots.add(form)
         ordered = sorted(roots, key=len, reverse=True)
-        self._paths = (re.compile("(?:" + "|".join(re.escape(r) for r in ordered) + ")"
-                                  + _PATH_END) if ordered else None)
+        self._paths = (
+            re.compile("(?:" + "|".join(re.escape(r) for r in ordered) + ")" + _PATH_END)
+            if ordered
+            else None
+        )
 
     @classmethod
-    def for_server(cls, registry: "ModelRegistry",
-                   folders: Iterable[str | os.PathLike[str] | None] = ()) -> "Redactor":
+    def for_server(
+        cls, registry: "ModelRegistry", folders: Iterable[str | os.PathLike[str] | None] = ()
+    ) -> "Redactor":
         """The redactor of a server over ``registry`` that also uses ``folders``."""
         secrets, hosts = [], []
         paths: list[str | os.PathLike[str]] = [f for f in folders if f]
         for name in registry.names:
             config = registry.get(name)
-            key, base, path = (getattr(config, attr, None)
-                               for attr in ("api_key", "api_base", "path"))
+            key, base, path = (
+                getattr(config, attr, None) for attr in ("api_key", "api_base", "path")
+            )
             if key:
                 secrets.append(key)
             if base:
@@ -88,8 +98,14 @@ class Redactor:
 
 def system_folders() -> list[str]:
     """Folders every Python server has that say something about the machine."""
-    found = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.getcwd(), tempfile.gettempdir(),
-             os.path.expanduser("~")]
+    found = [
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        os.getcwd(),
+        tempfile.gettempdir(),
+        os.path.expanduser("~"),
+    ]
     found += [p for p in sysconfig.get_paths().values() if p]
     return [f for f in found if f and f != "/"]
 

@@ -26,8 +26,12 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
     inlined: pydantic's ``#/$defs/...`` references mean nothing inside an OpenAPI
     document, and clients and fuzzers that follow them find nothing)."""
     schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": _inline(schema, schema.pop("$defs", {}))}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(schema, schema.pop("$defs", {}))}},
+        }
+    }
 
 
 def _inline(value: Any, defs: dict[str, Any]) -> Any:

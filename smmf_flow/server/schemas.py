@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.server.errors import ApiError, body_error
@@ -55,13 +54,21 @@ class Message(_Lenient):
         parts = []
         for part in self.content:
             if part.type != "text":
-                raise ApiError(422, f"'messages.{index}.content': parts of type "
-                                    f"'{part.type[:40]}' are not supported; send text parts "
-                                    "only", code="unsupported_content",
-                               param=f"messages.{index}.content")
+                raise ApiError(
+                    422,
+                    f"'messages.{index}.content': parts of type "
+                    f"'{part.type[:40]}' are not supported; send text parts "
+                    "only",
+                    code="unsupported_content",
+                    param=f"messages.{index}.content",
+                )
             if part.text is None:
-                raise ApiError(422, f"'messages.{index}.content': a text part needs 'text'",
-                               code="invalid_value", param=f"messages.{index}.content")
+                raise ApiError(
+                    422,
+                    f"'messages.{index}.content': a text part needs 'text'",
+                    code="invalid_value",
+                    param=f"messages.{index}.content",
+                )
             parts.append(part.text)
         return "".join(parts)
 
@@ -87,8 +94,9 @@ class _Sampling(_Lenient):
     @classmethod
     def _one_choice(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is not None and value != 1:
-            raise ValueError(f"only {info.field_name} = 1 is supported; send one request "
-                             "per choice")
+            raise ValueError(
+                f"only {info.field_name} = 1 is supported; send one request per choice"
+            )
         return value
 
     @property
@@ -99,17 +107,27 @@ class _Sampling(_Lenient):
     def stops(self) -> list[str] | None:
         return [self.stop] if isinstance(self.stop, str) else self.stop
 
-    def request(self, messages: list[ChatMessage], *, max_tokens: int | None,
-                response_format: ResponseFormat | None = None,
-                metadata: dict[str, Any] | None = None,
-                assistant_prefix: str | None = None) -> ChatRequest:
+    def request(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int | None,
+        response_format: ResponseFormat | None = None,
+        metadata: dict[str, Any] | None = None,
+        assistant_prefix: str | None = None,
+    ) -> ChatRequest:
         """The library's request; every field was validated by this body already."""
         return ChatRequest.model_construct(
-            messages=messages, max_tokens=max_tokens,
+            messages=messages,
+            max_tokens=max_tokens,
             temperature=0.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p, stop=self.stops or None,
-            seed=self.seed, response_format=response_format, assistant_prefix=assistant_prefix,
-            metadata=metadata or {})
+            top_p=1.0 if self.top_p is None else self.top_p,
+            stop=self.stops or None,
+            seed=self.seed,
+            response_format=response_format,
+            assistant_prefix=assistant_prefix,
+            metadata=metadata or {},
+        )
 
 
 class ChatCompletionBody(_Sampling):
@@ -135,38 +153,53 @@ class ChatCompletionBody(_Sampling):
             from jsonschema import Draft202012Validator, SchemaError
 
             if _depth(schema) > MAX_SCHEMA_DEPTH:
-                raise ValueError(f"json_schema.schema is nested more than {MAX_SCHEMA_DEPTH} "
-                                 "levels deep")
+                raise ValueError(
+                    f"json_schema.schema is nested more than {MAX_SCHEMA_DEPTH} levels deep"
+                )
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as exc:
                 where = "/".join(str(p) for p in exc.path) or "(root)"
-                raise ValueError(f"json_schema.schema is not a valid JSON schema at {where}: "
-                                 f"{exc.message[:200]}") from None
+                raise ValueError(
+                    f"json_schema.schema is not a valid JSON schema at {where}: {exc.message[:200]}"
+                ) from None
         return value
 
     @field_validator("tools")
     @classmethod
     def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
         if value:
-            raise ValueError("tool calling is not supported by this server; use a flow "
-                             "with an agent node instead")
+            raise ValueError(
+                "tool calling is not supported by this server; use a flow "
+                "with an agent node instead"
+            )
         return value
 
     def to_request(self) -> ChatRequest:
-        messages = [ChatMessage.model_construct(
-            role="system" if m.role == "developer" else m.role, content=m.text(i))
-            for i, m in enumerate(self.messages)]
+        messages = [
+            ChatMessage.model_construct(
+                role="system" if m.role == "developer" else m.role, content=m.text(i)
+            )
+            for i, m in enumerate(self.messages)
+        ]
         prefix = None
         if self.continue_final_message:
             if messages[-1].role != "assistant" or len(messages) < 2:
-                raise ApiError(422, "'continue_final_message' needs the last message to be "
-                                    "the assistant's partial answer, after at least one other",
-                               code="invalid_value", param="messages")
+                raise ApiError(
+                    422,
+                    "'continue_final_message' needs the last message to be "
+                    "the assistant's partial answer, after at least one other",
+                    code="invalid_value",
+                    param="messages",
+                )
             prefix = messages.pop().content
-        return self.request(messages, max_tokens=self.max_completion_tokens or self.max_tokens,
-                            response_format=self.response_format, metadata=self.metadata,
-                            assistant_prefix=prefix)
+        return self.request(
+            messages,
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            response_format=self.response_format,
+            metadata=self.metadata,
+            assistant_prefix=prefix,
+        )
 
 
 class CompletionBody(_Sampling):
@@ -231,8 +264,9 @@ def _depth(value: Any) -> int:
         item, depth = todo.pop()
         if isinstance(item, (dict, list)):
             deepest = max(deepest, depth)
-            todo += [(child, depth + 1)
-                     for child in (item.values() if isinstance(item, dict) else item)]
+            todo += [
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            ]
     return deepest
 
 

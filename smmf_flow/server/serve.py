@@ -50,10 +50,12 @@ def check_bind(host: str, api_keys: Sequence[str], insecure_no_auth: bool) -> No
     """Refuse to open a server to the network without a key, unless told to."""
     if is_loopback(host) or any(api_keys) or insecure_no_auth:
         return
-    raise ServeError(f"refusing to serve on {host} without an API key: anyone who can reach "
-                     f"this address could use the models. Give --api-key KEY (or set "
-                     f"{KEYS_ENV}), bind {DEFAULT_HOST}, or pass --insecure-no-auth if an "
-                     "open server is really wanted")
+    raise ServeError(
+        f"refusing to serve on {host} without an API key: anyone who can reach "
+        f"this address could use the models. Give --api-key KEY (or set "
+        f"{KEYS_ENV}), bind {DEFAULT_HOST}, or pass --insecure-no-auth if an "
+        "open server is really wanted"
+    )
 
 
 def keys_from_env() -> list[str]:
@@ -76,14 +78,22 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def serve(*, models: str | os.PathLike[str] | None = None,
-          registry: ModelRegistry | None = None,
-          flows: str | os.PathLike[str] | None = None, host: str = DEFAULT_HOST,
-          port: int = DEFAULT_PORT, api_keys: Sequence[str] = (),
-          insecure_no_auth: bool = False, log_level: str = "info",
-          limits: ServerLimits | None = None, data_root: str | os.PathLike[str] | None = None,
-          strict_flows: bool = False, allowed_hosts: Sequence[str] = (),
-          cors_origins: Sequence[str] = ()) -> None:
+def serve(
+    *,
+    models: str | os.PathLike[str] | None = None,
+    registry: ModelRegistry | None = None,
+    flows: str | os.PathLike[str] | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    api_keys: Sequence[str] = (),
+    insecure_no_auth: bool = False,
+    log_level: str = "info",
+    limits: ServerLimits | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    strict_flows: bool = False,
+    allowed_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
+) -> None:
     """Run the server until interrupted (what ``smmf-flow serve`` calls).
 
     The models are ``registry``, else the TOML at ``models``, else the default
@@ -96,16 +106,43 @@ def serve(*, models: str | os.PathLike[str] | None = None,
     configure_logging(log_level)  # before the flows load: a broken one is a warning line
     if registry is None:
         registry = ModelRegistry.from_toml(models) if models else ModelRegistry.default()
-    catalog = (FlowCatalog.from_dir(flows, registry, strict=strict_flows, data_root=data_root)
-               if flows else None)
-    app = create_app(registry, flows=catalog, api_keys=keys, limits=limits,
-                     allowed_hosts=[host, *allowed_hosts], cors_origins=cors_origins)
+    catalog = (
+        FlowCatalog.from_dir(flows, registry, strict=strict_flows, data_root=data_root)
+        if flows
+        else None
+    )
+    app = create_app(
+        registry,
+        flows=catalog,
+        api_keys=keys,
+        limits=limits,
+        allowed_hosts=[host, *allowed_hosts],
+        cors_origins=cors_origins,
+    )
     logging.getLogger("smmf_flow.server").info(
-        "serving %s on http://%s:%d/v1 (%s; %d flows)", registry.source, host, port,
-        "API key required" if keys else "no API key", len(catalog.flows) if catalog else 0)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+        "serving %s on http://%s:%d/v1 (%s; %d flows)",
+        registry.source,
+        host,
+        port,
+        "API key required" if keys else "no API key",
+        len(catalog.flows) if catalog else 0,
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEYS_ENV", "check_bind", "is_loopback",
-           "keys_from_env", "serve"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "KEYS_ENV",
+    "check_bind",
+    "is_loopback",
+    "keys_from_env",
+    "serve",
+]

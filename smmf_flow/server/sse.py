@@ -31,8 +31,11 @@ from starlette.types import Receive, Scope, Send
 from smmf_flow.server.errors import classify, error_payload, error_response
 
 DONE = b"data: [DONE]\n\n"
-HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-           (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 def frame(payload: Any) -> bytes:
@@ -48,16 +51,22 @@ class EventStream(Response):
     of an error (the server's ``Redactor``).
     """
 
-    def __init__(self, frames: AsyncIterator[bytes], *, done: bool = True,
-                 headers: Mapping[str, str] | None = None,
-                 on_end: Callable[[str], None] | None = None,
-                 redact: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        *,
+        done: bool = True,
+        headers: Mapping[str, str] | None = None,
+        on_end: Callable[[str], None] | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.frames = frames
         self.redact = redact
         self.done = done
         self.status_code = 200
-        self.extra = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                      for k, v in (headers or {}).items()]
+        self.extra = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+        ]
         self.on_end = on_end
         self.background = None
 
@@ -83,22 +92,25 @@ class EventStream(Response):
         except Exception as exc:
             await error_response(exc, self.redact)(scope, receive, send)
             return "error"
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": HEADERS + self.extra})
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS + self.extra})
         outcome = "done"
         if first is not None:
             await send({"type": "http.response.body", "body": first, "more_body": True})
             try:
                 async for data in frames:
-                    await send({"type": "http.response.body", "body": data,
-                                "more_body": True})
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
             except Exception as exc:
                 outcome = "error"
-                await send({"type": "http.response.body",
-                            "body": frame(error_payload(classify(exc, self.redact))),
-                            "more_body": True})
-        await send({"type": "http.response.body", "body": DONE if self.done else b"",
-                    "more_body": False})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": frame(error_payload(classify(exc, self.redact))),
+                        "more_body": True,
+                    }
+                )
+        await send(
+            {"type": "http.response.body", "body": DONE if self.done else b"", "more_body": False}
+        )
         return outcome
 
 

@@ -56,4 +56,4 @@ async def assert_exact_continuation(backend: Backend, request: ChatRequest = QUE
         prefix = word_prefix(whole, near)
         rest = await backend.chat(request.model_copy(update={"assistant_prefix": prefix}))
         # the continuation may run past the original's token budget; compare the overlap
-        assert (prefix + rest.text)[:len(whole)] == whole, (prefix, rest.text)
+        assert (prefix + rest.text)[: len(whole)] == whole, (prefix, rest.text)

@@ -100,16 +100,26 @@ async def minilm() -> AsyncIterator[Backend]:
 
 @pytest.fixture(scope="session")
 async def hf(hf_dir: Path) -> AsyncIterator[Backend]:
-    backend = await start(config("smollm2-hf", "hf", hf_dir, dtype="float32", batch_size=8,
-                                 max_batch_wait_ms=20, threads=1))
+    backend = await start(
+        config(
+            "smollm2-hf",
+            "hf",
+            hf_dir,
+            dtype="float32",
+            batch_size=8,
+            max_batch_wait_ms=20,
+            threads=1,
+        )
+    )
     yield backend
     await backend.aclose()
 
 
 @pytest.fixture(scope="session")
 async def vllm(hf_dir: Path) -> AsyncIterator[Backend]:
-    backend = await start(config("smollm2-vllm", "vllm", hf_dir, dtype="float32",
-                                 context_length=2048, threads=1))
+    backend = await start(
+        config("smollm2-vllm", "vllm", hf_dir, dtype="float32", context_length=2048, threads=1)
+    )
     yield backend
     await backend.aclose()
 
@@ -145,11 +155,30 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-             "--n_threads", "1", "--n_threads_batch", "1", "--embedding", "true",
-             "--kv_overrides", "llama.pooling_type=int:1"],
-            stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf_path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "1",
+                "--n_threads_batch",
+                "1",
+                "--embedding",
+                "true",
+                "--kv_overrides",
+                "llama.pooling_type=int:1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_ready(proc, f"http://127.0.0.1:{port}/v1/models", log)
         yield f"http://127.0.0.1:{port}/v1"

@@ -27,8 +27,10 @@ async def test_assistant_prefix_continues_the_exact_text(hf: Backend) -> None:
 
 
 async def test_concurrent_requests_share_a_batch_and_match_single_answers(hf: Backend) -> None:
-    requests = [ChatRequest.of(f"Say something about the number {i}.", max_tokens=6 + 4 * i)
-                for i in range(3)]
+    requests = [
+        ChatRequest.of(f"Say something about the number {i}.", max_tokens=6 + 4 * i)
+        for i in range(3)
+    ]
     together: list[str] = [""] * len(requests)
     lengths: list[int] = [0] * len(requests)
 
@@ -45,8 +47,9 @@ async def test_concurrent_requests_share_a_batch_and_match_single_answers(hf: Ba
 
 
 async def test_stop_string_ends_the_answer_before_it(hf: Backend) -> None:
-    result = await hf.chat(ChatRequest.of("Count from 1 to 10, one number per line.",
-                                          max_tokens=24, stop=["4"]))
+    result = await hf.chat(
+        ChatRequest.of("Count from 1 to 10, one number per line.", max_tokens=24, stop=["4"])
+    )
     assert result.finish_reason == "stop"
     assert "4" not in result.text and "3" in result.text
 

@@ -60,23 +60,27 @@ async def test_assistant_prefix_continues_the_exact_text(llama: Backend) -> None
 
 
 async def test_json_schema_output_validates(llama: Backend) -> None:
-    request = ChatRequest.of("Describe a pet as JSON with its name, species and age.",
-                             max_tokens=80,
-                             response_format=ResponseFormat.from_schema(Pet.model_json_schema()))
+    request = ChatRequest.of(
+        "Describe a pet as JSON with its name, species and age.",
+        max_tokens=80,
+        response_format=ResponseFormat.from_schema(Pet.model_json_schema()),
+    )
     result = await llama.chat(request)
     pet = Pet.model_validate_json(result.text)
     assert pet.name and pet.species
 
 
 async def test_json_object_output_parses(llama: Backend) -> None:
-    request = ChatRequest.of("Give a JSON object with a key 'colour'.", max_tokens=60,
-                             response_format=ResponseFormat(type="json_object"))
+    request = ChatRequest.of(
+        "Give a JSON object with a key 'colour'.",
+        max_tokens=60,
+        response_format=ResponseFormat(type="json_object"),
+    )
     assert isinstance(json.loads((await llama.chat(request)).text), dict)
 
 
 async def test_stop_string_ends_the_answer_before_it(llama: Backend) -> None:
-    request = ChatRequest.of("Count from 1 to 10, one number per line.", max_tokens=60,
-                             stop=["4"])
+    request = ChatRequest.of("Count from 1 to 10, one number per line.", max_tokens=60, stop=["4"])
     whole = await llama.chat(request)
     text, _ = await streamed(llama, request)
     assert whole.finish_reason == "stop"
@@ -122,8 +126,13 @@ async def test_leaving_a_stream_stops_generation(llama: Backend) -> None:
 
 
 async def test_embeddings_mean_pooled(llama: Backend) -> None:
-    vectors = await llama.embed(["A cat sits on the mat.", "A kitten is sitting on a rug.",
-                                 "Interest rates rose by half a percent."])
+    vectors = await llama.embed(
+        [
+            "A cat sits on the mat.",
+            "A kitten is sitting on a rug.",
+            "Interest rates rose by half a percent.",
+        ]
+    )
     assert [len(v) for v in vectors] == [576] * 3
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
 
@@ -140,8 +149,9 @@ def test_schema_grammars_keep_control_characters_out_of_strings() -> None:
 
     from smmf_flow.models.backends.llama_cpp import strict_strings
 
-    loose = json_schema_to_gbnf(json.dumps({"type": "object",
-                                            "properties": {"a": {"type": "string"}}}))
+    loose = json_schema_to_gbnf(
+        json.dumps({"type": "object", "properties": {"a": {"type": "string"}}})
+    )
     strict = strict_strings(loose)
     [char_rule] = [line for line in strict.splitlines() if line.startswith("char ::=")]
     assert r"\x00-\x1F" in char_rule and r"\x7F" in char_rule
@@ -152,16 +162,18 @@ def test_schema_grammars_keep_control_characters_out_of_strings() -> None:
 
 
 async def test_deterministic_mode_gives_the_same_greedy_text_however_calls_interleave(
-        llama: Backend) -> None:
+    llama: Backend,
+) -> None:
     """The failure this mode exists for: with KV-cache reuse, a request that shares its
     prompt prefix with the previous call re-evaluates only the rest, in other batches,
     and greedy text could change between a process's first call and later ones."""
     system = ChatMessage(role="system", content="Answer in one word.")
-    one_word = ChatRequest(messages=[system, ChatMessage(role="user", content="Name a planet.")],
-                           max_tokens=6)
-    same_system = ChatRequest(messages=[system, ChatMessage(role="user",
-                                                            content="Name a colour.")],
-                              max_tokens=6)
+    one_word = ChatRequest(
+        messages=[system, ChatMessage(role="user", content="Name a planet.")], max_tokens=6
+    )
+    same_system = ChatRequest(
+        messages=[system, ChatMessage(role="user", content="Name a colour.")], max_tokens=6
+    )
     first = await llama.chat(one_word)
     answers = [first.text]
     for between in (one_word, same_system, QUESTION, one_word):
@@ -170,8 +182,7 @@ async def test_deterministic_mode_gives_the_same_greedy_text_however_calls_inter
     assert answers == [first.text] * len(answers)
 
 
-async def test_deterministic_continuation_matches_the_original_at_every_cut(
-        llama: Backend) -> None:
+async def test_deterministic_continuation_matches_the_original_at_every_cut(llama: Backend) -> None:
     """Replaying the prefix token by token reproduces the original's logits, so a model
     that takes over a broken-off answer writes exactly what came next."""
     request = ChatRequest.of("Describe a lighthouse in two sentences.", max_tokens=40)
@@ -180,11 +191,12 @@ async def test_deterministic_continuation_matches_the_original_at_every_cut(
     assert len(cuts) >= 3, whole
     for cut in cuts:
         rest = await llama.chat(request.model_copy(update={"assistant_prefix": whole[:cut]}))
-        assert (whole[:cut] + rest.text)[:len(whole)] == whole, (cut, rest.text)
+        assert (whole[:cut] + rest.text)[: len(whole)] == whole, (cut, rest.text)
 
 
 async def test_the_default_mode_reuses_the_prompt_prefix_and_answers_sanely(
-        llama_cached: Backend) -> None:
+    llama_cached: Backend,
+) -> None:
     """With prefix reuse on, a follow-up with the same prompt evaluates only what is new
     (white-box: the context still holds the common prefix); the text is an answer, though
     not guaranteed to be bit-identical to a fresh evaluation."""
@@ -193,8 +205,9 @@ async def test_the_default_mode_reuses_the_prompt_prefix_and_answers_sanely(
     again = await assert_sane_answer(llama_cached)
     assert again.usage.prompt_tokens == first.usage.prompt_tokens
     prompt = llama_cached._prompt_tokens(QUESTION)
-    held = await llama_cached._engine.call(lambda stop: list(llama_cached._llm.input_ids[
-        :len(prompt)]))
+    held = await llama_cached._engine.call(
+        lambda stop: list(llama_cached._llm.input_ids[: len(prompt)])
+    )
     assert held == prompt
     rest = await llama_cached.chat(QUESTION.model_copy(update={"assistant_prefix": "Whiskers"}))
     assert rest.text.strip() and rest.usage.completion_tokens > 0

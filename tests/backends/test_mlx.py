@@ -28,9 +28,11 @@ async def test_assistant_prefix_continues_the_exact_text(mlx: Backend) -> None:
 
 
 async def test_stop_strings_and_refused_json(mlx: Backend) -> None:
-    result = await mlx.chat(ChatRequest.of("Count from 1 to 10, one number per line.",
-                                           max_tokens=30, stop=["4"]))
+    result = await mlx.chat(
+        ChatRequest.of("Count from 1 to 10, one number per line.", max_tokens=30, stop=["4"])
+    )
     assert result.finish_reason == "stop" and "4" not in result.text
     with pytest.raises(BackendError, match="cannot constrain output to JSON"):
-        await mlx.chat(SHORT.model_copy(
-            update={"response_format": ResponseFormat(type="json_object")}))
+        await mlx.chat(
+            SHORT.model_copy(update={"response_format": ResponseFormat(type="json_object")})
+        )

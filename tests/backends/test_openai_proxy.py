@@ -39,8 +39,17 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="session")
 async def proxy(llama_server: str) -> AsyncIterator[Backend]:
-    backend = await start(config("remote", "proxy/openai", None, api_base=llama_server,
-                                 api_key="unused", remote_model="smollm2", timeout_s=120))
+    backend = await start(
+        config(
+            "remote",
+            "proxy/openai",
+            None,
+            api_base=llama_server,
+            api_key="unused",
+            remote_model="smollm2",
+            timeout_s=120,
+        )
+    )
     yield backend
     await backend.aclose()
 
@@ -61,34 +70,48 @@ async def test_stream_through_a_real_server(proxy: Backend) -> None:
 
 
 async def test_embeddings_through_a_real_server(proxy: Backend) -> None:
-    cat, kitten, rates = await proxy.embed(["A cat sits on the mat.",
-                                            "A kitten is sitting on a rug.",
-                                            "Interest rates rose by half a percent."])
+    cat, kitten, rates = await proxy.embed(
+        [
+            "A cat sits on the mat.",
+            "A kitten is sitting on a rug.",
+            "Interest rates rose by half a percent.",
+        ]
+    )
     assert len(cat) == 576
     assert cosine(cat, kitten) > cosine(cat, rates)
 
 
 async def test_response_format_is_passed_through(proxy: Backend) -> None:
-    request = ChatRequest.of("Give a JSON object with a key 'colour'.", max_tokens=60,
-                             response_format=ResponseFormat(type="json_object"))
+    request = ChatRequest.of(
+        "Give a JSON object with a key 'colour'.",
+        max_tokens=60,
+        response_format=ResponseFormat(type="json_object"),
+    )
     assert isinstance(json.loads((await proxy.chat(request)).text), dict)
 
 
 async def test_an_oversized_prompt_is_a_context_window_error(proxy: Backend) -> None:
-    with pytest.raises(ContextWindowExceeded, match=r"^model 'remote': the prompt does not "
-                                                    r"fit the context window") as info:
+    with pytest.raises(
+        ContextWindowExceeded,
+        match=r"^model 'remote': the prompt does not "
+        r"fit the context window",
+    ) as info:
         await proxy.chat(ChatRequest.of("word " * 3000, max_tokens=10))
     assert "127.0.0.1" not in str(info.value)  # messages reach HTTP callers: no api_base
 
 
 async def test_connection_refused_is_a_connection_error() -> None:
     port = free_port()
-    backend = await start(config("nowhere", "proxy/openai", None,
-                                 api_base=f"http://127.0.0.1:{port}/v1"))
+    backend = await start(
+        config("nowhere", "proxy/openai", None, api_base=f"http://127.0.0.1:{port}/v1")
+    )
     try:
-        with pytest.raises(BackendConnectionError, match=r"^model 'nowhere': cannot connect "
-                                                         r"\(ConnectError: .*\); check "
-                                                         r"`api_base`") as info:
+        with pytest.raises(
+            BackendConnectionError,
+            match=r"^model 'nowhere': cannot connect "
+            r"\(ConnectError: .*\); check "
+            r"`api_base`",
+        ) as info:
             await backend.chat(QUESTION)
         with pytest.raises(BackendConnectionError):
             await streamed(backend, QUESTION)
@@ -105,8 +128,7 @@ async def test_connection_refused_is_a_connection_error() -> None:
 
 
 async def scripted_stream(upstream: ScriptedUpstream) -> tuple[str, list[Any]]:
-    backend = await start(config("cut", "proxy/openai", None, api_base=upstream.url,
-                                 timeout_s=5))
+    backend = await start(config("cut", "proxy/openai", None, api_base=upstream.url, timeout_s=5))
     try:
         return await streamed(backend, QUESTION)
     finally:
@@ -121,9 +143,12 @@ async def test_a_stream_that_ends_with_a_finish_reason_is_whole() -> None:
 
 async def test_a_stream_closed_without_a_finish_reason_is_a_broken_connection() -> None:
     async with ScriptedUpstream(["The ", "sea"], "eof") as upstream:
-        with pytest.raises(BackendConnectionError, match=r"^model 'cut': the server ended the "
-                                                         r"stream after 2 chunk\(s\) without "
-                                                         r"a finish reason") as info:
+        with pytest.raises(
+            BackendConnectionError,
+            match=r"^model 'cut': the server ended the "
+            r"stream after 2 chunk\(s\) without "
+            r"a finish reason",
+        ) as info:
             await scripted_stream(upstream)
     assert info.value.instance == "cut-0"
 
@@ -131,16 +156,20 @@ async def test_a_stream_closed_without_a_finish_reason_is_a_broken_connection() 
 @pytest.mark.parametrize("ending", ["drop", "reset"])
 async def test_a_stream_whose_connection_drops_is_a_broken_connection(ending: Ending) -> None:
     async with ScriptedUpstream(["The ", "sea"], ending) as upstream:
-        with pytest.raises(BackendConnectionError, match=r"^model 'cut': the connection "
-                                                         r"broke \(") as info:
+        with pytest.raises(
+            BackendConnectionError,
+            match=r"^model 'cut': the connection "
+            r"broke \(",
+        ) as info:
             await scripted_stream(upstream)
     assert "127.0.0.1" not in str(info.value)
 
 
 async def test_a_stream_that_stalls_past_timeout_s_is_a_timeout() -> None:
     async with ScriptedUpstream(["The "], "stall") as upstream:
-        backend = await start(config("cut", "proxy/openai", None, api_base=upstream.url,
-                                     timeout_s=0.5))
+        backend = await start(
+            config("cut", "proxy/openai", None, api_base=upstream.url, timeout_s=0.5)
+        )
         try:
             with pytest.raises(BackendTimeout, match=r"^model 'cut': the request timed out"):
                 await streamed(backend, QUESTION)
@@ -153,8 +182,11 @@ async def test_error_messages_never_name_the_server(refusing: type[_Refuse]) -> 
     refusing.status, refusing.message = 404, f"no model at {url}/chat/completions"
     backend = await start(config("picky", "proxy/openai", None, api_base=url))
     try:
-        with pytest.raises(BackendError, match=r"^model 'picky': HTTP 404: .*no model at the "
-                                               r"server/chat/completions; check") as info:
+        with pytest.raises(
+            BackendError,
+            match=r"^model 'picky': HTTP 404: .*no model at the "
+            r"server/chat/completions; check",
+        ) as info:
             await backend.chat(QUESTION)
         assert url.split("//")[1].split("/")[0] not in str(info.value)
     finally:
@@ -194,22 +226,39 @@ def refusing() -> Iterator[type[_Refuse]]:
     server.server_close()
 
 
-@pytest.mark.parametrize(("status", "headers", "message", "error", "pattern"), [
-    (429, {"Retry-After": "7"}, "slow down", RateLimited, "rate limited"),
-    (400, {}, "This model's maximum context length is 2048 tokens", ContextWindowExceeded,
-     "does not fit the context window"),
-    (422, {}, "temperature must be a number", RequestRefused,
-     r"the upstream refused the request \(HTTP 422\): .*temperature"),
-    (401, {}, "bad key", BackendError, r"HTTP 401: .*bad key; check `api_key`"),
-    (404, {}, "no such model", BackendError, "check `remote_model`"),
-    (503, {}, "overloaded", BackendError, "HTTP 503"),
-])
-async def test_http_errors_become_typed_errors(refusing: type[_Refuse], status: int,
-                                               headers: dict[str, str], message: str,
-                                               error: type[Exception], pattern: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "headers", "message", "error", "pattern"),
+    [
+        (429, {"Retry-After": "7"}, "slow down", RateLimited, "rate limited"),
+        (
+            400,
+            {},
+            "This model's maximum context length is 2048 tokens",
+            ContextWindowExceeded,
+            "does not fit the context window",
+        ),
+        (
+            422,
+            {},
+            "temperature must be a number",
+            RequestRefused,
+            r"the upstream refused the request \(HTTP 422\): .*temperature",
+        ),
+        (401, {}, "bad key", BackendError, r"HTTP 401: .*bad key; check `api_key`"),
+        (404, {}, "no such model", BackendError, "check `remote_model`"),
+        (503, {}, "overloaded", BackendError, "HTTP 503"),
+    ],
+)
+async def test_http_errors_become_typed_errors(
+    refusing: type[_Refuse],
+    status: int,
+    headers: dict[str, str],
+    message: str,
+    error: type[Exception],
+    pattern: str,
+) -> None:
     refusing.status, refusing.headers_out, refusing.message = status, headers, message
-    backend = await start(config("picky", "proxy/openai", None,
-                                 api_base=refusing.url))  # type: ignore[attr-defined]
+    backend = await start(config("picky", "proxy/openai", None, api_base=refusing.url))  # type: ignore[attr-defined]
     try:
         with pytest.raises(error, match=pattern) as caught:
             await backend.chat(QUESTION)
@@ -235,8 +284,12 @@ def test_continue_final_message_makes_continuation_exact() -> None:
     from smmf_flow.models.config import ModelConfig
 
     def backend(**extra: object) -> OpenAIProxyBackend:
-        return OpenAIProxyBackend(ModelConfig(name="m", provider="proxy/openai",
-                                              api_base="http://127.0.0.1:9/v1", **extra), "m#0")
+        return OpenAIProxyBackend(
+            ModelConfig(
+                name="m", provider="proxy/openai", api_base="http://127.0.0.1:9/v1", **extra
+            ),
+            "m#0",
+        )
 
     partial = QUESTION.model_copy(update={"assistant_prefix": "The sea"})
     plain, flagged = backend(), backend(continue_final_message=True)
@@ -250,15 +303,22 @@ def test_continue_final_message_makes_continuation_exact() -> None:
 
 
 def test_a_registry_serves_synchronous_runs_each_in_an_event_loop_of_its_own(
-        llama_server: str) -> None:
+    llama_server: str,
+) -> None:
     """A connection kept alive from a loop that has ended cannot carry the next loop's
     request: each loop gets its own client, and no call fails for it."""
     import anyio
 
     from smmf_flow.models import ModelRegistry
 
-    entry = {"name": "remote", "provider": "proxy/openai", "api_base": llama_server,
-             "api_key": "unused", "remote_model": "smollm2", "timeout_s": 120}
+    entry = {
+        "name": "remote",
+        "provider": "proxy/openai",
+        "api_base": llama_server,
+        "api_key": "unused",
+        "remote_model": "smollm2",
+        "timeout_s": 120,
+    }
     with ModelRegistry.from_dict({"models": {"llms": [entry]}}) as models:
         pool = models.pool("remote")
         for _ in range(3):

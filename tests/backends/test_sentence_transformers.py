@@ -18,9 +18,13 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_embeds_384_dimensions_with_paraphrases_closest(minilm: Backend) -> None:
-    cat, kitten, rates = await minilm.embed(["A cat sits on the mat.",
-                                             "A kitten is sitting on a rug.",
-                                             "Interest rates rose by half a percent."])
+    cat, kitten, rates = await minilm.embed(
+        [
+            "A cat sits on the mat.",
+            "A kitten is sitting on a rug.",
+            "Interest rates rose by half a percent.",
+        ]
+    )
     assert len(cat) == len(kitten) == len(rates) == 384
     assert cosine(cat, kitten) > 0.5 > cosine(cat, rates)
     assert os.environ["HF_HUB_OFFLINE"] == "1"

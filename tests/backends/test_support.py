@@ -13,8 +13,11 @@ CONFIG = ModelConfig(name="m", provider="vllm", path="/nowhere")
 
 
 def test_a_missing_engine_names_the_extra_to_install() -> None:
-    with pytest.raises(ModelLoadError, match=r"model 'm' needs the Python package "
-                                             r"'no_such_engine'.*pip install 'smmf-flow\[vllm\]'"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"model 'm' needs the Python package "
+        r"'no_such_engine'.*pip install 'smmf-flow\[vllm\]'",
+    ):
         require("no_such_engine.core", "vllm", "m")
 
 

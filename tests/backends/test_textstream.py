@@ -33,8 +33,9 @@ def test_decoder_keeps_the_leading_space_after_context() -> None:
     assert IncrementalDecoder(decode, context=[1]).add(2) == " world"
 
 
-@pytest.mark.parametrize("pieces", [["Hello END rest"], ["Hello E", "N", "D rest"],
-                                    ["Hello ", "EN", "Dless"]])
+@pytest.mark.parametrize(
+    "pieces", [["Hello END rest"], ["Hello E", "N", "D rest"], ["Hello ", "EN", "Dless"]]
+)
 def test_scanner_cuts_at_a_stop_string_split_across_pieces(pieces: list[str]) -> None:
     scanner = StopScanner(["END"])
     out = "".join(scanner.feed(p) for p in pieces)

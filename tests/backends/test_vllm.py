@@ -24,7 +24,8 @@ async def test_generates_from_the_exported_folder(vllm: Backend) -> None:
 
 
 async def test_greedy_output_agrees_with_transformers_token_for_token(
-        vllm: Backend, hf: Backend) -> None:
+    vllm: Backend, hf: Backend
+) -> None:
     for request in (QUESTION, ChatRequest.of("Write one sentence about rivers.", max_tokens=16)):
         ours, theirs = await vllm.chat(request), await hf.chat(request)
         assert ours.text == theirs.text
@@ -40,8 +41,11 @@ async def test_assistant_prefix_continues_the_exact_text(vllm: Backend) -> None:
 
 
 async def test_json_schema_output_validates(vllm: Backend) -> None:
-    request = ChatRequest.of("Name a city and its country, as JSON.", max_tokens=60,
-                             response_format=ResponseFormat.from_schema(City.model_json_schema()))
+    request = ChatRequest.of(
+        "Name a city and its country, as JSON.",
+        max_tokens=60,
+        response_format=ResponseFormat.from_schema(City.model_json_schema()),
+    )
     City.model_validate_json((await vllm.chat(request)).text)
 
 

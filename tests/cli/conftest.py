@@ -15,13 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMAND = Path(sys.executable).with_name("smmf-flow")
 
 
-def smmf(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-         timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def smmf(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run ``smmf-flow ARGS`` and return the finished process (text output)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("SMMF_MODELS", None) if env is None or "SMMF_MODELS" not in env else None
-    return subprocess.run([str(COMMAND), *args], cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(COMMAND), *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -47,8 +47,10 @@ def test_run_json_and_trace(words: Path) -> None:
     assert done.returncode == 0
     assert json.loads(done.stdout) == {"flow": "words", "output": "a b"}
     trace = json.loads(done.stderr)["trace"]
-    assert [(r["node"], r["state"]) for r in trace] == [("split", "succeeded"),
-                                                      ("head", "succeeded")]
+    assert [(r["node"], r["state"]) for r in trace] == [
+        ("split", "succeeded"),
+        ("head", "succeeded"),
+    ]
 
 
 def test_trace_table_goes_to_stderr(words: Path) -> None:
@@ -74,16 +76,27 @@ def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
     assert json.loads(gathered.stdout) == {"flow": "letters", "output": "AB"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-i", "n=3"], "error: missing input 'text' (str); pass --input text=...\n"),
-    (["-i", "text=x", "-i", "n=many"], "error: input 'n' must be int, got 'many'"),
-    (["-i", "text=x", "-i", "typo=1"], "error: unknown input 'typo' (the flow's inputs: text, n)\n"),
-    (["-i", "novalue"], "--input takes KEY=VALUE, got 'novalue'"),
-    (["--input-json", "{", "-i", "text=x"], "--input-json is not valid JSON"),
-    (["--input-json", "{}", "--input-file", "README.md"], "give --input-json or --input-file, not both"),
-    (["--no-such-option"], "error: No such option '--no-such-option'. (see 'smmf-flow run "
-                           "--help')\n"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-i", "n=3"], "error: missing input 'text' (str); pass --input text=...\n"),
+        (["-i", "text=x", "-i", "n=many"], "error: input 'n' must be int, got 'many'"),
+        (
+            ["-i", "text=x", "-i", "typo=1"],
+            "error: unknown input 'typo' (the flow's inputs: text, n)\n",
+        ),
+        (["-i", "novalue"], "--input takes KEY=VALUE, got 'novalue'"),
+        (["--input-json", "{", "-i", "text=x"], "--input-json is not valid JSON"),
+        (
+            ["--input-json", "{}", "--input-file", "README.md"],
+            "give --input-json or --input-file, not both",
+        ),
+        (
+            ["--no-such-option"],
+            "error: No such option '--no-such-option'. (see 'smmf-flow run --help')\n",
+        ),
+    ],
+)
 def test_usage_errors_exit_2(words: Path, args: list[str], message: str) -> None:
     done = smmf("run", str(words), *args)
     assert done.returncode == 2
@@ -107,8 +120,9 @@ def test_a_failed_run_exits_1_with_one_line(write: Callable[[str, str], Path]) -
     debug = smmf("--debug", "run", str(flow), "--input-json", "0")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
-    assert debug.stderr.rstrip().endswith("error: node 'a' failed: ZeroDivisionError: "
-                                          "division by zero")
+    assert debug.stderr.rstrip().endswith(
+        "error: node 'a' failed: ZeroDivisionError: division by zero"
+    )
     assert "Traceback" in smmf("run", str(flow), "--input-json", "0", "--debug").stderr
 
 
@@ -118,21 +132,27 @@ def test_validate_reports_each_file(words: Path, write: Callable[[str, str], Pat
     assert done.returncode == 2
     assert done.stdout.startswith(f"{words}: ok — flow 'words', 2 nodes, 1 edge, output 'head'")
     assert "inputs: text: str, n: int = 2" in done.stdout
-    assert done.stderr == (f"error: {bad}:2:3: node 'a': needs a function: add `expr: <jinja2 "
-                           "expression>` (variables: input) or `function: module:name`\n")
+    assert done.stderr == (
+        f"error: {bad}:2:3: node 'a': needs a function: add `expr: <jinja2 "
+        "expression>` (variables: input) or `function: module:name`\n"
+    )
 
 
 def test_a_bad_model_config_named_by_the_flow_points_at_its_models_line(
-        write: Callable[[str, str], Path]) -> None:
+    write: Callable[[str, str], Path],
+) -> None:
     flow = write("named.yaml", "models: missing.toml\nnodes:\n  a: {type: llm, model: x}\n")
     done = smmf("validate", str(flow))
     assert done.returncode == 2
-    assert done.stderr == (f"error: {flow}:1:9: the model config named here: "
-                           f"{flow.parent / 'missing.toml'}: model config file not found\n")
+    assert done.stderr == (
+        f"error: {flow}:1:9: the model config named here: "
+        f"{flow.parent / 'missing.toml'}: model config file not found\n"
+    )
 
 
 def test_control_characters_from_a_file_reach_the_terminal_escaped(
-        write: Callable[[str, str], Path]) -> None:
+    write: Callable[[str, str], Path],
+) -> None:
     flow = write("escape.yaml", 'nodes:\n  "a\\e[2Jb": {type: map, expr: input}\n')
     done = smmf("validate", str(flow))
     assert done.returncode == 2
@@ -141,8 +161,11 @@ def test_control_characters_from_a_file_reach_the_terminal_escaped(
 
 
 def test_validate_every_shipped_flow() -> None:
-    flows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "flows").glob("*.yaml")
-                   if not p.name.endswith(".input.yaml"))
+    flows = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "flows").glob("*.yaml")
+        if not p.name.endswith(".input.yaml")
+    )
     done = smmf("validate", *flows)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(": ok — flow") == len(flows) >= 5
@@ -155,8 +178,9 @@ def test_validate_finds_an_unknown_model(write: Callable[[str, str], Path]) -> N
     flow = write("model.yaml", "nodes:\n  a:\n    type: llm\n    model: smollm\n")
     done = smmf("validate", str(flow))
     assert done.returncode == 2
-    assert done.stderr.startswith(f"error: {flow}:4:12: node 'a': unknown model 'smollm'; "
-                                  "did you mean 'smollm2'")
+    assert done.stderr.startswith(
+        f"error: {flow}:4:12: node 'a': unknown model 'smollm'; did you mean 'smollm2'"
+    )
 
 
 def test_graph_mermaid_and_dot(words: Path) -> None:
@@ -175,6 +199,7 @@ def test_graph_files(words: Path, tmp_path: Path) -> None:
     assert smmf("graph", str(words), "--format", "svg", "-o", str(svg)).returncode == 0
     assert ET.parse(svg).getroot().tag.endswith("svg")
     from PIL import Image as image
+
     assert smmf("graph", str(words), "--format", "png", "-o", str(png)).returncode == 0
     with image.open(png) as picture:
         picture.load()
@@ -187,7 +212,9 @@ def test_graph_rejects_an_unknown_format(words: Path) -> None:
 
 
 def test_export_then_run(tmp_path: Path, write: Callable[[str, str], Path]) -> None:
-    write("mydag.py", """
+    write(
+        "mydag.py",
+        """
         from smmf_flow import DAG, MapOperator
 
         def split(text):
@@ -195,13 +222,16 @@ def test_export_then_run(tmp_path: Path, write: Callable[[str, str], Path]) -> N
 
         with DAG("anon") as dag:
             MapOperator(split, name="split") >> MapOperator(lambda ws: ws[0], name="first")
-    """)
+    """,
+    )
     failed = smmf("export", "mydag:dag", cwd=tmp_path)
     assert failed.returncode == 2
     assert failed.stderr.startswith("error: node 'first': its function <function <lambda>")
     assert "cannot be written to a flow file" in failed.stderr
 
-    write("good.py", """
+    write(
+        "good.py",
+        """
         from smmf_flow import DAG, JoinOperator, MapOperator
         from smmf_flow.flowfile.functions import Expression
 
@@ -217,7 +247,8 @@ def test_export_then_run(tmp_path: Path, write: Callable[[str, str], Path]) -> N
             pick = MapOperator(Expression("input | last"), name="pick")
             split >> [count, pick]
             [count, pick] >> JoinOperator(report, name="report")
-    """)
+    """,
+    )
     out = tmp_path / "stats.yaml"
     done = smmf("export", "good:dag", "-o", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -234,7 +265,9 @@ def test_export_needs_module_colon_var() -> None:
 
 
 def test_models_list_never_prints_secrets(write: Callable[[str, str], Path]) -> None:
-    config = write("models.toml", """
+    config = write(
+        "models.toml",
+        """
         [models]
         default_llm = "remote"
 
@@ -244,16 +277,26 @@ def test_models_list_never_prints_secrets(write: Callable[[str, str], Path]) -> 
         api_base = "http://127.0.0.1:9/v1"
         api_key = "${env:SMMF_TEST_KEY}"
         remote_model = "m"
-    """)
+    """,
+    )
     secret = "sk-test-0123456789abcdef"
     done = smmf("models", "list", "--models", str(config), env={"SMMF_TEST_KEY": secret})
     assert done.returncode == 0, done.stderr
     assert secret not in done.stdout + done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("remote"))
-    assert row.split() == ["remote", "llm", "proxy/openai", "1", "http://127.0.0.1:9/v1", "set",
-                           "default", "llm"]
-    as_json = smmf("models", "list", "--models", str(config), "--json",
-                   env={"SMMF_TEST_KEY": secret})
+    assert row.split() == [
+        "remote",
+        "llm",
+        "proxy/openai",
+        "1",
+        "http://127.0.0.1:9/v1",
+        "set",
+        "default",
+        "llm",
+    ]
+    as_json = smmf(
+        "models", "list", "--models", str(config), "--json", env={"SMMF_TEST_KEY": secret}
+    )
     assert secret not in as_json.stdout
     assert json.loads(as_json.stdout)["entries"][0]["api_key"] == "set"
 

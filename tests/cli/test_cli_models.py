@@ -15,8 +15,11 @@ def test_main_job_streams_a_real_answer() -> None:
     model is still generating, and the whole answer ends with a newline."""
     process = subprocess.Popen(
         [str(COMMAND), "run", "flows/chat.yaml", "--input", "question=What is a river?"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != "SMMF_MODELS"})
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "SMMF_MODELS"},
+    )
     try:
         assert process.stdout is not None
         first = process.stdout.read1(64)  # type: ignore[attr-defined]
@@ -45,6 +48,7 @@ def test_fallback_trace_shows_the_fall_through() -> None:
     lines = done.stderr.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("answer "))
     assert lines[at].split()[:3] == ["answer", "fallback", "succeeded"]
-    assert lines[at + 1].startswith("  · fallback: model=offline attempt=1 "
-                                    "error=BackendConnectionError kind=unavailable")
+    assert lines[at + 1].startswith(
+        "  · fallback: model=offline attempt=1 error=BackendConnectionError kind=unavailable"
+    )
     assert lines[at + 2] == "  · fallback_served: model=smollm2"

@@ -22,8 +22,7 @@ def build(**options: Any) -> DAG:
     with DAG("branch") as dag:
         even = MapOperator(lambda x: f"even {x}", name="even")
         odd = MapOperator(lambda x: f"odd {x}", name="odd")
-        route = BranchOperator(options.pop("branches", {is_even: even}),
-                               name="route", **options)
+        route = BranchOperator(options.pop("branches", {is_even: even}), name="route", **options)
         route >> [even, odd]
         [even, odd] >> JoinOperator(name="join")
     return dag
@@ -39,8 +38,12 @@ def test_the_branch_taken_runs_and_the_other_is_skipped() -> None:
     dag = build(branches={is_even: "even", (lambda x: not is_even(x)): "odd"})
     output, states = traced(dag, 4)
     assert output == "even 4"
-    assert states == {"route": "succeeded", "even": "succeeded", "odd": "skipped",
-                              "join": "succeeded"}
+    assert states == {
+        "route": "succeeded",
+        "even": "succeeded",
+        "odd": "skipped",
+        "join": "succeeded",
+    }
     assert dag.run(3) == "odd 3"
 
 
@@ -65,8 +68,7 @@ def test_nothing_holds_and_no_default_skips_everything_below() -> None:
     dag = build(branches={is_big: "even"})
     output, states = traced(dag, 2)
     assert output is None
-    assert states == {"route": "succeeded", "even": "skipped", "odd": "skipped",
-                              "join": "skipped"}
+    assert states == {"route": "succeeded", "even": "skipped", "odd": "skipped", "join": "skipped"}
 
 
 def test_async_predicates_and_operator_targets() -> None:
@@ -95,8 +97,14 @@ def test_the_skip_propagates_down_a_chain_until_a_join() -> None:
         [short, long3] >> JoinOperator(name="join")
     output, states = traced(dag, 2)
     assert output == "short"
-    assert states == {"route": "succeeded", "short": "succeeded", "long1": "skipped",
-                              "long2": "skipped", "long3": "skipped", "join": "succeeded"}
+    assert states == {
+        "route": "succeeded",
+        "short": "succeeded",
+        "long1": "skipped",
+        "long2": "skipped",
+        "long3": "skipped",
+        "join": "succeeded",
+    }
 
 
 def test_a_plain_node_below_a_skipped_parent_is_skipped_too() -> None:
@@ -129,8 +137,11 @@ async def test_execute_returns_a_branched_decision() -> None:
 
 
 def test_each_branch_must_be_a_predicate_and_node() -> None:
-    with pytest.raises(FlowError, match=r"BranchOperator: each branch must be \(predicate, "
-                                        r"node\), got \('x', 'y'\)"):
+    with pytest.raises(
+        FlowError,
+        match=r"BranchOperator: each branch must be \(predicate, "
+        r"node\), got \('x', 'y'\)",
+    ):
         BranchOperator([("x", "y")])  # type: ignore[list-item]
 
 

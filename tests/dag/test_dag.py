@@ -3,8 +3,15 @@
 import networkx as nx
 import pytest
 
-from smmf_flow import (DAG, DuplicateNodeError, FlowError, ForeignNodeError, InputOperator,
-                       JoinOperator, MapOperator)
+from smmf_flow import (
+    DAG,
+    DuplicateNodeError,
+    FlowError,
+    ForeignNodeError,
+    InputOperator,
+    JoinOperator,
+    MapOperator,
+)
 from smmf_flow.dag.operator import CURRENT_DAG
 
 
@@ -72,9 +79,11 @@ def test_unnamed_operators_get_kind_and_counter_names() -> None:
 def test_duplicate_names_are_refused() -> None:
     with DAG("d"):
         MapOperator(ident, name="x")
-        with pytest.raises(DuplicateNodeError,
-                           match=r"DAG 'd' already has a node named 'x'; give each node a "
-                                 r"unique name"):
+        with pytest.raises(
+            DuplicateNodeError,
+            match=r"DAG 'd' already has a node named 'x'; give each node a "
+            r"unique name",
+        ):
             MapOperator(ident, name="x")
 
 
@@ -83,20 +92,24 @@ def test_a_node_of_another_dag_cannot_be_connected() -> None:
         a = MapOperator(ident, name="a")
     with DAG("two"):
         b = MapOperator(ident, name="b")
-    with pytest.raises(ForeignNodeError,
-                       match=r"cannot connect 'a' >> 'b' in DAG 'one': 'b' belongs to DAG 'two'"):
+    with pytest.raises(
+        ForeignNodeError, match=r"cannot connect 'a' >> 'b' in DAG 'one': 'b' belongs to DAG 'two'"
+    ):
         a >> b
-    with pytest.raises(ForeignNodeError,
-                       match=r"cannot connect 'b' >> 'a' in DAG 'two': 'a' belongs to DAG 'one'"):
+    with pytest.raises(
+        ForeignNodeError, match=r"cannot connect 'b' >> 'a' in DAG 'two': 'a' belongs to DAG 'one'"
+    ):
         a << b
 
 
 def test_a_node_of_another_dag_cannot_be_added() -> None:
     with DAG("one"):
         a = MapOperator(ident, name="a")
-    with pytest.raises(ForeignNodeError,
-                       match=r"operator 'a' already belongs to DAG 'one'; it cannot join DAG "
-                             r"'two'"):
+    with pytest.raises(
+        ForeignNodeError,
+        match=r"operator 'a' already belongs to DAG 'one'; it cannot join DAG "
+        r"'two'",
+    ):
         DAG("two").add(a)
 
 

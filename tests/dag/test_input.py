@@ -5,8 +5,14 @@ from typing import Any
 
 import pytest
 
-from smmf_flow import (DAG, EdgeTypeError, InputOperator, InputSource, MapOperator,
-                       UnstreamifyOperator)
+from smmf_flow import (
+    DAG,
+    EdgeTypeError,
+    InputOperator,
+    InputSource,
+    MapOperator,
+    UnstreamifyOperator,
+)
 
 
 def square(x: int) -> int:
@@ -34,8 +40,11 @@ def test_from_data_declares_the_type_of_its_data() -> None:
         entry = InputOperator(InputSource.from_data("text"), name="entry")
         sq = MapOperator(square, name="square")
     assert entry.output_type is str
-    with pytest.raises(EdgeTypeError, match=r"'entry' outputs str but 'square' input 1 "
-                                            r"expects int"):
+    with pytest.raises(
+        EdgeTypeError,
+        match=r"'entry' outputs str but 'square' input 1 "
+        r"expects int",
+    ):
         entry >> sq
 
 

@@ -15,6 +15,7 @@ def fan(combine: Callable[..., Any] | None = None, n: int = 3) -> DAG:
         root = MapOperator(lambda x: x, name="root")
         join = JoinOperator(combine, name="join")
         for i in range(n):
+
             async def parent(x: int, i: int = i) -> int:
                 await anyio.sleep(0.01 * (n - i))  # finish in reverse edge order
                 return x + i
@@ -61,6 +62,9 @@ def test_the_combine_signature_types_the_inputs() -> None:
         text = MapOperator(lambda x: x, name="text", output_type=str)
         join = JoinOperator(pair, name="join")
         num >> join
-        with pytest.raises(EdgeTypeError, match=r"'text' outputs str but 'join' input 2 "
-                                                r"expects int"):
+        with pytest.raises(
+            EdgeTypeError,
+            match=r"'text' outputs str but 'join' input 2 "
+            r"expects int",
+        ):
             text >> join

@@ -57,8 +57,7 @@ def test_blocking_functions_run_in_a_worker_thread(blocking: bool, same_thread: 
         return x
 
     with DAG("threads") as dag:
-        MapOperator(loop_thread, name="loop") >> MapOperator(where, blocking=blocking,
-                                                             name="map")
+        MapOperator(loop_thread, name="loop") >> MapOperator(where, blocking=blocking, name="map")
     assert dag.run(1) == 1
     assert (seen["map"] == seen["loop"]) is same_thread
 
@@ -77,14 +76,19 @@ def test_a_root_function_without_arguments_ignores_the_input() -> None:
 
 
 def test_a_map_needs_something_callable() -> None:
-    with pytest.raises(FlowError, match=r"^node 'm': MapOperator needs a callable, got 3$") as error:
+    with pytest.raises(
+        FlowError, match=r"^node 'm': MapOperator needs a callable, got 3$"
+    ) as error:
         MapOperator(3, name="m")  # type: ignore[arg-type]
     assert (error.value.node, error.value.param) == ("m", "map_function")
 
 
 def test_a_map_with_neither_function_nor_override_is_refused_when_made() -> None:
-    with pytest.raises(FlowError, match=r"^node 'empty': MapOperator needs a map_function or "
-                                        r"a map\(\) override$") as error:
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'empty': MapOperator needs a map_function or "
+        r"a map\(\) override$",
+    ) as error:
         MapOperator(name="empty")
     assert (error.value.node, error.value.param) == ("empty", "map_function")
 

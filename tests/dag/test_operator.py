@@ -6,8 +6,17 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, EdgeTypeError, FlowError, JoinOperator, MapOperator, Operator,
-                       RunContext, StreamifyOperator, TransformStreamOperator)
+from smmf_flow import (
+    DAG,
+    EdgeTypeError,
+    FlowError,
+    JoinOperator,
+    MapOperator,
+    Operator,
+    RunContext,
+    StreamifyOperator,
+    TransformStreamOperator,
+)
 from smmf_flow.dag import Graph
 
 
@@ -107,8 +116,11 @@ def test_an_operator_made_outside_joins_the_dag_of_its_partner(dag: DAG) -> None
 
 def test_only_operators_chain(dag: DAG) -> None:
     (a,) = maps(dag, "a")
-    with pytest.raises(FlowError, match=r"cannot chain 'a' >> \['x'\]: only an operator or a "
-                                        r"list of operators"):
+    with pytest.raises(
+        FlowError,
+        match=r"cannot chain 'a' >> \['x'\]: only an operator or a "
+        r"list of operators",
+    ):
         a >> ["x"]  # type: ignore[list-item]
     with pytest.raises(FlowError, match=r"cannot chain 'a' << 3"):
         a << 3  # type: ignore[operator]
@@ -124,20 +136,34 @@ def test_operators_of_no_dag_cannot_connect() -> None:
 # --- the edge check --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("up", "down", "message"), [
-    ((MapOperator, to_text), (MapOperator, square),
-     r"^cannot connect 'up' >> 'down': 'up' outputs str but 'down' input 1 expects int$"),
-    ((StreamifyOperator, words), (MapOperator, shout),
-     r"^cannot connect 'up' >> 'down': 'up' outputs AsyncIterator\[str\] but 'down' input 1 "
-     r"expects str; a stream cannot feed a node that takes a value: put an "
-     r"UnstreamifyOperator or ReduceStreamOperator between them$"),
-    ((MapOperator, to_text), (TransformStreamOperator, shout),
-     r"^cannot connect 'up' >> 'down': 'up' outputs str but 'down' input 1 expects "
-     r"AsyncIterator\[str\]; a value cannot feed a stream input: put a StreamifyOperator "
-     r"between them$"),
-], ids=["str into int", "stream into value", "value into stream"])
-def test_an_incompatible_edge_names_both_ends_and_types(dag: DAG, up: Any, down: Any,
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("up", "down", "message"),
+    [
+        (
+            (MapOperator, to_text),
+            (MapOperator, square),
+            r"^cannot connect 'up' >> 'down': 'up' outputs str but 'down' input 1 expects int$",
+        ),
+        (
+            (StreamifyOperator, words),
+            (MapOperator, shout),
+            r"^cannot connect 'up' >> 'down': 'up' outputs AsyncIterator\[str\] but 'down' input 1 "
+            r"expects str; a stream cannot feed a node that takes a value: put an "
+            r"UnstreamifyOperator or ReduceStreamOperator between them$",
+        ),
+        (
+            (MapOperator, to_text),
+            (TransformStreamOperator, shout),
+            r"^cannot connect 'up' >> 'down': 'up' outputs str but 'down' input 1 expects "
+            r"AsyncIterator\[str\]; a value cannot feed a stream input: put a StreamifyOperator "
+            r"between them$",
+        ),
+    ],
+    ids=["str into int", "stream into value", "value into stream"],
+)
+def test_an_incompatible_edge_names_both_ends_and_types(
+    dag: DAG, up: Any, down: Any, message: str
+) -> None:
     with dag:
         upstream = up[0](up[1], name="up")
         downstream = down[0](down[1], name="down")
@@ -148,9 +174,13 @@ def test_an_incompatible_edge_names_both_ends_and_types(dag: DAG, up: Any, down:
 
 def test_too_many_inputs_for_a_one_input_node(dag: DAG) -> None:
     a, b, m = maps(dag, "a", "b", "m")
-    with pytest.raises(EdgeTypeError, match=(
+    with pytest.raises(
+        EdgeTypeError,
+        match=(
             r"cannot connect 'b' >> 'm': 'm' takes 1 input and already has 1 upstream; "
-            r"combine several upstreams with a JoinOperator first")):
+            r"combine several upstreams with a JoinOperator first"
+        ),
+    ):
         [a, b] >> m
     assert edges(dag) == {("a", "m")}
 
@@ -171,14 +201,18 @@ def total(*xs: int) -> int:
     return sum(xs)
 
 
-@pytest.mark.parametrize(("combine", "fits", "misfit", "message"), [
-    # each input slot has its own type
-    (pair, [square], square, r"'bad' outputs int but 'j' input 2 expects str"),
-    # variadic inputs all take the type of the star argument
-    (total, [square] * 3, to_text, r"'bad' outputs str but 'j' input 4 expects int"),
-])
-def test_each_input_slot_is_checked(dag: DAG, combine: Any, fits: list[Any], misfit: Any,
-                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("combine", "fits", "misfit", "message"),
+    [
+        # each input slot has its own type
+        (pair, [square], square, r"'bad' outputs int but 'j' input 2 expects str"),
+        # variadic inputs all take the type of the star argument
+        (total, [square] * 3, to_text, r"'bad' outputs str but 'j' input 4 expects int"),
+    ],
+)
+def test_each_input_slot_is_checked(
+    dag: DAG, combine: Any, fits: list[Any], misfit: Any, message: str
+) -> None:
     with dag:
         good = [MapOperator(fn, name=f"good{i}") for i, fn in enumerate(fits)]
         bad = MapOperator(misfit, name="bad")
@@ -190,8 +224,7 @@ def test_each_input_slot_is_checked(dag: DAG, combine: Any, fits: list[Any], mis
 
 def test_explicit_port_declarations_override_hints(dag: DAG) -> None:
     with dag:
-        declared = MapOperator(lambda x: str(x), name="declared", input_type=int,
-                               output_type=str)
+        declared = MapOperator(lambda x: str(x), name="declared", input_type=int, output_type=str)
         sq = MapOperator(square, name="square")
     assert declared.input_types == (int,)
     assert declared.output_type is str
@@ -211,8 +244,11 @@ def test_a_stream_output_type_makes_a_stream_operator(dag: DAG) -> None:
 
 
 def test_an_operator_without_execute_is_refused_when_made(dag: DAG) -> None:
-    with pytest.raises(FlowError, match=r"^node 'bare': Operator defines no execute\(\); see "
-                                        r"the operator contract in smmf_flow.dag.operator$"):
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'bare': Operator defines no execute\(\); see "
+        r"the operator contract in smmf_flow.dag.operator$",
+    ):
         Operator(name="bare")
     assert not dag.nodes
 
@@ -236,8 +272,9 @@ def test_untyped_ports_take_and_give_anything(dag: DAG) -> None:
 class Ask(Operator):
     """Two typed inputs; ``ctx`` is not a port; a defaulted parameter is not one either."""
 
-    async def execute(self, ctx: RunContext, question: str, k: int,
-                      verbose: bool = False) -> list[str]:
+    async def execute(
+        self, ctx: RunContext, question: str, k: int, verbose: bool = False
+    ) -> list[str]:
         return [question] * k
 
 
@@ -280,8 +317,11 @@ def test_star_parameter_takes_any_number_of_that_type(dag: DAG) -> None:
     texts >> concat
     number >> MapOperator(to_text, name="also_text") >> concat
     assert dag.run(7, output=concat) == "77749"
-    with pytest.raises(EdgeTypeError, match=r"'number' outputs int but 'concat' input 5 "
-                                            r"expects str"):
+    with pytest.raises(
+        EdgeTypeError,
+        match=r"'number' outputs int but 'concat' input 5 "
+        r"expects str",
+    ):
         number >> concat
 
 
@@ -290,9 +330,12 @@ def test_a_stream_return_hint_makes_a_stream_operator_from_execute(dag: DAG) -> 
         letters = Letters(name="letters")
         sq = MapOperator(square, name="square")
     assert letters.streams and letters.output_type == AsyncIterator[str]
-    with pytest.raises(EdgeTypeError, match=r"'letters' outputs AsyncIterator\[str\] but "
-                                            r"'square' input 1 expects int; a stream cannot "
-                                            r"feed a node that takes a value"):
+    with pytest.raises(
+        EdgeTypeError,
+        match=r"'letters' outputs AsyncIterator\[str\] but "
+        r"'square' input 1 expects int; a stream cannot "
+        r"feed a node that takes a value",
+    ):
         letters >> sq
 
 
@@ -305,8 +348,11 @@ def test_the_check_at_rshift_uses_the_derived_ports(dag: DAG) -> None:
     assert dag.run(3, output=ask) == ["3"] * 9
     with dag:
         wrong = Ask(name="wrong")
-    with pytest.raises(EdgeTypeError, match=r"'number' outputs int but 'wrong' input 1 "
-                                            r"expects str"):
+    with pytest.raises(
+        EdgeTypeError,
+        match=r"'number' outputs int but 'wrong' input 1 "
+        r"expects str",
+    ):
         number >> wrong
 
 
@@ -317,8 +363,12 @@ def test_declared_types_override_the_derived_ones(dag: DAG) -> None:
 
 
 def test_an_async_generator_execute_is_refused_where_the_class_is_made() -> None:
-    with pytest.raises(FlowError, match=r"Gen.execute is an async generator; make it a "
-                                        r"coroutine that returns the stream"):
+    with pytest.raises(
+        FlowError,
+        match=r"Gen.execute is an async generator; make it a "
+        r"coroutine that returns the stream",
+    ):
+
         class Gen(Operator):
             async def execute(self, ctx: RunContext, text: str) -> AsyncIterator[str]:  # type: ignore[override]
                 yield text
@@ -331,8 +381,11 @@ def test_a_bare_graph_collects_and_validates_but_cannot_run() -> None:
     with Graph("g") as graph:
         MapOperator(square, name="a") >> MapOperator(to_text, name="b")
     graph.validate()
-    with pytest.raises(FlowError, match=r"graph 'g' cannot run: build flows with "
-                                        r"smmf_flow.DAG, which runs them"):
+    with pytest.raises(
+        FlowError,
+        match=r"graph 'g' cannot run: build flows with "
+        r"smmf_flow.DAG, which runs them",
+    ):
         anyio.run(graph.arun, 2)
 
 

@@ -6,9 +6,17 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, EdgeTypeError, FlowError, MapOperator, NodeFailed,
-                       ReduceStreamOperator, StreamifyOperator, TransformStreamOperator,
-                       UnstreamifyOperator)
+from smmf_flow import (
+    DAG,
+    EdgeTypeError,
+    FlowError,
+    MapOperator,
+    NodeFailed,
+    ReduceStreamOperator,
+    StreamifyOperator,
+    TransformStreamOperator,
+    UnstreamifyOperator,
+)
 
 
 def letters(text: str) -> list[str]:
@@ -35,15 +43,20 @@ def run_chain(*ops: Any, value: Any) -> Any:
 def test_streamify_a_function_returning_an_iterable() -> None:
     op = StreamifyOperator(letters)
     assert op.streams and op.input_types == (str,)
-    assert run_chain(lambda: StreamifyOperator(letters), UnstreamifyOperator, value="abc") == \
-        ["a", "b", "c"]
+    assert run_chain(lambda: StreamifyOperator(letters), UnstreamifyOperator, value="abc") == [
+        "a",
+        "b",
+        "c",
+    ]
 
 
 def test_streamify_an_async_generator() -> None:
     op = StreamifyOperator(words)
     assert op.output_type == AsyncIterator[str]
-    assert run_chain(lambda: StreamifyOperator(words), UnstreamifyOperator, value="a b") == \
-        ["a", "b"]
+    assert run_chain(lambda: StreamifyOperator(words), UnstreamifyOperator, value="a b") == [
+        "a",
+        "b",
+    ]
 
 
 def test_streamify_without_a_function_streams_the_value_itself() -> None:
@@ -93,9 +106,13 @@ def test_transform_maps_each_chunk_sync_or_async() -> None:
 
     op = TransformStreamOperator(str.upper)
     assert op.streams
-    assert run_chain(lambda: StreamifyOperator(words), lambda: TransformStreamOperator(str.upper),
-                     lambda: TransformStreamOperator(excited), UnstreamifyOperator,
-                     value="a b") == ["A!", "B!"]
+    assert run_chain(
+        lambda: StreamifyOperator(words),
+        lambda: TransformStreamOperator(str.upper),
+        lambda: TransformStreamOperator(excited),
+        UnstreamifyOperator,
+        value="a b",
+    ) == ["A!", "B!"]
 
 
 def test_transform_ports_come_from_the_chunk_function() -> None:
@@ -114,9 +131,12 @@ def test_transform_checks_chunk_types_at_the_edge() -> None:
     with DAG("typed"):
         lengths = TransformStreamOperator(length, name="lengths")
         again = TransformStreamOperator(length, name="again")
-        with pytest.raises(EdgeTypeError, match=r"'lengths' outputs AsyncIterator\[int\] but "
-                                                r"'again' input 1 expects "
-                                                r"AsyncIterator\[str\]"):
+        with pytest.raises(
+            EdgeTypeError,
+            match=r"'lengths' outputs AsyncIterator\[int\] but "
+            r"'again' input 1 expects "
+            r"AsyncIterator\[str\]",
+        ):
             lengths >> again
 
 
@@ -132,13 +152,17 @@ class Pairs(TransformStreamOperator):
 def test_transform_override() -> None:
     op = Pairs()
     assert op.input_types == (AsyncIterator[str],) and op.output_type == AsyncIterator[str]
-    assert run_chain(lambda: StreamifyOperator(letters), Pairs, UnstreamifyOperator,
-                     value="abc") == ["ab", "bc"]
+    assert run_chain(
+        lambda: StreamifyOperator(letters), Pairs, UnstreamifyOperator, value="abc"
+    ) == ["ab", "bc"]
 
 
 def test_transform_without_function_or_override_is_refused_when_made() -> None:
-    with pytest.raises(FlowError, match=r"^node 'bare': TransformStreamOperator needs fn or a "
-                                        r"transform_stream\(\) override$") as error:
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'bare': TransformStreamOperator needs fn or a "
+        r"transform_stream\(\) override$",
+    ) as error:
         TransformStreamOperator(name="bare")
     assert error.value.param == "fn"
 
@@ -159,16 +183,24 @@ def test_reduce_with_an_initial_value_and_async_function() -> None:
     async def collect(acc: str, chunk: str) -> str:
         return acc + chunk
 
-    assert run_chain(lambda: StreamifyOperator(words),
-                     lambda: ReduceStreamOperator(collect, initial=">"), value="a b") == ">ab"
+    assert (
+        run_chain(
+            lambda: StreamifyOperator(words),
+            lambda: ReduceStreamOperator(collect, initial=">"),
+            value="a b",
+        )
+        == ">ab"
+    )
 
 
 def test_reduce_of_an_empty_stream() -> None:
-    assert run_chain(StreamifyOperator, lambda: ReduceStreamOperator(max, initial=0),
-                     value=[]) == 0
-    with pytest.raises(NodeFailed, match=r"node 'fold' failed: InputError: the stream was "
-                                         r"empty and no initial value was given; give the "
-                                         r"reduce an initial value"):
+    assert run_chain(StreamifyOperator, lambda: ReduceStreamOperator(max, initial=0), value=[]) == 0
+    with pytest.raises(
+        NodeFailed,
+        match=r"node 'fold' failed: InputError: the stream was "
+        r"empty and no initial value was given; give the "
+        r"reduce an initial value",
+    ):
         run_chain(StreamifyOperator, lambda: ReduceStreamOperator(max, name="fold"), value=[])
 
 
@@ -176,13 +208,21 @@ def test_a_reduced_stream_feeds_value_nodes() -> None:
     def add(total: int, n: int) -> int:
         return total + n
 
-    assert run_chain(StreamifyOperator, lambda: ReduceStreamOperator(add),
-                     lambda: MapOperator(lambda x: x * 10), value=[1, 2]) == 30
+    assert (
+        run_chain(
+            StreamifyOperator,
+            lambda: ReduceStreamOperator(add),
+            lambda: MapOperator(lambda x: x * 10),
+            value=[1, 2],
+        )
+        == 30
+    )
 
 
 def test_a_stream_output_is_gathered_by_run() -> None:
-    assert run_chain(lambda: StreamifyOperator(words),
-                     lambda: TransformStreamOperator(str.upper), value="a b") == ["A", "B"]
+    assert run_chain(
+        lambda: StreamifyOperator(words), lambda: TransformStreamOperator(str.upper), value="a b"
+    ) == ["A", "B"]
 
 
 def test_a_stream_error_is_a_node_failure() -> None:
@@ -190,6 +230,9 @@ def test_a_stream_error_is_a_node_failure() -> None:
         raise FlowError("never")
 
     with pytest.raises(NodeFailed, match=r"node 'bad' failed: FlowError: never"):
-        run_chain(lambda: StreamifyOperator(words),
-                  lambda: TransformStreamOperator(bad, name="bad"), UnstreamifyOperator,
-                  value="a")
+        run_chain(
+            lambda: StreamifyOperator(words),
+            lambda: TransformStreamOperator(bad, name="bad"),
+            UnstreamifyOperator,
+            value="a",
+        )

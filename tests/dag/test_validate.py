@@ -4,8 +4,16 @@ from typing import Any
 
 import pytest
 
-from smmf_flow import (DAG, BranchOperator, CycleError, FlowError, JoinOperator, MapOperator,
-                       Operator, RunContext)
+from smmf_flow import (
+    DAG,
+    BranchOperator,
+    CycleError,
+    FlowError,
+    JoinOperator,
+    MapOperator,
+    Operator,
+    RunContext,
+)
 
 
 class Counting(MapOperator):
@@ -59,11 +67,17 @@ def test_a_single_node_is_a_valid_flow() -> None:
     assert dag.run(5) == 5
 
 
-@pytest.mark.parametrize(("lonely", "message"), [
-    (["z"], r"^node 'z': connects to nothing; chain it with >> or remove it$"),
-    (["y", "z"], r"DAG 'd': nodes 'y', 'z' connect to nothing; chain them with >> or "
-                 r"remove them"),
-])
+@pytest.mark.parametrize(
+    ("lonely", "message"),
+    [
+        (["z"], r"^node 'z': connects to nothing; chain it with >> or remove it$"),
+        (
+            ["y", "z"],
+            r"DAG 'd': nodes 'y', 'z' connect to nothing; chain them with >> or "
+            r"remove them",
+        ),
+    ],
+)
 def test_a_dangling_node_is_named(lonely: list[str], message: str) -> None:
     with DAG("d") as dag:
         Counting(name="a") >> Counting(name="b")
@@ -85,9 +99,13 @@ def test_a_branch_to_a_node_that_is_not_its_child(via: str) -> None:
             branch = BranchOperator({bool: kept}, default=stray, name="route")
         branch >> kept
         Counting(name="feed") >> stray
-    with pytest.raises(FlowError, match=(
+    with pytest.raises(
+        FlowError,
+        match=(
             r"^node 'route': the branch routes to 'stray', which is not downstream of it; "
-            r"add `route >> <node>` for each branch$")) as error:
+            r"add `route >> <node>` for each branch$"
+        ),
+    ) as error:
         dag.validate()
     assert error.value.node == "route"
 

@@ -14,9 +14,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run(name: str, *args: str, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "SMMF_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "SMMF_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -25,8 +30,12 @@ def test_chain_runs_its_branches_concurrently(tmp_path: Path) -> None:
     out = run("chain.py", cwd=tmp_path).splitlines()
     assert out[0] == "7 words, longest: 'concurrently'"
     states = {line.split()[0]: line.split()[1] for line in out[1:]}
-    assert states == {"words": "succeeded", "count": "succeeded", "longest": "succeeded",
-                      "report": "succeeded"}
+    assert states == {
+        "words": "succeeded",
+        "count": "succeeded",
+        "longest": "succeeded",
+        "report": "succeeded",
+    }
 
 
 def test_fallback_streams_from_the_model_that_answers(tmp_path: Path) -> None:

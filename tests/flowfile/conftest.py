@@ -25,14 +25,15 @@ def flow_of(tmp_path: Path) -> Callable[..., Flow]:
     the temporary folder, where ``plugin_dir`` writes the flow's own modules."""
 
     def make(text: str, **options: object) -> Flow:
-        return loads_flow(textwrap.dedent(text), file=str(tmp_path / "flow.yaml"),
-                          **options)  # type: ignore[arg-type]
+        return loads_flow(textwrap.dedent(text), file=str(tmp_path / "flow.yaml"), **options)  # type: ignore[arg-type]
 
     return make
 
 
 @pytest.fixture
-def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], Path]]:
+def plugin_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], Path]]:
     """``plugin_dir(module_name, source)``: writes ``module_name.py`` into a temporary
     folder (which is then importable) and forgets the module afterwards."""
     written: list[str] = []

@@ -45,4 +45,7 @@ def test_bad_flow_is_refused_at_its_line(path: Path, registry) -> None:  # type:
     assert what in message
     assert "\n" not in message
     assert (caught.value.file, caught.value.line, caught.value.column) == (
-        str(path), int(line), int(column))
+        str(path),
+        int(line),
+        int(column),
+    )

@@ -127,22 +127,32 @@ def test_timeout_and_retry_reach_the_operator(flow_of: Callable[..., Flow]) -> N
 
 
 def test_an_unknown_name_in_an_expression_is_refused_when_built(
-        flow_of: Callable[..., Flow]) -> None:
-    with pytest.raises(FlowError, match=r"flow.yaml:2:24: node 'a': expression 'missing \+ 1': "
-                                        r"'missing' is not defined"):
-        flow_of("nodes:\n  a: {type: map, expr: \"missing + 1\"}\n")
+    flow_of: Callable[..., Flow],
+) -> None:
+    with pytest.raises(
+        FlowError,
+        match=r"flow.yaml:2:24: node 'a': expression 'missing \+ 1': "
+        r"'missing' is not defined",
+    ):
+        flow_of('nodes:\n  a: {type: map, expr: "missing + 1"}\n')
 
 
 def test_an_expression_the_input_does_not_fit_fails_the_run_with_the_node(
-        flow_of: Callable[..., Flow]) -> None:
-    flow = flow_of("nodes:\n  a: {type: map, expr: \"input.text\"}\n")
-    with pytest.raises(NodeFailed, match=r"node 'a' failed: InputError: expression "
-                                         r"'input.text': 'int object' has no attribute 'text'"):
+    flow_of: Callable[..., Flow],
+) -> None:
+    flow = flow_of('nodes:\n  a: {type: map, expr: "input.text"}\n')
+    with pytest.raises(
+        NodeFailed,
+        match=r"node 'a' failed: InputError: expression "
+        r"'input.text': 'int object' has no attribute 'text'",
+    ):
         run(flow, 1)
 
 
 def test_plugin_types_and_functions(flow_of: Callable[..., Flow], plugin_dir) -> None:  # type: ignore[no-untyped-def]
-    plugin_dir("smmf_test_ops_a", """
+    plugin_dir(
+        "smmf_test_ops_a",
+        """
         from smmf_flow import MapOperator
 
         class Shout(MapOperator):
@@ -160,7 +170,8 @@ def test_plugin_types_and_functions(flow_of: Callable[..., Flow], plugin_dir) ->
 
         def exclaim(text: str) -> str:
             return text + "?"
-    """)
+    """,
+    )
     flow = flow_of("""
         plugins: [smmf_test_ops_a]
         nodes:
@@ -180,12 +191,17 @@ def test_command_line_plugins_count_like_flow_plugins(flow_of, plugin_dir) -> No
 
 
 def test_a_flow_names_only_modules_of_its_own_folder(flow_of, plugin_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(FlowError, match=r"flow.yaml:1:11: plugin 'json' is not a module in "
-                                        r"the flow's folder .*give an installed module "
-                                        r"with --plugin json"):
+    with pytest.raises(
+        FlowError,
+        match=r"flow.yaml:1:11: plugin 'json' is not a module in "
+        r"the flow's folder .*give an installed module "
+        r"with --plugin json",
+    ):
         flow_of("plugins: [json]\nnodes:\n  a: {type: map, function: 'json:dumps'}\n")
-    assert run(flow_of("nodes:\n  a: {type: map, function: 'json:dumps'}\n",
-                       plugins=["json"]), [1]) == "[1]"
+    assert (
+        run(flow_of("nodes:\n  a: {type: map, function: 'json:dumps'}\n", plugins=["json"]), [1])
+        == "[1]"
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "smmf_test_far.py").write_text("def f(x):\n    return x\n")
@@ -194,19 +210,27 @@ def test_a_flow_names_only_modules_of_its_own_folder(flow_of, plugin_dir, tmp_pa
 
 
 def test_a_plugin_cannot_take_a_built_in_name(flow_of, plugin_dir) -> None:  # type: ignore[no-untyped-def]
-    plugin_dir("smmf_test_ops_c", """
+    plugin_dir(
+        "smmf_test_ops_c",
+        """
         from smmf_flow import MapOperator
 
         class Impostor(MapOperator):
             kind = "llm"
-    """)
-    with pytest.raises(FlowError, match=r"flow.yaml:1:11: plugin smmf_test_ops_c defines "
-                                        r"operator type 'llm'.*already a type \(built-in\)"):
+    """,
+    )
+    with pytest.raises(
+        FlowError,
+        match=r"flow.yaml:1:11: plugin smmf_test_ops_c defines "
+        r"operator type 'llm'.*already a type \(built-in\)",
+    ):
         flow_of("plugins: [smmf_test_ops_c]\nnodes:\n  a: {type: map, expr: input}\n")
 
 
 def test_a_missing_required_argument_is_named(flow_of: Callable[..., Flow], plugin_dir) -> None:  # type: ignore[no-untyped-def]
-    plugin_dir("smmf_test_ops_d", """
+    plugin_dir(
+        "smmf_test_ops_d",
+        """
         from smmf_flow import Operator
 
         class Needy(Operator):
@@ -215,18 +239,27 @@ def test_a_missing_required_argument_is_named(flow_of: Callable[..., Flow], plug
             def __init__(self, level: int, **options):
                 self.level = level
                 super().__init__(**options)
-    """)
-    with pytest.raises(FlowError, match=r"flow.yaml:3:3: node 'a': missing required "
-                                        r"parameter 'level' \(needy parameters: level\)"):
+    """,
+    )
+    with pytest.raises(
+        FlowError,
+        match=r"flow.yaml:3:3: node 'a': missing required "
+        r"parameter 'level' \(needy parameters: level\)",
+    ):
         flow_of("plugins: [smmf_test_ops_d]\nnodes:\n  a: {type: needy}\n")
-    with pytest.raises(UnknownParameter, match=r"flow.yaml:3:20: node 'a': unknown parameter "
-                                               r"'levle'; did you mean 'level'\? \(needy "
-                                               r"parameters: level\)"):
+    with pytest.raises(
+        UnknownParameter,
+        match=r"flow.yaml:3:20: node 'a': unknown parameter "
+        r"'levle'; did you mean 'level'\? \(needy "
+        r"parameters: level\)",
+    ):
         flow_of("plugins: [smmf_test_ops_d]\nnodes:\n  a: {type: needy, levle: 1}\n")
 
 
 def test_a_plugin_type_takes_the_parameters_its_constructors_pass_on(flow_of, plugin_dir) -> None:  # type: ignore[no-untyped-def]
-    plugin_dir("smmf_test_ops_g", """
+    plugin_dir(
+        "smmf_test_ops_g",
+        """
         from smmf_flow import MapOperator
 
         class Twice(MapOperator):
@@ -238,13 +271,18 @@ def test_a_plugin_type_takes_the_parameters_its_constructors_pass_on(flow_of, pl
 
             def apply(self, x: int) -> int:
                 return x * self.times
-    """)
-    flow = flow_of("plugins: [smmf_test_ops_g]\nnodes:\n  a: {type: twice, times: 3, "
-                   "blocking: true}\n")
+    """,
+    )
+    flow = flow_of(
+        "plugins: [smmf_test_ops_g]\nnodes:\n  a: {type: twice, times: 3, blocking: true}\n"
+    )
     assert run(flow, 5) == 15
-    with pytest.raises(UnknownParameter, match=r"unknown parameter 'time'; did you mean "
-                                               r"'times'\? \(twice parameters: times, "
-                                               r"map_function, blocking\)") as caught:
+    with pytest.raises(
+        UnknownParameter,
+        match=r"unknown parameter 'time'; did you mean "
+        r"'times'\? \(twice parameters: times, "
+        r"map_function, blocking\)",
+    ) as caught:
         flow_of("plugins: [smmf_test_ops_g]\nnodes:\n  a: {type: twice, time: 3}\n")
     assert (caught.value.node, caught.value.param, caught.value.line) == ("a", "time", 3)
     with pytest.raises(UnknownParameter, match=r"unknown parameter 'input_type'"):
@@ -252,7 +290,9 @@ def test_a_plugin_type_takes_the_parameters_its_constructors_pass_on(flow_of, pl
 
 
 def test_an_operator_that_raises_while_built_is_located(flow_of, plugin_dir) -> None:  # type: ignore[no-untyped-def]
-    plugin_dir("smmf_test_ops_e", """
+    plugin_dir(
+        "smmf_test_ops_e",
+        """
         from smmf_flow import Operator
 
         class Fussy(Operator):
@@ -260,14 +300,20 @@ def test_an_operator_that_raises_while_built_is_located(flow_of, plugin_dir) -> 
 
             def __init__(self, level: int = 0, **options):
                 raise ValueError("level must be even")
-    """)
-    with pytest.raises(FlowError, match=r"flow.yaml:3:3: node 'a': cannot build a 'fussy' "
-                                        r"node: ValueError: level must be even"):
+    """,
+    )
+    with pytest.raises(
+        FlowError,
+        match=r"flow.yaml:3:3: node 'a': cannot build a 'fussy' "
+        r"node: ValueError: level must be even",
+    ):
         flow_of("plugins: [smmf_test_ops_e]\nnodes:\n  a: {type: fussy, level: 1}\n")
 
 
 def test_nothing_runs_when_a_flow_is_refused(flow_of, plugin_dir) -> None:  # type: ignore[no-untyped-def]
-    plugin_dir("smmf_test_ops_f", "CALLS = []\n\ndef record(x):\n    CALLS.append(x)\n    return x\n")
+    plugin_dir(
+        "smmf_test_ops_f", "CALLS = []\n\ndef record(x):\n    CALLS.append(x)\n    return x\n"
+    )
     with pytest.raises(FlowError):
         flow_of("""
             plugins: [smmf_test_ops_f]

@@ -11,8 +11,17 @@ from typing import Any
 import pytest
 import yaml
 
-from smmf_flow import (DAG, BranchOperator, InputOperator, InputSource, JoinOperator,
-                       MapOperator, ReduceStreamOperator, RetryPolicy, TransformStreamOperator)
+from smmf_flow import (
+    DAG,
+    BranchOperator,
+    InputOperator,
+    InputSource,
+    JoinOperator,
+    MapOperator,
+    ReduceStreamOperator,
+    RetryPolicy,
+    TransformStreamOperator,
+)
 from smmf_flow.errors import BackendTimeout, FlowError
 from smmf_flow.flowfile.export import dump_flow, export_dag
 from smmf_flow.flowfile.flow import loads_flow
@@ -53,8 +62,12 @@ def fan() -> DAG:
 
 def branch() -> DAG:
     with DAG("branch") as dag:
-        route = BranchOperator([(E("input > 10"), "big"), (E("input > 0"), "small")],
-                               default="none", first_match=True, name="route")
+        route = BranchOperator(
+            [(E("input > 10"), "big"), (E("input > 0"), "small")],
+            default="none",
+            first_match=True,
+            name="route",
+        )
         big, small, none = (MapOperator(E(f"'{n}'"), name=n) for n in ("big", "small", "none"))
         route >> [big, small, none]
         [none, big, small] >> JoinOperator(name="out")
@@ -65,9 +78,13 @@ def streams() -> DAG:
     with DAG("streams") as dag:
         source = InputOperator(InputSource.from_iterable([1, 2, 3]), name="source")
         double = TransformStreamOperator(E("chunk * 2", names=("chunk",)), name="double")
-        total = ReduceStreamOperator(E("acc + chunk", names=("acc", "chunk")), initial=10,
-                                     name="total", timeout=5,
-                                     retry=RetryPolicy(attempts=2, backoff=0.5, on=(BackendTimeout,)))
+        total = ReduceStreamOperator(
+            E("acc + chunk", names=("acc", "chunk")),
+            initial=10,
+            name="total",
+            timeout=5,
+            retry=RetryPolicy(attempts=2, backoff=0.5, on=(BackendTimeout,)),
+        )
         source >> double >> total
     return dag
 
@@ -122,8 +139,14 @@ def test_round_trip(shape: str, folder: Path) -> None:
 def test_exported_yaml_reads_like_a_hand_written_flow() -> None:
     data = yaml.safe_load(dump_flow(fan()))
     assert data["nodes"]["count"] == {"type": "map", "expr": "input | length"}
-    assert data["edges"] == ["split >> count", "split >> first", "split >> last",
-                             "last >> out", "count >> out", "first >> out"]
+    assert data["edges"] == [
+        "split >> count",
+        "split >> first",
+        "split >> last",
+        "last >> out",
+        "count >> out",
+        "first >> out",
+    ]
 
 
 def test_chains_are_written_as_one_string() -> None:
@@ -133,37 +156,54 @@ def test_chains_are_written_as_one_string() -> None:
 def test_function_modules_become_plugins() -> None:
     data = export_dag(functions())
     assert data["plugins"] == ["smmf_export_plugin"]
-    assert data["nodes"]["a"] == {"type": "map", "function": "smmf_export_plugin:shout",
-                                  "blocking": True}
+    assert data["nodes"]["a"] == {
+        "type": "map",
+        "function": "smmf_export_plugin:shout",
+        "blocking": True,
+    }
     assert data["nodes"]["exclaim"]["function"] == "smmf_export_plugin:exclaim"
 
 
 def test_model_operators_round_trip() -> None:
-    from smmf_flow.operators import (FallbackOperator, LLMOperator, PromptOperator,
-                                     RouterOperator)
+    from smmf_flow.operators import FallbackOperator, LLMOperator, PromptOperator, RouterOperator
 
     with DAG("models") as dag:
-        prompt = PromptOperator("Q: {{ question }}", system="Be brief.", name="prompt",
-                                max_tokens=16)
-        route = RouterOperator([{"model": "a", "when": {"keywords": ["code"]}}], default="b",
-                               name="route", temperature=0)
+        prompt = PromptOperator(
+            "Q: {{ question }}", system="Be brief.", name="prompt", max_tokens=16
+        )
+        route = RouterOperator(
+            [{"model": "a", "when": {"keywords": ["code"]}}],
+            default="b",
+            name="route",
+            temperature=0,
+        )
         backup = FallbackOperator(["a", "b"], on=["unavailable"], name="backup", max_tokens=8)
         final = LLMOperator("b", name="final", max_tokens=4, stop=["\n"])
         prompt >> route
         prompt >> backup
-        [route, backup] >> JoinOperator(E("inputs[0].text ~ inputs[1].text", variadic="inputs"),
-                                        name="both") >> final
+        (
+            [route, backup]
+            >> JoinOperator(E("inputs[0].text ~ inputs[1].text", variadic="inputs"), name="both")
+            >> final
+        )
     loaded = loads_flow(dump_flow(dag)).dag
     assert export_dag(loaded) == export_dag(dag)
-    assert export_dag(dag)["nodes"]["final"] == {"type": "llm", "model": "b", "max_tokens": 4,
-                                                 "stop": ["\n"]}
+    assert export_dag(dag)["nodes"]["final"] == {
+        "type": "llm",
+        "model": "b",
+        "max_tokens": 4,
+        "stop": ["\n"],
+    }
 
 
 def test_a_lambda_cannot_be_exported() -> None:
     with DAG("lambda") as dag:
         MapOperator(lambda x: x, name="anon")
-    with pytest.raises(FlowError, match=r"node 'anon': its function .*lambda.* cannot be "
-                                        r"written to a flow file"):
+    with pytest.raises(
+        FlowError,
+        match=r"node 'anon': its function .*lambda.* cannot be "
+        r"written to a flow file",
+    ):
         dump_flow(dag)
 
 

@@ -12,13 +12,20 @@ from smmf_flow.flowfile.flow_inputs import JSON_NAMES, prepare_inputs
 from smmf_flow.flowfile.loader import read_flow_text
 from smmf_flow.flowfile.schema import InputSpec, parse_spec
 
-SPECS = {"q": InputSpec(type="str"), "n": InputSpec(type="int", default=3),
-         "tags": InputSpec(type="list", default=[]), "on": InputSpec(type="bool", default=False)}
+SPECS = {
+    "q": InputSpec(type="str"),
+    "n": InputSpec(type="int", default=3),
+    "tags": InputSpec(type="list", default=[]),
+    "on": InputSpec(type="bool", default=False),
+}
 
 
 def test_text_is_converted() -> None:
-    got = prepare_inputs(SPECS, {"q": "hi", "n": "5", "tags": '["a"]', "on": "true"},
-                         from_strings=frozenset({"q", "n", "tags", "on"}))
+    got = prepare_inputs(
+        SPECS,
+        {"q": "hi", "n": "5", "tags": '["a"]', "on": "true"},
+        from_strings=frozenset({"q", "n", "tags", "on"}),
+    )
     assert got == {"q": "hi", "n": 5, "tags": ["a"], "on": True}
 
 
@@ -26,14 +33,17 @@ def test_defaults_fill_in() -> None:
     assert prepare_inputs(SPECS, {"q": "hi"}) == {"q": "hi", "n": 3, "tags": [], "on": False}
 
 
-@pytest.mark.parametrize("values, strings, message", [
-    ({}, (), r"missing input 'q' \(str\); pass --input q=\.\.\."),
-    ({"q": "x", "z": 1}, (), r"unknown input 'z' \(the flow's inputs: q, n, tags, on\)"),
-    ({"qq": "x"}, (), r"unknown input 'qq'; did you mean 'q'\? \(the flow's inputs"),
-    ({"q": "x", "n": "five"}, ("n",), r"input 'n' must be int, got 'five'"),
-    ({"q": 7}, (), r"input 'q' must be str, got 7"),
-    ({"q": "x", "tags": "[oops"}, ("tags",), r"input 'tags' \(list\) must be JSON"),
-])
+@pytest.mark.parametrize(
+    "values, strings, message",
+    [
+        ({}, (), r"missing input 'q' \(str\); pass --input q=\.\.\."),
+        ({"q": "x", "z": 1}, (), r"unknown input 'z' \(the flow's inputs: q, n, tags, on\)"),
+        ({"qq": "x"}, (), r"unknown input 'qq'; did you mean 'q'\? \(the flow's inputs"),
+        ({"q": "x", "n": "five"}, ("n",), r"input 'n' must be int, got 'five'"),
+        ({"q": 7}, (), r"input 'q' must be str, got 7"),
+        ({"q": "x", "tags": "[oops"}, ("tags",), r"input 'tags' \(list\) must be JSON"),
+    ],
+)
 def test_bad_inputs(values: dict, strings: tuple, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(InputError, match=message):
         prepare_inputs(SPECS, values, from_strings=frozenset(strings))
@@ -48,32 +58,56 @@ def test_a_flow_without_inputs_takes_anything() -> None:
     assert prepare_inputs({}, "just text") == "just text"
 
 
-JSON_SPECS = {"s": InputSpec(type="string"), "i": InputSpec(type="integer", default=1),
-              "x": InputSpec(type="number", default=0.5),
-              "b": InputSpec(type="boolean", default=False),
-              "a": InputSpec(type="array", default=[]), "o": InputSpec(type="object", default={})}
+JSON_SPECS = {
+    "s": InputSpec(type="string"),
+    "i": InputSpec(type="integer", default=1),
+    "x": InputSpec(type="number", default=0.5),
+    "b": InputSpec(type="boolean", default=False),
+    "a": InputSpec(type="array", default=[]),
+    "o": InputSpec(type="object", default={}),
+}
 
 
 def test_json_schema_type_names_are_the_python_types() -> None:
     text = {"s": "hi", "i": "5", "x": "2.5", "b": "true", "a": '["p"]', "o": '{"k": 1}'}
     assert prepare_inputs(JSON_SPECS, text, from_strings=frozenset(text)) == {
-        "s": "hi", "i": 5, "x": 2.5, "b": True, "a": ["p"], "o": {"k": 1}}
+        "s": "hi",
+        "i": 5,
+        "x": 2.5,
+        "b": True,
+        "a": ["p"],
+        "o": {"k": 1},
+    }
     assert prepare_inputs(JSON_SPECS, {"s": "hi", "x": 3}) == {
-        "s": "hi", "i": 1, "x": 3.0, "b": False, "a": [], "o": {}}
+        "s": "hi",
+        "i": 1,
+        "x": 3.0,
+        "b": False,
+        "a": [],
+        "o": {},
+    }
     assert set(JSON_NAMES) == {"string", "integer", "number", "boolean", "array", "object"}
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"s": 3}, r"input 's' must be string, got 3"),
-    ({"s": "x", "i": 1.5}, r"input 'i' must be integer, got 1.5"),
-    ({"s": "x", "a": {"k": 1}}, r"input 'a' must be array, got \{'k': 1\}"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"s": 3}, r"input 's' must be string, got 3"),
+        ({"s": "x", "i": 1.5}, r"input 'i' must be integer, got 1.5"),
+        ({"s": "x", "a": {"k": 1}}, r"input 'a' must be array, got \{'k': 1\}"),
+    ],
+)
 def test_a_json_typed_input_names_its_declared_type(values: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(InputError, match=message):
         prepare_inputs(JSON_SPECS, values)
 
 
 def test_a_flow_file_may_declare_json_schema_types() -> None:
-    spec = parse_spec(read_flow_text("inputs:\n  n: integer\n  tags: {type: array, default: []}\n"
-                                     "nodes:\n  a: {type: map, expr: input}\n", "f.yaml"))
+    spec = parse_spec(
+        read_flow_text(
+            "inputs:\n  n: integer\n  tags: {type: array, default: []}\n"
+            "nodes:\n  a: {type: map, expr: input}\n",
+            "f.yaml",
+        )
+    )
     assert spec.inputs["n"].type == "integer" and spec.inputs["tags"].type == "array"

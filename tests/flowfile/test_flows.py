@@ -27,8 +27,9 @@ async def registries() -> AsyncIterator[dict[str, Any]]:
         await registry.aclose()
 
 
-def flow_and_registry(name: str, registries: dict[str, Any],
-                      flow: Flow | None = None) -> tuple[Flow, Any]:
+def flow_and_registry(
+    name: str, registries: dict[str, Any], flow: Flow | None = None
+) -> tuple[Flow, Any]:
     from smmf_flow.models.registry import ModelRegistry
 
     flow = flow or load_flow(FLOWS / name)
@@ -43,8 +44,9 @@ async def test_chat_streams_an_answer(registries: dict[str, Any]) -> None:
     # the main job itself (128 tokens) runs in tests/cli; a shorter answer suffices here
     text = (FLOWS / "chat.yaml").read_text().replace("max_tokens: 128", "max_tokens: 24")
     assert "max_tokens: 24" in text
-    flow, registry = flow_and_registry("chat.yaml", registries,
-                                       loads_flow(text, file=str(FLOWS / "chat.yaml")))
+    flow, registry = flow_and_registry(
+        "chat.yaml", registries, loads_flow(text, file=str(FLOWS / "chat.yaml"))
+    )
     assert flow.spec.stream
     chunks = [c async for c in flow.astream({"question": "What is a river?"}, registry=registry)]
     assert len(chunks) > 3
@@ -63,10 +65,13 @@ async def test_fallback_falls_through_the_unreachable_model(registries: dict[str
     assert {"event": "fallback_served", "model": "smollm2"} in events
 
 
-@pytest.mark.parametrize("question, model", [
-    ("What does this do? def f(x): return x * 2", "smollm2"),
-    ("Name a colour.", "smollm2-small"),
-])
+@pytest.mark.parametrize(
+    "question, model",
+    [
+        ("What does this do? def f(x): return x * 2", "smollm2"),
+        ("Name a colour.", "smollm2-small"),
+    ],
+)
 async def test_router_picks_by_rule(registries: dict[str, Any], question: str, model: str) -> None:
     flow, registry = flow_and_registry("router.yaml", registries)
     trace = Trace()
@@ -78,10 +83,12 @@ async def test_router_picks_by_rule(registries: dict[str, Any], question: str, m
 
 async def test_embed_similarity_ranks_paraphrases_higher(registries: dict[str, Any]) -> None:
     flow, registry = flow_and_registry("embed-similarity.yaml", registries)
-    close = await flow.arun({"a": "A cat sat on the mat.", "b": "A kitten rested on the rug."},
-                            registry=registry)
-    far = await flow.arun({"a": "A cat sat on the mat.", "b": "Interest rates rose in March."},
-                          registry=registry)
+    close = await flow.arun(
+        {"a": "A cat sat on the mat.", "b": "A kitten rested on the rug."}, registry=registry
+    )
+    far = await flow.arun(
+        {"a": "A cat sat on the mat.", "b": "Interest rates rose in March."}, registry=registry
+    )
     assert -1.0 <= far < close <= 1.0
 
 
@@ -92,6 +99,10 @@ async def test_summarize_fans_out_and_joins(registries: dict[str, Any]) -> None:
     report = await flow.arun(values, registry=registry, trace=trace)
     assert report.startswith("# ") and "\n\nkeywords: " in report
     assert {name: rec.state.value for name, rec in trace.records.items()} == {
-        name: "succeeded" for name in flow.spec.nodes}
+        name: "succeeded" for name in flow.spec.nodes
+    }
     assert [p.name for p in flow.dag.upstream(flow.dag.node("report"))] == [
-        "title", "summary", "keywords"]
+        "title",
+        "summary",
+        "keywords",
+    ]

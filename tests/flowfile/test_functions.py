@@ -34,20 +34,31 @@ def test_vector_helpers() -> None:
 
 
 def test_the_signature_gives_the_ports() -> None:
-    assert signature_of(Expression("input")).inputs and not signature_of(Expression("input")).variadic
+    assert (
+        signature_of(Expression("input")).inputs and not signature_of(Expression("input")).variadic
+    )
     assert signature_of(Expression("inputs", variadic="inputs")).variadic
-    assert list(inspect.signature(Expression("acc", names=("acc", "chunk"))).parameters) == ["acc", "chunk"]
+    assert list(inspect.signature(Expression("acc", names=("acc", "chunk"))).parameters) == [
+        "acc",
+        "chunk",
+    ]
 
 
 def test_the_sandbox_refuses_internals() -> None:
-    with pytest.raises(InputError, match=r"expression 'input.__class__.__mro__': access to "
-                                         r"attribute '__class__' of 'str' object is unsafe"):
+    with pytest.raises(
+        InputError,
+        match=r"expression 'input.__class__.__mro__': access to "
+        r"attribute '__class__' of 'str' object is unsafe",
+    ):
         Expression("input.__class__.__mro__")("x")
 
 
 def test_an_undefined_name_is_refused_when_compiled_listing_the_variables() -> None:
-    with pytest.raises(FlowError, match=r"expression 'nope': 'nope' is not defined; the "
-                                        r"variables are input"):
+    with pytest.raises(
+        FlowError,
+        match=r"expression 'nope': 'nope' is not defined; the "
+        r"variables are input",
+    ):
         Expression("nope")
     with pytest.raises(FlowError, match=r"'acc' is not defined; the variables are input, inputs"):
         Expression("acc + 1", variadic="inputs")
@@ -55,8 +66,11 @@ def test_an_undefined_name_is_refused_when_compiled_listing_the_variables() -> N
 
 
 def test_a_missing_key_of_the_input_is_an_input_error_when_run() -> None:
-    with pytest.raises(InputError, match=r"expression 'input.text': 'dict object' has no "
-                                         r"attribute 'text'; the variables are input"):
+    with pytest.raises(
+        InputError,
+        match=r"expression 'input.text': 'dict object' has no "
+        r"attribute 'text'; the variables are input",
+    ):
         Expression("input.text")({"txt": "a"})
 
 
@@ -81,7 +95,10 @@ def module_function(x: int) -> int:
 def test_to_spec_names_expressions_and_module_functions() -> None:
     assert to_spec(Expression("input"), "n") == {"expr": "input"}
     assert to_spec(module_function, "n") == {"function": f"{__name__}:module_function"}
-    with pytest.raises(FlowError, match=r"^node 'n': its function .*<lambda>.* cannot be "
-                                        r"written") as caught:
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'n': its function .*<lambda>.* cannot be "
+        r"written",
+    ) as caught:
         to_spec(lambda x: x, "n")
     assert caught.value.node == "n"

@@ -42,7 +42,7 @@ def test_mermaid(view) -> None:  # type: ignore[no-untyped-def]
     assert 'n_start(["<b>start</b><br/><i>input</i>"])' in text
     assert 'n_answer["<b>answer</b><br/><i>llm</i><br/>smollm2"]' in text
     assert 'n_route -->|"input #gt; 1"| n_big' in text
-    assert "n_route -.->|\"default\"| n_small" in text
+    assert 'n_route -.->|"default"| n_small' in text
     assert text.count("-->") + text.count("-.->") == 7
 
 
@@ -72,6 +72,7 @@ def test_svg_is_well_formed_and_shows_every_node(view) -> None:  # type: ignore[
 
 def test_png_opens(view) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image as image_module
+
     data = render_png(view)
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     with image_module.open(io.BytesIO(data)) as image:

@@ -42,12 +42,14 @@ def test_the_published_schema_is_the_generated_one() -> None:
     from smmf_flow.cli.schema import schema_text
 
     assert PUBLISHED.read_text(encoding="utf-8") == schema_text(flow_schema()), (
-        "flows/flow.schema.json is stale: run `smmf-flow schema -o flows/flow.schema.json`")
+        "flows/flow.schema.json is stale: run `smmf-flow schema -o flows/flow.schema.json`"
+    )
 
 
 @pytest.mark.parametrize("path", FLOWS, ids=[p.stem for p in FLOWS])
 def test_every_shipped_flow_follows_the_schema_and_names_it(
-        validator: jsonschema.Draft202012Validator, path: Path) -> None:
+    validator: jsonschema.Draft202012Validator, path: Path
+) -> None:
     assert list(validator.iter_errors(read_flow_file(path).data)) == []
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first == "# yaml-language-server: $schema=flow.schema.json"
@@ -55,7 +57,7 @@ def test_every_shipped_flow_follows_the_schema_and_names_it(
 
 def test_the_readme_flow_follows_the_schema(validator: jsonschema.Draft202012Validator) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Flow files"):]
+    section = readme[readme.index("## Flow files") :]
     example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
     assert problems(validator, example) == []
 
@@ -69,8 +71,14 @@ def test_each_built_in_type_is_a_node_with_exactly_its_parameters() -> None:
         model = PRIMITIVE_PARAMS.get(kind) or params_model_of(types.resolve(kind))
         assert model is not None, kind
         listed = set(variants[kind]["properties"])
-        assert listed == {"type", "after", "timeout", "retry", "description",
-                          *parameter_names(model)}, kind
+        assert listed == {
+            "type",
+            "after",
+            "timeout",
+            "retry",
+            "description",
+            *parameter_names(model),
+        }, kind
         assert variants[kind]["additionalProperties"] is False
     assert "stream" in variants["llm"]["properties"]
     assert {"retry", "model_retry"} <= set(variants["fallback"]["properties"])
@@ -78,22 +86,30 @@ def test_each_built_in_type_is_a_node_with_exactly_its_parameters() -> None:
     assert variants["fallback"]["required"] == ["type", "models"]
 
 
-@pytest.mark.parametrize("text, found", [
-    ("nodes:\n  a: {type: llm, model: m, max_token: 5}\n", "is not valid under any"),
-    ("nodes:\n  a: {type: map, expr: input, blockin: true}\n", "is not valid under any"),
-    ("nodes:\n  a: {type: fallback, models: []}\n", "is not valid under any"),
-    ("stream: maybe\nnodes:\n  a: {type: map, expr: input}\n", "is not of type 'boolean'"),
-    ("inputs: {q: strng}\nnodes:\n  a: {type: map, expr: input}\n", "is not valid under any"),
-    ("nodez:\n  a: {type: map, expr: input}\n", "'nodes' is a required property"),
-])
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("nodes:\n  a: {type: llm, model: m, max_token: 5}\n", "is not valid under any"),
+        ("nodes:\n  a: {type: map, expr: input, blockin: true}\n", "is not valid under any"),
+        ("nodes:\n  a: {type: fallback, models: []}\n", "is not valid under any"),
+        ("stream: maybe\nnodes:\n  a: {type: map, expr: input}\n", "is not of type 'boolean'"),
+        ("inputs: {q: strng}\nnodes:\n  a: {type: map, expr: input}\n", "is not valid under any"),
+        ("nodez:\n  a: {type: map, expr: input}\n", "'nodes' is a required property"),
+    ],
+)
 def test_what_the_loader_refuses_the_schema_refuses(
-        validator: jsonschema.Draft202012Validator, text: str, found: str) -> None:
+    validator: jsonschema.Draft202012Validator, text: str, found: str
+) -> None:
     assert any(found in p for p in problems(validator, text)), problems(validator, text)
 
 
 def test_shorthands_json_type_names_and_plugin_types_are_allowed(
-        validator: jsonschema.Draft202012Validator) -> None:
-    assert problems(validator, """
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    assert (
+        problems(
+            validator,
+            """
         inputs:
           n: integer
           tags: {type: array, default: []}
@@ -103,7 +119,10 @@ def test_shorthands_json_type_names_and_plugin_types_are_allowed(
           c: {type: branch, branches: [{when: "input > 1", to: a}, {when: {expr: x}, to: b}]}
           d: {type: retriever, store: .smmf/rag, input_key: question}
           e: {type: fallback, models: [m], model_retry: 2}
-    """) == []
+    """,
+        )
+        == []
+    )
     assert "x-shorthand" not in json.dumps(flow_schema())
 
 
@@ -120,7 +139,9 @@ def test_the_command_prints_the_schema(tmp_path: Path) -> None:
 
 
 def test_a_plugin_type_with_a_parameter_model_joins_the_schema(plugin_dir: Any) -> None:
-    plugin_dir("smmf_schema_plugin", """
+    plugin_dir(
+        "smmf_schema_plugin",
+        """
         from smmf_flow import Operator
         from smmf_flow.operators import OperatorParams
 
@@ -135,7 +156,8 @@ def test_a_plugin_type_with_a_parameter_model_joins_the_schema(plugin_dir: Any) 
             def __init__(self, **params):
                 self.times = params.pop("times", 1)
                 super().__init__(**params)
-    """)
+    """,
+    )
     types = OperatorTypes()
     types.add_plugin("smmf_schema_plugin")
     variants = flow_schema(types)["$defs"]["Node"]["oneOf"]

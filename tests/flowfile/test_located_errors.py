@@ -38,7 +38,8 @@ def write(tmp_path: Path, text: str, name: str = "x.yaml") -> Path:
 
 
 def test_a_misspelt_operator_argument_names_its_key_the_node_and_the_valid_ones(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = write(tmp_path, MISSPELT)
     with pytest.raises(UnknownParameter) as caught:
         load_flow(path)
@@ -48,21 +49,33 @@ def test_a_misspelt_operator_argument_names_its_key_the_node_and_the_valid_ones(
     assert str(error) == (
         f"{path}:9:5: node 'answer': unknown parameter 'max_token'; did you mean "
         "'max_tokens'? (llm parameters: model, stream, system, max_tokens, temperature, "
-        "top_p, stop, seed, metadata, response_format, json_schema)")
+        "top_p, stop, seed, metadata, response_format, json_schema)"
+    )
 
 
-@pytest.mark.parametrize("text, fields", [
-    ("nodes:\n  f:\n    type: fallback\n    models: [a, b]\n    model_retry: {attemps: 2}\n",
-     ("f", "model_retry.attemps", 5, 19)),
-    ("nodes:\n  r:\n    type: router\n    routes:\n      - model: a\n        when: "
-     "{regex: '('}\n", ("r", "routes.0.when.regex", 6, 23)),
-    ("nodes:\n  r:\n    type: retriever\n    k: -1\n    store: .smmf/rag\n",
-     ("r", "k", 4, 8)),
-    ("nodes:\n  p:\n    type: prompt\n    messages:\n      - {role: user, content: hi}\n"
-     "      - {role: bot, content: hi}\n", ("p", "messages.1.role", 6, 16)),
-])
-def test_a_bad_value_deep_inside_a_node_points_at_itself(tmp_path: Path, text: str,
-                                                         fields: tuple[Any, ...]) -> None:
+@pytest.mark.parametrize(
+    "text, fields",
+    [
+        (
+            "nodes:\n  f:\n    type: fallback\n    models: [a, b]\n    model_retry: {attemps: 2}\n",
+            ("f", "model_retry.attemps", 5, 19),
+        ),
+        (
+            "nodes:\n  r:\n    type: router\n    routes:\n      - model: a\n        when: "
+            "{regex: '('}\n",
+            ("r", "routes.0.when.regex", 6, 23),
+        ),
+        ("nodes:\n  r:\n    type: retriever\n    k: -1\n    store: .smmf/rag\n", ("r", "k", 4, 8)),
+        (
+            "nodes:\n  p:\n    type: prompt\n    messages:\n      - {role: user, content: hi}\n"
+            "      - {role: bot, content: hi}\n",
+            ("p", "messages.1.role", 6, 16),
+        ),
+    ],
+)
+def test_a_bad_value_deep_inside_a_node_points_at_itself(
+    tmp_path: Path, text: str, fields: tuple[Any, ...]
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(FlowError) as caught:
         load_flow(path)
@@ -72,8 +85,9 @@ def test_a_bad_value_deep_inside_a_node_points_at_itself(tmp_path: Path, text: s
 
 
 def test_an_operators_own_error_keeps_its_class_and_gets_the_place(tmp_path: Path) -> None:
-    path = write(tmp_path, "nodes:\n  p:\n    type: prompt\n    system: ok\n"
-                           "    template: '{{ broken'\n")
+    path = write(
+        tmp_path, "nodes:\n  p:\n    type: prompt\n    system: ok\n    template: '{{ broken'\n"
+    )
     with pytest.raises(TemplateError) as caught:
         load_flow(path)
     assert (caught.value.node, caught.value.param, caught.value.line) == ("p", "template", 5)
@@ -82,8 +96,9 @@ def test_an_operators_own_error_keeps_its_class_and_gets_the_place(tmp_path: Pat
 def test_a_model_name_the_registry_lacks_points_at_that_name(tmp_path: Path) -> None:
     from smmf_flow.models.registry import ModelRegistry
 
-    path = write(tmp_path, "nodes:\n  f:\n    type: fallback\n    models:\n      - smollm2\n"
-                           "      - smolm2\n")
+    path = write(
+        tmp_path, "nodes:\n  f:\n    type: fallback\n    models:\n      - smollm2\n      - smolm2\n"
+    )
     flow = load_flow(path)
     with pytest.raises(ModelNotFound) as caught:
         flow.check(ModelRegistry.default())
@@ -94,16 +109,19 @@ def test_a_model_name_the_registry_lacks_points_at_that_name(tmp_path: Path) -> 
 
 REWORDINGS = [
     "level is odd",
-    "'name', 'other' and 'level' are all wrong",   # quotes other parameters first
-    "node 'elsewhere': see `other` and 'name'",     # looks like another node's prefix
+    "'name', 'other' and 'level' are all wrong",  # quotes other parameters first
+    "node 'elsewhere': see `other` and 'name'",  # looks like another node's prefix
     "no quotes, no names, nothing to scrape",
 ]
 
 
 @pytest.mark.parametrize("message", REWORDINGS)
 def test_rewording_an_operators_message_cannot_move_its_place(
-        tmp_path: Path, plugin_dir: Any, monkeypatch: pytest.MonkeyPatch, message: str) -> None:
-    folder = plugin_dir("smmf_reword_ops", """
+    tmp_path: Path, plugin_dir: Any, monkeypatch: pytest.MonkeyPatch, message: str
+) -> None:
+    folder = plugin_dir(
+        "smmf_reword_ops",
+        """
         import os
         from smmf_flow import FlowError, Operator
 
@@ -112,16 +130,21 @@ def test_rewording_an_operators_message_cannot_move_its_place(
 
             def __init__(self, name: str = "", other: int = 0, level: int = 0, **options):
                 raise FlowError(os.environ["SMMF_TEST_MESSAGE"], param="level")
-    """)
+    """,
+    )
     monkeypatch.setenv("SMMF_TEST_MESSAGE", message)
-    path = write(folder, """\
+    path = write(
+        folder,
+        """\
         plugins: [smmf_reword_ops]
         nodes:
           a:
             type: picky
             other: 1
             level: 3
-    """, name="reworded.yaml")
+    """,
+        name="reworded.yaml",
+    )
     with pytest.raises(FlowError) as caught:
         load_flow(path)
     error = caught.value
@@ -131,12 +154,14 @@ def test_rewording_an_operators_message_cannot_move_its_place(
 
 @pytest.mark.parametrize("wording", ["{got}", "'model' and 'stream' say: {got}", "x"])
 def test_rewording_pydantics_messages_cannot_move_their_place(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wording: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wording: str
+) -> None:
     original = params_module.problem
-    monkeypatch.setattr(params_module, "problem",
-                        lambda err: wording.format(got=original(err)))
-    path = write(tmp_path, "nodes:\n  a:\n    type: llm\n    model: m\n    stream: false\n"
-                           "    temperature: 9\n")
+    monkeypatch.setattr(params_module, "problem", lambda err: wording.format(got=original(err)))
+    path = write(
+        tmp_path,
+        "nodes:\n  a:\n    type: llm\n    model: m\n    stream: false\n    temperature: 9\n",
+    )
     with pytest.raises(FlowError) as caught:
         load_flow(path)
     assert (caught.value.line, caught.value.column, caught.value.param) == (6, 18, "temperature")

@@ -15,12 +15,18 @@ def test_readme_example_flow_is_valid() -> None:
     from smmf_flow.models.registry import ModelRegistry
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Flow files"):]
+    section = readme[readme.index("## Flow files") :]
     example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
     assert "plugins: [my_ops]" in example
     text = "\n".join(line for line in example.splitlines() if not line.startswith("plugins:"))
     flow = loads_flow(text, file=str(ROOT / "flows" / "readme-example.yaml"))
     flow.check(ModelRegistry.from_toml(flow.models_path()))
     assert flow.output == "reply" and set(flow.spec.nodes) == {
-        "size", "short", "long", "answer_short", "answer_long", "reply"}
+        "size",
+        "short",
+        "long",
+        "answer_short",
+        "answer_long",
+        "reply",
+    }
     assert flow.prepare({"question": "q"}) == {"question": "q", "words": 12}

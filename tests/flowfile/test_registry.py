@@ -13,8 +13,17 @@ from smmf_flow.flowfile.registry import BUILTINS, OperatorTypes
 
 
 def test_built_in_names() -> None:
-    for name in ("input", "map", "branch", "join", "prompt", "llm", "embedding", "router",
-                 "fallback"):
+    for name in (
+        "input",
+        "map",
+        "branch",
+        "join",
+        "prompt",
+        "llm",
+        "embedding",
+        "router",
+        "fallback",
+    ):
         assert name in OperatorTypes()
     assert "stream_llm" not in OperatorTypes()  # streaming is `llm` with `stream: true`
 
@@ -31,21 +40,28 @@ def test_every_built_in_that_exists_has_the_kind_it_is_registered_under() -> Non
 
 
 def test_unknown_type_lists_known_ones() -> None:
-    with pytest.raises(FlowError, match=r"unknown operator type 'jion'; did you mean 'join'\? "
-                                        r"\(known types: .*branch.*map.*\)"):
+    with pytest.raises(
+        FlowError,
+        match=r"unknown operator type 'jion'; did you mean 'join'\? "
+        r"\(known types: .*branch.*map.*\)",
+    ):
         OperatorTypes().resolve("jion")
 
 
 def test_a_built_in_whose_module_is_missing_says_so() -> None:
     types = OperatorTypes({"ghost": "smmf_flow.no_such_module:Ghost"})
-    with pytest.raises(FlowError, match=r"operator type 'ghost' is not available: cannot "
-                                        r"import smmf_flow.no_such_module"):
+    with pytest.raises(
+        FlowError,
+        match=r"operator type 'ghost' is not available: cannot "
+        r"import smmf_flow.no_such_module",
+    ):
         types.resolve("ghost")
 
 
 def test_entry_points_add_types(monkeypatch: pytest.MonkeyPatch) -> None:
-    point = importlib.metadata.EntryPoint("mapish", "smmf_flow.dag.map:MapOperator",
-                                          "smmf_flow.operators")
+    point = importlib.metadata.EntryPoint(
+        "mapish", "smmf_flow.dag.map:MapOperator", "smmf_flow.operators"
+    )
     shadow = importlib.metadata.EntryPoint("map", "os:system", "smmf_flow.operators")
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [point, shadow])
     types = OperatorTypes.default()
@@ -60,8 +76,11 @@ def test_kind_of_needs_the_registered_class() -> None:
     class Custom(MapOperator):
         pass
 
-    with pytest.raises(FlowError, match=r"^node 'm': it is a .*Custom, which is not a registered "
-                                        r"operator type"):
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'm': it is a .*Custom, which is not a registered "
+        r"operator type",
+    ):
         types.kind_of(Custom(len, name="m"))
 
 

@@ -18,8 +18,10 @@ def test_defaults() -> None:
 
 
 def test_parameters_are_the_keys_that_are_not_node_fields() -> None:
-    spec = spec_of("nodes:\n  a: {type: llm, model: m, max_tokens: 8, timeout: 3, "
-                   "after: b, description: hi}\n  b: {type: map, expr: input}\n")
+    spec = spec_of(
+        "nodes:\n  a: {type: llm, model: m, max_tokens: 8, timeout: 3, "
+        "after: b, description: hi}\n  b: {type: map, expr: input}\n"
+    )
     node = spec.nodes["a"]
     assert node.params == {"model": "m", "max_tokens": 8}
     assert (node.timeout, node.after, node.description) == (3, ["b"], "hi")
@@ -32,14 +34,17 @@ def test_retry_shorthand_is_a_number_of_attempts() -> None:
 
 
 def test_input_shorthand_is_a_type_and_required() -> None:
-    spec = spec_of("inputs:\n  q: str\n  n: {type: int, default: 3}\n"
-                   "nodes:\n  a: {type: map, expr: input}\n")
+    spec = spec_of(
+        "inputs:\n  q: str\n  n: {type: int, default: 3}\nnodes:\n  a: {type: map, expr: input}\n"
+    )
     assert spec.inputs["q"].type == "str" and spec.inputs["q"].required
     assert spec.inputs["n"].default == 3 and not spec.inputs["n"].required
 
 
 def test_a_default_of_null_still_counts_as_given() -> None:
-    spec = spec_of("inputs:\n  q: {type: any, default: null}\nnodes:\n  a: {type: map, expr: input}\n")
+    spec = spec_of(
+        "inputs:\n  q: {type: any, default: null}\nnodes:\n  a: {type: map, expr: input}\n"
+    )
     assert not spec.inputs["q"].required
 
 

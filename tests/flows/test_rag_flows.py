@@ -22,8 +22,9 @@ def shipped(name: str, store: Path) -> Flow:
     """flows/``name`` with its store in ``store`` instead of .smmf/rag."""
     text = (ROOT / "flows" / name).read_text()
     assert "path: .smmf/rag," in text
-    return loads_flow(text.replace("path: .smmf/rag,", f"path: {store},"),
-                      file=str(ROOT / "flows" / name))
+    return loads_flow(
+        text.replace("path: .smmf/rag,", f"path: {store},"), file=str(ROOT / "flows" / name)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ async def indexed(real_registry: Any, tmp_path_factory: pytest.TempPathFactory) 
 
 
 async def test_indexing_twice_with_the_yaml_flow_adds_nothing(
-        real_registry: Any, indexed: Path) -> None:
+    real_registry: Any, indexed: Path
+) -> None:
     flow = shipped("rag-index.yaml", indexed)
     again = await flow.arun({"path": str(ROOT / "examples" / "docs")}, registry=real_registry)
     assert again.embedded == 0 and again.unchanged == again.chunks == again.total
@@ -46,16 +48,20 @@ async def test_indexing_twice_with_the_yaml_flow_adds_nothing(
 async def test_the_server_runs_the_answer_flow(real_registry: Any, indexed: Path) -> None:
     flow = shipped("rag-answer.yaml", indexed)
     flow.check(real_registry)
-    app = create_app(real_registry, flows=FlowCatalog({flow.name: flow}, real_registry),
-                     warmup=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://127.0.0.1", timeout=600) as client:
+    app = create_app(
+        real_registry, flows=FlowCatalog({flow.name: flow}, real_registry), warmup=False
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=600
+    ) as client:
         described = (await client.get("/v1/flows/rag-answer")).json()
         assert described["inputs"]["question"]["required"] is True
         missing = await client.post("/v1/flows/rag-answer/run", json={"inputs": {}})
         assert missing.status_code == 422 and "question" in missing.text
-        done = await client.post("/v1/flows/rag-answer/run", json={
-            "inputs": {"question": "Who designed the Varnholm lighthouse?"}})
+        done = await client.post(
+            "/v1/flows/rag-answer/run",
+            json={"inputs": {"question": "Who designed the Varnholm lighthouse?"}},
+        )
     assert done.status_code == 200, done.text
     body = done.json()
     assert body["flow"] == "rag-answer"

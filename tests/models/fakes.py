@@ -86,9 +86,11 @@ class FakeBackend(Backend):
                 if self.fail_with is not None:
                     raise self.fail_with
                 last = i == len(words) - 1
-                yield ChatChunk(text=word if not i else " " + word,
-                                finish_reason="stop" if last else None,
-                                usage=Usage(3, len(words)) if last else None)
+                yield ChatChunk(
+                    text=word if not i else " " + word,
+                    finish_reason="stop" if last else None,
+                    usage=Usage(3, len(words)) if last else None,
+                )
         finally:
             self.active -= 1
             self.streams_closed += 1

@@ -109,8 +109,7 @@ async def test_one_bad_input_fails_only_its_caller() -> None:
     assert results[3] == [vector("good four")]
     # the failed batch was split to find the culprit: one try together, then one each
     assert embed.batches[0] == ["good one", "BAD", "good two", "good three", "good four"]
-    assert embed.batches[1:] == [["good one"], ["BAD"], ["good two", "good three"],
-                                 ["good four"]]
+    assert embed.batches[1:] == [["good one"], ["BAD"], ["good two", "good three"], ["good four"]]
 
 
 async def test_input_that_is_not_text_is_refused_before_any_batch() -> None:
@@ -227,18 +226,20 @@ async def test_a_batch_once_sent_serves_everyone_in_it_even_if_its_sender_goes()
 async def test_a_full_queue_refuses_with_pool_busy_and_loses_no_queued_caller() -> None:
     embedder = Embedder()
     embedder.gate = anyio.Event()
-    batcher = EmbeddingBatcher(embedder, max_batch=2, max_wait_ms=0, max_queue=1,
-                               model="mini")
+    batcher = EmbeddingBatcher(embedder, max_batch=2, max_wait_ms=0, max_queue=1, model="mini")
     calls = Calls(batcher)
     async with anyio.create_task_group() as group:
-        group.start_soon(calls, "a")          # its batch is sent and held at the gate
+        group.start_soon(calls, "a")  # its batch is sent and held at the gate
         await anyio.wait_all_tasks_blocked()
-        group.start_soon(calls, "b")          # forms the next batch, waits for the slot
-        group.start_soon(calls, "c")          # waits behind it: max_queue = 1
+        group.start_soon(calls, "b")  # forms the next batch, waits for the slot
+        group.start_soon(calls, "c")  # waits behind it: max_queue = 1
         await anyio.wait_all_tasks_blocked()
-        with pytest.raises(PoolBusy, match=r"embedding model 'mini' is busy: 2 callers are "
-                                           r"waiting for a batch \(max_queue = 1\); retry "
-                                           r"later or raise max_queue") as info:
+        with pytest.raises(
+            PoolBusy,
+            match=r"embedding model 'mini' is busy: 2 callers are "
+            r"waiting for a batch \(max_queue = 1\); retry "
+            r"later or raise max_queue",
+        ) as info:
             await batcher.embed(["d", "e", "f"])  # a caller counts once, however long
         assert info.value.retry_after == 2.0  # 2 batches ahead, ~1 s each before any timing
         assert info.value.model == "mini"

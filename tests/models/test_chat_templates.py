@@ -20,8 +20,10 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 def test_chatml_renders_with_the_generation_prompt() -> None:
     template = ChatTemplate(get_adapter("chatml").template)
-    assert template.render(MESSAGES) == ("<|im_start|>system\nBe brief.<|im_end|>\n"
-                                         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    assert template.render(MESSAGES) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert not template.render(MESSAGES, add_generation_prompt=False).endswith("assistant\n")
 
 
@@ -48,8 +50,9 @@ def test_precedence_explicit_then_family_then_shipped_then_guess() -> None:
 
 
 def test_no_template_at_all_says_which_setting_to_add() -> None:
-    with pytest.raises(ConfigError,
-                       match=r"model 'm' ships no chat template.*set `family` to one of .*chatml"):
+    with pytest.raises(
+        ConfigError, match=r"model 'm' ships no chat template.*set `family` to one of .*chatml"
+    ):
         resolve_template(model="m", shipped=None, model_ref="/m/mystery")
     with pytest.raises(ConfigError, match=r"unknown prompt family 'klingon' \(known: alpaca"):
         get_adapter("klingon")
@@ -67,8 +70,10 @@ def test_templates_are_sandboxed_and_report_their_errors() -> None:
 
 
 def test_registering_a_family() -> None:
-    register_adapter(PromptAdapter("test-plain",
-                                   "{% for m in messages %}{{ m['content'] }}|{% endfor %}",
-                                   ("plain-model",)))
+    register_adapter(
+        PromptAdapter(
+            "test-plain", "{% for m in messages %}{{ m['content'] }}|{% endfor %}", ("plain-model",)
+        )
+    )
     template = resolve_template(model="m", shipped=None, model_ref="plain-model-1")
     assert template.render(MESSAGES) == "Be brief.|Hi|"

@@ -8,8 +8,12 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow.errors import (BackendConnectionError, BackendTimeout, ModelLoadError,
-                              WorkerUnavailable)
+from smmf_flow.errors import (
+    BackendConnectionError,
+    BackendTimeout,
+    ModelLoadError,
+    WorkerUnavailable,
+)
 from smmf_flow.models import ChatRequest, ModelConfig, ModelRegistry, Pool, PoolEvent
 from smmf_flow.models.health import breaks_instance
 
@@ -139,11 +143,28 @@ async def test_a_health_interval_of_zero_runs_no_loop_and_a_closed_pool_ends_it(
 
 
 async def test_the_registry_watches_every_pool_including_ones_made_later() -> None:
-    registry = ModelRegistry.from_dict({"models": {"llms": [
-        {"name": "a", "provider": PROVIDER, "failure_threshold": 1, "cooldown_s": 0.02,
-         "health_interval_s": 0.02},
-        {"name": "b", "provider": PROVIDER, "failure_threshold": 1, "cooldown_s": 0.02,
-         "health_interval_s": 0.02}]}})
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "llms": [
+                    {
+                        "name": "a",
+                        "provider": PROVIDER,
+                        "failure_threshold": 1,
+                        "cooldown_s": 0.02,
+                        "health_interval_s": 0.02,
+                    },
+                    {
+                        "name": "b",
+                        "provider": PROVIDER,
+                        "failure_threshold": 1,
+                        "cooldown_s": 0.02,
+                        "health_interval_s": 0.02,
+                    },
+                ]
+            }
+        }
+    )
     a = registry.pool("a")
     await a.start()
     async with anyio.create_task_group() as group:
@@ -162,7 +183,8 @@ async def test_the_registry_watches_every_pool_including_ones_made_later() -> No
 
 
 async def test_a_load_cancelled_during_a_reprobe_leaves_the_instance_unhealthy(
-        fake_backend: type[FakeBackend]) -> None:
+    fake_backend: type[FakeBackend],
+) -> None:
     fake_backend.load_errors["m#0"] = FileNotFoundError("weights.gguf")
     pool = make_pool(cooldown_s=0.02, health_interval_s=0)
     with pytest.raises(ModelLoadError):
@@ -182,7 +204,8 @@ async def test_a_load_cancelled_during_a_reprobe_leaves_the_instance_unhealthy(
 
 
 async def test_a_lazy_start_cancelled_by_its_caller_can_start_again(
-        fake_backend: type[FakeBackend]) -> None:
+    fake_backend: type[FakeBackend],
+) -> None:
     fake_backend.load_delay = 10.0
     pool = make_pool(health_interval_s=0)
     with anyio.move_on_after(0.05):
@@ -203,8 +226,10 @@ async def test_a_stream_that_stalls_past_chunk_timeout_fails_and_counts() -> Non
     backend(pool).gate = anyio.Event()  # every stream stalls after its first word
     for attempt in (1, 2):
         got: list[str] = []
-        with anyio.fail_after(5), pytest.raises(
-                BackendTimeout, match=r"model 'm' sent no chunk for 0\.2s") as info:
+        with (
+            anyio.fail_after(5),
+            pytest.raises(BackendTimeout, match=r"model 'm' sent no chunk for 0\.2s") as info,
+        ):
             async for chunk in pool.stream_chat(REQUEST, chunk_timeout=0.2):
                 got.append(chunk.text)
         assert got == ["one"]

@@ -28,10 +28,13 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert resolve_path(str(tmp_path / "abs.gguf"), "/elsewhere") == tmp_path / "abs.gguf"
 
 
-@pytest.mark.parametrize(("value", "pattern"), [
-    ("pkg:no_such_package_here/model.gguf", r"package 'no_such_package_here' is not installed"),
-    ("pkg:/model.gguf", r"names no package; expected 'pkg:<package>/<path inside it>'"),
-])
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [
+        ("pkg:no_such_package_here/model.gguf", r"package 'no_such_package_here' is not installed"),
+        ("pkg:/model.gguf", r"names no package; expected 'pkg:<package>/<path inside it>'"),
+    ],
+)
 def test_bad_pkg_paths_say_what_to_do(value: str, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         resolve_path(value)

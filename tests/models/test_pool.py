@@ -93,13 +93,17 @@ def test_unknown_strategy_is_a_config_error() -> None:
         make_strategy("nope")
 
 
-@pytest.mark.parametrize(("strategy", "weights", "expected"), [
-    ("round_robin", None, ["m#0", "m#1", "m#2", "m#0", "m#1", "m#2"]),
-    ("least_busy", None, ["m#0", "m#1", "m#2", "m#0", "m#1", "m#2"]),
-    ("weighted", [4, 1, 1], ["m#0", "m#0", "m#1", "m#0", "m#2", "m#0"]),
-])
+@pytest.mark.parametrize(
+    ("strategy", "weights", "expected"),
+    [
+        ("round_robin", None, ["m#0", "m#1", "m#2", "m#0", "m#1", "m#2"]),
+        ("least_busy", None, ["m#0", "m#1", "m#2", "m#0", "m#1", "m#2"]),
+        ("weighted", [4, 1, 1], ["m#0", "m#0", "m#1", "m#0", "m#2", "m#0"]),
+    ],
+)
 async def test_pool_routes_sequential_calls_by_strategy(
-        strategy: str, weights: list[float] | None, expected: list[str]) -> None:
+    strategy: str, weights: list[float] | None, expected: list[str]
+) -> None:
     pool = make_pool(instances=3, strategy=strategy, weights=weights)
     got = [(await pool.chat(REQUEST)).instance for _ in range(6)]
     assert got == expected
@@ -156,8 +160,11 @@ async def test_full_queue_raises_pool_busy_with_retry_after() -> None:
             group.start_soon(call)
         await anyio.wait_all_tasks_blocked()
         assert pool.stats().waiting == 2
-        with pytest.raises(PoolBusy, match=r"model 'm' is busy: all 1 slots in use and 2 "
-                                           r"callers waiting \(max_queue = 2\)") as info:
+        with pytest.raises(
+            PoolBusy,
+            match=r"model 'm' is busy: all 1 slots in use and 2 "
+            r"callers waiting \(max_queue = 2\)",
+        ) as info:
             await pool.chat(REQUEST)
         assert info.value.retry_after > 0
         gate.set()
@@ -167,7 +174,8 @@ async def test_full_queue_raises_pool_busy_with_retry_after() -> None:
 
 @pytest.mark.parametrize(("delay", "low", "high"), [(None, 1.0, 1.0), (0.05, 0.04, 0.5)])
 async def test_no_queue_means_busy_at_once_and_retry_after_follows_latency(
-        delay: float | None, low: float, high: float) -> None:
+    delay: float | None, low: float, high: float
+) -> None:
     pool = make_pool(concurrency=1, max_queue=0)
     await pool.start()
     if delay is not None:  # one timed call: retry_after comes from its latency
@@ -295,9 +303,12 @@ async def test_cooldown_after_failures_then_recovery_after_reprobe() -> None:
             await pool.chat(REQUEST)
     assert pool.in_cooldown and pool.status == "cooling down"
     assert pool.stats().instances[0].state == "unhealthy"
-    with pytest.raises(WorkerUnavailable, match=r"model 'm': no healthy instance, all 1 are "
-                                                r"cooling down \(last error: no answer in "
-                                                r"1s\); next re-probe in 0\.0\ds"):
+    with pytest.raises(
+        WorkerUnavailable,
+        match=r"model 'm': no healthy instance, all 1 are "
+        r"cooling down \(last error: no answer in "
+        r"1s\); next re-probe in 0\.0\ds",
+    ):
         await pool.chat(REQUEST)
 
     backend.fail_with = None
@@ -315,8 +326,14 @@ async def test_cooldown_after_failures_then_recovery_after_reprobe() -> None:
     await pool.aclose()
 
 
-@pytest.mark.parametrize("error", [ContextWindowExceeded("prompt too long"),
-                                   InvalidOutput("not JSON"), BackendError("cannot embed")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ContextWindowExceeded("prompt too long"),
+        InvalidOutput("not JSON"),
+        BackendError("cannot embed"),
+    ],
+)
 async def test_request_errors_do_not_trip_the_breaker(error: BackendError) -> None:
     pool = make_pool(failure_threshold=1)
     await pool.start()
@@ -333,8 +350,11 @@ async def test_unexpected_exception_is_wrapped_and_counts() -> None:
     pool = make_pool(failure_threshold=1)
     await pool.start()
     backends(pool)[0].fail_with = RuntimeError("engine crashed")
-    with pytest.raises(BackendError, match=r"model 'm' instance 'm#0' failed: RuntimeError: "
-                                           r"engine crashed") as info:
+    with pytest.raises(
+        BackendError,
+        match=r"model 'm' instance 'm#0' failed: RuntimeError: "
+        r"engine crashed",
+    ) as info:
         await pool.chat(REQUEST)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert pool.in_cooldown
@@ -372,7 +392,10 @@ async def test_waiters_fail_fast_when_the_last_instance_trips() -> None:
         await anyio.wait_all_tasks_blocked()
         backend.gate.set()
     assert sorted(e.__name__ for e in errors) == [
-        "BackendConnectionError", "WorkerUnavailable", "WorkerUnavailable"]
+        "BackendConnectionError",
+        "WorkerUnavailable",
+        "WorkerUnavailable",
+    ]
     await pool.aclose()
 
 
@@ -389,7 +412,8 @@ async def test_check_health_marks_a_dead_instance() -> None:
 
 
 async def test_lazy_load_happens_once_for_many_first_callers(
-        fake_backend: type[FakeBackend]) -> None:
+    fake_backend: type[FakeBackend],
+) -> None:
     events: list[PoolEvent] = []
     pool = make_pool(events, instances=2, concurrency=4)
     assert pool.status == "not loaded" and fake_backend.loads == []
@@ -398,20 +422,27 @@ async def test_lazy_load_happens_once_for_many_first_callers(
             group.start_soon(pool.chat, REQUEST)
     assert sorted(fake_backend.loads) == ["m#0", "m#1"]
     kinds = [(e.kind, e.instance) for e in events]
-    assert sorted(kinds) == [("loaded", "m#0"), ("loaded", "m#1"),
-                             ("loading", "m#0"), ("loading", "m#1")]
+    assert sorted(kinds) == [
+        ("loaded", "m#0"),
+        ("loaded", "m#1"),
+        ("loading", "m#0"),
+        ("loading", "m#1"),
+    ]
     loaded = [e for e in events if e.kind == "loaded"]
-    assert all(e.seconds is not None and "loaded model 'm' instance" in e.message
-               for e in loaded)
+    assert all(e.seconds is not None and "loaded model 'm' instance" in e.message for e in loaded)
     await pool.aclose()
 
 
 async def test_failed_load_raises_then_reloads_after_cooldown(
-        fake_backend: type[FakeBackend]) -> None:
+    fake_backend: type[FakeBackend],
+) -> None:
     fake_backend.load_errors["m#0"] = FileNotFoundError("weights.gguf")
     pool = make_pool(cooldown_s=0.05)
-    with pytest.raises(ModelLoadError, match=r"model 'm' instance 'm#0' could not load: "
-                                             r"FileNotFoundError: weights\.gguf"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"model 'm' instance 'm#0' could not load: "
+        r"FileNotFoundError: weights\.gguf",
+    ):
         await pool.chat(REQUEST)
     with pytest.raises(WorkerUnavailable, match="could not load"):
         await pool.chat(REQUEST)

@@ -13,17 +13,23 @@ from smmf_flow.models import ChatRequest, GroupConfig, ModelConfig, ModelRegistr
 from .fakes import PROVIDER, FakeBackend
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-CONFIG = {"models": {
-    "default_llm": "chat",
-    "default_embedding": "minilm",
-    "llms": [
-        {"name": "smollm2", "provider": PROVIDER, "instances": 2},
-        {"name": "remote", "provider": "proxy/openai", "api_base": "http://127.0.0.1:9/v1",
-         "api_key": "sk-do-not-print"},
-    ],
-    "embeddings": [{"name": "minilm", "provider": PROVIDER}],
-    "groups": [{"name": "chat", "members": ["remote", "smollm2"]}],
-}}
+CONFIG = {
+    "models": {
+        "default_llm": "chat",
+        "default_embedding": "minilm",
+        "llms": [
+            {"name": "smollm2", "provider": PROVIDER, "instances": 2},
+            {
+                "name": "remote",
+                "provider": "proxy/openai",
+                "api_base": "http://127.0.0.1:9/v1",
+                "api_key": "sk-do-not-print",
+            },
+        ],
+        "embeddings": [{"name": "minilm", "provider": PROVIDER}],
+        "groups": [{"name": "chat", "members": ["remote", "smollm2"]}],
+    }
+}
 
 
 @pytest.fixture
@@ -43,9 +49,12 @@ def test_lookup_by_name_and_kind(registry: ModelRegistry) -> None:
 
 
 def test_unknown_name_suggests_close_ones(registry: ModelRegistry) -> None:
-    with pytest.raises(ModelNotFound, match=r"^unknown model 'smollm'; did you mean "
-                                            r"'smollm2'.*\? \(known models: chat, minilm, "
-                                            r"remote, smollm2\)") as error:
+    with pytest.raises(
+        ModelNotFound,
+        match=r"^unknown model 'smollm'; did you mean "
+        r"'smollm2'.*\? \(known models: chat, minilm, "
+        r"remote, smollm2\)",
+    ) as error:
         registry.get("smollm")
     assert error.value.name == "smollm" and error.value.suggestions[0] == "smollm2"
     with pytest.raises(ModelNotFound):
@@ -53,8 +62,9 @@ def test_unknown_name_suggests_close_ones(registry: ModelRegistry) -> None:
 
 
 def test_groups_are_not_models_and_models_are_not_groups(registry: ModelRegistry) -> None:
-    with pytest.raises(ModelKindMismatch, match="'chat' is a group of remote, smollm2, not a "
-                                                "single model"):
+    with pytest.raises(
+        ModelKindMismatch, match="'chat' is a group of remote, smollm2, not a single model"
+    ):
         registry.pool("chat")
     with pytest.raises(ModelKindMismatch, match="'smollm2' is a model, not a group"):
         registry.group("smollm2")
@@ -80,8 +90,9 @@ def test_list_shows_kind_provider_status_and_no_secrets(registry: ModelRegistry)
 
 
 @pytest.mark.anyio
-async def test_pools_are_lazy_and_shared(registry: ModelRegistry,
-                                         fake_backend: type[FakeBackend]) -> None:
+async def test_pools_are_lazy_and_shared(
+    registry: ModelRegistry, fake_backend: type[FakeBackend]
+) -> None:
     pool = registry.pool("smollm2")
     assert registry.pool("smollm2") is pool
     assert fake_backend.loads == [] and pool.status == "not loaded"
@@ -94,13 +105,17 @@ async def test_pools_are_lazy_and_shared(registry: ModelRegistry,
 
 
 @pytest.mark.anyio
-async def test_warmup_loads_named_models_and_group_members(
-        fake_backend: type[FakeBackend]) -> None:
-    data = {"models": {
-        "llms": [{"name": "a", "provider": PROVIDER, "instances": 2},
-                 {"name": "b", "provider": PROVIDER}],
-        "embeddings": [{"name": "e", "provider": PROVIDER}],
-        "groups": [{"name": "g", "members": ["b", "a"]}]}}
+async def test_warmup_loads_named_models_and_group_members(fake_backend: type[FakeBackend]) -> None:
+    data = {
+        "models": {
+            "llms": [
+                {"name": "a", "provider": PROVIDER, "instances": 2},
+                {"name": "b", "provider": PROVIDER},
+            ],
+            "embeddings": [{"name": "e", "provider": PROVIDER}],
+            "groups": [{"name": "g", "members": ["b", "a"]}],
+        }
+    }
     async with ModelRegistry.from_dict(data) as registry:
         await registry.warmup(["g"])
         assert sorted(fake_backend.loads) == ["a#0", "a#1", "b#0"]
@@ -111,23 +126,35 @@ async def test_warmup_loads_named_models_and_group_members(
 
 
 def test_registry_checks_a_models_file_built_in_code() -> None:
-    models = ModelsFile.model_validate({"models": {
-        "llms": [{"name": "x", "provider": PROVIDER}],
-        "groups": [{"name": "x", "members": ["x"]}]}})
-    with pytest.raises(ConfigError, match=r"<config>: models\.groups\[0\] \(name 'x'\), field "
-                                          r"'name': name 'x' is already used"):
+    models = ModelsFile.model_validate(
+        {
+            "models": {
+                "llms": [{"name": "x", "provider": PROVIDER}],
+                "groups": [{"name": "x", "members": ["x"]}],
+            }
+        }
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"<config>: models\.groups\[0\] \(name 'x'\), field "
+        r"'name': name 'x' is already used",
+    ):
         ModelRegistry(models)
 
 
 def test_from_toml_reports_the_file(tmp_path: Path) -> None:
     config = tmp_path / "m.toml"
-    config.write_text(f'[models]\ndefault_llm = "a"\n[[models.llms]]\nname = "a"\n'
-                      f'provider = "{PROVIDER}"\n')
+    config.write_text(
+        f'[models]\ndefault_llm = "a"\n[[models.llms]]\nname = "a"\nprovider = "{PROVIDER}"\n'
+    )
     registry = ModelRegistry.from_toml(config)
     assert registry.source == str(config) and registry.default_llm == "a"
     config.write_text('[models]\ndefault_llm = "b"\n')
-    with pytest.raises(ConfigError, match=rf"{config}:2: \[models\], field 'default_llm': "
-                                          r"unknown model 'b'"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{config}:2: \[models\], field 'default_llm': "
+        r"unknown model 'b'",
+    ):
         ModelRegistry.from_toml(config)
 
 
@@ -144,12 +171,16 @@ def test_default_config_loads_without_loading_models() -> None:
 
 
 def test_openai_proxy_config_takes_its_key_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(ConfigError, match=r"openai-proxy\.toml:\d+: models\.llms\[0\] \(name "
-                                          r"'remote'\), field 'api_key': environment variable "
-                                          r"OPENAI_API_KEY is not set"):
+    with pytest.raises(
+        ConfigError,
+        match=r"openai-proxy\.toml:\d+: models\.llms\[0\] \(name "
+        r"'remote'\), field 'api_key': environment variable "
+        r"OPENAI_API_KEY is not set",
+    ):
         ModelRegistry.from_toml(CONFIGS / "openai-proxy.toml")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     registry = ModelRegistry.from_toml(CONFIGS / "openai-proxy.toml")
@@ -157,18 +188,20 @@ def test_openai_proxy_config_takes_its_key_from_the_environment(
     assert remote.api_key == "sk-from-env"
     assert remote.api_base == "https://api.openai.com/v1"
     assert registry.default_llm == "chat" and registry.group("chat").members == [
-        "remote", "smollm2"]
+        "remote",
+        "smollm2",
+    ]
     assert "sk-from-env" not in repr(registry.list()) + repr(remote)
 
 
 def test_a_registry_is_a_context_manager_that_closes_what_it_started(
-        fake_backend: type[FakeBackend]) -> None:
+    fake_backend: type[FakeBackend],
+) -> None:
     with ModelRegistry.from_dict(CONFIG) as registry:
         pool = registry.pool("smollm2")
         registry.attachments["kept by a higher layer"] = object()
         anyio.run(pool.start)
-        assert pool.status == "ready" and sorted(fake_backend.loads) == ["smollm2#0",
-                                                                         "smollm2#1"]
+        assert pool.status == "ready" and sorted(fake_backend.loads) == ["smollm2#0", "smollm2#1"]
     assert pool.status == "closed" and registry.attachments == {}
     # closed, it can be used again: the pool is a new one and loads afresh
     again = registry.pool("smollm2")
@@ -177,12 +210,16 @@ def test_a_registry_is_a_context_manager_that_closes_what_it_started(
 
 @pytest.mark.anyio
 async def test_async_with_closes_and_a_sync_close_inside_a_loop_says_what_to_do(
-        fake_backend: type[FakeBackend]) -> None:
+    fake_backend: type[FakeBackend],
+) -> None:
     async with ModelRegistry.from_dict(CONFIG) as registry:
         await registry.pool("minilm").start()
-        with pytest.raises(ConfigError, match=r"<dict>: cannot close it synchronously while "
-                                              r"asyncio runs in this thread; use `async "
-                                              r"with` or `await registry.aclose\(\)`"):
+        with pytest.raises(
+            ConfigError,
+            match=r"<dict>: cannot close it synchronously while "
+            r"asyncio runs in this thread; use `async "
+            r"with` or `await registry.aclose\(\)`",
+        ):
             with registry:
                 pass
         assert registry.pool("minilm").status == "ready"  # the failed close closed nothing

@@ -21,8 +21,9 @@ from reliability.scripted import Script  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-async def docs_store(real_registry: Any,
-                     tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Any]:
+async def docs_store(
+    real_registry: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, str], Any]:
     """The shipped documents indexed once per session with the real MiniLM into a
     Chroma store in a temporary folder: ``(store spec, the first IndexReport)``."""
     from smmf_flow import DAG

@@ -92,16 +92,21 @@ async def test_tool_call_then_result_then_final(scripted: Any) -> None:
     assert isinstance(result, AgentResult)
     assert result.final == "It is 42." and result.invalid == 0
     assert [(s.n, s.kind, s.tool, s.result) for s in result.steps] == [
-        (1, "tool", "calculator", "42"), (2, "final", None, None)]
+        (1, "tool", "calculator", "42"),
+        (2, "final", None, None),
+    ]
     assert result.steps[0].arguments == {"expression": "6 * 7"}
     first, second = scripted.requests
     assert [m.role for m in first.messages] == ["system", "user"]
     assert first.messages[1].content == "What is 6 * 7?"
-    assert ('- calculator: Evaluate an arithmetic expression and return its value.\n'
-            '  call: {"tool": "calculator", "arguments": {"expression": "(3 + 4) * 12 / 7"}}'
-            ) in first.messages[0].content
-    assert '- area: The area of a rectangle.\n  call: {"tool": "area", "arguments": ' \
+    assert (
+        "- calculator: Evaluate an arithmetic expression and return its value.\n"
+        '  call: {"tool": "calculator", "arguments": {"expression": "(3 + 4) * 12 / 7"}}'
+    ) in first.messages[0].content
+    assert (
+        '- area: The area of a rectangle.\n  call: {"tool": "area", "arguments": '
         '{"width": 1.5, "height": 1.0}}' in first.messages[0].content
+    )
     assert [m.role for m in second.messages] == ["system", "user", "assistant", "user"]
     assert second.messages[2].content == call("calculator", expression="6 * 7")
     assert second.messages[3].content == "Result of calculator: 42"
@@ -113,16 +118,22 @@ async def test_every_request_carries_the_step_schema(scripted: Any) -> None:
     registry = scripted.registry(final("done"))
     await run(agent_flow(), registry)
     schema = scripted.requests[0].response_format.schema
-    valid = [json.loads(call("calculator", expression="1+1")), json.loads(final("ok")),
-             json.loads(call("area", width=2.0)), json.loads(call("run_id", prefix="r-"))]
+    valid = [
+        json.loads(call("calculator", expression="1+1")),
+        json.loads(final("ok")),
+        json.loads(call("area", width=2.0)),
+        json.loads(call("run_id", prefix="r-")),
+    ]
     for step in valid:
         jsonschema.validate(step, schema)
-    invalid = [{"tool": "calculator", "arguments": {}},            # argument missing
-               {"tool": "rm", "arguments": {"path": "/"}},         # no such tool
-               {"tool": "area", "arguments": {"width": "wide"}},   # wrong type
-               {"tool": "area", "arguments": {"width": -3.0}},     # out of range
-               {"final": "ok", "tool": "area"},                    # both at once
-               {"final": 'a "quoted" answer'}]                     # breaks the JSON string rule
+    invalid = [
+        {"tool": "calculator", "arguments": {}},  # argument missing
+        {"tool": "rm", "arguments": {"path": "/"}},  # no such tool
+        {"tool": "area", "arguments": {"width": "wide"}},  # wrong type
+        {"tool": "area", "arguments": {"width": -3.0}},  # out of range
+        {"final": "ok", "tool": "area"},  # both at once
+        {"final": 'a "quoted" answer'},
+    ]  # breaks the JSON string rule
     for step in invalid:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(step, schema)
@@ -131,24 +142,26 @@ async def test_every_request_carries_the_step_schema(scripted: Any) -> None:
 
 async def test_tool_errors_are_fed_back_and_the_model_recovers(scripted: Any) -> None:
     registry = scripted.registry(
-        call("calculator", expression="1 / 0"),       # the tool raises
-        call("paint", colour="blue"),                 # arguments fail validation
-        call("slow", seconds=5.0),                    # the tool's own 0.2 s timeout
-        call("calculator", expression="import os"),   # refused by the evaluator
+        call("calculator", expression="1 / 0"),  # the tool raises
+        call("paint", colour="blue"),  # arguments fail validation
+        call("slow", seconds=5.0),  # the tool's own 0.2 s timeout
+        call("calculator", expression="import os"),  # refused by the evaluator
         call("area", width=3.0, height=2.0),
-        final("6"))
+        final("6"),
+    )
     result, trace = await run(agent_flow(max_steps=7), registry)
     assert result.final == "6"
     assert [s.error for s in result.steps[:4]] == [
         "calculator failed: ZeroDivisionError: division by zero",
         "invalid arguments for paint: colour: Value error, no paint called 'blue'",
         "slow timed out after 0.2s",
-        "calculator failed: InputError: not an arithmetic expression (invalid syntax): "
-        "'import os'"]
+        "calculator failed: InputError: not an arithmetic expression (invalid syntax): 'import os'",
+    ]
     assert result.steps[4].result == "6.0"
     fed_back = [m.content for m in scripted.requests[-1].messages if m.role == "user"][1:]
     assert fed_back == [f"Tool {s.tool} failed: {s.error}" for s in result.steps[:4]] + [
-        "Result of area: 6.0"]
+        "Result of area: 6.0"
+    ]
     assert [e.get("error") is not None for e in steps_in(trace)] == [True] * 4 + [False] * 2
 
 
@@ -160,16 +173,19 @@ async def test_the_agents_tool_timeout_applies_to_every_tool(scripted: Any) -> N
 
 async def test_schema_breaking_replies_are_fed_back_and_counted(scripted: Any) -> None:
     registry = scripted.registry(
-        "The answer is 42.",                            # not JSON at all
-        json.dumps({"tool": "calculator"}),             # arguments missing
-        json.dumps({"final": "42", "note": "extra"}),   # an extra key
-        final("42"))
+        "The answer is 42.",  # not JSON at all
+        json.dumps({"tool": "calculator"}),  # arguments missing
+        json.dumps({"final": "42", "note": "extra"}),  # an extra key
+        final("42"),
+    )
     result, trace = await run(agent_flow(), registry)
     assert result.final == "42" and result.invalid == 3
     assert [s.kind for s in result.steps] == ["invalid", "invalid", "invalid", "final"]
     assert "invalid JSON" in result.steps[0].error
-    assert "'arguments' is a required property" in result.steps[1].error or \
-        "is not valid under any of the given schemas" in result.steps[1].error
+    assert (
+        "'arguments' is a required property" in result.steps[1].error
+        or "is not valid under any of the given schemas" in result.steps[1].error
+    )
     nudges = [m.content for m in scripted.requests[-1].messages if m.role == "user"][1:]
     assert len(nudges) == 3
     assert all(n.startswith("Your reply was not valid: ") for n in nudges)
@@ -177,20 +193,23 @@ async def test_schema_breaking_replies_are_fed_back_and_counted(scripted: Any) -
 
 
 async def test_the_last_step_allows_only_a_final_answer(scripted: Any) -> None:
-    registry = scripted.registry(call("calculator", expression="1 + 1"),
-                                 call("calculator", expression="2 + 1"), final("3"))
+    registry = scripted.registry(
+        call("calculator", expression="1 + 1"), call("calculator", expression="2 + 1"), final("3")
+    )
     result, trace = await run(agent_flow(max_steps=3), registry)
     assert result.final == "3"
     assert [(e["n"], e["allowed"], e["kind"]) for e in steps_in(trace)] == [
-        (1, "any", "tool"), (2, "any", "tool"), (3, "final", "final")]
+        (1, "any", "tool"),
+        (2, "any", "tool"),
+        (3, "final", "final"),
+    ]
     last = scripted.requests[-1]
     assert last.response_format.schema == final_schema(400)
     assert last.messages[-1].content == "Result of calculator: 3" + FINAL_NUDGE
     assert scripted.requests[1].messages[-1].content == "Result of calculator: 2"
 
 
-async def test_a_last_step_that_breaks_the_schema_fails_with_a_full_trace(
-        scripted: Any) -> None:
+async def test_a_last_step_that_breaks_the_schema_fails_with_a_full_trace(scripted: Any) -> None:
     # only a backend without constrained decoding can write a tool call here
     registry = scripted.registry(*[call("calculator", expression=f"{i} + 1") for i in range(5)])
     error, trace = await run(agent_flow(max_steps=3), registry)
@@ -199,62 +218,73 @@ async def test_a_last_step_that_breaks_the_schema_fails_with_a_full_trace(
         "agent 'agent' made 3 steps without a final answer (tool calls: 2, invalid replies: "
         "1; last step: invalid): the last step allowed only a final answer, but the model's "
         "reply broke that schema; use a model or backend that enforces JSON schemas "
-        "(llama.cpp, or response_format on an OpenAI-compatible API)")
+        "(llama.cpp, or response_format on an OpenAI-compatible API)"
+    )
     assert len(scripted.requests) == 3 and len(scripted.replies) == 2
     assert [(e["n"], e["kind"], e["result"]) for e in steps_in(trace)] == [
-        (1, "tool", "1"), (2, "tool", "2"), (3, "invalid", None)]
-    assert steps_in(trace)[2]["error"] == ("model 'scripted' returned JSON that breaks its "
-                                           "schema: 'final' is a required property")
+        (1, "tool", "1"),
+        (2, "tool", "2"),
+        (3, "invalid", None),
+    ]
+    assert steps_in(trace)[2]["error"] == (
+        "model 'scripted' returned JSON that breaks its schema: 'final' is a required property"
+    )
 
 
 async def test_tool_choice_required_keeps_the_final_answer_out_until_a_tool_worked(
-        scripted: Any) -> None:
-    registry = scripted.registry(final("42"),                            # not allowed yet
-                                 call("calculator", expression="6 *"),   # fails
-                                 final("42"),                            # still not allowed
-                                 call("calculator", expression="6 * 7"),
-                                 final("42"))
+    scripted: Any,
+) -> None:
+    registry = scripted.registry(
+        final("42"),  # not allowed yet
+        call("calculator", expression="6 *"),  # fails
+        final("42"),  # still not allowed
+        call("calculator", expression="6 * 7"),
+        final("42"),
+    )
     result, _ = await run(agent_flow(tool_choice="required"), registry)
     assert [s.kind for s in result.steps] == ["invalid", "tool", "invalid", "tool", "final"]
-    offers_final = ['"final"' in json.dumps(r.response_format.schema)
-                    for r in scripted.requests]
+    offers_final = ['"final"' in json.dumps(r.response_format.schema) for r in scripted.requests]
     assert offers_final == [False, False, False, False, True]
 
 
-async def test_a_group_name_routes_through_fallback_and_tools_get_the_run(
-        scripted: Any) -> None:
+async def test_a_group_name_routes_through_fallback_and_tools_get_the_run(scripted: Any) -> None:
     registry = scripted.registry(call("run_id", prefix="run-"), final("ok"))
-    result, _ = await run(agent_flow("scripted-group", input_key="task"), registry,
-                          {"task": "Which run is this?"})
+    result, _ = await run(
+        agent_flow("scripted-group", input_key="task"), registry, {"task": "Which run is this?"}
+    )
     assert result.steps[0].result.startswith("run-") and len(result.steps[0].result) == 16
     assert result.steps[0].model == "scripted"
 
 
 async def test_input_key_picks_the_task_and_a_missing_key_names_what_is_there(
-        scripted: Any) -> None:
+    scripted: Any,
+) -> None:
     keyed = AgentOperator("scripted", tools=[area], name="a", input_key="task")
     assert keyed.input_types == (Mapping[str, Any],)
     assert AgentOperator("scripted", tools=[area], name="b").input_types == (str,)
     registry = scripted.registry(final("ok"))
     error, _ = await run(agent_flow(input_key="task"), registry, {"question": "q", "n": 1})
     assert isinstance(error, NodeFailed) and isinstance(error.__cause__, InputError)
-    assert str(error.__cause__) == ("the input has no 'task' (the node's input_key); it has "
-                                    "question, n")
+    assert str(error.__cause__) == (
+        "the input has no 'task' (the node's input_key); it has question, n"
+    )
 
 
-async def test_the_yaml_agent_flow_takes_its_tools_from_its_plugin_module(
-        scripted: Any) -> None:
+async def test_the_yaml_agent_flow_takes_its_tools_from_its_plugin_module(scripted: Any) -> None:
     from smmf_flow.flowfile.flow import load_flow
 
     flow = load_flow(FLOWS / "agent.yaml")
     node = flow.dag.node("solve")
     assert list(node.tools) == ["calculator", "docs_lookup"]
-    assert node.params()["tools"] == ["smmf_flow.operators.builtin_tools:calculator",
-                                      "smmf_flow.operators.builtin_tools:docs_lookup"]
+    assert node.params()["tools"] == [
+        "smmf_flow.operators.builtin_tools:calculator",
+        "smmf_flow.operators.builtin_tools:docs_lookup",
+    ]
     assert node.input_key == "task" and node.input_types == (Mapping[str, Any],)
     # run it with the scripted model standing in for smollm2
-    registry = scripted.registry(call("calculator", expression="17 * 23 + 4"), final("395"),
-                                 also=("smollm2",))
+    registry = scripted.registry(
+        call("calculator", expression="17 * 23 + 4"), final("395"), also=("smollm2",)
+    )
     result = await flow.arun({"task": "What is 17 * 23 + 4?"}, registry=registry)
     assert result.final == "395" and result.steps[0].result == "395"
 
@@ -274,14 +304,20 @@ def test_tools_need_types_and_a_description_and_unique_names() -> None:
     with pytest.raises(FlowError, match="^node 'a': two tools are named 'area'") as caught:
         AgentOperator(tools=[area, area], name="a")
     assert (caught.value.node, caught.value.param) == ("a", "tools")
-    with pytest.raises(FlowError, match="^node 'a': parameter 'tools': list should have at "
-                                        "least 1 item"):
+    with pytest.raises(
+        FlowError, match="^node 'a': parameter 'tools': list should have at least 1 item"
+    ):
         AgentOperator(tools=[], name="a")
-    with pytest.raises(FlowError, match="^node 'a': parameter 'max_steps': input should be "
-                                        "greater than or equal to 1, got 0"):
+    with pytest.raises(
+        FlowError,
+        match="^node 'a': parameter 'max_steps': input should be greater than or equal to 1, got 0",
+    ):
         AgentOperator(tools=[area], max_steps=0, name="a")
-    with pytest.raises(FlowError, match=r"^node 'a': parameter 'system': the system prompt "
-                                        r"must contain \{tools\}"):
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'a': parameter 'system': the system prompt "
+        r"must contain \{tools\}",
+    ):
         AgentOperator(tools=[area], system="Be brief.", name="a")
     assert area(2.0, 3.0) == 6.0  # a tool still calls like its function
 
@@ -294,11 +330,16 @@ def test_the_calculator_evaluates_arithmetic_and_nothing_else() -> None:
             evaluate(bad)
 
 
-async def test_smollm2_takes_schema_valid_steps_and_ends_with_an_answer(
-        real_registry: Any) -> None:
+async def test_smollm2_takes_schema_valid_steps_and_ends_with_an_answer(real_registry: Any) -> None:
     # tool_choice="required": a 135M model otherwise answers at once from its own guess
-    dag = agent_flow("smollm2", tools=[calculator], max_steps=3, max_tokens=96,
-                     final_chars=120, tool_choice="required")
+    dag = agent_flow(
+        "smollm2",
+        tools=[calculator],
+        max_steps=3,
+        max_tokens=96,
+        final_chars=120,
+        tool_choice="required",
+    )
     outcome, trace = await run(dag, real_registry, "Compute 1234 * 5678.")
     steps = steps_in(trace)
     assert isinstance(outcome, AgentResult), outcome  # the last step can only be a final

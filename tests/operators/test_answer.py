@@ -11,8 +11,7 @@ import jsonschema
 import pytest
 
 from smmf_flow import DAG
-from smmf_flow.errors import (FlowError, InvalidOutput, NodeFailed, TemplateError,
-                              UnknownParameter)
+from smmf_flow.errors import FlowError, InvalidOutput, NodeFailed, TemplateError, UnknownParameter
 from smmf_flow.operators import Answer, AnswerOperator, RetrieverOperator
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
@@ -31,16 +30,20 @@ def rag(spec: dict[str, str], model: str, **answer: Any) -> DAG:
 
 
 def hits(*sources: str) -> list[Hit]:
-    return [Hit(f"id-{i}", f"Passage {i} of {s}.", 0.9 - i / 10, {"source": s})
-            for i, s in enumerate(sources)]
+    return [
+        Hit(f"id-{i}", f"Passage {i} of {s}.", 0.9 - i / 10, {"source": s})
+        for i, s in enumerate(sources)
+    ]
 
 
 async def test_smollm2_answers_with_text_and_cited_chunk_ids(
-        real_registry: Any, docs_store: tuple[dict[str, str], Any]) -> None:
+    real_registry: Any, docs_store: tuple[dict[str, str], Any]
+) -> None:
     spec, _ = docs_store
     trace = Trace()
     answer = await rag(spec, "smollm2", max_tokens=120, max_chars=240, passages=True).arun(
-        QUESTION, registry=real_registry, trace=trace)
+        QUESTION, registry=real_registry, trace=trace
+    )
     assert isinstance(answer, Answer) and answer.model == "smollm2"
     assert answer.text.strip() and len(answer.text) <= 240
     shown = [h.id for h in answer.passages]
@@ -49,12 +52,12 @@ async def test_smollm2_answers_with_text_and_cited_chunk_ids(
     assert len(set(answer.citations)) == len(answer.citations)
     assert set(answer.sources) <= {h.source for h in answer.passages}
     assert answer.passages[0].source == "lighthouse.md"
-    assert {"event": "answered", "model": "smollm2",
-            "citations": answer.citations} in trace["answer"].events
+    assert {"event": "answered", "model": "smollm2", "citations": answer.citations} in trace[
+        "answer"
+    ].events
 
 
-async def test_citations_map_passage_numbers_to_chunk_ids(
-        scripted: Any) -> None:
+async def test_citations_map_passage_numbers_to_chunk_ids(scripted: Any) -> None:
     reply = {"answer": "Ilse Marrow did.", "sources": [2, 3, 2]}
     registry = scripted.registry(json.dumps(reply))
     with DAG("a") as dag:
@@ -87,17 +90,20 @@ async def test_passages_are_in_the_answer_only_when_the_node_asks(scripted: Any)
             AnswerOperator("scripted", name="answer", passages=asked)
         answers.append(await dag.arun(found, registry=registry))
     hidden, shown = answers
-    assert (hidden.text, hidden.citations, hidden.sources) == (
-        shown.text, shown.citations, shown.sources) == (
-        "Ilse Marrow did.", ["id-0"], ["lighthouse.md"])
+    assert (
+        (hidden.text, hidden.citations, hidden.sources)
+        == (shown.text, shown.citations, shown.sources)
+        == ("Ilse Marrow did.", ["id-0"], ["lighthouse.md"])
+    )
     assert hidden.passages == [] and shown.passages == found.hits
-    with pytest.raises(FlowError, match="^node 'a': parameter 'passages': input should be a "
-                                        "valid boolean, got 'yes'"):
+    with pytest.raises(
+        FlowError,
+        match="^node 'a': parameter 'passages': input should be a valid boolean, got 'yes'",
+    ):
         AnswerOperator(passages="yes", name="a")
 
 
-async def test_a_reply_that_breaks_the_schema_fails_the_node(
-        scripted: Any) -> None:
+async def test_a_reply_that_breaks_the_schema_fails_the_node(scripted: Any) -> None:
     registry = scripted.registry('{"answer": "no sources given"}')
     with DAG("a") as dag:
         AnswerOperator("scripted", name="answer")
@@ -119,14 +125,19 @@ async def test_without_passages_the_model_is_not_asked(scripted: Any) -> None:
 def test_template_and_parameters_are_checked_when_the_node_is_made() -> None:
     with pytest.raises(TemplateError, match=r"^node 'a': template syntax error on line 1"):
         AnswerOperator(template="{{ question ", name="a")
-    with pytest.raises(TemplateError, match=r"^node 'a': the template uses 'passage'; its "
-                                            r"variables are passages, question") as caught:
+    with pytest.raises(
+        TemplateError,
+        match=r"^node 'a': the template uses 'passage'; its "
+        r"variables are passages, question",
+    ) as caught:
         AnswerOperator(template="{{ question }} {{ passage }}", name="a")
     assert caught.value.param == "template"
     with pytest.raises(UnknownParameter, match="^node 'a': unknown parameter 'json_schema'"):
         AnswerOperator(json_schema={"type": "object"}, name="a")  # it sets the schema itself
-    with pytest.raises(UnknownParameter, match="^node 'a': unknown parameter 'max_token'; did "
-                                               "you mean 'max_tokens'"):
+    with pytest.raises(
+        UnknownParameter,
+        match="^node 'a': unknown parameter 'max_token'; did you mean 'max_tokens'",
+    ):
         AnswerOperator(max_token=5, name="a")
     node = AnswerOperator("smollm2", max_chars=200, name="a")
     assert node.params() == {"model": "smollm2", "max_chars": 200}

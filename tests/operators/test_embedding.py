@@ -14,9 +14,25 @@ from smmf_flow.scheduler import scheduler_for
 
 pytestmark = pytest.mark.anyio
 
-SENTENCES = [f"Sentence {i}: the {w} jumps over the lazy dog."
-             for i, w in enumerate(["fox", "cat", "horse", "frog", "bird", "child", "goat",
-                                    "rabbit", "deer", "kangaroo", "flea", "cricket"])]
+SENTENCES = [
+    f"Sentence {i}: the {w} jumps over the lazy dog."
+    for i, w in enumerate(
+        [
+            "fox",
+            "cat",
+            "horse",
+            "frog",
+            "bird",
+            "child",
+            "goat",
+            "rabbit",
+            "deer",
+            "kangaroo",
+            "flea",
+            "cricket",
+        ]
+    )
+]
 
 
 def embed_flow(model: str | None = "minilm") -> DAG:
@@ -33,8 +49,10 @@ def cosine(a: list[float], b: list[float]) -> float:
 async def test_one_text_gives_one_vector_and_a_list_gives_a_list(real_registry: Any) -> None:
     dag = embed_flow()
     one = await dag.arun("A cat sits on the mat.", registry=real_registry)
-    many = await dag.arun(["A cat sits on the mat.", "A kitten rests on a rug.",
-                           "Stock markets fell sharply today."], registry=real_registry)
+    many = await dag.arun(
+        ["A cat sits on the mat.", "A kitten rests on a rug.", "Stock markets fell sharply today."],
+        registry=real_registry,
+    )
     assert len(one) == 384 and all(isinstance(x, float) for x in one)
     assert len(many) == 3 and all(len(v) == 384 for v in many)
     assert one == pytest.approx(many[0], abs=1e-5)
@@ -42,13 +60,13 @@ async def test_one_text_gives_one_vector_and_a_list_gives_a_list(real_registry: 
 
 
 async def test_an_embedding_node_that_names_no_model_uses_default_embedding(
-        real_registry: Any) -> None:
+    real_registry: Any,
+) -> None:
     vector = await embed_flow(None).arun("hello", registry=real_registry)
     assert len(vector) == 384
 
 
-async def test_concurrent_runs_share_batches_and_get_their_own_vectors(
-        real_registry: Any) -> None:
+async def test_concurrent_runs_share_batches_and_get_their_own_vectors(real_registry: Any) -> None:
     pool = real_registry.pool("minilm")
     one_by_one = [(await pool.embed([s]))[0] for s in SENTENCES]  # the backend, unbatched
     dag = embed_flow()
@@ -92,5 +110,6 @@ async def test_a_value_that_is_not_text_names_the_node(real_registry: Any) -> No
     with pytest.raises(NodeFailed) as err:
         await embed_flow().arun(42, registry=real_registry)
     assert isinstance(err.value.__cause__, InputError)
-    assert str(err.value) == ("node 'vec' failed: InputError: expected a string or a list of "
-                              "strings, got int")
+    assert str(err.value) == (
+        "node 'vec' failed: InputError: expected a string or a list of strings, got int"
+    )

@@ -12,12 +12,19 @@ from smmf_flow.operators import PromptOperator
 
 
 def test_renders_system_and_user_messages_with_generation_params() -> None:
-    prompt = PromptOperator("Translate {{ text }} into {{ lang }}.",
-                            system="You translate into {{ lang }}.", name="p",
-                            max_tokens=12, temperature=0.0, stop=["\n"])
+    prompt = PromptOperator(
+        "Translate {{ text }} into {{ lang }}.",
+        system="You translate into {{ lang }}.",
+        name="p",
+        max_tokens=12,
+        temperature=0.0,
+        stop=["\n"],
+    )
     request = prompt.render({"text": "cat", "lang": "French"})
     assert [(m.role, m.content) for m in request.messages] == [
-        ("system", "You translate into French."), ("user", "Translate cat into French.")]
+        ("system", "You translate into French."),
+        ("user", "Translate cat into French."),
+    ]
     assert (request.max_tokens, request.temperature, request.stop) == (12, 0.0, ["\n"])
 
 
@@ -27,12 +34,20 @@ def test_a_plain_string_input_is_available_as_input() -> None:
 
 
 def test_messages_templates_keep_their_roles_and_order() -> None:
-    prompt = PromptOperator("{{ q }}", name="p", messages=[
-        {"role": "user", "content": "Hi, I am {{ who }}."},
-        {"role": "assistant", "content": "Hello {{ who }}!"}])
+    prompt = PromptOperator(
+        "{{ q }}",
+        name="p",
+        messages=[
+            {"role": "user", "content": "Hi, I am {{ who }}."},
+            {"role": "assistant", "content": "Hello {{ who }}!"},
+        ],
+    )
     request = prompt.render({"q": "What is my name?", "who": "Ada"})
     assert [(m.role, m.content) for m in request.messages] == [
-        ("user", "Hi, I am Ada."), ("assistant", "Hello Ada!"), ("user", "What is my name?")]
+        ("user", "Hi, I am Ada."),
+        ("assistant", "Hello Ada!"),
+        ("user", "What is my name?"),
+    ]
 
 
 def test_json_schema_becomes_the_response_format() -> None:
@@ -50,8 +65,10 @@ async def test_a_missing_variable_names_the_variable_and_the_node() -> None:
         await dag.arun({"name": "Ada"})
     cause = err.value.__cause__
     assert isinstance(cause, InputError)  # the run's input lacks it: the flow is fine
-    assert str(err.value) == ("node 'greet' failed: InputError: template variable missing: "
-                              "'age' is undefined (the input has: input, name)")
+    assert str(err.value) == (
+        "node 'greet' failed: InputError: template variable missing: "
+        "'age' is undefined (the input has: input, name)"
+    )
 
 
 def test_a_missing_variable_in_the_system_template_is_caught_too() -> None:
@@ -60,61 +77,90 @@ def test_a_missing_variable_in_the_system_template_is_caught_too() -> None:
         prompt.render({"q": "hi"})
 
 
-@pytest.mark.parametrize(("kwargs", "message", "param"), [
-    ({"template": "Hello {{ name "}, "template syntax error on line 1: unexpected end",
-     "template"),
-    ({"template": "ok", "system": "{% if %}"}, "template syntax error on line 1", "system"),
-    ({"template": "ok", "messages": [{"role": "user", "content": "{{ a"}]},
-     "template syntax error on line 1", "messages.0.content"),
-    ({"template": "{% for x in xs %}{{ x }}"}, "template syntax error on line 1: Unexpected "
-                                              "end of template", "template"),
-])
-def test_a_syntax_error_stops_the_flow_when_the_node_is_made(kwargs: dict[str, Any],
-                                                             message: str, param: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "message", "param"),
+    [
+        (
+            {"template": "Hello {{ name "},
+            "template syntax error on line 1: unexpected end",
+            "template",
+        ),
+        ({"template": "ok", "system": "{% if %}"}, "template syntax error on line 1", "system"),
+        (
+            {"template": "ok", "messages": [{"role": "user", "content": "{{ a"}]},
+            "template syntax error on line 1",
+            "messages.0.content",
+        ),
+        (
+            {"template": "{% for x in xs %}{{ x }}"},
+            "template syntax error on line 1: Unexpected end of template",
+            "template",
+        ),
+    ],
+)
+def test_a_syntax_error_stops_the_flow_when_the_node_is_made(
+    kwargs: dict[str, Any], message: str, param: str
+) -> None:
     with pytest.raises(TemplateError, match=f"^node 'p': {message}") as caught:
         PromptOperator(name="p", **kwargs)
     assert (caught.value.node, caught.value.param) == ("p", param)
 
 
 def test_an_unknown_generation_param_lists_the_valid_ones() -> None:
-    with pytest.raises(UnknownParameter, match=r"^node 'p': unknown parameter 'max_token'; "
-                                               r"did you mean 'max_tokens'\? \(prompt "
-                                               r"parameters: template, system, messages, "
-                                               r"max_tokens, temperature, top_p, stop, seed, "
-                                               r"metadata, response_format, json_schema\)"):
+    with pytest.raises(
+        UnknownParameter,
+        match=r"^node 'p': unknown parameter 'max_token'; "
+        r"did you mean 'max_tokens'\? \(prompt "
+        r"parameters: template, system, messages, "
+        r"max_tokens, temperature, top_p, stop, seed, "
+        r"metadata, response_format, json_schema\)",
+    ):
         PromptOperator("{{ q }}", name="p", max_token=5)
-    with pytest.raises(UnknownParameter, match="^unknown parameter 'temprature'; did you mean "
-                                               "'temperature'"):
+    with pytest.raises(
+        UnknownParameter, match="^unknown parameter 'temprature'; did you mean 'temperature'"
+    ):
         PromptOperator("{{ q }}", temprature=0)
 
 
 def test_a_bad_generation_value_names_the_parameter() -> None:
-    with pytest.raises(FlowError, match="^node 'p': parameter 'temperature': input should "
-                                        "be less than or equal to 2, got 3.5") as caught:
+    with pytest.raises(
+        FlowError,
+        match="^node 'p': parameter 'temperature': input should "
+        "be less than or equal to 2, got 3.5",
+    ) as caught:
         PromptOperator("{{ q }}", name="p", temperature=3.5)
     assert caught.value.param == "temperature"
 
 
 def test_a_prompt_needs_something_to_render_and_well_formed_messages() -> None:
-    with pytest.raises(FlowError, match="^node 'p': give a template, a system prompt or "
-                                        "messages"):
+    with pytest.raises(FlowError, match="^node 'p': give a template, a system prompt or messages"):
         PromptOperator(name="p")
-    with pytest.raises(FlowError, match=r"^node 'p': missing required field "
-                                        r"'messages.0.role'") as caught:
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'p': missing required field "
+        r"'messages.0.role'",
+    ) as caught:
         PromptOperator(name="p", messages=[{"content": "x"}])
     assert caught.value.param == "messages.0.role"
-    with pytest.raises(UnknownParameter, match=r"^node 'p': unknown field 'text' in "
-                                               r"messages.0 \(fields: role, content\)"):
+    with pytest.raises(
+        UnknownParameter,
+        match=r"^node 'p': unknown field 'text' in "
+        r"messages.0 \(fields: role, content\)",
+    ):
         PromptOperator(name="p", messages=[{"role": "user", "content": "x", "text": "y"}])
-    with pytest.raises(FlowError, match=r"^node 'p': parameter 'messages.0.role': input "
-                                        r"should be 'system', 'user', 'assistant' or 'tool'"):
+    with pytest.raises(
+        FlowError,
+        match=r"^node 'p': parameter 'messages.0.role': input "
+        r"should be 'system', 'user', 'assistant' or 'tool'",
+    ):
         PromptOperator(name="p", messages=[{"role": "robot", "content": "x"}])
 
 
 def test_the_sandbox_refuses_unsafe_attribute_access() -> None:
     prompt = PromptOperator("{{ q.__class__.__mro__ }}", name="p")
-    with pytest.raises(InputError, match="^the template refused to render: access to "
-                                         "attribute '__class__'"):
+    with pytest.raises(
+        InputError, match="^the template refused to render: access to attribute '__class__'"
+    ):
         prompt.render({"q": "x"})
 
 
@@ -128,8 +174,16 @@ def test_the_output_is_typed_for_the_edge_check() -> None:
 
 
 def test_params_give_back_what_was_set() -> None:
-    prompt = PromptOperator("{{ q }}", system="Be brief.", name="p", max_tokens=8,
-                            messages=[{"role": "user", "content": "hi"}])
-    assert prompt.params() == {"template": "{{ q }}", "system": "Be brief.",
-                               "messages": [{"role": "user", "content": "hi"}],
-                               "max_tokens": 8}
+    prompt = PromptOperator(
+        "{{ q }}",
+        system="Be brief.",
+        name="p",
+        max_tokens=8,
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert prompt.params() == {
+        "template": "{{ q }}",
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 8,
+    }

@@ -32,7 +32,7 @@ def check_cover(doc: Document, chunks: list[Chunk]) -> None:
     """Every chunk is an exact slice, and together they cover every word."""
     covered = set()
     for i, chunk in enumerate(chunks):
-        assert chunk.text == doc.text[chunk.start:chunk.end]
+        assert chunk.text == doc.text[chunk.start : chunk.end]
         assert chunk.text == chunk.text.strip() and chunk.text
         assert chunk.source == doc.source and chunk.index == i
         covered.update(range(chunk.start, chunk.end))
@@ -42,7 +42,8 @@ def check_cover(doc: Document, chunks: list[Chunk]) -> None:
 
 @pytest.mark.parametrize("size, overlap", [(600, 80), (300, 0), (120, 40)])
 def test_chars_are_exact_slices_within_size_that_cover_the_text(
-        docs: list[Document], size: int, overlap: int) -> None:
+    docs: list[Document], size: int, overlap: int
+) -> None:
     for doc in docs:
         chunks = split_chars(doc, size, overlap)
         check_cover(doc, chunks)
@@ -79,12 +80,13 @@ def test_tokens_pack_whole_words_with_token_overlap(docs: list[Document]) -> Non
         for chunk in chunks:
             assert sum(count(w) for w in chunk.text.split()) <= 50
         for a, b in zip(chunks, chunks[1:]):
-            shared = doc.text[b.start:a.end].split()
+            shared = doc.text[b.start : a.end].split()
             assert shared and sum(count(w) for w in shared) <= 10
 
 
 def test_ids_are_stable_and_depend_on_the_document_key_offsets_and_text(
-        docs: list[Document]) -> None:
+    docs: list[Document],
+) -> None:
     doc = docs[0]
     assert doc.key == str((DOCS / doc.source).resolve())  # the canonical path
     first, again = split_chars(doc, 400, 50), split_chars(doc, 400, 50)
@@ -92,8 +94,7 @@ def test_ids_are_stable_and_depend_on_the_document_key_offsets_and_text(
     assert len({c.id for c in first}) == len(first)
     assert {c.key for c in first} == {doc.key} and {c.source for c in first} == {doc.source}
     # another file with the same short name (another folder) gets other ids
-    moved = split_chars(Document(doc.text, doc.source, key="/elsewhere/" + doc.source),
-                        400, 50)
+    moved = split_chars(Document(doc.text, doc.source, key="/elsewhere/" + doc.source), 400, 50)
     assert not {c.id for c in moved} & {c.id for c in first}
     # an edit near the end changes only the chunks that contain it
     edited = Document(doc.text[:-20] + "A changed ending.\n", doc.source, key=doc.key)
@@ -103,7 +104,8 @@ def test_ids_are_stable_and_depend_on_the_document_key_offsets_and_text(
 
 
 async def test_the_node_splits_by_minilm_tokens_within_the_models_window(
-        real_registry: Any, docs: list[Document]) -> None:
+    real_registry: Any, docs: list[Document]
+) -> None:
     with DAG("split") as dag:
         TextSplitterOperator(64, 16, unit="tokens", model="minilm", name="split")
     chunks = await dag.arun(docs, registry=real_registry)
@@ -122,18 +124,35 @@ def test_the_node_splits_a_plain_string_and_exports_its_params() -> None:
     assert node.model_refs() == []
 
 
-@pytest.mark.parametrize("kwargs, message, param", [
-    ({"size": 100, "overlap": 100}, r"parameter 'overlap': overlap \(100\) must be less than "
-                                    r"size \(100\)", "overlap"),
-    ({"size": 0}, "parameter 'size': input should be greater than or equal to 1, got 0",
-     "size"),
-    ({"unit": "lines"}, "parameter 'unit': input should be 'chars' or 'tokens', got 'lines'",
-     "unit"),
-    ({"model": "minilm"}, "parameter 'model': `model` only counts tokens; set unit: tokens",
-     "model"),
-])
-def test_bad_settings_are_refused_with_the_node_named(kwargs: dict[str, Any], message: str,
-                                                      param: str) -> None:
+@pytest.mark.parametrize(
+    "kwargs, message, param",
+    [
+        (
+            {"size": 100, "overlap": 100},
+            r"parameter 'overlap': overlap \(100\) must be less than "
+            r"size \(100\)",
+            "overlap",
+        ),
+        (
+            {"size": 0},
+            "parameter 'size': input should be greater than or equal to 1, got 0",
+            "size",
+        ),
+        (
+            {"unit": "lines"},
+            "parameter 'unit': input should be 'chars' or 'tokens', got 'lines'",
+            "unit",
+        ),
+        (
+            {"model": "minilm"},
+            "parameter 'model': `model` only counts tokens; set unit: tokens",
+            "model",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_with_the_node_named(
+    kwargs: dict[str, Any], message: str, param: str
+) -> None:
     with pytest.raises(FlowError, match=r"^node 'cut': " + message) as caught:
         TextSplitterOperator(**kwargs, name="cut")
     assert caught.value.param == param
@@ -145,5 +164,7 @@ def test_a_wrong_input_is_an_input_error_of_the_node() -> None:
     with pytest.raises(NodeFailed) as info:
         dag.run(42)
     assert isinstance(info.value.__cause__, InputError)
-    assert str(info.value) == ("node 'cut' failed: InputError: expected a Document, a list "
-                               "of Documents or a string, got int")
+    assert str(info.value) == (
+        "node 'cut' failed: InputError: expected a Document, a list "
+        "of Documents or a string, got int"
+    )

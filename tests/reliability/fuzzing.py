@@ -17,9 +17,17 @@ from hypothesis import strategies as st
 from smmf_flow.cli import main
 
 #: a modest, repeatable budget: the same examples on every run
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 #: an example that runs longer than this is a hang
 HANG_S = 30
 #: any text but lone surrogates (which no file can hold)
@@ -30,6 +38,7 @@ MUTATIONS = ["replace", "delete", "nest", "add"]
 @contextlib.contextmanager
 def no_hang(seconds: float = HANG_S) -> Iterator[None]:
     """Fail, instead of hanging, when the body runs longer than ``seconds``."""
+
     def expire(signum: int, frame: Any) -> None:
         raise TimeoutError(f"hung for more than {seconds}s")
 
@@ -65,8 +74,13 @@ def write(path: Path, text: str | bytes) -> Path:
 def paths_in(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path to a value inside ``data`` (the root itself left out)."""
     found = [prefix] if prefix else []
-    items = (data.items() if isinstance(data, dict)
-             else enumerate(data) if isinstance(data, list) else ())
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
     for key, value in items:
         found += paths_in(value, (*prefix, key))
     return found

@@ -29,12 +29,20 @@ class Script:
         """The registry; models named in ``also`` play the same script (a flow
         that names ``smollm2`` can then run on it)."""
         self.replies, self.requests = list(replies), []
-        return self.make_registry({"models": {
-            "default_llm": "scripted",
-            "llms": [{"name": name, "provider": self.provider, "failure_threshold": 1000}
-                     for name in ("scripted", *also)],
-            "groups": [{"name": "scripted-group", "strategy": "fallback",
-                        "members": ["scripted"]}]}})
+        return self.make_registry(
+            {
+                "models": {
+                    "default_llm": "scripted",
+                    "llms": [
+                        {"name": name, "provider": self.provider, "failure_threshold": 1000}
+                        for name in ("scripted", *also)
+                    ],
+                    "groups": [
+                        {"name": "scripted-group", "strategy": "fallback", "members": ["scripted"]}
+                    ],
+                }
+            }
+        )
 
 
 def _register(script: Script) -> None:
@@ -59,8 +67,9 @@ def _register(script: Script) -> None:
             reply = script.replies.pop(0)
             if isinstance(reply, Exception):
                 raise reply
-            return ChatResult(text=reply, usage=Usage(10, 5), model=self.config.name,
-                              instance=self.instance_id)
+            return ChatResult(
+                text=reply, usage=Usage(10, 5), model=self.config.name, instance=self.instance_id
+            )
 
     register_backend(Script.provider, Scripted)
 

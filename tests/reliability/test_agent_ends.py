@@ -73,35 +73,44 @@ def offered(script: Script) -> list[str]:
     out = []
     for request in script.requests:
         text = json.dumps(request.response_format.schema)
-        out.append({(True, True): "any", (True, False): "tool",
-                    (False, True): "final"}['"tool"' in text, '"final"' in text])
+        out.append(
+            {(True, True): "any", (True, False): "tool", (False, True): "final"}[
+                '"tool"' in text, '"final"' in text
+            ]
+        )
     return out
 
 
 async def test_a_repeated_call_is_not_run_again_and_the_next_step_must_answer(
-        scripted: Script) -> None:
-    registry = scripted.registry(call("count_words", text="a b c"),
-                                 call("count_words", text="a b c"),
-                                 final("three words"))
+    scripted: Script,
+) -> None:
+    registry = scripted.registry(
+        call("count_words", text="a b c"), call("count_words", text="a b c"), final("three words")
+    )
     result, trace = await run(registry, max_steps=6)
     assert isinstance(result, AgentResult) and result.final == "three words"
     assert RUNS == ["a b c"]  # the repeat was answered from the first call
     assert [(s.n, s.kind, s.result, s.repeated, s.allowed) for s in result.steps] == [
-        (1, "tool", "3", False, "any"), (2, "tool", "3", True, "any"),
-        (3, "final", None, False, "final")]
+        (1, "tool", "3", False, "any"),
+        (2, "tool", "3", True, "any"),
+        (3, "final", None, False, "final"),
+    ]
     assert offered(scripted) == ["any", "any", "final"]
     assert scripted.requests[2].response_format.schema == final_schema(400)
     assert scripted.requests[2].messages[-1].content == (
         "You already called count_words with these arguments, and calling it again gives "
-        "the same. Result of count_words: 3" + FINAL_NUDGE)
+        "the same. Result of count_words: 3" + FINAL_NUDGE
+    )
     assert [e["repeated"] for e in steps_in(trace)] == [False, True, False]
 
 
 async def test_calls_with_other_arguments_are_not_repeats(scripted: Script) -> None:
-    registry = scripted.registry(call("count_words", text="a b"),
-                                 call("count_words", text="a b c"),
-                                 call("calculator", expression="2 + 3"),
-                                 final("5"))
+    registry = scripted.registry(
+        call("count_words", text="a b"),
+        call("count_words", text="a b c"),
+        call("calculator", expression="2 + 3"),
+        final("5"),
+    )
     result, _ = await run(registry, max_steps=6)
     assert result.final == "5" and RUNS == ["a b", "a b c"]
     assert not any(s.repeated for s in result.steps)
@@ -109,10 +118,11 @@ async def test_calls_with_other_arguments_are_not_repeats(scripted: Script) -> N
 
 
 async def test_the_last_step_is_a_final_answer_whatever_the_model_was_doing(
-        scripted: Script) -> None:
-    registry = scripted.registry(call("count_words", text="one"),
-                                 call("count_words", text="one two"),
-                                 final("two"))
+    scripted: Script,
+) -> None:
+    registry = scripted.registry(
+        call("count_words", text="one"), call("count_words", text="one two"), final("two")
+    )
     result, _ = await run(registry, max_steps=3)
     assert result.final == "two"
     assert offered(scripted) == ["any", "any", "final"]
@@ -129,11 +139,14 @@ async def test_one_step_means_answer_at_once(scripted: Script) -> None:
 
 
 async def test_required_keeps_tool_calls_until_one_works_then_a_repeat_ends_it(
-        scripted: Script) -> None:
-    registry = scripted.registry(final("guess"),                          # not allowed yet
-                                 call("calculator", expression="7 * 6"),  # works
-                                 call("calculator", expression="7 * 6"),  # a repeat
-                                 final("42"))
+    scripted: Script,
+) -> None:
+    registry = scripted.registry(
+        final("guess"),  # not allowed yet
+        call("calculator", expression="7 * 6"),  # works
+        call("calculator", expression="7 * 6"),  # a repeat
+        final("42"),
+    )
     result, _ = await run(registry, max_steps=6, tool_choice="required")
     assert result.final == "42"
     assert offered(scripted) == ["tool", "tool", "any", "final"]
@@ -142,49 +155,64 @@ async def test_required_keeps_tool_calls_until_one_works_then_a_repeat_ends_it(
 
 
 async def test_required_and_a_repeated_failing_call_still_ends_on_the_last_step(
-        scripted: Script) -> None:
+    scripted: Script,
+) -> None:
     # no call has worked, so a repeat does not open the final answer early (required);
     # the last step does, so the run ends with an answer anyway
-    registry = scripted.registry(call("calculator", expression="1 / 0"),
-                                 call("calculator", expression="1 / 0"),
-                                 call("calculator", expression="1 / 0"),
-                                 final("cannot divide by zero"))
+    registry = scripted.registry(
+        call("calculator", expression="1 / 0"),
+        call("calculator", expression="1 / 0"),
+        call("calculator", expression="1 / 0"),
+        final("cannot divide by zero"),
+    )
     result, _ = await run(registry, max_steps=4, tool_choice="required")
     assert result.final == "cannot divide by zero"
     assert offered(scripted) == ["tool", "tool", "tool", "final"]
     assert [(s.repeated, s.error) for s in result.steps[:3]] == [
-        (False, "calculator failed: ZeroDivisionError: division by zero")] + [
-        (True, "calculator failed: ZeroDivisionError: division by zero")] * 2
+        (False, "calculator failed: ZeroDivisionError: division by zero")
+    ] + [(True, "calculator failed: ZeroDivisionError: division by zero")] * 2
     assert scripted.requests[3].messages[-1].content == (
         "You already called calculator with these arguments, and calling it again gives "
         "the same. Tool calculator failed: calculator failed: ZeroDivisionError: division "
-        "by zero" + FINAL_NUDGE)
+        "by zero" + FINAL_NUDGE
+    )
 
 
 async def test_under_auto_a_repeated_failing_call_also_ends_it(scripted: Script) -> None:
-    registry = scripted.registry(call("calculator", expression="1 / 0"),
-                                 call("calculator", expression="1 / 0"),
-                                 final("no answer"))
+    registry = scripted.registry(
+        call("calculator", expression="1 / 0"),
+        call("calculator", expression="1 / 0"),
+        final("no answer"),
+    )
     result, _ = await run(registry, max_steps=6)
     assert result.final == "no answer" and offered(scripted) == ["any", "any", "final"]
 
 
 async def test_smollm2_on_the_shipped_agent_flow_ends_with_an_answer(
-        make_registry: Callable[[dict[str, Any]], Any],
-        llama_entry: Callable[..., dict[str, Any]], minilm_entry: dict[str, Any],
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    make_registry: Callable[[dict[str, Any]], Any],
+    llama_entry: Callable[..., dict[str, Any]],
+    minilm_entry: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     """On main this task made SmolLM2 call ``calculator`` with the same expression
     four times and the run failed after max_steps."""
     monkeypatch.setenv("SMMF_RAG_STORE", str(tmp_path / "no-store"))  # docs_lookup: nothing
-    registry = make_registry({"models": {
-        "default_llm": "smollm2", "default_embedding": "minilm",
-        "llms": [llama_entry("smollm2")], "embeddings": [minilm_entry]}})
+    registry = make_registry(
+        {
+            "models": {
+                "default_llm": "smollm2",
+                "default_embedding": "minilm",
+                "llms": [llama_entry("smollm2")],
+                "embeddings": [minilm_entry],
+            }
+        }
+    )
     flow = load_flow(FLOWS / "agent.yaml")
     solve = flow.dag.node("solve")
     assert solve.tool_choice == "required" and solve.max_steps == 4
     trace = Trace()
-    result = await flow.arun({"task": "Compute 1234 * 5678."}, registry=registry,
-                             trace=trace)
+    result = await flow.arun({"task": "Compute 1234 * 5678."}, registry=registry, trace=trace)
     steps = steps_in(trace, "solve")
     assert isinstance(result, AgentResult) and result.final.strip()
     assert 1 <= len(steps) <= 4 and steps[-1]["kind"] == "final"

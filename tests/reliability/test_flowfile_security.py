@@ -85,8 +85,7 @@ def flow_file(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
 
     def write(text: str) -> Path:
         path = tmp_path / "flow.yaml"
-        path.write_text("plugins: [plugin]\n" + textwrap.dedent(text).lstrip(),
-                        encoding="utf-8")
+        path.write_text("plugins: [plugin]\n" + textwrap.dedent(text).lstrip(), encoding="utf-8")
         return path
 
     yield write
@@ -128,17 +127,26 @@ REFUSED_FUNCTIONS = [
 ]
 
 
-@pytest.mark.parametrize(("ref", "refusal"), REFUSED_FUNCTIONS,
-                         ids=[ref.split(":")[1] for ref, _ in REFUSED_FUNCTIONS])
-def test_a_function_reference_reaches_only_the_allow_list(flow_file, ref: str,  # type: ignore[no-untyped-def]
-                                                          refusal: str) -> None:
+@pytest.mark.parametrize(
+    ("ref", "refusal"), REFUSED_FUNCTIONS, ids=[ref.split(":")[1] for ref, _ in REFUSED_FUNCTIONS]
+)
+def test_a_function_reference_reaches_only_the_allow_list(
+    flow_file,
+    ref: str,  # type: ignore[no-untyped-def]
+    refusal: str,
+) -> None:
     path = map_flow(flow_file, ref)
-    with pytest.raises(FlowError, match=rf"^{re.escape(str(path))}:5:15: node 'step': "
-                                        rf"function '{re.escape(ref)}'.*{refusal}") as caught:
+    with pytest.raises(
+        FlowError,
+        match=rf"^{re.escape(str(path))}:5:15: node 'step': "
+        rf"function '{re.escape(ref)}'.*{refusal}",
+    ) as caught:
         load_flow(path)
     assert (caught.value.node, caught.value.param, caught.value.line) == ("step", "function", 5)
-    assert "a function or class the plugin defines itself, an @map_operator function, " \
-           "or a @tool" in str(caught.value)
+    assert (
+        "a function or class the plugin defines itself, an @map_operator function, "
+        "or a @tool" in str(caught.value)
+    )
 
 
 def test_a_flow_cannot_read_a_file_through_a_plugins_loader(flow_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -148,8 +156,10 @@ def test_a_flow_cannot_read_a_file_through_a_plugins_loader(flow_file, tmp_path)
         run(load_flow(map_flow(flow_file, "plugin:__loader__.get_data")), str(secret))
 
 
-def test_a_flow_cannot_run_a_shell_command_through_an_imported_module(flow_file,  # type: ignore[no-untyped-def]
-                                                                       tmp_path) -> None:
+def test_a_flow_cannot_run_a_shell_command_through_an_imported_module(
+    flow_file,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     marker = tmp_path / "ran"
     for ref in ("plugin:os.system", "plugin:system"):
         with pytest.raises(FlowError, match=f"function '{ref}'"):
@@ -158,7 +168,8 @@ def test_a_flow_cannot_run_a_shell_command_through_an_imported_module(flow_file,
 
 
 def test_what_a_plugin_defines_publicly_still_runs(flow_file) -> None:  # type: ignore[no-untyped-def]
-    flow = load_flow(flow_file("""
+    flow = load_flow(
+        flow_file("""
         nodes:
           loud: {type: map, function: "plugin:shout"}
           bang: {type: map, function: "plugin:exclaim"}
@@ -169,7 +180,8 @@ def test_what_a_plugin_defines_publicly_still_runs(flow_file) -> None:  # type: 
             default: quiet
         edges: ["loud >> route"]
         output: bang
-    """))
+    """)
+    )
     assert run(flow, "hello") == "HELLO!"
     import plugin  # type: ignore[import-not-found]
 
@@ -191,18 +203,30 @@ def agent_flow(flow_file: Callable[[str], Path], *refs: str) -> Path:
     """)
 
 
-@pytest.mark.parametrize(("ref", "refusal"), [
-    ("plugin:exclaim", "tool 'plugin:exclaim' names plugin.exclaim, not a tool; decorate a "
-                       r"function of the plugin with @tool"),
-    ("plugin:loads", r"tool 'plugin:loads' names json\.loads, which plugin 'plugin' imports "
-                     "rather than defines, not a tool"),
-    ("plugin:__builtins__.get", f"tool 'plugin:__builtins__.get': '__builtins__.get' {CHAIN}"),
-    ("plugin:Length", "tool 'plugin:Length' names plugin.Length, not a tool"),
-])
+@pytest.mark.parametrize(
+    ("ref", "refusal"),
+    [
+        (
+            "plugin:exclaim",
+            "tool 'plugin:exclaim' names plugin.exclaim, not a tool; decorate a "
+            r"function of the plugin with @tool",
+        ),
+        (
+            "plugin:loads",
+            r"tool 'plugin:loads' names json\.loads, which plugin 'plugin' imports "
+            "rather than defines, not a tool",
+        ),
+        ("plugin:__builtins__.get", f"tool 'plugin:__builtins__.get': '__builtins__.get' {CHAIN}"),
+        ("plugin:Length", "tool 'plugin:Length' names plugin.Length, not a tool"),
+    ],
+)
 def test_an_agent_tool_must_be_a_tool(flow_file, ref: str, refusal: str) -> None:  # type: ignore[no-untyped-def]
     path = agent_flow(flow_file, "plugin:add", ref)
-    with pytest.raises(FlowError, match=rf"^{re.escape(str(path))}:3:\d+: node 'solve': "
-                                        rf"{refusal}") as caught:
+    with pytest.raises(
+        FlowError,
+        match=rf"^{re.escape(str(path))}:3:\d+: node 'solve': "
+        rf"{refusal}",
+    ) as caught:
         load_flow(path)
     assert caught.value.param == "tools.1"
 
@@ -215,24 +239,40 @@ def test_tools_defined_or_re_exported_by_a_plugin_are_taken(flow_file) -> None: 
 # --- retry.on names exception classes only ------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["__class__", "describe", "annotations", "os.error",
-                                  "KeyboardInterrupt", "SystemExit", "print", "_Feature"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "__class__",
+        "describe",
+        "annotations",
+        "os.error",
+        "KeyboardInterrupt",
+        "SystemExit",
+        "print",
+        "_Feature",
+    ],
+)
 def test_retry_on_names_only_error_classes(flow_file, name: str) -> None:  # type: ignore[no-untyped-def]
     path = flow_file(f"""
         nodes:
           a: {{type: map, expr: input, retry: {{on: ["{name}"]}}}}
     """)
-    with pytest.raises(FlowError, match=rf"^{re.escape(str(path))}:3:\d+: node 'a': "
-                                        rf"retry.on: '{name}' is not an error class") as caught:
+    with pytest.raises(
+        FlowError,
+        match=rf"^{re.escape(str(path))}:3:\d+: node 'a': "
+        rf"retry.on: '{name}' is not an error class",
+    ) as caught:
         load_flow(path)
     assert caught.value.param == "retry.on.0"
 
 
 def test_retry_on_takes_the_error_tree_and_built_in_exceptions(flow_file) -> None:  # type: ignore[no-untyped-def]
-    flow = load_flow(flow_file("""
+    flow = load_flow(
+        flow_file("""
         nodes:
           a: {type: map, expr: input, retry: {on: [BackendTimeout, OSError]}}
-    """))
+    """)
+    )
     assert [c.__name__ for c in flow.dag.node("a").retry.on] == ["BackendTimeout", "OSError"]
 
 
@@ -241,31 +281,44 @@ def test_retry_on_takes_the_error_tree_and_built_in_exceptions(flow_file) -> Non
 LIMIT = r"the limit is [\d,]+ \(flow expressions and templates are bounded"
 
 
-@pytest.mark.parametrize(("expr", "refusal"), [
-    ('"x" * 10**9', rf"'\*' would need 1,000,000,000 characters or items; {LIMIT}"),
-    ("[0] * 10**9", rf"'\*' would need 1,000,000,000 characters or items; {LIMIT}"),
-    ("[[0] * 1000] * 10**6", rf"'\*' would need 1,000,000,000 characters or items; {LIMIT}"),
-    ("9 ** (9 ** 9)", rf"'\*\*' would need 1,228,093,895 bits; {LIMIT}"),
-    ("(10 ** 4000) * (10 ** 4000)", rf"'\*' would need 26,576 bits; {LIMIT}"),
-    ('"%0999999999d" % 1', rf"'%' formatting would need 1,000,000,011 characters"),
-    ('"{:>999999999}".format(1)', r"str.format would need 1,000,000,012 characters"),
-    ('"x".ljust(10**9)', r"str.ljust\(\) would need 1,000,000,000 characters"),
-    ('"x" | center(10**9)', r"the 'center' filter would need 1,000,000,000 characters"),
-    ('"ab" | wordwrap(1, wrapstring="x" * 1000000)', "the 'wordwrap' filter would need"),
-    ("json(input, indent=10**9)", r"json\(\) would need 1,000,000,000 spaces of indent; "
-                                  "the limit is 16"),
-    ("round(5, -10**9)", r"round\(\) would need 1,000,000,000 digits; the limit is 1,000"),
-    ("range(10**9) | list", r"range would need 1,000,000,000 items; the limit is 100,000"),
-    ('str.format("{0.__globals__}", cosine)', "access to attribute 'format' of 'type' "
-                                              "object is unsafe"),
-    ("input.append(1) or input", "access to attribute 'append' of 'list' object is unsafe"),
-])
-def test_an_expression_cannot_escape_or_run_away(flow_file, expr: str,  # type: ignore[no-untyped-def]
-                                                 refusal: str) -> None:
-    flow = load_flow(flow_file(f"""
+@pytest.mark.parametrize(
+    ("expr", "refusal"),
+    [
+        ('"x" * 10**9', rf"'\*' would need 1,000,000,000 characters or items; {LIMIT}"),
+        ("[0] * 10**9", rf"'\*' would need 1,000,000,000 characters or items; {LIMIT}"),
+        ("[[0] * 1000] * 10**6", rf"'\*' would need 1,000,000,000 characters or items; {LIMIT}"),
+        ("9 ** (9 ** 9)", rf"'\*\*' would need 1,228,093,895 bits; {LIMIT}"),
+        ("(10 ** 4000) * (10 ** 4000)", rf"'\*' would need 26,576 bits; {LIMIT}"),
+        ('"%0999999999d" % 1', rf"'%' formatting would need 1,000,000,011 characters"),
+        ('"{:>999999999}".format(1)', r"str.format would need 1,000,000,012 characters"),
+        ('"x".ljust(10**9)', r"str.ljust\(\) would need 1,000,000,000 characters"),
+        ('"x" | center(10**9)', r"the 'center' filter would need 1,000,000,000 characters"),
+        ('"ab" | wordwrap(1, wrapstring="x" * 1000000)', "the 'wordwrap' filter would need"),
+        (
+            "json(input, indent=10**9)",
+            r"json\(\) would need 1,000,000,000 spaces of indent; "
+            "the limit is 16",
+        ),
+        ("round(5, -10**9)", r"round\(\) would need 1,000,000,000 digits; the limit is 1,000"),
+        ("range(10**9) | list", r"range would need 1,000,000,000 items; the limit is 100,000"),
+        (
+            'str.format("{0.__globals__}", cosine)',
+            "access to attribute 'format' of 'type' object is unsafe",
+        ),
+        ("input.append(1) or input", "access to attribute 'append' of 'list' object is unsafe"),
+    ],
+)
+def test_an_expression_cannot_escape_or_run_away(
+    flow_file,
+    expr: str,  # type: ignore[no-untyped-def]
+    refusal: str,
+) -> None:
+    flow = load_flow(
+        flow_file(f"""
         nodes:
           a: {{type: map, expr: '{expr.replace("'", "''")}'}}
-    """))
+    """)
+    )
     with no_hang(10), pytest.raises(NodeFailed) as caught:
         run(flow, [1, 2])
     cause = caught.value.__cause__
@@ -276,21 +329,26 @@ def test_an_expression_cannot_escape_or_run_away(flow_file, expr: str,  # type: 
 
 def test_a_name_no_expression_may_use_is_refused_before_anything_runs(flow_file) -> None:  # type: ignore[no-untyped-def]
     path = flow_file("nodes:\n  a: {type: map, expr: 'lipsum(10**9)'}\n")
-    with pytest.raises(FlowError, match=r"node 'a': expression 'lipsum\(10\*\*9\)': 'lipsum' "
-                                        r"is not defined; the variables are input"):
+    with pytest.raises(
+        FlowError,
+        match=r"node 'a': expression 'lipsum\(10\*\*9\)': 'lipsum' "
+        r"is not defined; the variables are input",
+    ):
         load_flow(path)
 
 
 def test_jinja_powers_group_from_the_left_so_a_tower_is_small(flow_file) -> None:  # type: ignore[no-untyped-def]
     flow = load_flow(flow_file("nodes:\n  a: {type: map, expr: '9 ** 9 ** 9'}\n"))
-    assert run(flow, None) == (9 ** 9) ** 9
+    assert run(flow, None) == (9**9) ** 9
 
 
 def test_a_prompt_template_has_the_same_guard(flow_file) -> None:  # type: ignore[no-untyped-def]
-    flow = load_flow(flow_file("""
+    flow = load_flow(
+        flow_file("""
         nodes:
           ask: {type: prompt, template: "{{ input * 1000000000 }}"}
-    """))
+    """)
+    )
     with no_hang(10), pytest.raises(NodeFailed) as caught:
         run(flow, "x")
     assert isinstance(caught.value.__cause__, InputError)
@@ -307,17 +365,29 @@ def test_prompt_and_answer_templates_share_the_one_sandbox() -> None:
 
 # --- YAML that expands, nests or grows without bound --------------------------------
 
-LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{child}: &{child} [{', '.join([f'*{parent}'] * 9)}]\n"
-    for parent, child in zip("abcdefgh", "bcdefghi")) + "nodes:\n  x: {type: map, expr: input}\n"
+LAUGHS = (
+    "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(
+        f"{child}: &{child} [{', '.join([f'*{parent}'] * 9)}]\n"
+        for parent, child in zip("abcdefgh", "bcdefghi")
+    )
+    + "nodes:\n  x: {type: map, expr: input}\n"
+)
 
 
 def test_a_billion_laughs_is_refused_at_its_line_without_expanding(tmp_path: Path) -> None:
     path = tmp_path / "laughs.yaml"
     path.write_text(LAUGHS, encoding="utf-8")
-    with no_hang(10), pytest.raises(FlowFileError, match=(
-            rf"^{re.escape(str(path))}:6:4: the flow file holds more than {MAX_VALUES:,} values here "
-            r"\(counting each value a YAML alias or merge key repeats\)")):
+    with (
+        no_hang(10),
+        pytest.raises(
+            FlowFileError,
+            match=(
+                rf"^{re.escape(str(path))}:6:4: the flow file holds more than {MAX_VALUES:,} values here "
+                r"\(counting each value a YAML alias or merge key repeats\)"
+            ),
+        ),
+    ):
         load_flow(path)
 
 
@@ -333,59 +403,93 @@ def test_merge_keys_are_counted_like_aliases(tmp_path: Path) -> None:
 
 def test_too_many_alias_uses_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "aliases.yaml"
-    path.write_text("x: &x 1\ny: [" + ", ".join(["*x"] * (MAX_ALIASES + 1)) + "]\n",
-                    encoding="utf-8")
-    with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}:2:\d+: more than {MAX_ALIASES} "
-                                            r"alias uses \(\*name\)"):
+    path.write_text(
+        "x: &x 1\ny: [" + ", ".join(["*x"] * (MAX_ALIASES + 1)) + "]\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        FlowFileError,
+        match=rf"^{re.escape(str(path))}:2:\d+: more than {MAX_ALIASES} "
+        r"alias uses \(\*name\)",
+    ):
         load_flow(path)
 
 
 def test_an_alias_inside_itself_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "loop.yaml"
     path.write_text("nodes:\n  a: &a {type: map, expr: input, again: *a}\n", encoding="utf-8")
-    with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}:2:41: this alias refers to a value "
-                                            "that contains it"):
+    with pytest.raises(
+        FlowFileError,
+        match=rf"^{re.escape(str(path))}:2:41: this alias refers to a value "
+        "that contains it",
+    ):
         load_flow(path)
 
 
-@pytest.mark.parametrize("text", [
-    "nodes:\n  a: {type: map, expr: input, deep: " + "[" * 500 + "]" * 500 + "}\n",
-    "x: &x " + "[" * 40 + "]" * 40 + "\ny: &y [[[[[[[[[[[[[[[[[[[[[[[[[[[[[*x]]]]]]]]]]]]]]]]]]]]]]"
-    "]]]]]]]\nnodes:\n  a: {type: map, expr: input}\n",
-], ids=["brackets", "aliases"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nodes:\n  a: {type: map, expr: input, deep: " + "[" * 500 + "]" * 500 + "}\n",
+        "x: &x "
+        + "[" * 40
+        + "]" * 40
+        + "\ny: &y [[[[[[[[[[[[[[[[[[[[[[[[[[[[[*x]]]]]]]]]]]]]]]]]]]]]]"
+        "]]]]]]]\nnodes:\n  a: {type: map, expr: input}\n",
+    ],
+    ids=["brackets", "aliases"],
+)
 def test_deep_nesting_is_refused(tmp_path: Path, text: str) -> None:
     path = tmp_path / "deep.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}:\d+:\d+: nested more than {MAX_DEPTH} "
-                                            "levels deep"):
+    with pytest.raises(
+        FlowFileError,
+        match=rf"^{re.escape(str(path))}:\d+:\d+: nested more than {MAX_DEPTH} "
+        "levels deep",
+    ):
         load_flow(path)
 
 
 def test_a_flow_file_is_read_up_to_its_size_limit(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
-    path.write_text("nodes:\n  a: {type: map, expr: input}\n" + "#" * MAX_FILE_BYTES,
-                    encoding="utf-8")
-    with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}: the flow file is larger than "
-                                            rf"{MAX_FILE_BYTES:,} bytes"):
+    path.write_text(
+        "nodes:\n  a: {type: map, expr: input}\n" + "#" * MAX_FILE_BYTES, encoding="utf-8"
+    )
+    with pytest.raises(
+        FlowFileError,
+        match=rf"^{re.escape(str(path))}: the flow file is larger than "
+        rf"{MAX_FILE_BYTES:,} bytes",
+    ):
         load_flow(path)
     with no_hang(10), pytest.raises(FlowFileError, match="larger than 1,048,576 bytes"):
         load_flow("/dev/zero")
 
 
-@pytest.mark.parametrize(("text", "refusal"), [
-    ("nodes:\n  a: {type: map, expr: input, timeout: " + "9" * 5000 + "}\n",
-     r"2:40: cannot read the value '9{36}\.\.\. as int: Exceeds the limit \(4300 digits\) "
-     "for integer string conversion: value has 5000 digits$"),
-    ("nodes:\n  a: {type: map, expr: input, timeout: !!float abc}\n",
-     r"2:40: cannot read the value 'abc' as float: could not convert string to float"),
-    ("nodes:\n  a: {type: map, expr: input, timeout: !!timestamp abc}\n",
-     r"2:40: cannot read the value 'abc' as timestamp: not a valid timestamp"),
-    ("nodes:\n  a: {type: map, expr: \"in\x00put\"}\n",
-     r"2:27: invalid YAML: unacceptable character #x0000: special characters are not "
-     "allowed"),
-], ids=["digits", "float-tag", "timestamp-tag", "nul"])
-def test_a_value_yaml_cannot_read_is_a_located_error(tmp_path: Path, text: str,
-                                                     refusal: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        (
+            "nodes:\n  a: {type: map, expr: input, timeout: " + "9" * 5000 + "}\n",
+            r"2:40: cannot read the value '9{36}\.\.\. as int: Exceeds the limit \(4300 digits\) "
+            "for integer string conversion: value has 5000 digits$",
+        ),
+        (
+            "nodes:\n  a: {type: map, expr: input, timeout: !!float abc}\n",
+            r"2:40: cannot read the value 'abc' as float: could not convert string to float",
+        ),
+        (
+            "nodes:\n  a: {type: map, expr: input, timeout: !!timestamp abc}\n",
+            r"2:40: cannot read the value 'abc' as timestamp: not a valid timestamp",
+        ),
+        (
+            'nodes:\n  a: {type: map, expr: "in\x00put"}\n',
+            r"2:27: invalid YAML: unacceptable character #x0000: special characters are not "
+            "allowed",
+        ),
+    ],
+    ids=["digits", "float-tag", "timestamp-tag", "nul"],
+)
+def test_a_value_yaml_cannot_read_is_a_located_error(
+    tmp_path: Path, text: str, refusal: str
+) -> None:
     path = tmp_path / "values.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(FlowFileError, match=rf"^{re.escape(str(path))}:{refusal}"):

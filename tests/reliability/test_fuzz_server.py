@@ -30,7 +30,9 @@ from smmf_flow.server import FlowCatalog
 AUTH = {"Authorization": f"Bearer {KEY}"}
 #: examples per operation and generation mode
 EXAMPLES = 60
-FLOWS = {**SERVER_FLOWS, "similar.yaml": """
+FLOWS = {
+    **SERVER_FLOWS,
+    "similar.yaml": """
 version: 1
 name: similar
 inputs:
@@ -41,16 +43,21 @@ nodes:
   embed: {type: embedding, model: minilm}
   score: {type: map, expr: "cosine(input[0], input[1]) | round(4)"}
 edges: ["texts >> embed >> score"]
-"""}
+""",
+}
 
 
 @pytest.fixture(scope="module")
 def registry(llama_entry: Any, minilm_entry: dict[str, Any]) -> ModelRegistry:
-    return ModelRegistry.from_dict({"models": {
-        "llms": [llama_entry("smollm2", context_length=192, max_queue=64)],
-        "embeddings": [minilm_entry],
-        "groups": [{"name": "chat", "strategy": "fallback", "members": ["smollm2"]}],
-    }})
+    return ModelRegistry.from_dict(
+        {
+            "models": {
+                "llms": [llama_entry("smollm2", context_length=192, max_queue=64)],
+                "embeddings": [minilm_entry],
+                "groups": [{"name": "chat", "strategy": "fallback", "members": ["smollm2"]}],
+            }
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,19 +91,28 @@ def widened(raw: dict[str, Any], models: list[str], catalog: FlowCatalog) -> dic
             if "model" in properties:
                 properties["model"] = {"type": "string", "enum": models}
             if "inputs" in properties:
-                properties["inputs"] = {"anyOf": [_inputs(flow) for flow in
-                                                  catalog.flows.values()]}
+                properties["inputs"] = {"anyOf": [_inputs(flow) for flow in catalog.flows.values()]}
     return raw
 
 
 def _inputs(flow: Any) -> dict[str, Any]:
     """A JSON schema of the flow's declared inputs."""
-    json_type = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
-                 "list": "array", "dict": "object"}
-    return {"type": "object", "additionalProperties": False,
-            "properties": {name: {"type": json_type[spec.type]}
-                           for name, spec in flow.spec.inputs.items()},
-            "required": [name for name, spec in flow.spec.inputs.items() if spec.required]}
+    json_type = {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "list": "array",
+        "dict": "object",
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            name: {"type": json_type[spec.type]} for name, spec in flow.spec.inputs.items()
+        },
+        "required": [name for name, spec in flow.spec.inputs.items() if spec.required],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +128,23 @@ def operations(schema: Any) -> list[Any]:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_input_makes_a_server_error_or_a_hang(api_schema: Any, fuzzed: LiveServer,
-                                                 mode: GenerationMode) -> None:
+def test_no_input_makes_a_server_error_or_a_hang(
+    api_schema: Any, fuzzed: LiveServer, mode: GenerationMode
+) -> None:
     """Every operation, with bodies that fit its schema (positive) and that do not
     (negative)."""
     for operation in operations(api_schema):
         if mode is GenerationMode.NEGATIVE and not (operation.body or operation.path_parameters):
             continue  # nothing about it can be invalid
+
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def answers(case: Any) -> None:
             response = case.call(base_url=fuzzed.url, headers=AUTH, timeout=60)  # or hangs
             assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
@@ -136,9 +159,17 @@ def test_every_endpoint_is_fuzzed(api_schema: Any) -> None:
     """Each operation the server documents is in the schema the fuzzer reads, POST
     bodies included."""
     found = {(op.method.upper(), op.path): op for op in operations(api_schema)}
-    assert {("POST", "/v1/chat/completions"), ("POST", "/v1/completions"),
-            ("POST", "/v1/embeddings"), ("POST", "/v1/flows/{name}/run"),
-            ("GET", "/v1/models"), ("GET", "/v1/models/{model}"), ("GET", "/v1/flows"),
-            ("GET", "/v1/flows/{name}"), ("GET", "/healthz"), ("GET", "/readyz"),
-            ("GET", "/metrics")} <= set(found)
+    assert {
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
+        ("POST", "/v1/flows/{name}/run"),
+        ("GET", "/v1/models"),
+        ("GET", "/v1/models/{model}"),
+        ("GET", "/v1/flows"),
+        ("GET", "/v1/flows/{name}"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+    } <= set(found)
     assert all(op.body for (method, _), op in found.items() if method == "POST")

@@ -34,11 +34,11 @@ SECRET = "The vault code is 4711-SECRET."
 def tree(tmp_path: Path) -> Path:
     """``tmp/served`` (the folder runs may read) beside ``tmp/outside``::
 
-        served/docs/a.md, served/docs/sub/b.md        documents
-        served/leaky/ok.md, served/leaky/link.md      link.md → ../../outside/secret.md
-        served/aliased/ok.md, served/aliased/alias.md alias.md → ../docs/a.md (inside)
-        served/pipe, served/piped/ok.md, piped/x.md   FIFOs
-        outside/secret.md
+    served/docs/a.md, served/docs/sub/b.md        documents
+    served/leaky/ok.md, served/leaky/link.md      link.md → ../../outside/secret.md
+    served/aliased/ok.md, served/aliased/alias.md alias.md → ../docs/a.md (inside)
+    served/pipe, served/piped/ok.md, piped/x.md   FIFOs
+    outside/secret.md
     """
     served, outside = tmp_path / "served", tmp_path / "outside"
     for folder in ("docs/sub", "leaky", "aliased", "piped"):
@@ -57,34 +57,44 @@ def tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def minilm(make_registry: Callable[[dict[str, Any]], Any],
-           minilm_entry: dict[str, Any]) -> Any:
+def minilm(make_registry: Callable[[dict[str, Any]], Any], minilm_entry: dict[str, Any]) -> Any:
     return make_registry({"models": {"embeddings": [minilm_entry]}})
 
 
 async def index(path: Any, registry: Any, store: Path, files: FileAccess | None) -> Any:
     with DAG("index") as dag:
-        IndexerOperator({"path": str(store), "collection": "docs"}, model="minilm",
-                        name="index", input_key="path")
+        IndexerOperator(
+            {"path": str(store), "collection": "docs"},
+            model="minilm",
+            name="index",
+            input_key="path",
+        )
     return await dag.arun({"path": path}, registry=registry, files=files)
 
 
-@pytest.mark.parametrize("path, message", [
-    ("../outside/secret.md", "path '../outside/secret.md' is outside the folder this flow "
-                             "may read; give a path inside it"),
-    ("docs/../../outside/secret.md", "is outside the folder this flow may read"),
-    ("{tmp}/outside/secret.md", "is outside the folder this flow may read"),
-    ("/etc/passwd", "path '/etc/passwd' is outside the folder this flow may read"),
-    ("/proc/self/environ", "path '/proc/self/environ' is outside the folder"),
-    ("/dev/zero", "path '/dev/zero' is outside the folder"),
-    ("pipe", "path 'pipe' is not a regular file or folder"),
-    ("leaky/link.md", "path 'leaky/link.md' is outside the folder this flow may read"),
-    ("leaky", "path 'leaky/link.md' is outside the folder this flow may read"),
-    ("nowhere.md", "path 'nowhere.md' does not exist in the folder this flow may read"),
-    ("docs\x00.md", "contains a NUL byte"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        (
+            "../outside/secret.md",
+            "path '../outside/secret.md' is outside the folder this flow "
+            "may read; give a path inside it",
+        ),
+        ("docs/../../outside/secret.md", "is outside the folder this flow may read"),
+        ("{tmp}/outside/secret.md", "is outside the folder this flow may read"),
+        ("/etc/passwd", "path '/etc/passwd' is outside the folder this flow may read"),
+        ("/proc/self/environ", "path '/proc/self/environ' is outside the folder"),
+        ("/dev/zero", "path '/dev/zero' is outside the folder"),
+        ("pipe", "path 'pipe' is not a regular file or folder"),
+        ("leaky/link.md", "path 'leaky/link.md' is outside the folder this flow may read"),
+        ("leaky", "path 'leaky/link.md' is outside the folder this flow may read"),
+        ("nowhere.md", "path 'nowhere.md' does not exist in the folder this flow may read"),
+        ("docs\x00.md", "contains a NUL byte"),
+    ],
+)
 async def test_a_path_that_leads_out_is_refused_before_anything_is_read(
-        minilm: Any, tree: Path, path: str, message: str) -> None:
+    minilm: Any, tree: Path, path: str, message: str
+) -> None:
     given = path.replace("{tmp}", str(tree))
     store = tree / "store"
     with pytest.raises(NodeFailed) as info:
@@ -98,7 +108,8 @@ async def test_a_path_that_leads_out_is_refused_before_anything_is_read(
 
 
 async def test_inside_the_folder_documents_and_inner_links_are_read(
-        minilm: Any, tree: Path) -> None:
+    minilm: Any, tree: Path
+) -> None:
     served, store = FileAccess.inside(tree / "served"), tree / "store"
     report = await index("docs", minilm, store, served)
     assert (report.documents, report.total) == (2, 2)
@@ -111,7 +122,8 @@ async def test_inside_the_folder_documents_and_inner_links_are_read(
 
 
 async def test_without_a_root_special_files_are_still_refused_at_once(
-        minilm: Any, tree: Path) -> None:
+    minilm: Any, tree: Path
+) -> None:
     """The CLI's unrestricted access reads any file, but never blocks on a FIFO or
     reads a device as a document."""
     for path in (tree / "served" / "pipe", Path("/dev/zero")):
@@ -133,17 +145,25 @@ def served_flow(name: str, folder: Path, store: Path, *, passages: bool = False)
 
 
 async def test_the_server_indexes_only_its_folder_and_answers_without_passages(
-        make_registry: Callable[[dict[str, Any]], Any], tree: Path,
-        llama_entry: Callable[..., dict[str, Any]], minilm_entry: dict[str, Any]) -> None:
-    registry = make_registry({"models": {"llms": [llama_entry("smollm2")],
-                                         "embeddings": [minilm_entry]}})
+    make_registry: Callable[[dict[str, Any]], Any],
+    tree: Path,
+    llama_entry: Callable[..., dict[str, Any]],
+    minilm_entry: dict[str, Any],
+) -> None:
+    registry = make_registry(
+        {"models": {"llms": [llama_entry("smollm2")], "embeddings": [minilm_entry]}}
+    )
     served, store = tree / "served", tree / "store"
-    flows = {"rag-index": served_flow("rag-index.yaml", served, store),
-             "rag-answer": served_flow("rag-answer.yaml", served, store),
-             "rag-answer-cited": served_flow("rag-answer.yaml", served, store, passages=True)}
+    flows = {
+        "rag-index": served_flow("rag-index.yaml", served, store),
+        "rag-answer": served_flow("rag-answer.yaml", served, store),
+        "rag-answer-cited": served_flow("rag-answer.yaml", served, store, passages=True),
+    }
     app = create_app(registry, flows=FlowCatalog(flows, registry), warmup=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://127.0.0.1", timeout=600) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=600
+    ) as client:
+
         async def post(flow: str, **inputs: Any) -> httpx.Response:
             return await client.post(f"/v1/flows/{flow}/run", json={"inputs": inputs})
 

@@ -36,8 +36,9 @@ Notes = list[dict[str, Any]]
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     """A real OpenAI-compatible server; each test starts it (and may stop it)."""
-    server = LlamaServer(resolve_path(GGUF), free_port(),
-                         tmp_path_factory.mktemp("upstream") / "llama-server.log")
+    server = LlamaServer(
+        resolve_path(GGUF), free_port(), tmp_path_factory.mktemp("upstream") / "llama-server.log"
+    )
     yield server
     server.stop()
 
@@ -49,16 +50,32 @@ def _stopped_after_each_test(upstream: LlamaServer) -> Iterator[None]:
 
 
 def proxy(url: str, **fields: Any) -> dict[str, Any]:
-    return {"name": "remote", "provider": "proxy/openai", "api_base": url, "api_key": "unused",
-            "remote_model": "smollm2", "timeout_s": 30, "failure_threshold": 1, **fields}
+    return {
+        "name": "remote",
+        "provider": "proxy/openai",
+        "api_base": url,
+        "api_key": "unused",
+        "remote_model": "smollm2",
+        "timeout_s": 30,
+        "failure_threshold": 1,
+        **fields,
+    }
 
 
-def with_local(url: str, llama_entry: Callable[..., dict[str, Any]], *,
-               group: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+def with_local(
+    url: str,
+    llama_entry: Callable[..., dict[str, Any]],
+    *,
+    group: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     """``remote`` at ``url``, SmolLM2 as ``smollm2``, and ``chat`` = [remote, smollm2]."""
-    return {"models": {"llms": [proxy(url, **fields), llama_entry("smollm2")],
-                       "groups": [{"name": "chat", "members": ["remote", "smollm2"],
-                                   **(group or {})}]}}
+    return {
+        "models": {
+            "llms": [proxy(url, **fields), llama_entry("smollm2")],
+            "groups": [{"name": "chat", "members": ["remote", "smollm2"], **(group or {})}],
+        }
+    }
 
 
 def noter(notes: Notes) -> Callable[..., None]:
@@ -76,10 +93,12 @@ async def wait_for(check: Callable[[], bool], limit: float = 60.0) -> None:
 
 @pytest.mark.anyio
 async def test_a_tripped_proxy_member_serves_its_group_again_after_the_cooldown(
-        upstream: LlamaServer, make_registry: Any, llama_entry: Any) -> None:
+    upstream: LlamaServer, make_registry: Any, llama_entry: Any
+) -> None:
     await anyio.to_thread.run_sync(upstream.start)
-    registry = make_registry(with_local(upstream.url, llama_entry, cooldown_s=8,
-                                        health_interval_s=0))
+    registry = make_registry(
+        with_local(upstream.url, llama_entry, cooldown_s=8, health_interval_s=0)
+    )
     await registry.warmup(["smollm2"])
     chat, remote = scheduler_for(registry).chat_worker("chat"), registry.pool("remote")
     assert (await chat.chat(REQUEST)).model == "remote"
@@ -88,7 +107,9 @@ async def test_a_tripped_proxy_member_serves_its_group_again_after_the_cooldown(
     notes: Notes = []
     assert (await chat.chat(REQUEST, noter(notes))).model == "smollm2"
     assert [(n["event"], n.get("kind")) for n in notes] == [
-        ("fallback", "unavailable"), ("fallback_served", None)]
+        ("fallback", "unavailable"),
+        ("fallback_served", None),
+    ]
     assert remote.in_cooldown and remote.status == "cooling down"
     notes.clear()
     assert (await chat.chat(REQUEST, noter(notes))).model == "smollm2"
@@ -103,10 +124,12 @@ async def test_a_tripped_proxy_member_serves_its_group_again_after_the_cooldown(
 
 @pytest.mark.anyio
 async def test_with_the_health_loop_a_pool_nobody_calls_recovers_on_its_own(
-        upstream: LlamaServer, make_registry: Any) -> None:
+    upstream: LlamaServer, make_registry: Any
+) -> None:
     await anyio.to_thread.run_sync(upstream.start)
-    registry = make_registry({"models": {"llms": [
-        proxy(upstream.url, cooldown_s=0.5, health_interval_s=0.25)]}})
+    registry = make_registry(
+        {"models": {"llms": [proxy(upstream.url, cooldown_s=0.5, health_interval_s=0.25)]}}
+    )
     pool = registry.pool("remote")
     await pool.start()
     async with anyio.create_task_group() as group:
@@ -120,13 +143,14 @@ async def test_with_the_health_loop_a_pool_nobody_calls_recovers_on_its_own(
     assert stats.done == stats.failed == 0  # not one call: the loop did it all
 
 
-def test_readyz_follows_an_upstream_that_goes_down_and_comes_back(
-        upstream: LlamaServer) -> None:
+def test_readyz_follows_an_upstream_that_goes_down_and_comes_back(upstream: LlamaServer) -> None:
     upstream.start()
-    registry = ModelRegistry.from_dict({"models": {"llms": [
-        proxy(upstream.url, cooldown_s=0.5, health_interval_s=0.25)]}})
+    registry = ModelRegistry.from_dict(
+        {"models": {"llms": [proxy(upstream.url, cooldown_s=0.5, health_interval_s=0.25)]}}
+    )
     server = start_server(registry)
     try:
+
         def ready() -> int:
             return httpx.get(f"{server.url}/readyz").status_code
 
@@ -145,6 +169,7 @@ def test_readyz_follows_an_upstream_that_goes_down_and_comes_back(
 async def cancelled_while_loading(pool: Any) -> None:
     """Call ``pool`` and cancel the call as soon as an instance starts loading."""
     async with anyio.create_task_group() as group:
+
         async def cancel_at_load() -> None:
             while pool.instances[0].state != "starting":
                 await anyio.sleep(0)
@@ -157,9 +182,11 @@ async def cancelled_while_loading(pool: Any) -> None:
 
 @pytest.mark.anyio
 async def test_a_cancelled_load_leaves_the_instance_unhealthy_and_it_recovers(
-        make_registry: Any, llama_entry: Any) -> None:
-    registry = make_registry({"models": {"llms": [
-        llama_entry("smollm2", cooldown_s=60, health_interval_s=0)]}})
+    make_registry: Any, llama_entry: Any
+) -> None:
+    registry = make_registry(
+        {"models": {"llms": [llama_entry("smollm2", cooldown_s=60, health_interval_s=0)]}}
+    )
     pool = registry.pool("smollm2")
     for _ in ("the lazy start", "the re-probe that follows"):
         await cancelled_while_loading(pool)
@@ -176,8 +203,9 @@ async def test_a_cancelled_load_leaves_the_instance_unhealthy_and_it_recovers(
 async def fall_back(registry: Any, notes: Notes) -> list[ChatChunk]:
     await registry.warmup(["smollm2"])
     chat = scheduler_for(registry).chat_worker("chat")
-    return [c async for c in chat.stream(REQUEST.model_copy(update={"max_tokens": 24}),
-                                         noter(notes))]
+    return [
+        c async for c in chat.stream(REQUEST.model_copy(update={"max_tokens": 24}), noter(notes))
+    ]
 
 
 def assert_continued(chunks: list[ChatChunk], notes: Notes, error: str, kind: str) -> None:
@@ -192,18 +220,24 @@ def assert_continued(chunks: list[ChatChunk], notes: Notes, error: str, kind: st
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("ending", "message"), [
-    ("eof", "ended the stream after 2 chunk(s) without a finish reason"),
-    ("drop", "the connection broke"),
-])
+@pytest.mark.parametrize(
+    ("ending", "message"),
+    [
+        ("eof", "ended the stream after 2 chunk(s) without a finish reason"),
+        ("drop", "the connection broke"),
+    ],
+)
 async def test_a_truncated_upstream_stream_falls_back_to_smollm2_and_counts(
-        make_registry: Any, llama_entry: Any, ending: Ending, message: str) -> None:
+    make_registry: Any, llama_entry: Any, ending: Ending, message: str
+) -> None:
     async with ScriptedUpstream(CUT, ending) as cutting:
-        registry = make_registry(with_local(cutting.url, llama_entry, failure_threshold=2,
-                                            health_interval_s=0))
+        registry = make_registry(
+            with_local(cutting.url, llama_entry, failure_threshold=2, health_interval_s=0)
+        )
         notes: Notes = []
-        assert_continued(await fall_back(registry, notes), notes,
-                         "BackendConnectionError", "unavailable")
+        assert_continued(
+            await fall_back(registry, notes), notes, "BackendConnectionError", "unavailable"
+        )
         [stats] = registry.pool("remote").stats().instances
         assert (stats.failed, stats.consecutive_failures) == (1, 1)  # the breaker counted it
         await fall_back(registry, [])
@@ -214,10 +248,12 @@ async def test_a_truncated_upstream_stream_falls_back_to_smollm2_and_counts(
 
 @pytest.mark.anyio
 async def test_a_stream_that_stalls_past_the_groups_chunk_timeout_counts_for_the_breaker(
-        make_registry: Any, llama_entry: Any) -> None:
+    make_registry: Any, llama_entry: Any
+) -> None:
     async with ScriptedUpstream(CUT, "stall") as stalling:
-        registry = make_registry(with_local(stalling.url, llama_entry, health_interval_s=0,
-                                            group={"chunk_timeout": 3}))
+        registry = make_registry(
+            with_local(stalling.url, llama_entry, health_interval_s=0, group={"chunk_timeout": 3})
+        )
         notes: Notes = []
         with anyio.fail_after(120):
             chunks = await fall_back(registry, notes)
@@ -232,18 +268,27 @@ async def test_a_stream_that_stalls_past_the_groups_chunk_timeout_counts_for_the
 
 @pytest.mark.anyio
 async def test_a_group_whose_members_are_all_busy_is_busy_with_a_retry_after(
-        make_registry: Any, llama_entry: Any) -> None:
+    make_registry: Any, llama_entry: Any
+) -> None:
     tight = {"concurrency": 1, "max_queue": 0, "health_interval_s": 0}
-    registry = make_registry({"models": {
-        "llms": [llama_entry("a", **tight), llama_entry("b", **tight)],
-        "groups": [{"name": "both", "members": ["a", "b"]}]}})
+    registry = make_registry(
+        {
+            "models": {
+                "llms": [llama_entry("a", **tight), llama_entry("b", **tight)],
+                "groups": [{"name": "both", "members": ["a", "b"]}],
+            }
+        }
+    )
     await registry.warmup(["a", "b"])
     streams = [registry.pool(name).stream_chat(REQUEST) for name in ("a", "b")]
     for stream in streams:  # each holds its model's only slot from its first chunk on
         await stream.__anext__()
     both = scheduler_for(registry).chat_worker("both")
-    with pytest.raises(PoolBusy, match=r"every model of 'both' is busy: a: PoolBusy: model "
-                                       r"'a' is busy: .*; b: PoolBusy: model 'b' is busy") as info:
+    with pytest.raises(
+        PoolBusy,
+        match=r"every model of 'both' is busy: a: PoolBusy: model "
+        r"'a' is busy: .*; b: PoolBusy: model 'b' is busy",
+    ) as info:
         await both.chat(REQUEST)
     assert info.value.retry_after > 0 and info.value.model == "both"
     for stream in streams:
@@ -253,9 +298,11 @@ async def test_a_group_whose_members_are_all_busy_is_busy_with_a_retry_after(
 
 @pytest.mark.anyio
 async def test_the_embedding_batchers_queue_holds_at_most_max_queue_callers(
-        make_registry: Any, minilm_entry: dict[str, Any]) -> None:
-    registry = make_registry({"models": {"embeddings": [
-        {**minilm_entry, "max_queue": 1, "max_batch_wait_ms": 200}]}})
+    make_registry: Any, minilm_entry: dict[str, Any]
+) -> None:
+    registry = make_registry(
+        {"models": {"embeddings": [{**minilm_entry, "max_queue": 1, "max_batch_wait_ms": 200}]}}
+    )
     await registry.warmup(["minilm"])
     worker = scheduler_for(registry).embedding_worker("minilm")
     outcomes: list[Any] = [None] * 5

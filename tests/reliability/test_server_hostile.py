@@ -41,9 +41,17 @@ CHAT = "/v1/chat/completions"
 JSON = {"Content-Type": "application/json"}
 HELLO = [{"role": "user", "content": "Say hello."}]
 LONG = [{"role": "user", "content": "Write a very long story about a dragon."}]
-LIMITS = ServerLimits(max_messages=8, max_message_chars=2000, max_prompts=3,
-                      max_embedding_inputs=4, max_embedding_chars=100, max_stop=2,
-                      max_stop_chars=8, max_flow_input_bytes=512, default_max_tokens=8)
+LIMITS = ServerLimits(
+    max_messages=8,
+    max_message_chars=2000,
+    max_prompts=3,
+    max_embedding_inputs=4,
+    max_embedding_chars=100,
+    max_stop=2,
+    max_stop_chars=8,
+    max_flow_input_bytes=512,
+    default_max_tokens=8,
+)
 SMMF = [str(Path(sys.executable).with_name("smmf-flow"))]
 
 PEEK = '''
@@ -87,13 +95,17 @@ output: answer
 
 def hostile_config(llama: Any, unreachable: Any, minilm: dict[str, Any]) -> dict[str, Any]:
     small = {"context_length": 512}  # the default breaker: 3 failures in a row trip it
-    return {"models": {
-        "llms": [llama("smollm2", concurrency=1, max_queue=64, **small),
-                 llama("tight", concurrency=1, max_queue=0, **small),
-                 unreachable("remote", api_key="sk-upstream-secret", failure_threshold=1000)],
-        "embeddings": [minilm],
-        "groups": [{"name": "tight-group", "strategy": "fallback", "members": ["tight"]}],
-    }}
+    return {
+        "models": {
+            "llms": [
+                llama("smollm2", concurrency=1, max_queue=64, **small),
+                llama("tight", concurrency=1, max_queue=0, **small),
+                unreachable("remote", api_key="sk-upstream-secret", failure_threshold=1000),
+            ],
+            "embeddings": [minilm],
+            "groups": [{"name": "tight-group", "strategy": "fallback", "members": ["tight"]}],
+        }
+    }
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +118,11 @@ def flows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hostile(llama_entry: Any, unreachable_entry: Any, minilm_entry: dict[str, Any],
-            flows_dir: Path) -> Iterator[LiveServer]:
-    registry = ModelRegistry.from_dict(hostile_config(llama_entry, unreachable_entry,
-                                                      minilm_entry))
-    server = start_server(registry, flows=FlowCatalog.from_dir(flows_dir, registry),
-                          limits=LIMITS)
+def hostile(
+    llama_entry: Any, unreachable_entry: Any, minilm_entry: dict[str, Any], flows_dir: Path
+) -> Iterator[LiveServer]:
+    registry = ModelRegistry.from_dict(hostile_config(llama_entry, unreachable_entry, minilm_entry))
+    server = start_server(registry, flows=FlowCatalog.from_dir(flows_dir, registry), limits=LIMITS)
     yield server
     server.stop()
 
@@ -139,23 +150,29 @@ def calls(live: LiveServer, model: str) -> int:
 def closed_chats(http: httpx.Client) -> float:
     """Chat requests the server has counted as closed by their client (status 499)."""
     for line in http.get("/metrics").text.splitlines():
-        if line.startswith("smmf_http_requests_total{") and \
-                'route="/v1/chat/completions",status="499"' in line:
+        if (
+            line.startswith("smmf_http_requests_total{")
+            and 'route="/v1/chat/completions",status="499"' in line
+        ):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
 
-def test_clients_that_vanish_free_the_slot_and_the_queue(hostile: LiveServer,
-                                                        http: httpx.Client) -> None:
+def test_clients_that_vanish_free_the_slot_and_the_queue(
+    hostile: LiveServer, http: httpx.Client
+) -> None:
     """70 clients send a non-streaming chat and close their sockets: one held the
     only slot, 64 waited in the queue (5 were refused). Their requests are cancelled
     at once; a real client is then served instead of refused for minutes."""
     pool = hostile.registry.pool("smollm2")
     port = int(hostile.url.rsplit(":", 1)[1])
-    body = json.dumps({"model": "smollm2", "messages": LONG, "max_tokens": 400,
-                       "temperature": 0}).encode()
-    head = (f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
-            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    body = json.dumps(
+        {"model": "smollm2", "messages": LONG, "max_tokens": 400, "temperature": 0}
+    ).encode()
+    head = (
+        f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
+        f"application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     closed_before = closed_chats(http)  # the counter is the server's, shared by the module
     sockets: list[socket.socket] = []
     try:
@@ -163,27 +180,31 @@ def test_clients_that_vanish_free_the_slot_and_the_queue(hostile: LiveServer,
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(head + body)
             sockets.append(sock)
-        assert wait_until(lambda: pool.stats().waiting == 64
-                          and pool.stats().instances[0].in_flight == 1, timeout=120)
+        assert wait_until(
+            lambda: pool.stats().waiting == 64 and pool.stats().instances[0].in_flight == 1,
+            timeout=120,
+        )
     finally:
         for sock in sockets:
             sock.close()
-    assert wait_until(lambda: pool.stats().waiting == 0
-                      and pool.stats().instances[0].in_flight == 0, timeout=15), pool.stats()
+    assert wait_until(
+        lambda: pool.stats().waiting == 0 and pool.stats().instances[0].in_flight == 0, timeout=15
+    ), pool.stats()
     reply = http.post(CHAT, json={"model": "smollm2", "messages": HELLO, "max_tokens": 2})
     assert reply.status_code == 200, reply.text
     # counted as closed by the client (499), not as server errors; each cancelled
     # request is counted when its handler has unwound, which may trail the pool
     assert wait_until(lambda: closed_chats(http) == closed_before + 65, timeout=15), (
-        closed_before, closed_chats(http))
+        closed_before,
+        closed_chats(http),
+    )
     assert 'status="500"' not in http.get("/metrics").text
 
 
 # --- 6. oversized and abusive input --------------------------------------------------------
 
 
-def test_a_48_mb_body_is_refused_before_it_is_read(hostile: LiveServer,
-                                                   http: httpx.Client) -> None:
+def test_a_48_mb_body_is_refused_before_it_is_read(hostile: LiveServer, http: httpx.Client) -> None:
     before = calls(hostile, "smollm2")
     text = "word " * (48 * 1024 * 1024 // 5)
     body = json.dumps({"model": "smollm2", "messages": [{"role": "user", "content": text}]})
@@ -201,27 +222,63 @@ def test_a_48_mb_body_is_refused_before_it_is_read(hostile: LiveServer,
     assert calls(hostile, "smollm2") == before  # the model never saw them
 
 
-@pytest.mark.parametrize(("path", "body", "param", "limit"), [
-    (CHAT, {"model": "smollm2", "messages": HELLO * 9}, "messages", "max_messages = 8"),
-    (CHAT, {"model": "smollm2", "messages": [{"role": "user", "content": "x" * 2001}]},
-     "messages", "max_message_chars = 2000"),
-    (CHAT, {"model": "smollm2", "messages": HELLO, "stop": ["a", "b", "c"]}, "stop",
-     "max_stop = 2"),
-    (CHAT, {"model": "smollm2", "messages": HELLO, "stop": ["a", "much too long"]}, "stop.1",
-     "max_stop_chars = 8"),
-    ("/v1/completions", {"model": "smollm2", "prompt": ["a", "b", "c", "d"]}, "prompt",
-     "max_prompts = 3"),
-    ("/v1/completions", {"model": "smollm2", "prompt": "y" * 2001}, "prompt",
-     "max_message_chars = 2000"),
-    ("/v1/embeddings", {"model": "minilm", "input": ["a"] * 5}, "input",
-     "max_embedding_inputs = 4"),
-    ("/v1/embeddings", {"model": "minilm", "input": ["a", "z" * 101]}, "input.1",
-     "max_embedding_chars = 100"),
-    ("/v1/flows/peek/run", {"inputs": {"path": "p" * 600}}, "inputs",
-     "max_flow_input_bytes = 512"),
-])
-def test_each_limit_is_a_422_naming_it(hostile: LiveServer, http: httpx.Client, path: str,
-                                       body: dict[str, Any], param: str, limit: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "param", "limit"),
+    [
+        (CHAT, {"model": "smollm2", "messages": HELLO * 9}, "messages", "max_messages = 8"),
+        (
+            CHAT,
+            {"model": "smollm2", "messages": [{"role": "user", "content": "x" * 2001}]},
+            "messages",
+            "max_message_chars = 2000",
+        ),
+        (
+            CHAT,
+            {"model": "smollm2", "messages": HELLO, "stop": ["a", "b", "c"]},
+            "stop",
+            "max_stop = 2",
+        ),
+        (
+            CHAT,
+            {"model": "smollm2", "messages": HELLO, "stop": ["a", "much too long"]},
+            "stop.1",
+            "max_stop_chars = 8",
+        ),
+        (
+            "/v1/completions",
+            {"model": "smollm2", "prompt": ["a", "b", "c", "d"]},
+            "prompt",
+            "max_prompts = 3",
+        ),
+        (
+            "/v1/completions",
+            {"model": "smollm2", "prompt": "y" * 2001},
+            "prompt",
+            "max_message_chars = 2000",
+        ),
+        (
+            "/v1/embeddings",
+            {"model": "minilm", "input": ["a"] * 5},
+            "input",
+            "max_embedding_inputs = 4",
+        ),
+        (
+            "/v1/embeddings",
+            {"model": "minilm", "input": ["a", "z" * 101]},
+            "input.1",
+            "max_embedding_chars = 100",
+        ),
+        (
+            "/v1/flows/peek/run",
+            {"inputs": {"path": "p" * 600}},
+            "inputs",
+            "max_flow_input_bytes = 512",
+        ),
+    ],
+)
+def test_each_limit_is_a_422_naming_it(
+    hostile: LiveServer, http: httpx.Client, path: str, body: dict[str, Any], param: str, limit: str
+) -> None:
     before = calls(hostile, "smollm2") + calls(hostile, "minilm")
     error = error_of(http.post(path, json=body), 422)
     assert error["param"] == param and error["code"] == "limit_exceeded"
@@ -230,12 +287,17 @@ def test_each_limit_is_a_422_naming_it(hostile: LiveServer, http: httpx.Client, 
 
 
 def test_max_tokens_is_bounded_by_the_context_window(http: httpx.Client) -> None:
-    error = error_of(http.post(CHAT, json={"model": "smollm2", "messages": HELLO,
-                                           "max_tokens": 600}), 422)
+    error = error_of(
+        http.post(CHAT, json={"model": "smollm2", "messages": HELLO, "max_tokens": 600}), 422
+    )
     assert error["param"] == "max_tokens"
     assert "model 'smollm2' can hold (context_length = 512)" in error["message"]
-    error = error_of(http.post("/v1/completions", json={"model": "tight-group", "prompt": "x",
-                                                        "max_tokens": 10_000}), 422)
+    error = error_of(
+        http.post(
+            "/v1/completions", json={"model": "tight-group", "prompt": "x", "max_tokens": 10_000}
+        ),
+        422,
+    )
     assert "context_length = 512" in error["message"]
 
 
@@ -247,7 +309,8 @@ def test_a_request_without_max_tokens_gets_the_default(http: httpx.Client) -> No
 
 
 def test_embedding_tokens_are_counted_off_the_event_loop(
-        hostile: LiveServer, http: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile: LiveServer, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pool = hostile.registry.pool("minilm")
     threads: list[str] = []
     count = pool.count_tokens
@@ -271,8 +334,9 @@ def test_a_cross_site_simple_post_is_refused(hostile: LiveServer, http: httpx.Cl
     before = calls(hostile, "smollm2")
     body = json.dumps({"model": "smollm2", "messages": HELLO, "max_tokens": 2})
     page = {"Content-Type": "text/plain", "Origin": "http://attacker.example"}
-    assert error_of(http.post(CHAT, content=body, headers=page), 403)["code"] == \
-        "origin_not_allowed"
+    assert (
+        error_of(http.post(CHAT, content=body, headers=page), 403)["code"] == "origin_not_allowed"
+    )
     error = error_of(http.post(CHAT, content=body, headers={"Content-Type": "text/plain"}), 415)
     assert "Content-Type: application/json" in error["message"]
     error_of(http.post(CHAT, content=body, headers={**JSON, "Origin": "null"}), 403)
@@ -282,8 +346,9 @@ def test_a_cross_site_simple_post_is_refused(hostile: LiveServer, http: httpx.Cl
     assert own.status_code == 200
 
 
-@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:{port}",
-                                  "localhost.attacker.example:{port}"])
+@pytest.mark.parametrize(
+    "host", ["attacker.example", "attacker.example:{port}", "localhost.attacker.example:{port}"]
+)
 def test_a_foreign_host_is_refused(hostile: LiveServer, http: httpx.Client, host: str) -> None:
     """DNS rebinding: the attacker's name pointed at 127.0.0.1."""
     port = hostile.url.rsplit(":", 1)[1]
@@ -291,8 +356,10 @@ def test_a_foreign_host_is_refused(hostile: LiveServer, http: httpx.Client, host
     assert error["code"] == "host_not_allowed"
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "localhost",
-                                  "[::1]:{port}", "app.localhost:{port}"])
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1:{port}", "localhost:{port}", "localhost", "[::1]:{port}", "app.localhost:{port}"],
+)
 def test_loopback_hosts_are_served(hostile: LiveServer, http: httpx.Client, host: str) -> None:
     port = hostile.url.rsplit(":", 1)[1]
     assert http.get("/v1/models", headers={"Host": host.format(port=port)}).status_code == 200
@@ -312,21 +379,35 @@ async def _get(app: Any, path: str, **kwargs: Any) -> httpx.Response:
 @pytest.mark.anyio
 async def test_configured_cors_origins_get_preflights_and_headers() -> None:
     app = _keyed_app(cors_origins=["https://app.example"], allowed_hosts=["models.internal"])
-    preflight = await _get(app, "/v1/chat/completions", method="OPTIONS", headers={
-        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+    preflight = await _get(
+        app,
+        "/v1/chat/completions",
+        method="OPTIONS",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"
     assert "POST" in preflight.headers["access-control-allow-methods"]
-    served = await _get(app, "/v1/models", headers={"Origin": "https://app.example",
-                                                    "Authorization": f"Bearer {KEY}"})
+    served = await _get(
+        app,
+        "/v1/models",
+        headers={"Origin": "https://app.example", "Authorization": f"Bearer {KEY}"},
+    )
     assert served.status_code == 200
     assert served.headers["access-control-allow-origin"] == "https://app.example"
-    other = await _get(app, "/v1/models", headers={"Origin": "https://other.example",
-                                                   "Authorization": f"Bearer {KEY}"})
+    other = await _get(
+        app,
+        "/v1/models",
+        headers={"Origin": "https://other.example", "Authorization": f"Bearer {KEY}"},
+    )
     assert other.status_code == 403
-    named = await _get(app, "/v1/models", headers={"Host": "models.internal",
-                                                   "Authorization": f"Bearer {KEY}"})
+    named = await _get(
+        app, "/v1/models", headers={"Host": "models.internal", "Authorization": f"Bearer {KEY}"}
+    )
     assert named.status_code == 200
 
 
@@ -334,8 +415,14 @@ async def test_configured_cors_origins_get_preflights_and_headers() -> None:
 async def test_a_mounted_app_still_needs_keys() -> None:
     """Keys protect what the app serves, not a path prefix: under /api nothing opens."""
     parent = Starlette(routes=[Mount("/api", app=_keyed_app())])
-    for path in ("/api/v1/models", "/api/metrics", "/api/v1/flows", "/api/docs",
-                 "/api/openapi.json", "/api/anything"):
+    for path in (
+        "/api/v1/models",
+        "/api/metrics",
+        "/api/v1/flows",
+        "/api/docs",
+        "/api/openapi.json",
+        "/api/anything",
+    ):
         reply = await _get(parent, path)
         assert reply.status_code == 401, (path, reply.text)
         assert reply.json()["error"]["code"] == "invalid_api_key"
@@ -355,8 +442,9 @@ async def test_docs_and_unknown_paths_need_a_key(path: str) -> None:
 
 def test_errors_inside_a_task_group_keep_their_status(http: httpx.Client) -> None:
     """Two prompts on a model with one slot and no queue: one of them is refused."""
-    reply = http.post("/v1/completions", json={"model": "tight", "prompt": ["Hi.", "Bye."],
-                                               "max_tokens": 2})
+    reply = http.post(
+        "/v1/completions", json={"model": "tight", "prompt": ["Hi.", "Bye."], "max_tokens": 2}
+    )
     error = error_of(reply, 429)
     assert error["code"] == "rate_limit_exceeded"
     assert int(reply.headers["retry-after"]) >= 1
@@ -369,20 +457,36 @@ def _nested(depth: int) -> dict[str, Any]:
     return schema
 
 
-@pytest.mark.parametrize(("schema", "status", "code", "message"), [
-    ({"type": "object", "properties": {"id": {"type": "string", "pattern": "[a-z]+"}}}, 400,
-     "unsupported_by_model", "llama.cpp cannot turn the response_format JSON schema"),
-    ({"$ref": "#/nowhere"}, 400, "unsupported_by_model", "cannot turn"),
-    ({"type": "foo"}, 422, "invalid_value", "is not a valid JSON schema at type"),
-    (_nested(60), 422, "invalid_value", "nested more than 32 levels deep"),
-])
+@pytest.mark.parametrize(
+    ("schema", "status", "code", "message"),
+    [
+        (
+            {"type": "object", "properties": {"id": {"type": "string", "pattern": "[a-z]+"}}},
+            400,
+            "unsupported_by_model",
+            "llama.cpp cannot turn the response_format JSON schema",
+        ),
+        ({"$ref": "#/nowhere"}, 400, "unsupported_by_model", "cannot turn"),
+        ({"type": "foo"}, 422, "invalid_value", "is not a valid JSON schema at type"),
+        (_nested(60), 422, "invalid_value", "nested more than 32 levels deep"),
+    ],
+)
 def test_a_schema_the_model_cannot_use_is_the_requests_fault(
-        hostile: LiveServer, http: httpx.Client, schema: dict[str, Any], status: int, code: str,
-        message: str) -> None:
+    hostile: LiveServer,
+    http: httpx.Client,
+    schema: dict[str, Any],
+    status: int,
+    code: str,
+    message: str,
+) -> None:
     """It used to be a 500, and three of them tripped the model's breaker: one
     tenant's bad schema made the model unavailable to every other."""
-    body = {"model": "smollm2", "messages": HELLO, "max_tokens": 8, "response_format": {
-        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
+    body = {
+        "model": "smollm2",
+        "messages": HELLO,
+        "max_tokens": 8,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    }
     for _ in range(4):
         error = error_of(http.post(CHAT, json=body), status)
         assert error["code"] == code and message in error["message"]
@@ -392,8 +496,12 @@ def test_a_schema_the_model_cannot_use_is_the_requests_fault(
 
 
 def test_json_cut_off_by_max_tokens_is_the_requests_fault(http: httpx.Client) -> None:
-    body = {"model": "smollm2", "max_tokens": 2, "response_format": {"type": "json_object"},
-            "messages": [{"role": "user", "content": "Describe a cat as JSON."}]}
+    body = {
+        "model": "smollm2",
+        "max_tokens": 2,
+        "response_format": {"type": "json_object"},
+        "messages": [{"role": "user", "content": "Describe a cat as JSON."}],
+    }
     error = error_of(http.post(CHAT, json=body), 400)
     assert error["code"] == "output_truncated"
     assert "the answer hit max_tokens; raise it" in error["message"]
@@ -404,12 +512,16 @@ def test_an_empty_prompt_list_is_422(http: httpx.Client) -> None:
     assert error["param"] == "prompt" and "at least one prompt" in error["message"]
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/v1/flows/tight-ask/run", {"inputs": {"question": "Hi"}}),
-    (CHAT, {"model": "tight-group", "messages": HELLO, "max_tokens": 2}),
-])
-def test_a_full_pool_is_429_through_flows_and_groups(hostile: LiveServer, http: httpx.Client,
-                                                     path: str, body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/flows/tight-ask/run", {"inputs": {"question": "Hi"}}),
+        (CHAT, {"model": "tight-group", "messages": HELLO, "max_tokens": 2}),
+    ],
+)
+def test_a_full_pool_is_429_through_flows_and_groups(
+    hostile: LiveServer, http: httpx.Client, path: str, body: dict[str, Any]
+) -> None:
     pool = hostile.registry.pool("tight")
     holding = {"model": "tight", "messages": LONG, "max_tokens": 400, "stream": True}
     with httpx.Client(base_url=hostile.url, timeout=120) as holder:
@@ -430,8 +542,12 @@ def test_a_flow_reads_only_files_of_its_folder(http: httpx.Client, flows_dir: Pa
     reply = http.post("/v1/flows/peek/run", json={"inputs": {"path": "notes.txt"}})
     assert reply.status_code == 200, reply.text
     assert reply.json()["output"] == "the notes a flow may read\n"
-    for path in ("/etc/passwd", "../secret.txt", str(flows_dir.parent / "secret.txt"),
-                 "/proc/self/environ"):
+    for path in (
+        "/etc/passwd",
+        "../secret.txt",
+        str(flows_dir.parent / "secret.txt"),
+        "/proc/self/environ",
+    ):
         error = error_of(http.post("/v1/flows/peek/run", json={"inputs": {"path": path}}), 422)
         assert error["code"] == "invalid_input"
         assert str(flows_dir) not in error["message"]
@@ -443,8 +559,12 @@ async def test_the_data_root_replaces_the_flow_folder(flows_dir: Path, tmp_path:
     (tmp_path / "notes.txt").write_text("data root notes")
     registry = ModelRegistry.from_dict({"models": {}})
     catalog = FlowCatalog.from_dir(flows_dir, registry, data_root=tmp_path)
-    reply = await _get(create_app(registry, flows=catalog, warmup=False), "/v1/flows/peek/run",
-                       method="POST", json={"inputs": {"path": "notes.txt"}})
+    reply = await _get(
+        create_app(registry, flows=catalog, warmup=False),
+        "/v1/flows/peek/run",
+        method="POST",
+        json={"inputs": {"path": "notes.txt"}},
+    )
     assert reply.json()["output"] == "data root notes"
 
 
@@ -454,10 +574,19 @@ async def test_the_data_root_replaces_the_flow_folder(flows_dir: Path, tmp_path:
 @pytest.fixture(scope="module")
 def leaky(llama_entry: Any, unreachable_entry: Any) -> Iterator[LiveServer]:
     """A server with a model whose weights are missing and an unreachable upstream."""
-    registry = ModelRegistry.from_dict({"models": {"llms": [
-        llama_entry("broken", path="/srv/secret-models/missing.gguf", cooldown_s=3600),
-        unreachable_entry("remote", api_key="sk-upstream-secret", failure_threshold=1000),
-    ]}}, check_paths=False)
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "llms": [
+                    llama_entry("broken", path="/srv/secret-models/missing.gguf", cooldown_s=3600),
+                    unreachable_entry(
+                        "remote", api_key="sk-upstream-secret", failure_threshold=1000
+                    ),
+                ]
+            }
+        },
+        check_paths=False,
+    )
     server = start_server(registry, api_keys=(KEY,), ready=False)
     yield server
     server.stop()
@@ -466,32 +595,55 @@ def leaky(llama_entry: Any, unreachable_entry: Any) -> Iterator[LiveServer]:
 def test_readyz_reports_statuses_only(leaky: LiveServer) -> None:
     reply = httpx.get(f"{leaky.url}/readyz")
     assert reply.status_code == 503
-    assert reply.json() == {"status": "not ready",
-                            "models": {"broken": "cooling down", "remote": "ready"}}
+    assert reply.json() == {
+        "status": "not ready",
+        "models": {"broken": "cooling down", "remote": "ready"},
+    }
 
 
 def test_errors_name_no_path_url_or_secret(leaky: LiveServer) -> None:
     port = leaky.registry.get("remote").api_base.split(":")[2].split("/")[0]  # type: ignore
-    with httpx.Client(base_url=leaky.url, headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=60) as client:
-        answers = [client.post(CHAT, json={"model": m, "messages": HELLO, "max_tokens": 2})
-                   for m in ("broken", "remote")]
-        answers.append(client.post(CHAT, json={"model": "remote", "messages": HELLO,
-                                               "max_tokens": 2, "stream": True}))
+    with httpx.Client(
+        base_url=leaky.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as client:
+        answers = [
+            client.post(CHAT, json={"model": m, "messages": HELLO, "max_tokens": 2})
+            for m in ("broken", "remote")
+        ]
+        answers.append(
+            client.post(
+                CHAT, json={"model": "remote", "messages": HELLO, "max_tokens": 2, "stream": True}
+            )
+        )
         answers.append(client.get("/v1/models"))
     assert [a.status_code for a in answers] == [503, 502, 502, 200]
     assert "model 'remote'" in answers[1].text
     for answer in answers:
-        for leak in ("secret-models", "gguf", "http://", "127.0.0.1", f":{port}",
-                     "sk-upstream-secret", str(ROOT)):
+        for leak in (
+            "secret-models",
+            "gguf",
+            "http://",
+            "127.0.0.1",
+            f":{port}",
+            "sk-upstream-secret",
+            str(ROOT),
+        ):
             assert leak not in answer.text, (leak, answer.text)
 
 
 # --- 11. the shipped flows serve ---------------------------------------------------------------------
 
 
-SHIPPED = {"agent", "chat", "embed-similarity", "fallback", "rag-answer", "rag-index", "router",
-           "summarize"}
+SHIPPED = {
+    "agent",
+    "chat",
+    "embed-similarity",
+    "fallback",
+    "rag-answer",
+    "rag-index",
+    "router",
+    "summarize",
+}
 
 
 def test_the_shipped_flows_all_serve_with_the_demo_config() -> None:
@@ -508,17 +660,34 @@ def test_a_broken_flow_is_logged_and_the_others_served(caplog: pytest.LogCapture
     assert set(catalog.flows) == SHIPPED - {"fallback", "router"}
     assert sorted(Path(f).name for f in catalog.broken) == ["fallback.yaml", "router.yaml"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("flow not served: " in w and "fallback.yaml:" in w and "unknown model 'offline'"
-               in w for w in warnings), warnings
-    with pytest.raises(ModelNotFound, match=r"fallback\.yaml:\d+:\d+: .*unknown model "
-                                            r"'offline'"):
+    assert any(
+        "flow not served: " in w and "fallback.yaml:" in w and "unknown model 'offline'" in w
+        for w in warnings
+    ), warnings
+    with pytest.raises(
+        ModelNotFound,
+        match=r"fallback\.yaml:\d+:\d+: .*unknown model "
+        r"'offline'",
+    ):
         FlowCatalog.from_dir(ROOT / "flows", registry, strict=True)
 
 
 def test_strict_flows_stops_the_start_up() -> None:
-    done = subprocess.run([*SMMF, "serve", "--flows", str(ROOT / "flows"), "--strict-flows",
-                           "--port", str(free_port())], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    done = subprocess.run(
+        [
+            *SMMF,
+            "serve",
+            "--flows",
+            str(ROOT / "flows"),
+            "--strict-flows",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert done.returncode == 2, done.stderr
     assert "unknown model 'offline'" in done.stderr
 
@@ -528,12 +697,15 @@ def test_the_shipped_flows_run_over_http() -> None:
     server = start_server(registry, flows=FlowCatalog.from_dir(ROOT / "flows", registry))
     try:
         with httpx.Client(base_url=server.url, timeout=120) as client:
-            similar = client.post("/v1/flows/embed-similarity/run", json={"inputs": {
-                "a": "A cat sat on the mat.", "b": "A kitten rested on the rug."}})
+            similar = client.post(
+                "/v1/flows/embed-similarity/run",
+                json={"inputs": {"a": "A cat sat on the mat.", "b": "A kitten rested on the rug."}},
+            )
             assert similar.status_code == 200, similar.text
             assert 0.0 < similar.json()["output"] <= 1.0
-            answer = client.post("/v1/flows/fallback/run",
-                                 json={"inputs": {"question": "Name a planet."}})
+            answer = client.post(
+                "/v1/flows/fallback/run", json={"inputs": {"question": "Name a planet."}}
+            )
             assert answer.status_code == 200, answer.text
             assert answer.json()["output"]["model"] == "smollm2"  # after 'offline' failed
     finally:

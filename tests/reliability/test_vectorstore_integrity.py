@@ -36,13 +36,17 @@ DOCS = Path(__file__).resolve().parents[2] / "examples" / "docs"
 
 
 def minilm_at(path: str | Path) -> dict[str, Any]:
-    return {"models": {"embeddings": [{"name": "minilm", "provider": "sentence-transformers",
-                                       "path": str(path)}]}}
+    return {
+        "models": {
+            "embeddings": [
+                {"name": "minilm", "provider": "sentence-transformers", "path": str(path)}
+            ]
+        }
+    }
 
 
 def indexer(store: Any, **kwargs: Any) -> DAG:
-    spec = store if isinstance(store, ChromaStore) else {"path": str(store),
-                                                         "collection": "docs"}
+    spec = store if isinstance(store, ChromaStore) else {"path": str(store), "collection": "docs"}
     with DAG("index") as dag:
         IndexerOperator(spec, model="minilm", name="index", size=200, overlap=0, **kwargs)
     return dag
@@ -50,8 +54,9 @@ def indexer(store: Any, **kwargs: Any) -> DAG:
 
 def retriever(store: Path, **kwargs: Any) -> DAG:
     with DAG("retrieve") as dag:
-        RetrieverOperator({"path": str(store), "collection": "docs"}, model="minilm",
-                          name="retrieve", **kwargs)
+        RetrieverOperator(
+            {"path": str(store), "collection": "docs"}, model="minilm", name="retrieve", **kwargs
+        )
     return dag
 
 
@@ -60,8 +65,9 @@ def stored(store: Path) -> list[tuple[str, dict[str, Any]]]:
     import chromadb
     from chromadb.config import Settings
 
-    client = chromadb.PersistentClient(path=str(store),
-                                       settings=Settings(anonymized_telemetry=False))
+    client = chromadb.PersistentClient(
+        path=str(store), settings=Settings(anonymized_telemetry=False)
+    )
     got = client.get_collection("docs").get(include=["documents", "metadatas"])
     return list(zip(got["documents"], got["metadatas"]))
 
@@ -84,7 +90,8 @@ def minilm_copies(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 
 def test_fingerprints_follow_the_weights_not_the_name_or_the_path(
-        tmp_path: Path, minilm_copies: tuple[Path, Path]) -> None:
+    tmp_path: Path, minilm_copies: tuple[Path, Path]
+) -> None:
     from smmf_flow.models import fingerprint
     from smmf_flow.models.registry import ModelRegistry
 
@@ -96,24 +103,37 @@ def test_fingerprints_follow_the_weights_not_the_name_or_the_path(
         weights.write(bytes(2))
     same, changed = minilm_copies
     proxy = {"provider": "proxy/openai", "remote_model": "gpt-x"}
-    registry = ModelRegistry.from_dict({"models": {
-        "llms": [{"name": "a", "provider": "llama.cpp", "path": str(gguf)},
-                 {"name": "b", "provider": "llama.cpp", "path": str(gguf), "threads": 1},
-                 {"name": "c", "provider": "llama.cpp", "path": str(edited)},
-                 {"name": "p1", "api_base": "http://user:pw@10.1.2.3:8000/v1", **proxy},
-                 {"name": "p2", "api_base": "http://10.1.2.3:8000/other", **proxy},
-                 {"name": "p3", "api_base": "http://10.1.2.4:8000/v1", **proxy}],
-        "embeddings": [{"name": "m", "provider": "sentence-transformers", "path": MINILM},
-                       {"name": "m-same", "provider": "sentence-transformers",
-                        "path": str(same)},
-                       {"name": "m-changed", "provider": "sentence-transformers",
-                        "path": str(changed)}]}})
-    printed = {name: registry.pool(name).instances[0].backend.fingerprint()
-               for name in ("a", "b", "c", "p1", "p2", "p3", "m", "m-same", "m-changed")}
-    assert printed["a"] == printed["b"] != printed["c"]          # the GGUF's bytes
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "llms": [
+                    {"name": "a", "provider": "llama.cpp", "path": str(gguf)},
+                    {"name": "b", "provider": "llama.cpp", "path": str(gguf), "threads": 1},
+                    {"name": "c", "provider": "llama.cpp", "path": str(edited)},
+                    {"name": "p1", "api_base": "http://user:pw@10.1.2.3:8000/v1", **proxy},
+                    {"name": "p2", "api_base": "http://10.1.2.3:8000/other", **proxy},
+                    {"name": "p3", "api_base": "http://10.1.2.4:8000/v1", **proxy},
+                ],
+                "embeddings": [
+                    {"name": "m", "provider": "sentence-transformers", "path": MINILM},
+                    {"name": "m-same", "provider": "sentence-transformers", "path": str(same)},
+                    {
+                        "name": "m-changed",
+                        "provider": "sentence-transformers",
+                        "path": str(changed),
+                    },
+                ],
+            }
+        }
+    )
+    printed = {
+        name: registry.pool(name).instances[0].backend.fingerprint()
+        for name in ("a", "b", "c", "p1", "p2", "p3", "m", "m-same", "m-changed")
+    }
+    assert printed["a"] == printed["b"] != printed["c"]  # the GGUF's bytes
     assert printed["a"].startswith("llama.cpp:")
     assert printed["m"] == printed["m-same"] != printed["m-changed"]
-    assert printed["p1"] == printed["p2"] != printed["p3"]       # remote model and host
+    assert printed["p1"] == printed["p2"] != printed["p3"]  # remote model and host
     assert "10.1.2.3" not in printed["p1"] and "pw" not in printed["p1"]
     # a file's digest is kept by path, time and size: read once, then only stat-ed
     info = edited.stat()
@@ -124,8 +144,8 @@ def test_fingerprints_follow_the_weights_not_the_name_or_the_path(
 
 
 async def test_other_weights_under_the_same_name_are_refused_with_how_to_reindex(
-        make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path,
-        minilm_copies: tuple[Path, Path]) -> None:
+    make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path, minilm_copies: tuple[Path, Path]
+) -> None:
     same, changed = minilm_copies
     store = tmp_path / "store"
     original = make_registry(minilm_at(MINILM))
@@ -135,13 +155,17 @@ async def test_other_weights_under_the_same_name_are_refused_with_how_to_reindex
     swapped = make_registry(minilm_at(changed))
     other = swapped.pool("minilm").instances[0].backend.fingerprint()
     assert printed.startswith("sentence-transformers:") and other != printed
-    message = (f"chroma store '{store}' collection 'docs' holds vectors from model 'minilm' "
-               f"with weights {printed}, but 'minilm' now has weights {other}: the model "
-               "changed under the same name, and old and new vectors do not compare; "
-               f"re-index: delete the folder '{store}' (or index into another collection) "
-               "and run the indexer again")
-    for dag, value in ((retriever(store), "Why are there tides?"),
-                       (indexer(store), str(DOCS / "go_game.md"))):
+    message = (
+        f"chroma store '{store}' collection 'docs' holds vectors from model 'minilm' "
+        f"with weights {printed}, but 'minilm' now has weights {other}: the model "
+        "changed under the same name, and old and new vectors do not compare; "
+        f"re-index: delete the folder '{store}' (or index into another collection) "
+        "and run the indexer again"
+    )
+    for dag, value in (
+        (retriever(store), "Why are there tides?"),
+        (indexer(store), str(DOCS / "go_game.md")),
+    ):
         with pytest.raises(NodeFailed) as info:
             await dag.arun(value, registry=swapped)
         assert isinstance(info.value.__cause__, RunError)
@@ -154,17 +178,23 @@ async def test_other_weights_under_the_same_name_are_refused_with_how_to_reindex
 
 
 async def test_a_store_from_before_fingerprints_is_refused_with_how_to_reindex(
-        make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path) -> None:
+    make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path
+) -> None:
     import chromadb
     from chromadb.config import Settings
 
     store = tmp_path / "old-store"
-    client = chromadb.PersistentClient(path=str(store),
-                                       settings=Settings(anonymized_telemetry=False))
-    old = client.create_collection("docs", embedding_function=None, metadata={
-        "hnsw:space": "cosine", "smmf:model": "minilm", "smmf:dimension": 384})
-    old.add(ids=["a"], embeddings=[[0.05] * 384], documents=["old text"],
-            metadatas=[{"source": "a.md"}])
+    client = chromadb.PersistentClient(
+        path=str(store), settings=Settings(anonymized_telemetry=False)
+    )
+    old = client.create_collection(
+        "docs",
+        embedding_function=None,
+        metadata={"hnsw:space": "cosine", "smmf:model": "minilm", "smmf:dimension": 384},
+    )
+    old.add(
+        ids=["a"], embeddings=[[0.05] * 384], documents=["old text"], metadatas=[{"source": "a.md"}]
+    )
     registry = make_registry(minilm_at(MINILM))
     for dag, value in ((retriever(store), "anything"), (indexer(store), str(DOCS / "tides.md"))):
         with pytest.raises(NodeFailed) as info:
@@ -173,7 +203,8 @@ async def test_a_store_from_before_fingerprints_is_refused_with_how_to_reindex(
             f"chroma store '{store}' collection 'docs' was indexed by an earlier smmf-flow "
             "that did not record which weights model 'minilm' had, so its vectors cannot be "
             f"checked; re-index: delete the folder '{store}' (or index into another "
-            "collection) and run the indexer again")
+            "collection) and run the indexer again"
+        )
     assert [text for text, _ in stored(store)] == ["old text"]
 
 
@@ -181,7 +212,8 @@ async def test_a_store_from_before_fingerprints_is_refused_with_how_to_reindex(
 
 
 async def test_files_that_share_a_name_in_two_folders_never_touch_each_other(
-        make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path) -> None:
+    make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path
+) -> None:
     for folder, topic in (("a", "Apples ripen in autumn."), ("b", "Boats need fresh paint.")):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "README.md").write_text(f"{topic} " * 3)
@@ -192,26 +224,30 @@ async def test_files_that_share_a_name_in_two_folders_never_touch_each_other(
     assert second.removed == 0 and second.embedded == second.chunks  # nothing shared
     assert second.total == first.chunks + second.chunks == 4
     held = stored(store)
-    assert sorted(m["source"] for _, m in held) == ["README.md", "README.md", "same.md",
-                                                    "same.md"]
+    assert sorted(m["source"] for _, m in held) == ["README.md", "README.md", "same.md", "same.md"]
     assert len({m["source_key"] for _, m in held}) == 4  # four documents, four keys
     assert str(tmp_path) not in json.dumps([m for _, m in held])  # keys are digests
     # indexing a again, as a folder or file by file, changes nothing
-    again = await indexer(store).arun([str(tmp_path / "a" / "README.md"),
-                                       str(tmp_path / "a" / "same.md")], registry=registry)
+    again = await indexer(store).arun(
+        [str(tmp_path / "a" / "README.md"), str(tmp_path / "a" / "same.md")], registry=registry
+    )
     assert (again.embedded, again.removed, again.total) == (0, 0, 4)
     # a changed a/README.md replaces its own chunks and nothing of b's
     (tmp_path / "a" / "README.md").write_text("Apples are picked by hand.")
     changed = await indexer(store).arun(str(tmp_path / "a"), registry=registry)
     assert (changed.embedded, changed.removed, changed.total) == (1, 1, 4)
     readmes = await retriever(store, k=10, where={"source": "README.md"}).arun(
-        "fruit and boats", registry=registry)
-    assert sorted(h.text for h in readmes.hits) == ["Apples are picked by hand.",
-                                                   ("Boats need fresh paint. " * 3).strip()]
+        "fruit and boats", registry=registry
+    )
+    assert sorted(h.text for h in readmes.hits) == [
+        "Apples are picked by hand.",
+        ("Boats need fresh paint. " * 3).strip(),
+    ]
 
 
 async def test_a_folder_larger_than_the_models_queue_indexes_through_it(
-        make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path) -> None:
+    make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path
+) -> None:
     """The embedding queue is bounded (max_queue callers): one indexing run keeps only
     a few embedding calls open at once, so it never fills the queue by itself."""
     docs = tmp_path / "docs"
@@ -221,13 +257,13 @@ async def test_a_folder_larger_than_the_models_queue_indexes_through_it(
     config = minilm_at(MINILM)
     config["models"]["embeddings"][0].update(max_queue=2, batch_size=4)
     registry = make_registry(config)
-    report = await indexer(tmp_path / "store", embed_batch=1).arun(str(docs),
-                                                                   registry=registry)
+    report = await indexer(tmp_path / "store", embed_batch=1).arun(str(docs), registry=registry)
     assert (report.documents, report.embedded, report.total) == (40, 40, 40)
 
 
 async def test_chunks_pruned_by_another_writer_meanwhile_are_embedded_again(
-        make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path) -> None:
+    make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path
+) -> None:
     """Between a run's first look at the store and its write phase, another writer
     removes every chunk (its prune of an older version, say); the run must not
     trust its first look."""
@@ -248,8 +284,9 @@ async def test_chunks_pruned_by_another_writer_meanwhile_are_embedded_again(
 
     registry, store = make_registry(minilm_at(MINILM)), tmp_path / "store"
     first = await indexer(store).arun(str(DOCS / "tides.md"), registry=registry)
-    again = await indexer(PrunedMeanwhile(store, "docs")).arun(str(DOCS / "tides.md"),
-                                                              registry=registry)
+    again = await indexer(PrunedMeanwhile(store, "docs")).arun(
+        str(DOCS / "tides.md"), registry=registry
+    )
     assert again.embedded == again.chunks == first.chunks  # all found gone, all embedded
     assert again.total == first.total
 
@@ -266,10 +303,15 @@ with ChromaStore(sys.argv[1], "docs").write_lock().held():
 
 
 async def test_a_writer_waits_for_another_process_and_says_who_holds_the_lock(
-        make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path) -> None:
+    make_registry: Callable[[dict[str, Any]], Any], tmp_path: Path
+) -> None:
     registry, store = make_registry(minilm_at(MINILM)), tmp_path / "store"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store)],
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         patient = ChromaStore(store, "docs", lock_timeout=0.5)
@@ -279,7 +321,8 @@ async def test_a_writer_waits_for_another_process_and_says_who_holds_the_lock(
         assert info.value.__cause__.retry_after >= 1
         assert str(info.value.__cause__) == (
             f"chroma store '{store}' is being written by another indexing run (process "
-            f"{holder.pid}) and was not free after 0.5s; run again when that has finished")
+            f"{holder.pid}) and was not free after 0.5s; run again when that has finished"
+        )
         assert patient.count() == 0
     finally:
         holder.communicate("\n", timeout=60)
@@ -318,8 +361,7 @@ anyio.run(main)
 SHARED = "Writer @ keeps its own copy of this shared document. " * 8  # @: A or B
 
 
-def test_two_processes_indexing_into_one_store_leave_each_document_whole(
-        tmp_path: Path) -> None:
+def test_two_processes_indexing_into_one_store_leave_each_document_whole(tmp_path: Path) -> None:
     """Two real processes index their own documents and, round after round, their
     own version of one shared document into one store at the same time. Whatever
     the interleaving, each document ends up whole: the shared one exactly as one
@@ -327,10 +369,15 @@ def test_two_processes_indexing_into_one_store_leave_each_document_whole(
     store, go = tmp_path / "store", tmp_path / "go"
     halves = {"A": sorted(DOCS.glob("*.md"))[:3], "B": sorted(DOCS.glob("*.md"))[3:]}
     program = WRITER % (MINILM, SHARED)
-    writers = {me: subprocess.Popen([sys.executable, "-c", program, str(store), str(go), me,
-                                     "3", *map(str, paths)],
-                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for me, paths in halves.items()}
+    writers = {
+        me: subprocess.Popen(
+            [sys.executable, "-c", program, str(store), str(go), me, "3", *map(str, paths)],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for me, paths in halves.items()
+    }
     try:
         for proc in writers.values():
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -347,9 +394,12 @@ def test_two_processes_indexing_into_one_store_leave_each_document_whole(
     for text, meta in stored(store):
         by_key.setdefault(str(meta["source_key"]), []).append(text)
     by_key = {key: sorted(texts) for key, texts in by_key.items()}
-    versions = [sorted(c.text for c in split_chars(Document(SHARED.replace("@", me), "s"),
-                                                   200, 0)) for me in halves]
+    versions = [
+        sorted(c.text for c in split_chars(Document(SHARED.replace("@", me), "s"), 200, 0))
+        for me in halves
+    ]
     assert by_key.pop(source_key("/shared/shared.md")) in versions
     docs = load_documents([str(p) for paths in halves.values() for p in paths])
-    assert by_key == {source_key(d.key): sorted(c.text for c in split_chars(d, 200, 0))
-                      for d in docs}
+    assert by_key == {
+        source_key(d.key): sorted(c.text for c in split_chars(d, 200, 0)) for d in docs
+    }

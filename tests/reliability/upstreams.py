@@ -33,8 +33,13 @@ def _sse(data: Any) -> bytes:
 
 def _delta(text: str | None, finish: str | None = None) -> dict[str, Any]:
     delta = {"content": text} if text is not None else {}
-    return {"id": "cut", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "cut",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 class ScriptedUpstream:
@@ -66,13 +71,17 @@ class ScriptedUpstream:
             await reader.readexactly(int(length.group(1)) if length else 0)
             if not head.startswith(b"POST"):  # the health check: GET /v1/models
                 body = b'{"object": "list", "data": []}'
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(body), body)
+                )
                 await writer.drain()
                 return
             self.chats += 1
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                         b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            )
             for piece in self.pieces:
                 writer.write(_sse(_delta(piece)))
                 await writer.drain()
@@ -109,10 +118,27 @@ class LlamaServer:
     def start(self, limit: float = 120.0) -> None:
         with self.log.open("ab") as out:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
-                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024",
-                 "--n_threads", "1", "--n_threads_batch", "1", *self.extra],
-                stdout=out, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "llama_cpp.server",
+                    "--model",
+                    str(self.gguf),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--n_ctx",
+                    "1024",
+                    "--n_threads",
+                    "1",
+                    "--n_threads_batch",
+                    "1",
+                    *self.extra,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

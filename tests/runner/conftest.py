@@ -15,8 +15,16 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, BranchOperator, JoinOperator, MapOperator, ReduceStreamOperator,
-                       StreamifyOperator, TransformStreamOperator, UnstreamifyOperator)
+from smmf_flow import (
+    DAG,
+    BranchOperator,
+    JoinOperator,
+    MapOperator,
+    ReduceStreamOperator,
+    StreamifyOperator,
+    TransformStreamOperator,
+    UnstreamifyOperator,
+)
 
 
 @dataclass
@@ -43,9 +51,11 @@ async def count_to(n: int) -> AsyncIterator[int]:
 
 def chain() -> Shape:
     with DAG("chain") as dag:
-        (MapOperator(lambda x: x + 1, name="inc", input_type=int, output_type=int)
-         >> MapOperator(lambda x: x * 2, name="double", input_type=int, output_type=int)
-         >> MapOperator(str, name="text", input_type=int, output_type=str))
+        (
+            MapOperator(lambda x: x + 1, name="inc", input_type=int, output_type=int)
+            >> MapOperator(lambda x: x * 2, name="double", input_type=int, output_type=int)
+            >> MapOperator(str, name="text", input_type=int, output_type=str)
+        )
     return Shape(dag, 3, "8")
 
 
@@ -63,6 +73,7 @@ def wide() -> Shape:
         root = MapOperator(lambda x: x, name="root")
         join = JoinOperator(total, name="sum")
         for i in range(30):
+
             async def plus(x: int, i: int = i) -> int:
                 await anyio.sleep(0)
                 return x + i
@@ -85,10 +96,12 @@ def branch_join() -> Shape:
 
 def nested_streams() -> Shape:
     with DAG("nested_streams") as dag:
-        (StreamifyOperator(count_to, name="count")
-         >> TransformStreamOperator(lambda i: i + 1, name="inc")
-         >> TransformStreamOperator(lambda i: i * 10, name="tens")
-         >> UnstreamifyOperator(sum, name="sum"))
+        (
+            StreamifyOperator(count_to, name="count")
+            >> TransformStreamOperator(lambda i: i + 1, name="inc")
+            >> TransformStreamOperator(lambda i: i * 10, name="tens")
+            >> UnstreamifyOperator(sum, name="sum")
+        )
     return Shape(dag, 4, 10 * (2 + 3 + 4 + 5))
 
 
@@ -101,13 +114,18 @@ def stream_tee() -> Shape:
         squares >> ReduceStreamOperator(add, name="sum_sq")
         negs >> UnstreamifyOperator(name="list_neg")
         [dag.node("sum_sq"), dag.node("list_neg"), dag.node("raw")] >> JoinOperator(
-            lambda s, n, r: (s, n, r), name="join")
+            lambda s, n, r: (s, n, r), name="join"
+        )
     return Shape(dag, 3, (14, [-1, -2, -3], [1, 2, 3]))
 
 
 SHAPES: dict[str, Callable[[], Shape]] = {
-    "chain": chain, "diamond": diamond, "wide": wide, "branch_join": branch_join,
-    "nested_streams": nested_streams, "stream_tee": stream_tee,
+    "chain": chain,
+    "diamond": diamond,
+    "wide": wide,
+    "branch_join": branch_join,
+    "nested_streams": nested_streams,
+    "stream_tee": stream_tee,
 }
 
 

@@ -15,8 +15,16 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, JoinOperator, MapOperator, NodeFailed, StreamifyOperator, Trace,
-                       TransformStreamOperator, UnstreamifyOperator)
+from smmf_flow import (
+    DAG,
+    JoinOperator,
+    MapOperator,
+    NodeFailed,
+    StreamifyOperator,
+    Trace,
+    TransformStreamOperator,
+    UnstreamifyOperator,
+)
 
 pytestmark = pytest.mark.anyio
 NoStrayTasks = Callable[[], AbstractAsyncContextManager[None]]
@@ -30,8 +38,11 @@ async def test_a_failure_names_the_node_and_chains_the_cause(no_stray_tasks: NoS
     with DAG("fail") as dag:
         MapOperator(lambda x: x, name="ok") >> MapOperator(explode, name="boom")
     async with no_stray_tasks():
-        with pytest.raises(NodeFailed, match=r"^node 'boom' failed: ZeroDivisionError: "
-                                             r"division by zero$") as info:
+        with pytest.raises(
+            NodeFailed,
+            match=r"^node 'boom' failed: ZeroDivisionError: "
+            r"division by zero$",
+        ) as info:
             await dag.arun(1)
     assert info.value.node == "boom"
     assert isinstance(info.value.__cause__, ZeroDivisionError)
@@ -88,8 +99,10 @@ async def test_a_slow_sibling_is_cancelled(no_stray_tasks: NoStrayTasks) -> None
 async def test_nothing_downstream_of_a_failure_runs(no_stray_tasks: NoStrayTasks) -> None:
     ran: list[str] = []
     with DAG("chain") as dag:
-        (MapOperator(explode, name="boom")
-         >> MapOperator(lambda x: ran.append("after") or x, name="after"))
+        (
+            MapOperator(explode, name="boom")
+            >> MapOperator(lambda x: ran.append("after") or x, name="after")
+        )
     trace = Trace()
     async with no_stray_tasks():
         with pytest.raises(NodeFailed):
@@ -101,8 +114,11 @@ async def test_nothing_downstream_of_a_failure_runs(no_stray_tasks: NoStrayTasks
 async def test_two_failures_at_once_raise_one_node_failed(no_stray_tasks: NoStrayTasks) -> None:
     with DAG("twice") as dag:
         root = MapOperator(lambda x: x, name="root")
-        root >> [MapOperator(explode, name="a"), MapOperator(explode, name="b")] >> \
-            JoinOperator(name="j")
+        (
+            root
+            >> [MapOperator(explode, name="a"), MapOperator(explode, name="b")]
+            >> JoinOperator(name="j")
+        )
     async with no_stray_tasks():
         with pytest.raises(NodeFailed, match=r"node '[ab]' failed: ZeroDivisionError"):
             await dag.arun(1)
@@ -143,9 +159,11 @@ def fail_at(bad: int) -> Any:
 async def test_a_stream_failure_closes_the_source(no_stray_tasks: NoStrayTasks) -> None:
     log: list[str] = []
     with DAG("stream") as dag:
-        (StreamifyOperator(source_with_cleanup(log), name="src")
-         >> TransformStreamOperator(fail_at(2), name="check")
-         >> UnstreamifyOperator(name="collect"))
+        (
+            StreamifyOperator(source_with_cleanup(log), name="src")
+            >> TransformStreamOperator(fail_at(2), name="check")
+            >> UnstreamifyOperator(name="collect")
+        )
     async with no_stray_tasks():
         with pytest.raises(NodeFailed, match=r"node 'check' failed: ValueError: bad chunk 2"):
             await dag.arun(10)
@@ -153,7 +171,8 @@ async def test_a_stream_failure_closes_the_source(no_stray_tasks: NoStrayTasks) 
 
 
 async def test_a_failure_in_one_tee_branch_cancels_and_closes_the_others(
-        no_stray_tasks: NoStrayTasks) -> None:
+    no_stray_tasks: NoStrayTasks,
+) -> None:
     log: list[str] = []
 
     class Guarded(UnstreamifyOperator):
@@ -172,19 +191,25 @@ async def test_a_failure_in_one_tee_branch_cancels_and_closes_the_others(
         check >> Guarded(name="check_sink")
         [dag.node("fine_sink"), dag.node("check_sink")] >> JoinOperator(name="join")
     async with no_stray_tasks():
-        with pytest.raises(NodeFailed, match=r"node 'check' failed: ValueError: bad chunk "
-                                             r"3") as info:
+        with pytest.raises(
+            NodeFailed,
+            match=r"node 'check' failed: ValueError: bad chunk "
+            r"3",
+        ) as info:
             await dag.arun(100)
     assert isinstance(info.value.__cause__, ValueError)
     assert sorted(log) == ["check_sink done", "fine_sink done", "source closed"]
 
 
 async def test_a_failure_while_streaming_out_closes_the_source(
-        no_stray_tasks: NoStrayTasks) -> None:
+    no_stray_tasks: NoStrayTasks,
+) -> None:
     log: list[str] = []
     with DAG("out") as dag:
-        (StreamifyOperator(source_with_cleanup(log), name="src")
-         >> TransformStreamOperator(fail_at(2), name="check"))
+        (
+            StreamifyOperator(source_with_cleanup(log), name="src")
+            >> TransformStreamOperator(fail_at(2), name="check")
+        )
     got: list[int] = []
     async with no_stray_tasks():
         with pytest.raises(NodeFailed, match=r"node 'check' failed"):

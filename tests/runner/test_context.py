@@ -37,8 +37,7 @@ class Recall(Operator):
 def dag() -> DAG:
     """remember → recall(question, seed, other)"""
     with DAG("ctx") as dag:
-        Remember("question", name="remember") >> Recall("question", "seed", "other",
-                                                         name="recall")
+        Remember("question", name="remember") >> Recall("question", "seed", "other", name="recall")
     return dag
 
 

@@ -15,7 +15,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def first_flow_blocks() -> list[str]:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## A first flow"):text.index("\n## ", text.index("## A first flow"))]
+    section = text[
+        text.index("## A first flow") : text.index("\n## ", text.index("## A first flow"))
+    ]
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
@@ -34,8 +36,7 @@ def test_the_section_has_its_two_examples() -> None:
 def test_the_text_stats_flow_prints_its_report_and_trace() -> None:
     (report, states), _ = run_block(first_flow_blocks()[0])
     assert report == "4 words, longest: concurrently"
-    assert states == str({name: "succeeded" for name in ("split", "count", "longest",
-                                                         "report")})
+    assert states == str({name: "succeeded" for name in ("split", "count", "longest", "report")})
 
 
 def test_the_custom_operator_takes_its_ports_from_execute() -> None:

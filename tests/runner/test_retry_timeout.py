@@ -8,9 +8,19 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, FlowError, MapOperator, NodeFailed, NodeTimeout,
-                       ReduceStreamOperator, RetryPolicy, StreamifyOperator, Trace,
-                       TransformStreamOperator, UnstreamifyOperator)
+from smmf_flow import (
+    DAG,
+    FlowError,
+    MapOperator,
+    NodeFailed,
+    NodeTimeout,
+    ReduceStreamOperator,
+    RetryPolicy,
+    StreamifyOperator,
+    Trace,
+    TransformStreamOperator,
+    UnstreamifyOperator,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -22,8 +32,7 @@ FAST = {"backoff": 0.001, "jitter": False}
 
 def test_backoff_doubles_up_to_the_cap() -> None:
     policy = RetryPolicy(attempts=6, backoff=0.1, max_backoff=0.5, jitter=False)
-    assert [policy.next_delay(n) for n in range(1, 6)] == pytest.approx([0.1, 0.2, 0.4, 0.5,
-                                                                           0.5])
+    assert [policy.next_delay(n) for n in range(1, 6)] == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
 
 
 def test_jitter_stays_within_the_backoff() -> None:
@@ -34,21 +43,27 @@ def test_jitter_stays_within_the_backoff() -> None:
     assert len(set(delays)) > 1
 
 
-@pytest.mark.parametrize(("error", "attempt", "retry"), [
-    (ConnectionError(), 1, True),
-    (ConnectionError(), 2, True),
-    (ConnectionError(), 3, False),  # the third attempt was the last
-    (ValueError(), 1, False),
-])
+@pytest.mark.parametrize(
+    ("error", "attempt", "retry"),
+    [
+        (ConnectionError(), 1, True),
+        (ConnectionError(), 2, True),
+        (ConnectionError(), 3, False),  # the third attempt was the last
+        (ValueError(), 1, False),
+    ],
+)
 def test_should_retry_by_type_and_attempt(error: Exception, attempt: int, retry: bool) -> None:
     policy = RetryPolicy(attempts=3, on=(ConnectionError,))
     assert policy.should_retry(error, attempt) is retry
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"attempts": 0}, r"RetryPolicy.attempts must be at least 1, got 0"),
-    ({"backoff": -1}, r"RetryPolicy.backoff and max_backoff must not be negative"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"attempts": 0}, r"RetryPolicy.attempts must be at least 1, got 0"),
+        ({"backoff": -1}, r"RetryPolicy.backoff and max_backoff must not be negative"),
+    ],
+)
 def test_a_bad_policy_is_a_flow_error(options: dict[str, Any], message: str) -> None:
     with pytest.raises(FlowError, match=message):
         RetryPolicy(**options)
@@ -66,8 +81,11 @@ async def test_a_node_past_its_timeout_fails_with_node_timeout() -> None:
     with DAG("timeout") as dag:
         MapOperator(sleepy, name="slow", timeout=0.05)
     started = time.perf_counter()
-    with pytest.raises(NodeFailed, match=r"^node 'slow' failed: NodeTimeout: node 'slow' timed "
-                                         r"out after 0.05s$") as info:
+    with pytest.raises(
+        NodeFailed,
+        match=r"^node 'slow' failed: NodeTimeout: node 'slow' timed "
+        r"out after 0.05s$",
+    ) as info:
         await dag.arun(10)
     assert time.perf_counter() - started < 1
     cause = info.value.__cause__
@@ -90,8 +108,11 @@ async def test_a_stream_timeout_bounds_the_wait_for_each_chunk() -> None:
     with DAG("stall") as dag:
         StreamifyOperator(stalls, name="src", timeout=0.05)
     got: list[int] = []
-    with pytest.raises(NodeFailed, match=r"node 'src' failed: NodeTimeout: node 'src' timed "
-                                         r"out after 0.05s"):
+    with pytest.raises(
+        NodeFailed,
+        match=r"node 'src' failed: NodeTimeout: node 'src' timed "
+        r"out after 0.05s",
+    ):
         async for chunk in dag.astream(0):
             got.append(chunk)
     assert got == [1]
@@ -117,8 +138,11 @@ class Flaky(MapOperator):
 
 async def test_retry_succeeds_on_the_third_attempt() -> None:
     with DAG("retry") as dag:
-        flaky = Flaky([ConnectionError("1"), ConnectionError("2")], name="flaky",
-                      retry=RetryPolicy(attempts=3, on=(ConnectionError,), **FAST))
+        flaky = Flaky(
+            [ConnectionError("1"), ConnectionError("2")],
+            name="flaky",
+            retry=RetryPolicy(attempts=3, on=(ConnectionError,), **FAST),
+        )
     trace = Trace()
     assert await dag.arun(1, trace=trace) == "ok 1"
     assert flaky.calls == 3
@@ -128,8 +152,11 @@ async def test_retry_succeeds_on_the_third_attempt() -> None:
 
 async def test_retry_waits_with_exponential_backoff() -> None:
     with DAG("backoff") as dag:
-        Flaky([ConnectionError(), ConnectionError()], name="flaky",
-              retry=RetryPolicy(attempts=3, backoff=0.02, jitter=False))
+        Flaky(
+            [ConnectionError(), ConnectionError()],
+            name="flaky",
+            retry=RetryPolicy(attempts=3, backoff=0.02, jitter=False),
+        )
     started = time.perf_counter()
     await dag.arun(1)
     assert time.perf_counter() - started >= 0.02 + 0.04
@@ -137,8 +164,11 @@ async def test_retry_waits_with_exponential_backoff() -> None:
 
 async def test_other_error_types_are_not_retried() -> None:
     with DAG("retry") as dag:
-        flaky = Flaky([KeyError("k")], name="flaky",
-                      retry=RetryPolicy(attempts=3, on=(ConnectionError,), **FAST))
+        flaky = Flaky(
+            [KeyError("k")],
+            name="flaky",
+            retry=RetryPolicy(attempts=3, on=(ConnectionError,), **FAST),
+        )
     trace = Trace()
     with pytest.raises(NodeFailed, match=r"node 'flaky' failed: KeyError: 'k'") as info:
         await dag.arun(1, trace=trace)
@@ -149,8 +179,11 @@ async def test_other_error_types_are_not_retried() -> None:
 
 async def test_retries_run_out() -> None:
     with DAG("retry") as dag:
-        flaky = Flaky([ConnectionError(str(i)) for i in range(5)], name="flaky",
-                      retry=RetryPolicy(attempts=3, **FAST))
+        flaky = Flaky(
+            [ConnectionError(str(i)) for i in range(5)],
+            name="flaky",
+            retry=RetryPolicy(attempts=3, **FAST),
+        )
     trace = Trace()
     with pytest.raises(NodeFailed, match=r"node 'flaky' failed: ConnectionError: 2"):
         await dag.arun(1, trace=trace)
@@ -169,8 +202,12 @@ async def test_a_timed_out_attempt_is_retried() -> None:
         return "fast"
 
     with DAG("retry_timeout") as dag:
-        MapOperator(slow_then_fast, name="node", timeout=0.05,
-                    retry=RetryPolicy(attempts=2, on=(NodeTimeout,), **FAST))
+        MapOperator(
+            slow_then_fast,
+            name="node",
+            timeout=0.05,
+            retry=RetryPolicy(attempts=2, on=(NodeTimeout,), **FAST),
+        )
     trace = Trace()
     assert await dag.arun(1, trace=trace) == "fast"
     assert trace["node"].attempts == 2
@@ -179,8 +216,7 @@ async def test_a_timed_out_attempt_is_retried() -> None:
 # --- retries of stream nodes --------------------------------------------------------------
 
 
-def stream_failing(errors_before: list[BaseException], after: int | None,
-                   calls: list[int]) -> Any:
+def stream_failing(errors_before: list[BaseException], after: int | None, calls: list[int]) -> Any:
     """A source that raises ``errors_before.pop(0)`` before its first chunk while
     there are any, and otherwise yields 0, 1, 2, ... raising after ``after`` chunks."""
 
@@ -200,8 +236,10 @@ async def test_a_stream_failing_before_its_first_chunk_is_restarted() -> None:
     calls: list[int] = []
     source = stream_failing([ConnectionError("a"), ConnectionError("b")], None, calls)
     with DAG("restart") as dag:
-        (StreamifyOperator(source, name="src", retry=RetryPolicy(attempts=3, **FAST))
-         >> UnstreamifyOperator(name="collect"))
+        (
+            StreamifyOperator(source, name="src", retry=RetryPolicy(attempts=3, **FAST))
+            >> UnstreamifyOperator(name="collect")
+        )
     trace = Trace()
     assert await dag.arun(3, trace=trace) == [0, 1, 2]
     assert len(calls) == 3
@@ -213,12 +251,17 @@ async def test_a_stream_failing_after_a_chunk_is_not_restarted() -> None:
     calls: list[int] = []
     source = stream_failing([], 2, calls)
     with DAG("no_restart") as dag:
-        (StreamifyOperator(source, name="src", retry=RetryPolicy(attempts=3, **FAST))
-         >> TransformStreamOperator(lambda i: i * 10, name="tens"))
+        (
+            StreamifyOperator(source, name="src", retry=RetryPolicy(attempts=3, **FAST))
+            >> TransformStreamOperator(lambda i: i * 10, name="tens")
+        )
     got: list[int] = []
     trace = Trace()
-    with pytest.raises(NodeFailed, match=r"node 'src' failed: ConnectionError: lost after 2 "
-                                         r"chunks") as info:
+    with pytest.raises(
+        NodeFailed,
+        match=r"node 'src' failed: ConnectionError: lost after 2 "
+        r"chunks",
+    ) as info:
         async for chunk in dag.astream(5, trace=trace):
             got.append(chunk)
     assert got == [0, 10]  # nothing repeated
@@ -231,9 +274,12 @@ async def test_a_stream_is_not_restarted_for_other_error_types() -> None:
     calls: list[int] = []
     source = stream_failing([KeyError("k")], None, calls)
     with DAG("other") as dag:
-        (StreamifyOperator(source, name="src",
-                           retry=RetryPolicy(attempts=3, on=(ConnectionError,), **FAST))
-         >> UnstreamifyOperator(name="collect"))
+        (
+            StreamifyOperator(
+                source, name="src", retry=RetryPolicy(attempts=3, on=(ConnectionError,), **FAST)
+            )
+            >> UnstreamifyOperator(name="collect")
+        )
     with pytest.raises(NodeFailed, match=r"node 'src' failed: KeyError: 'k'"):
         await dag.arun(3)
     assert len(calls) == 1
@@ -249,9 +295,12 @@ async def test_a_stalled_stream_is_restarted_before_its_first_chunk() -> None:
         yield n
 
     with DAG("stall") as dag:
-        (StreamifyOperator(first_stalls, name="src", timeout=0.05,
-                           retry=RetryPolicy(attempts=2, **FAST))
-         >> UnstreamifyOperator(name="collect"))
+        (
+            StreamifyOperator(
+                first_stalls, name="src", timeout=0.05, retry=RetryPolicy(attempts=2, **FAST)
+            )
+            >> UnstreamifyOperator(name="collect")
+        )
     assert await dag.arun(7) == [7]
     assert len(calls) == 2
 
@@ -270,8 +319,10 @@ async def test_a_node_reading_a_stream_is_not_retried() -> None:
         return total + n
 
     with DAG("reduce") as dag:
-        (StreamifyOperator(name="src")
-         >> ReduceStreamOperator(add, name="sum", retry=RetryPolicy(attempts=3, **FAST)))
+        (
+            StreamifyOperator(name="src")
+            >> ReduceStreamOperator(add, name="sum", retry=RetryPolicy(attempts=3, **FAST))
+        )
     trace = Trace()
     with pytest.raises(NodeFailed, match=r"node 'sum' failed: ConnectionError: blip"):
         await dag.arun([1, 2, 3, 4], trace=trace)
@@ -288,9 +339,11 @@ async def test_a_transform_reading_a_stream_is_not_restarted() -> None:
         return n
 
     with DAG("transform") as dag:
-        (StreamifyOperator(name="src")
-         >> TransformStreamOperator(first_fails, name="t", retry=RetryPolicy(attempts=3, **FAST))
-         >> UnstreamifyOperator(name="collect"))
+        (
+            StreamifyOperator(name="src")
+            >> TransformStreamOperator(first_fails, name="t", retry=RetryPolicy(attempts=3, **FAST))
+            >> UnstreamifyOperator(name="collect")
+        )
     with pytest.raises(NodeFailed, match=r"node 't' failed: ConnectionError: blip"):
         await dag.arun([1, 2, 3])
     assert seen == [1]

@@ -11,8 +11,16 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, FlowError, JoinOperator, MapOperator, NodeState, StreamifyOperator,
-                       Trace, TransformStreamOperator)
+from smmf_flow import (
+    DAG,
+    FlowError,
+    JoinOperator,
+    MapOperator,
+    NodeState,
+    StreamifyOperator,
+    Trace,
+    TransformStreamOperator,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -92,15 +100,15 @@ def forked(counter: Counter[str]) -> DAG:
     return dag
 
 
-async def test_output_on_a_middle_node_runs_only_its_ancestors(forked: DAG,
-                                                               counter: Counter[str]) -> None:
+async def test_output_on_a_middle_node_runs_only_its_ancestors(
+    forked: DAG, counter: Counter[str]
+) -> None:
     assert await forked.arun(1, output=forked.node("b")) == 4
     assert counter == Counter({"a": 1, "b": 1})
 
 
 @pytest.mark.parametrize("by", ["name", "operator"])
-async def test_output_picks_the_node_to_return(forked: DAG, counter: Counter[str],
-                                               by: str) -> None:
+async def test_output_picks_the_node_to_return(forked: DAG, counter: Counter[str], by: str) -> None:
     target = "d" if by == "name" else forked.node("d")
     assert await forked.arun(5, output=target) == -6
     assert counter == Counter({"a": 1, "d": 1})
@@ -116,19 +124,26 @@ def test_an_unknown_output_node() -> None:
 
 def test_several_leaves_need_output() -> None:
     with DAG("d") as dag:
-        MapOperator(lambda x: x, name="a") >> [MapOperator(lambda x: x + 1, name="b"),
-                                               MapOperator(lambda x: x + 2, name="c")]
-    with pytest.raises(FlowError, match=r"DAG 'd' has 2 end nodes \(b, c\); join them into "
-                                        r"one, or pass output=<node> to choose which result "
-                                        r"to return"):
+        MapOperator(lambda x: x, name="a") >> [
+            MapOperator(lambda x: x + 1, name="b"),
+            MapOperator(lambda x: x + 2, name="c"),
+        ]
+    with pytest.raises(
+        FlowError,
+        match=r"DAG 'd' has 2 end nodes \(b, c\); join them into "
+        r"one, or pass output=<node> to choose which result "
+        r"to return",
+    ):
         dag.run(1)
     assert dag.run(1, output="c") == 3
 
 
 def test_every_root_gets_the_input() -> None:
     with DAG("roots") as dag:
-        [MapOperator(lambda x: x + 1, name="a"),
-         MapOperator(lambda x: x * 10, name="b")] >> JoinOperator(name="j")
+        [
+            MapOperator(lambda x: x + 1, name="a"),
+            MapOperator(lambda x: x * 10, name="b"),
+        ] >> JoinOperator(name="j")
     assert dag.run(2) == [3, 20]
 
 
@@ -153,8 +168,9 @@ async def count_up(n: int) -> AsyncIterator[int]:
 
 async def test_arun_of_a_stream_output_returns_the_lazy_stream() -> None:
     with DAG("s") as dag:
-        StreamifyOperator(count_up, name="src") >> TransformStreamOperator(lambda i: i * 2,
-                                                                           name="dbl")
+        StreamifyOperator(count_up, name="src") >> TransformStreamOperator(
+            lambda i: i * 2, name="dbl"
+        )
     out = await dag.arun(3)
     assert isinstance(out, AsyncIterator)
     assert [chunk async for chunk in out] == [0, 2, 4]
@@ -163,8 +179,9 @@ async def test_arun_of_a_stream_output_returns_the_lazy_stream() -> None:
 
 def test_run_gathers_a_stream_output_into_a_list() -> None:
     with DAG("s") as dag:
-        StreamifyOperator(count_up, name="src") >> TransformStreamOperator(lambda i: i * 2,
-                                                                           name="dbl")
+        StreamifyOperator(count_up, name="src") >> TransformStreamOperator(
+            lambda i: i * 2, name="dbl"
+        )
     assert dag.run(3) == [0, 2, 4]
 
 
@@ -176,6 +193,7 @@ async def test_twenty_branches_of_50ms_run_concurrently() -> None:
         root = MapOperator(lambda x: x, name="root")
         join = JoinOperator(name="join")
         for i in range(20):
+
             async def wait(x: int, i: int = i) -> int:
                 await anyio.sleep(0.05)
                 return x + i
@@ -203,7 +221,10 @@ async def test_independent_nodes_overlap() -> None:
         return "b"
 
     with DAG("overlap") as dag:
-        MapOperator(lambda x: x, name="root") >> [MapOperator(a, name="a"),
-                                                  MapOperator(b, name="b")] >> JoinOperator()
+        (
+            MapOperator(lambda x: x, name="root")
+            >> [MapOperator(a, name="a"), MapOperator(b, name="b")]
+            >> JoinOperator()
+        )
     with anyio.fail_after(2):
         assert await dag.arun(0) == ["a", "b"]

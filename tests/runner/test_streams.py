@@ -6,8 +6,16 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, FlowError, JoinOperator, NodeState, StreamifyOperator, Trace,
-                       TransformStreamOperator, UnstreamifyOperator)
+from smmf_flow import (
+    DAG,
+    FlowError,
+    JoinOperator,
+    NodeState,
+    StreamifyOperator,
+    Trace,
+    TransformStreamOperator,
+    UnstreamifyOperator,
+)
 from smmf_flow.runner.stream_tee import tee
 
 pytestmark = pytest.mark.anyio
@@ -29,15 +37,16 @@ async def test_the_first_chunk_reaches_the_sink_before_the_source_finishes() -> 
         events.append("source done")
 
     with DAG("lazy") as dag:
-        (StreamifyOperator(source, name="source")
-         >> TransformStreamOperator(lambda i: i * 10, name="tens")
-         >> TransformStreamOperator(lambda i: i + 1, name="plus"))
+        (
+            StreamifyOperator(source, name="source")
+            >> TransformStreamOperator(lambda i: i * 10, name="tens")
+            >> TransformStreamOperator(lambda i: i + 1, name="plus")
+        )
     with anyio.fail_after(2):
         async for chunk in dag.astream(3):
             events.append(f"got {chunk}")
             consumer_has_first.set()
-    assert events == ["yield 1", "got 11", "yield 2", "got 21", "yield 3", "got 31",
-                      "source done"]
+    assert events == ["yield 1", "got 11", "yield 2", "got 21", "yield 3", "got 31", "source done"]
 
 
 async def test_chunks_interleave_through_a_value_sink_inside_the_run() -> None:
@@ -145,8 +154,7 @@ async def test_trace_takes_only_a_trace_to_fill() -> None:
         await anyio.to_thread.run_sync(lambda: dag.run("ab", trace=True))
 
 
-async def test_breaking_out_of_astream_closes_every_stream_of_the_run(
-        no_stray_tasks: Any) -> None:
+async def test_breaking_out_of_astream_closes_every_stream_of_the_run(no_stray_tasks: Any) -> None:
     closed: list[str] = []
 
     async def source(n: int) -> AsyncIterator[int]:

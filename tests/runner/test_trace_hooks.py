@@ -5,9 +5,21 @@ from typing import Any
 import anyio
 import pytest
 
-from smmf_flow import (DAG, BranchOperator, JoinOperator, MapOperator, NodeFailed, NodeRecord,
-                       NodeState, RunContext, RunHook, StreamifyOperator, Trace,
-                       TransformStreamOperator, UnstreamifyOperator)
+from smmf_flow import (
+    DAG,
+    BranchOperator,
+    JoinOperator,
+    MapOperator,
+    NodeFailed,
+    NodeRecord,
+    NodeState,
+    RunContext,
+    RunHook,
+    StreamifyOperator,
+    Trace,
+    TransformStreamOperator,
+    UnstreamifyOperator,
+)
 from smmf_flow.dag.trace import short_repr
 
 pytestmark = pytest.mark.anyio
@@ -16,8 +28,11 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def chain() -> DAG:
     with DAG("chain") as dag:
-        (MapOperator(lambda x: x + 1, name="a") >> MapOperator(lambda x: x * 2, name="b")
-         >> MapOperator(lambda x: f"={x}", name="c"))
+        (
+            MapOperator(lambda x: x + 1, name="a")
+            >> MapOperator(lambda x: x * 2, name="b")
+            >> MapOperator(lambda x: f"={x}", name="c")
+        )
     return dag
 
 
@@ -124,8 +139,11 @@ async def test_a_failed_record_keeps_the_error() -> None:
 
 async def test_stream_records_show_streams_and_chunk_counts() -> None:
     with DAG("streams") as dag:
-        (StreamifyOperator(name="split") >> TransformStreamOperator(str.upper, name="up")
-         >> UnstreamifyOperator("".join, name="join"))
+        (
+            StreamifyOperator(name="split")
+            >> TransformStreamOperator(str.upper, name="up")
+            >> UnstreamifyOperator("".join, name="join")
+        )
     trace = Trace()
     await dag.arun("abc", trace=trace)
     assert trace["split"].output_repr == "<stream: 3 chunks>"
@@ -146,8 +164,18 @@ def test_as_dicts_for_tools(chain: DAG) -> None:
     chain.run(1, trace=trace)
     rows = trace.as_dicts()
     assert [row["node"] for row in rows] == ["a", "b", "c"]
-    assert set(rows[0]) == {"node", "state", "started", "ended", "duration", "attempts",
-                            "input", "output", "error", "events"}
+    assert set(rows[0]) == {
+        "node",
+        "state",
+        "started",
+        "ended",
+        "duration",
+        "attempts",
+        "input",
+        "output",
+        "error",
+        "events",
+    }
     assert rows[2]["output"] == "'=4'" and rows[2]["state"] == "succeeded"
 
 
@@ -157,13 +185,20 @@ def test_as_dicts_for_tools(chain: DAG) -> None:
 async def test_hooks_see_each_node_start_and_end_in_order(chain: DAG) -> None:
     first, second = Recorder(), Recorder()
     assert await chain.arun(1, hooks=[first, second]) == "=4"
-    assert first.calls == second.calls == [
-        ("run start",),
-        ("start", "a", "running"), ("end", "a", "succeeded"),
-        ("start", "b", "running"), ("end", "b", "succeeded"),
-        ("start", "c", "running"), ("end", "c", "succeeded"),
-        ("run end", None),
-    ]
+    assert (
+        first.calls
+        == second.calls
+        == [
+            ("run start",),
+            ("start", "a", "running"),
+            ("end", "a", "succeeded"),
+            ("start", "b", "running"),
+            ("end", "b", "succeeded"),
+            ("start", "c", "running"),
+            ("end", "c", "succeeded"),
+            ("run end", None),
+        ]
+    )
 
 
 async def test_hooks_see_a_failure() -> None:
@@ -174,8 +209,10 @@ async def test_hooks_see_a_failure() -> None:
         await dag.arun(1, hooks=[hook])
     assert hook.calls == [
         ("run start",),
-        ("start", "ok", "running"), ("end", "ok", "succeeded"),
-        ("start", "boom", "running"), ("end", "boom", "failed"),
+        ("start", "ok", "running"),
+        ("end", "ok", "succeeded"),
+        ("start", "boom", "running"),
+        ("end", "boom", "failed"),
         ("run end", "NodeFailed"),
     ]
 

@@ -3,34 +3,55 @@
 import pytest
 
 from smmf_flow.dag import RetryPolicy
-from smmf_flow.errors import (BackendConnectionError, BackendError, BackendTimeout,
-                              ContextWindowExceeded, FlowError, InvalidOutput, ModelLoadError,
-                              NodeTimeout, PoolBusy, PoolStopped, RateLimited, TemplateError,
-                              WorkerUnavailable)
-from smmf_flow.scheduler.fallback_policy import (DEFAULT_ON, ERROR_KINDS, FallbackPolicy,
-                                                 decide, error_kind)
+from smmf_flow.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendTimeout,
+    ContextWindowExceeded,
+    FlowError,
+    InvalidOutput,
+    ModelLoadError,
+    NodeTimeout,
+    PoolBusy,
+    PoolStopped,
+    RateLimited,
+    TemplateError,
+    WorkerUnavailable,
+)
+from smmf_flow.scheduler.fallback_policy import (
+    DEFAULT_ON,
+    ERROR_KINDS,
+    FallbackPolicy,
+    decide,
+    error_kind,
+)
 
 
-@pytest.mark.parametrize(("error", "kind"), [
-    (ContextWindowExceeded("too long"), "context_window"),
-    (InvalidOutput("not JSON"), "invalid_output"),
-    (RateLimited("slow down", retry_after=1.0), "rate_limited"),
-    (BackendTimeout("no answer"), "timeout"),
-    (NodeTimeout("llm", 1.0), "timeout"),
-    (TimeoutError(), "timeout"),
-    (WorkerUnavailable("all cooling down"), "unavailable"),
-    (PoolBusy("queue full", retry_after=0.5), "unavailable"),
-    (PoolStopped("stopped"), "unavailable"),
-    (BackendConnectionError("refused"), "unavailable"),
-    (ModelLoadError("no weights"), "unavailable"),
-    (BackendError("engine bug"), "error"),
-])
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (ContextWindowExceeded("too long"), "context_window"),
+        (InvalidOutput("not JSON"), "invalid_output"),
+        (RateLimited("slow down", retry_after=1.0), "rate_limited"),
+        (BackendTimeout("no answer"), "timeout"),
+        (NodeTimeout("llm", 1.0), "timeout"),
+        (TimeoutError(), "timeout"),
+        (WorkerUnavailable("all cooling down"), "unavailable"),
+        (PoolBusy("queue full", retry_after=0.5), "unavailable"),
+        (PoolStopped("stopped"), "unavailable"),
+        (BackendConnectionError("refused"), "unavailable"),
+        (ModelLoadError("no weights"), "unavailable"),
+        (BackendError("engine bug"), "error"),
+    ],
+)
 def test_error_kind_follows_the_error_type(error: BaseException, kind: str) -> None:
     assert error_kind(error) == kind
 
 
-@pytest.mark.parametrize("error", [ValueError("bug"), TemplateError("bad template"),
-                                   FlowError("bad flow"), KeyError("x")])
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("bug"), TemplateError("bad template"), FlowError("bad flow"), KeyError("x")],
+)
 def test_errors_no_fallback_can_help_have_no_kind(error: BaseException) -> None:
     assert error_kind(error) is None
 
@@ -78,6 +99,9 @@ def test_on_error_falls_through_on_any_backend_error_but_not_on_bugs() -> None:
 
 
 def test_an_unknown_kind_is_refused_with_the_valid_ones() -> None:
-    with pytest.raises(FlowError, match=r"unknown error kind 'unavailble'.*valid kinds: "
-                                        r"unavailable, timeout, rate_limited"):
+    with pytest.raises(
+        FlowError,
+        match=r"unknown error kind 'unavailble'.*valid kinds: "
+        r"unavailable, timeout, rate_limited",
+    ):
         FallbackPolicy(on=("unavailble",))

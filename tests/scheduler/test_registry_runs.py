@@ -20,12 +20,12 @@ def busy_flow() -> DAG:
     with DAG("busy") as dag:
         topic = MapOperator(lambda t: {"topic": t}, name="topic")
         texts = MapOperator(lambda t: [t, t.upper()], name="texts")
-        prompts = [PromptOperator("Name one {{ topic }}.", max_tokens=6, name=f"ask{i}")
-                   for i in (1, 2)]
+        prompts = [
+            PromptOperator("Name one {{ topic }}.", max_tokens=6, name=f"ask{i}") for i in (1, 2)
+        ]
         answers = [LLMOperator("smollm2", max_tokens=6, name=f"gen{i}") for i in (1, 2)]
         vectors = [EmbeddingOperator("minilm", name=f"vec{i}") for i in (1, 2)]
-        report = JoinOperator(lambda a, b, v, w: (a.text, b.text, len(v[0]), len(w)),
-                              name="report")
+        report = JoinOperator(lambda a, b, v, w: (a.text, b.text, len(v[0]), len(w)), name="report")
         topic >> prompts
         for prompt, answer in zip(prompts, answers, strict=True):
             prompt >> answer
@@ -41,10 +41,15 @@ def check(result: Any) -> None:
 
 
 def test_one_registry_serves_synchronous_runs_in_turn(
-        llama_entry: Any, minilm_entry: dict[str, Any]) -> None:
+    llama_entry: Any, minilm_entry: dict[str, Any]
+) -> None:
     dag = busy_flow()
-    config = {"models": {"llms": [llama_entry("smollm2")],
-                         "embeddings": [{**minilm_entry, "max_batch_wait_ms": 20}]}}
+    config = {
+        "models": {
+            "llms": [llama_entry("smollm2")],
+            "embeddings": [{**minilm_entry, "max_batch_wait_ms": 20}],
+        }
+    }
     with ModelRegistry.from_dict(config) as models:
         for topic in ("fruit", "colour", "river"):
             check(dag.run(topic, registry=models))

@@ -11,8 +11,14 @@ def request(prompt: str = "hello", **fields: object) -> ChatRequest:
     return ChatRequest.of(prompt, **fields)
 
 
-def check(when: When, req: ChatRequest | None = None, *, tokens: int = 10, window: int = 2048,
-          label: str | None = None) -> tuple[bool, str]:
+def check(
+    when: When,
+    req: ChatRequest | None = None,
+    *,
+    tokens: int = 10,
+    window: int = 2048,
+    label: str | None = None,
+) -> tuple[bool, str]:
     return check_rule(when, req or request(), tokens=tokens, window=window, label=label)
 
 
@@ -20,12 +26,15 @@ def test_a_rule_without_conditions_always_holds() -> None:
     assert check(When()) == (True, "always")
 
 
-@pytest.mark.parametrize(("when", "tokens", "ok", "reason"), [
-    (When(min_prompt_tokens=10), 10, True, "prompt 10 tokens >= 10"),
-    (When(min_prompt_tokens=10), 9, False, "prompt 9 tokens < 10"),
-    (When(max_prompt_tokens=10), 10, True, "prompt 10 tokens <= 10"),
-    (When(max_prompt_tokens=10), 11, False, "prompt 11 tokens > 10"),
-])
+@pytest.mark.parametrize(
+    ("when", "tokens", "ok", "reason"),
+    [
+        (When(min_prompt_tokens=10), 10, True, "prompt 10 tokens >= 10"),
+        (When(min_prompt_tokens=10), 9, False, "prompt 9 tokens < 10"),
+        (When(max_prompt_tokens=10), 10, True, "prompt 10 tokens <= 10"),
+        (When(max_prompt_tokens=10), 11, False, "prompt 11 tokens > 10"),
+    ],
+)
 def test_prompt_length_bounds(when: When, tokens: int, ok: bool, reason: str) -> None:
     assert check(when, tokens=tokens) == (ok, reason)
 
@@ -33,16 +42,26 @@ def test_prompt_length_bounds(when: When, tokens: int, ok: bool, reason: str) ->
 def test_fits_context_counts_the_prompt_plus_max_tokens_against_the_window() -> None:
     req = request(max_tokens=56)
     assert check(When(fits_context=True), req, tokens=200, window=256) == (
-        True, "needs 256 tokens, window 256")
+        True,
+        "needs 256 tokens, window 256",
+    )
     assert check(When(fits_context=True), req, tokens=201, window=256) == (
-        False, "needs 257 tokens, window 256")
+        False,
+        "needs 257 tokens, window 256",
+    )
     assert check(When(fits_context=False), req, tokens=201, window=256) == (
-        True, "needs 257 tokens, window 256")
+        True,
+        "needs 257 tokens, window 256",
+    )
 
 
 def test_regex_searches_the_user_messages_only() -> None:
-    req = ChatRequest(messages=[ChatMessage(role="system", content="def system(): pass"),
-                                ChatMessage(role="user", content="what is a list?")])
+    req = ChatRequest(
+        messages=[
+            ChatMessage(role="system", content="def system(): pass"),
+            ChatMessage(role="user", content="what is a list?"),
+        ]
+    )
     assert prompt_text(req) == "what is a list?"
     assert check(When(regex=r"\bdef\b"), req) == (False, r"no match for /\bdef\b/")
     assert check(When(regex=r"\blist\b"), req) == (True, r"matches /\blist\b/")
@@ -59,7 +78,9 @@ def test_tags_compare_request_metadata() -> None:
     gold = request(metadata={"tier": "gold", "lang": "en", "extra": 1})
     assert check(when, gold) == (True, "tags tier='gold', lang='en'")
     assert check(when, request(metadata={"tier": "silver", "lang": "en"})) == (
-        False, "tag tier='silver'")
+        False,
+        "tag tier='silver'",
+    )
     assert check(when, request()) == (False, "tag tier=None")
 
 
@@ -83,10 +104,14 @@ def test_every_condition_must_hold_and_the_reason_lists_them_all() -> None:
     when = When(max_prompt_tokens=100, keywords=["sql"], tags={"team": "data"})
     req = request("write SQL for me", metadata={"team": "data"})
     assert check(when, req, tokens=20) == (
-        True, "prompt 20 tokens <= 100; keyword 'sql'; tags team='data'")
+        True,
+        "prompt 20 tokens <= 100; keyword 'sql'; tags team='data'",
+    )
     assert check(when, req, tokens=200) == (False, "prompt 200 tokens > 100")
     assert check(when, request("write SQL", metadata={"team": "web"}), tokens=20) == (
-        False, "tag team='web'")
+        False,
+        "tag team='web'",
+    )
 
 
 def test_only_length_conditions_need_the_prompt_tokenized() -> None:

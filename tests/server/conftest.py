@@ -92,16 +92,23 @@ class LiveServer:
         self.thread.join(timeout=30)
 
 
-def start_server(registry: ModelRegistry, *, flows: FlowCatalog | None = None,
-                 api_keys: tuple[str, ...] = (), ready_s: float = 300, ready: bool = True,
-                 **options: Any) -> LiveServer:
+def start_server(
+    registry: ModelRegistry,
+    *,
+    flows: FlowCatalog | None = None,
+    api_keys: tuple[str, ...] = (),
+    ready_s: float = 300,
+    ready: bool = True,
+    **options: Any,
+) -> LiveServer:
     """Run ``create_app(registry, ...)`` under uvicorn in a thread (``options`` go to
     ``create_app``); return once /readyz is 200, or with ``ready=False`` once the
     warm-up has ended either way."""
     app = create_app(registry, flows=flows, api_keys=api_keys, **options)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
     thread.start()
     live = LiveServer(f"http://127.0.0.1:{port}", registry, server, thread)
@@ -138,15 +145,15 @@ def server_config(llama: Callable[..., dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def live(llama_entry: Callable[..., dict[str, Any]],
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live(
+    llama_entry: Callable[..., dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """The shared test server (see the module docstring)."""
     registry = ModelRegistry.from_dict(server_config(llama_entry), base_dir=ROOT / "configs")
     folder = tmp_path_factory.mktemp("flows")
     for name, text in FLOWS.items():
         (folder / name).write_text(text)
-    server = start_server(registry, flows=FlowCatalog.from_dir(folder, registry),
-                          api_keys=(KEY,))
+    server = start_server(registry, flows=FlowCatalog.from_dir(folder, registry), api_keys=(KEY,))
     yield server
     server.stop()
 
@@ -159,8 +166,9 @@ def auth() -> dict[str, str]:
 @pytest.fixture
 def http(live: LiveServer) -> Iterator[httpx.Client]:
     """A plain HTTP client on the test server, with the key."""
-    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=120) as client:
+    with httpx.Client(
+        base_url=live.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120
+    ) as client:
         yield client
 
 

@@ -33,40 +33,63 @@ def data_lines(response: httpx.Response) -> list[str]:
 
 
 def test_body_that_is_not_json_is_400(http: httpx.Client) -> None:
-    error = error_of(http.post(CHAT, content=b'{"model": "smollm2",',
-                               headers={"Content-Type": "application/json"}), 400)
+    error = error_of(
+        http.post(
+            CHAT, content=b'{"model": "smollm2",', headers={"Content-Type": "application/json"}
+        ),
+        400,
+    )
     assert error["code"] == "invalid_json"
     assert error["message"].startswith("the request body is not valid JSON")
 
 
-@pytest.mark.parametrize(("body", "param", "message"), [
-    ({"model": "smollm2", "messages": []}, "messages", "at least 1 item"),
-    ({"model": "smollm2", "messages": [{"role": "robot", "content": "x"}]},
-     "messages.0.role", "'system', 'developer', 'user', 'assistant' or 'tool'"),
-    ({"model": "smollm2", "messages": HELLO, "temperature": 3}, "temperature",
-     "less than or equal to 2"),
-    ({"model": "smollm2", "messages": HELLO, "n": 2}, "n", "only n = 1 is supported"),
-    ({"messages": HELLO}, "model", "Field required"),
-    ({"model": "smollm2", "messages": HELLO, "tools": [{"type": "function"}]}, "tools",
-     "tool calling is not supported"),
-])
-def test_invalid_field_is_422_naming_it(http: httpx.Client, body: dict[str, Any], param: str,
-                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "param", "message"),
+    [
+        ({"model": "smollm2", "messages": []}, "messages", "at least 1 item"),
+        (
+            {"model": "smollm2", "messages": [{"role": "robot", "content": "x"}]},
+            "messages.0.role",
+            "'system', 'developer', 'user', 'assistant' or 'tool'",
+        ),
+        (
+            {"model": "smollm2", "messages": HELLO, "temperature": 3},
+            "temperature",
+            "less than or equal to 2",
+        ),
+        ({"model": "smollm2", "messages": HELLO, "n": 2}, "n", "only n = 1 is supported"),
+        ({"messages": HELLO}, "model", "Field required"),
+        (
+            {"model": "smollm2", "messages": HELLO, "tools": [{"type": "function"}]},
+            "tools",
+            "tool calling is not supported",
+        ),
+    ],
+)
+def test_invalid_field_is_422_naming_it(
+    http: httpx.Client, body: dict[str, Any], param: str, message: str
+) -> None:
     error = error_of(http.post(CHAT, json=body), 422)
     assert error["param"] == param
     assert message in error["message"]
 
 
 def test_image_parts_are_refused(http: httpx.Client) -> None:
-    body = {"model": "smollm2", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]}
+    body = {
+        "model": "smollm2",
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}],
+            }
+        ],
+    }
     error = error_of(http.post(CHAT, json=body), 422)
     assert error["param"] == "messages.0.content"
 
 
 def test_embedding_token_ids_are_refused(http: httpx.Client) -> None:
-    error = error_of(http.post("/v1/embeddings", json={"model": "minilm", "input": [[1, 2]]}),
-                     422)
+    error = error_of(http.post("/v1/embeddings", json={"model": "minilm", "input": [[1, 2]]}), 422)
     assert "token-id inputs are not supported" in error["message"]
 
 
@@ -95,11 +118,11 @@ def test_unknown_endpoint_is_404_in_the_same_shape(http: httpx.Client) -> None:
 # --- keys ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": f"Basic {KEY}"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}]
+)
 @pytest.mark.parametrize("path", ["/v1/models", "/metrics", "/v1/flows"])
-def test_missing_or_wrong_key_is_401(live: LiveServer, headers: dict[str, str],
-                                     path: str) -> None:
+def test_missing_or_wrong_key_is_401(live: LiveServer, headers: dict[str, str], path: str) -> None:
     error = error_of(httpx.get(live.url + path, headers=headers), 401)
     assert error["code"] == "invalid_api_key"
 
@@ -120,12 +143,18 @@ def test_sdk_sees_authentication_error(live: LiveServer) -> None:
 
 
 def _stream_body(model: str, max_tokens: int, messages: Any = HELLO) -> dict[str, Any]:
-    return {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
-            "stream": True}
+    return {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+    }
 
 
-def test_full_pool_queue_is_429_with_retry_after(live: LiveServer, http: httpx.Client,
-                                                 auth: dict[str, str]) -> None:
+def test_full_pool_queue_is_429_with_retry_after(
+    live: LiveServer, http: httpx.Client, auth: dict[str, str]
+) -> None:
     """``tight`` has one slot and no queue: while a stream holds the slot, the next
     caller is refused at once, streaming or not."""
     pool = live.registry.pool("tight")
@@ -134,8 +163,10 @@ def test_full_pool_queue_is_429_with_retry_after(live: LiveServer, http: httpx.C
             assert held.status_code == 200
             lines = held.iter_lines()  # kept: a dropped iterator closes the connection
             next(lines)  # the first chunk came: the slot is taken
-            for body in ({"model": "tight", "messages": HELLO, "max_tokens": 2},
-                         _stream_body("tight", 2)):
+            for body in (
+                {"model": "tight", "messages": HELLO, "max_tokens": 2},
+                _stream_body("tight", 2),
+            ):
                 refused = http.post(CHAT, json=body)
                 error = error_of(refused, 429)
                 assert error["code"] == "rate_limit_exceeded"
@@ -144,9 +175,9 @@ def test_full_pool_queue_is_429_with_retry_after(live: LiveServer, http: httpx.C
     assert wait_until(lambda: pool.stats().instances[0].in_flight == 0)
 
 
-def test_disconnect_mid_stream_cancels_and_frees_the_slot(live: LiveServer,
-                                                          http: httpx.Client,
-                                                          auth: dict[str, str]) -> None:
+def test_disconnect_mid_stream_cancels_and_frees_the_slot(
+    live: LiveServer, http: httpx.Client, auth: dict[str, str]
+) -> None:
     pool = live.registry.pool("tight")
     done_before = pool.stats().instances[0].done
     with httpx.Client(base_url=live.url, headers=auth, timeout=120) as leaving:
@@ -180,10 +211,13 @@ def test_failure_after_fallback_is_an_error_event_the_sdk_raises(live: LiveServe
     """``fragile`` = [dying, dead]: dying breaks after 3 chunks, dead cannot continue."""
     client = openai.OpenAI(base_url=live.v1, api_key=KEY, max_retries=0)
     received: list[str] = []
-    with pytest.raises(openai.APIError, match="all models of 'fragile' failed: dying: .*"
-                                              "dead: .*connection reset after 0 chunks"):
-        for chunk in client.chat.completions.create(model="fragile", messages=HELLO,
-                                                    max_tokens=24, stream=True):
+    with pytest.raises(
+        openai.APIError,
+        match="all models of 'fragile' failed: dying: .*dead: .*connection reset after 0 chunks",
+    ):
+        for chunk in client.chat.completions.create(
+            model="fragile", messages=HELLO, max_tokens=24, stream=True
+        ):
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received)  # the first model's text arrived before the error
 

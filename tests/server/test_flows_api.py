@@ -15,7 +15,8 @@ def test_flows_are_listed_with_their_inputs(http: httpx.Client) -> None:
     assert set(flows) == {"ask", "ask-stream"}
     assert flows["ask"]["inputs"] == {
         "question": {"type": "str", "required": True, "description": ""},
-        "words": {"type": "int", "required": False, "description": "", "default": 5}}
+        "words": {"type": "int", "required": False, "description": "", "default": 5},
+    }
     assert flows["ask"]["stream"] is False and flows["ask-stream"]["stream"] is True
     assert http.get("/v1/flows/ask").json()["output"] == "answer"
 
@@ -30,8 +31,9 @@ def test_run_json_in_json_out(http: httpx.Client) -> None:
 
 
 def test_run_streams_as_server_sent_events(http: httpx.Client) -> None:
-    with http.stream("POST", "/v1/flows/ask-stream/run",
-                     json={"inputs": {"question": "Say hello."}}) as response:
+    with http.stream(
+        "POST", "/v1/flows/ask-stream/run", json={"inputs": {"question": "Say hello."}}
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
@@ -39,20 +41,26 @@ def test_run_streams_as_server_sent_events(http: httpx.Client) -> None:
     text = "".join(c["text"] for c in chunks)
     assert text and chunks[-1]["finish_reason"] in ("stop", "length")
     # the same flow without streaming gathers the same text
-    whole = http.post("/v1/flows/ask-stream/run",
-                      json={"inputs": {"question": "Say hello."}, "stream": False}).json()
+    whole = http.post(
+        "/v1/flows/ask-stream/run", json={"inputs": {"question": "Say hello."}, "stream": False}
+    ).json()
     assert whole["output"]["text"] == text
 
 
-@pytest.mark.parametrize(("inputs", "message"), [
-    ({}, "missing input 'question' (str)"),
-    ({"question": "x", "colour": "red"}, "unknown input 'colour' (the flow's inputs: "
-                                         "question, words)"),
-    ({"question": "x", "words": "five"}, "input 'words' must be int, got 'five'"),
-])
-def test_input_is_checked_against_the_declared_inputs(http: httpx.Client,
-                                                      inputs: dict[str, Any],
-                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({}, "missing input 'question' (str)"),
+        (
+            {"question": "x", "colour": "red"},
+            "unknown input 'colour' (the flow's inputs: question, words)",
+        ),
+        ({"question": "x", "words": "five"}, "input 'words' must be int, got 'five'"),
+    ],
+)
+def test_input_is_checked_against_the_declared_inputs(
+    http: httpx.Client, inputs: dict[str, Any], message: str
+) -> None:
     reply = http.post("/v1/flows/ask/run", json={"inputs": inputs})
     assert reply.status_code == 422, reply.text
     error = reply.json()["error"]

@@ -35,8 +35,9 @@ def test_models_lists_models_and_groups(client: openai.OpenAI) -> None:
 
 
 def test_chat(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(model="smollm2", messages=HELLO, max_tokens=6,
-                                           temperature=0)
+    reply = client.chat.completions.create(
+        model="smollm2", messages=HELLO, max_tokens=6, temperature=0
+    )
     assert reply.object == "chat.completion"
     assert reply.model == "smollm2"
     assert reply.choices[0].message.role == "assistant"
@@ -47,11 +48,19 @@ def test_chat(client: openai.OpenAI) -> None:
 
 
 def test_stream_with_usage(client: openai.OpenAI) -> None:
-    whole = client.chat.completions.create(model="smollm2", messages=HELLO, max_tokens=6,
-                                           temperature=0)
-    chunks = list(client.chat.completions.create(
-        model="smollm2", messages=HELLO, max_tokens=6, temperature=0, stream=True,
-        stream_options={"include_usage": True}))
+    whole = client.chat.completions.create(
+        model="smollm2", messages=HELLO, max_tokens=6, temperature=0
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model="smollm2",
+            messages=HELLO,
+            max_tokens=6,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content  # greedy: the same answer either way
@@ -62,58 +71,78 @@ def test_stream_with_usage(client: openai.OpenAI) -> None:
 
 
 def test_json_schema_response_parses(client: openai.OpenAI) -> None:
-    schema = {"type": "object", "properties": {"mood": {"enum": ["happy", "sad"]},
-                                               "sure": {"type": "boolean"}},
-              "required": ["mood", "sure"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"mood": {"enum": ["happy", "sad"]}, "sure": {"type": "boolean"}},
+        "required": ["mood", "sure"],
+        "additionalProperties": False,
+    }
     reply = client.chat.completions.create(
-        model="smollm2", max_tokens=24, temperature=0,
+        model="smollm2",
+        max_tokens=24,
+        temperature=0,
         messages=[{"role": "user", "content": "I won the lottery! How do I feel?"}],
-        response_format={"type": "json_schema",
-                         "json_schema": {"name": "mood", "schema": schema, "strict": True}})
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "mood", "schema": schema, "strict": True},
+        },
+    )
     value = json.loads(reply.choices[0].message.content)
     assert value["mood"] in ("happy", "sad") and isinstance(value["sure"], bool)
 
 
 def test_group_name_gets_the_fallback_chain_mid_stream(client: openai.OpenAI) -> None:
     """``dying`` breaks after 3 chunks; ``smollm2`` continues the same answer."""
-    chunks = list(client.chat.completions.create(model="chat", messages=HELLO, max_tokens=24,
-                                                  temperature=0, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="chat", messages=HELLO, max_tokens=24, temperature=0, stream=True
+        )
+    )
     served = [c.model for c in chunks if c.choices and c.choices[0].delta.content]
     assert served[:3] == ["dying"] * 3 and served[-1] == "smollm2"
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
 
 
 def test_completions(client: openai.OpenAI) -> None:
-    reply = client.completions.create(model="smollm2", prompt=["Hi.", "Bye."], max_tokens=4,
-                                      temperature=0)
+    reply = client.completions.create(
+        model="smollm2", prompt=["Hi.", "Bye."], max_tokens=4, temperature=0
+    )
     assert reply.object == "text_completion"
     assert [c.index for c in reply.choices] == [0, 1]
     assert all(c.text for c in reply.choices)
-    streamed = list(client.completions.create(model="smollm2", prompt="Hi.", max_tokens=4,
-                                              temperature=0, stream=True))
+    streamed = list(
+        client.completions.create(
+            model="smollm2", prompt="Hi.", max_tokens=4, temperature=0, stream=True
+        )
+    )
     assert "".join(c.choices[0].text for c in streamed) == reply.choices[0].text
 
 
 def test_embeddings(client: openai.OpenAI) -> None:
     one = client.embeddings.create(model="minilm", input="a cat sat on the mat")
     assert len(one.data) == 1 and len(one.data[0].embedding) == 384
-    many = client.embeddings.create(model="minilm", input=["a cat sat on the mat", "stocks"],
-                                    encoding_format="float")
+    many = client.embeddings.create(
+        model="minilm", input=["a cat sat on the mat", "stocks"], encoding_format="float"
+    )
     assert [d.index for d in many.data] == [0, 1]
     assert many.usage.prompt_tokens > 0
     # the SDK's default (base64) and explicit floats carry the same vector
-    assert all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
-               for a, b in zip(one.data[0].embedding, many.data[0].embedding))
+    assert all(
+        math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
+        for a, b in zip(one.data[0].embedding, many.data[0].embedding)
+    )
 
 
 @pytest.mark.anyio
 async def test_async_client(aclient: openai.AsyncOpenAI) -> None:
     async with aclient:
-        reply = await aclient.chat.completions.create(model="smollm2", messages=HELLO,
-                                                      max_tokens=4, temperature=0)
+        reply = await aclient.chat.completions.create(
+            model="smollm2", messages=HELLO, max_tokens=4, temperature=0
+        )
         assert reply.choices[0].message.content
-        stream = await aclient.chat.completions.create(model="smollm2", messages=HELLO,
-                                                       max_tokens=4, temperature=0, stream=True)
+        stream = await aclient.chat.completions.create(
+            model="smollm2", messages=HELLO, max_tokens=4, temperature=0, stream=True
+        )
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         assert text == reply.choices[0].message.content
         vectors = await aclient.embeddings.create(model="minilm", input=["x", "y", "z"])
@@ -122,8 +151,9 @@ async def test_async_client(aclient: openai.AsyncOpenAI) -> None:
 
 
 def test_langchain_chat_openai(live: LiveServer) -> None:
-    llm = ChatOpenAI(base_url=live.v1, api_key=KEY, model="smollm2", max_tokens=4,
-                     temperature=0, max_retries=0)
+    llm = ChatOpenAI(
+        base_url=live.v1, api_key=KEY, model="smollm2", max_tokens=4, temperature=0, max_retries=0
+    )
     answer = llm.invoke("Say hello.")
     assert answer.content
     streamed = "".join(chunk.content for chunk in llm.stream("Say hello."))

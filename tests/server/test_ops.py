@@ -21,8 +21,10 @@ def test_healthz_and_readyz(live: LiveServer) -> None:
 
 
 def test_metrics(http: httpx.Client) -> None:
-    http.post("/v1/chat/completions", json={"model": "smollm2", "max_tokens": 2,
-                                            "messages": [{"role": "user", "content": "Hi"}]})
+    http.post(
+        "/v1/chat/completions",
+        json={"model": "smollm2", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]},
+    )
     http.post("/v1/chat/completions", json={"model": "nope", "messages": []})
     # a stream an earlier test left is cancelled and closed a moment after the client
     # goes; then only the scrape itself is in flight
@@ -45,21 +47,30 @@ def test_metrics(http: httpx.Client) -> None:
 
 
 def test_fallbacks_are_counted(http: httpx.Client) -> None:
-    http.post("/v1/chat/completions", json={"model": "chat", "max_tokens": 24,
-                                            "messages": [{"role": "user", "content": "Hi"}]})
+    http.post(
+        "/v1/chat/completions",
+        json={"model": "chat", "max_tokens": 24, "messages": [{"role": "user", "content": "Hi"}]},
+    )
     text = http.get("/metrics").text
     assert 'smmf_fallbacks_total{group="chat",kind="unavailable",model="dying"}' in text
 
 
-def test_access_log_is_structured_and_has_no_secrets(http: httpx.Client,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_access_log_is_structured_and_has_no_secrets(
+    http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="smmf_flow.server.access")
     http.get("/v1/models?api_key=leak", headers={"X-Request-Id": "req-42"})
 
     def logged() -> list[dict[str, Any]]:  # written once the request has ended, just after
-        return [entry for entry in (json.loads(r.getMessage()) for r in caplog.records
-                                    if r.name == "smmf_flow.server.access")
-                if entry["id"] == "req-42"]
+        return [
+            entry
+            for entry in (
+                json.loads(r.getMessage())
+                for r in caplog.records
+                if r.name == "smmf_flow.server.access"
+            )
+            if entry["id"] == "req-42"
+        ]
 
     assert wait_until(lambda: bool(logged()), timeout=10)
     line = logged()[0]

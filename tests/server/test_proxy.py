@@ -19,13 +19,27 @@ HELLO = [{"role": "user", "content": "Say hello."}]
 @pytest.fixture(scope="module")
 def front(live: LiveServer) -> Iterator[LiveServer]:
     def remote(name: str, model: str) -> dict[str, str]:
-        return {"name": name, "provider": "proxy/openai", "api_base": live.v1, "api_key": KEY,
-                "remote_model": model, "failure_threshold": 1000}
+        return {
+            "name": name,
+            "provider": "proxy/openai",
+            "api_base": live.v1,
+            "api_key": KEY,
+            "remote_model": model,
+            "failure_threshold": 1000,
+        }
 
-    registry = ModelRegistry.from_dict({"models": {
-        "llms": [remote("upstream", "smollm2"), remote("upstream-dying", "dying"),
-                 {**remote("upstream-continues", "smollm2"), "continue_final_message": True}],
-        "embeddings": [remote("upstream-embed", "minilm")]}})
+    registry = ModelRegistry.from_dict(
+        {
+            "models": {
+                "llms": [
+                    remote("upstream", "smollm2"),
+                    remote("upstream-dying", "dying"),
+                    {**remote("upstream-continues", "smollm2"), "continue_final_message": True},
+                ],
+                "embeddings": [remote("upstream-embed", "minilm")],
+            }
+        }
+    )
     server = start_server(registry, limits=ServerLimits(default_max_tokens=5))
     yield server
     server.stop()
@@ -41,8 +55,9 @@ def direct(live: LiveServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=live.v1, api_key=KEY, max_retries=0)
 
 
-def test_chat_through_the_proxy_matches_direct(via_front: openai.OpenAI,
-                                               direct: openai.OpenAI) -> None:
+def test_chat_through_the_proxy_matches_direct(
+    via_front: openai.OpenAI, direct: openai.OpenAI
+) -> None:
     params = {"messages": HELLO, "max_tokens": 6, "temperature": 0}
     proxied = via_front.chat.completions.create(model="upstream", **params)
     straight = direct.chat.completions.create(model="smollm2", **params)
@@ -53,12 +68,15 @@ def test_chat_through_the_proxy_matches_direct(via_front: openai.OpenAI,
 
 def test_stream_through_the_proxy(via_front: openai.OpenAI, direct: openai.OpenAI) -> None:
     params = {"messages": HELLO, "max_tokens": 6, "temperature": 0}
-    chunks = list(via_front.chat.completions.create(model="upstream", stream=True,
-                                                    stream_options={"include_usage": True},
-                                                    **params))
+    chunks = list(
+        via_front.chat.completions.create(
+            model="upstream", stream=True, stream_options={"include_usage": True}, **params
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == direct.chat.completions.create(model="smollm2", **params) \
-        .choices[0].message.content
+    assert (
+        text == direct.chat.completions.create(model="smollm2", **params).choices[0].message.content
+    )
     assert chunks[-1].usage.completion_tokens > 0
 
 
@@ -70,36 +88,52 @@ def test_embeddings_through_the_proxy(via_front: openai.OpenAI, direct: openai.O
 
 
 def test_upstream_failure_mid_stream_reaches_the_client_as_an_error_event(
-        via_front: openai.OpenAI) -> None:
+    via_front: openai.OpenAI,
+) -> None:
     received: list[str] = []
     with pytest.raises(openai.APIError, match="upstream-dying.*connection reset after 3 chunks"):
-        for chunk in via_front.chat.completions.create(model="upstream-dying", messages=HELLO,
-                                                       max_tokens=24, stream=True):
+        for chunk in via_front.chat.completions.create(
+            model="upstream-dying", messages=HELLO, max_tokens=24, stream=True
+        ):
             received.extend(c.delta.content or "" for c in chunk.choices)
     assert "".join(received)
 
 
 def test_a_partial_answer_is_continued_exactly_through_the_proxy(
-        via_front: openai.OpenAI, direct: openai.OpenAI) -> None:
+    via_front: openai.OpenAI, direct: openai.OpenAI
+) -> None:
     """``continue_final_message``: the front's proxy backend asks the upstream server to
     carry on the assistant's partial answer as the same turn, which mid-stream fallback
     relies on; greedy, the seam is invisible."""
     params = {"max_tokens": 16, "temperature": 0}
-    whole = direct.chat.completions.create(model="smollm2", messages=HELLO, **params) \
-        .choices[0].message.content
-    prefix = whole[:whole.index(" ", 6)]  # cut at a word boundary
+    whole = (
+        direct.chat.completions.create(model="smollm2", messages=HELLO, **params)
+        .choices[0]
+        .message.content
+    )
+    prefix = whole[: whole.index(" ", 6)]  # cut at a word boundary
     partial = [*HELLO, {"role": "assistant", "content": prefix}]
-    rest = via_front.chat.completions.create(
-        model="upstream-continues", messages=partial,
-        extra_body={"continue_final_message": True}, **params).choices[0].message.content
+    rest = (
+        via_front.chat.completions.create(
+            model="upstream-continues",
+            messages=partial,
+            extra_body={"continue_final_message": True},
+            **params,
+        )
+        .choices[0]
+        .message.content
+    )
     assert (prefix + rest).startswith(whole)
 
 
-def test_continue_final_message_needs_a_final_assistant_message(
-        direct: openai.OpenAI) -> None:
+def test_continue_final_message_needs_a_final_assistant_message(direct: openai.OpenAI) -> None:
     with pytest.raises(openai.UnprocessableEntityError, match="continue_final_message"):
-        direct.chat.completions.create(model="smollm2", messages=HELLO, max_tokens=4,
-                                       extra_body={"continue_final_message": True})
+        direct.chat.completions.create(
+            model="smollm2",
+            messages=HELLO,
+            max_tokens=4,
+            extra_body={"continue_final_message": True},
+        )
 
 
 def test_the_front_bounds_max_tokens_before_proxying(via_front: openai.OpenAI) -> None:

@@ -69,21 +69,26 @@ class Backend(ABC):
         async for chunk in self.stream_chat(request):
             parts.append(chunk.text)
             last = chunk
-        return ChatResult(text="".join(parts),
-                          finish_reason=(last.finish_reason if last else None) or "stop",
-                          usage=(last.usage if last and last.usage else None) or Usage(),
-                          model=self.config.name, instance=self.instance_id)
+        return ChatResult(
+            text="".join(parts),
+            finish_reason=(last.finish_reason if last else None) or "stop",
+            usage=(last.usage if last and last.usage else None) or Usage(),
+            model=self.config.name,
+            instance=self.instance_id,
+        )
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Stream a chat answer chunk by chunk."""
-        raise BackendError(f"model '{self.config.name}' ({self.provider}) cannot chat",
-                           model=self.config.name)
+        raise BackendError(
+            f"model '{self.config.name}' ({self.provider}) cannot chat", model=self.config.name
+        )
         yield  # pragma: no cover - makes this an async generator
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """One vector per text, in order."""
-        raise BackendError(f"model '{self.config.name}' ({self.provider}) cannot embed",
-                           model=self.config.name)
+        raise BackendError(
+            f"model '{self.config.name}' ({self.provider}) cannot embed", model=self.config.name
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in this model; a rough estimate where no tokenizer is loaded."""
@@ -95,6 +100,6 @@ class Backend(ABC):
         configuration (provider, path, GGUF file, remote model, API host); a
         backend that can read its weight files hashes them instead."""
         cfg = self.config
-        return f"{self.provider}:" + config_digest(self.provider, cfg.path, cfg.gguf_file,
-                                                   cfg.remote_model, api_host(cfg.api_base))
-
+        return f"{self.provider}:" + config_digest(
+            self.provider, cfg.path, cfg.gguf_file, cfg.remote_model, api_host(cfg.api_base)
+        )

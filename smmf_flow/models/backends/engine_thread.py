@@ -163,13 +163,16 @@ class EngineThread:
             raise BackendError(f"{self.name}: the call was skipped")
         return batch[0]  # type: ignore[no-any-return]
 
-    async def stream(self, make: Callable[[threading.Event], Iterator[T]],
-                     ) -> AsyncIterator[list[T]]:
+    async def stream(
+        self,
+        make: Callable[[threading.Event], Iterator[T]],
+    ) -> AsyncIterator[list[T]]:
         """Iterate ``make(stop)`` on the engine thread; yield its items in batches.
 
         Leaving the loop early (break, error, cancellation) sets ``stop``, and the
         engine thread closes the iterator before taking the next job.
         """
+
         def work(relay: Relay[T]) -> None:
             items = make(relay.stop)
             try:

@@ -70,8 +70,9 @@ class _Row:
         self.done = True
         assert self.scanner is not None
         tail = self.scanner.flush()
-        self.relay.put(ChatChunk(tail, finish_reason=finish,
-                                 usage=Usage(len(self.prompt), self.generated)))
+        self.relay.put(
+            ChatChunk(tail, finish_reason=finish, usage=Usage(len(self.prompt), self.generated))
+        )
         self.relay.finish()
 
 
@@ -115,8 +116,11 @@ class _RowsDone:
         self.rows, self.torch = rows, torch
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        return self.torch.tensor([row.done or row.relay.stop.is_set() for row in self.rows],
-                                 dtype=self.torch.bool, device=input_ids.device)
+        return self.torch.tensor(
+            [row.done or row.relay.stop.is_set() for row in self.rows],
+            dtype=self.torch.bool,
+            device=input_ids.device,
+        )
 
 
 class HFBackend(Backend):
@@ -154,22 +158,32 @@ class HFBackend(Backend):
         name = self.config.dtype or "float32"
         dtype = getattr(torch, name, None)
         if not isinstance(dtype, torch.dtype):
-            raise ModelLoadError(f"model '{self.config.name}': unknown dtype '{name}' "
-                                 "(use float32, bfloat16 or float16)", model=self.config.name)
+            raise ModelLoadError(
+                f"model '{self.config.name}': unknown dtype '{name}' "
+                "(use float32, bfloat16 or float16)",
+                model=self.config.name,
+            )
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-            model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf,
-                                                                      dtype=dtype)
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=gguf, dtype=dtype
+            )
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
-            raise ModelLoadError(f"model '{self.config.name}': transformers could not load "
-                                 f"{self.config.path}: {exc}", model=self.config.name) from exc
+            raise ModelLoadError(
+                f"model '{self.config.name}': transformers could not load "
+                f"{self.config.path}: {exc}",
+                model=self.config.name,
+            ) from exc
         model.to(self.config.device or "cpu").eval()
-        self._template = pick_template(self.config, model_ref=str(self.config.path),
-                                       shipped=tokenizer.chat_template,
-                                       bos_token=tokenizer.bos_token,
-                                       eos_token=tokenizer.eos_token)
+        self._template = pick_template(
+            self.config,
+            model_ref=str(self.config.path),
+            shipped=tokenizer.chat_template,
+            bos_token=tokenizer.bos_token,
+            eos_token=tokenizer.eos_token,
+        )
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
         self._eos = {int(t) for t in [*eos, tokenizer.eos_token_id] if t is not None}
@@ -179,8 +193,9 @@ class HFBackend(Backend):
 
     async def load(self) -> None:
         await anyio.to_thread.run_sync(self._load)
-        self._thread = threading.Thread(target=self._serve, daemon=True,
-                                        name=f"hf {self.config.name}/{self.instance_id}")
+        self._thread = threading.Thread(
+            target=self._serve, daemon=True, name=f"hf {self.config.name}/{self.instance_id}"
+        )
         self._thread.start()
 
     async def aclose(self) -> None:
@@ -193,9 +208,12 @@ class HFBackend(Backend):
     async def health(self) -> None:
         loaded(self, self._model)
         if self._thread is None or not self._thread.is_alive():
-            raise BackendError(f"model '{self.config.name}' ({self.instance_id}): the batcher "
-                               "thread is not running; restart the instance",
-                               model=self.config.name, instance=self.instance_id)
+            raise BackendError(
+                f"model '{self.config.name}' ({self.instance_id}): the batcher "
+                "thread is not running; restart the instance",
+                model=self.config.name,
+                instance=self.instance_id,
+            )
 
     def count_tokens(self, text: str) -> int:
         if self._tokenizer is None:
@@ -207,8 +225,9 @@ class HFBackend(Backend):
     def _prepare(self, row: _Row) -> None:
         prompt = render_prompt(loaded(self, self._template), row.request)
         row.prompt = self._tokenizer.encode(prompt, add_special_tokens=False)
-        row.budget = check_context(self.config, len(row.prompt), row.request.max_tokens,
-                                   self.config.context_length)
+        row.budget = check_context(
+            self.config, len(row.prompt), row.request.max_tokens, self.config.context_length
+        )
         tokenizer = self._tokenizer
 
         def decode(ids: list[int]) -> str:
@@ -249,17 +268,21 @@ class HFBackend(Backend):
                     row.relay.finish(exc)
                     continue
                 except Exception as exc:  # a bad request must not stop the batcher
-                    row.relay.finish(BackendError(
-                        f"model '{self.config.name}': cannot prepare the prompt: "
-                        f"{type(exc).__name__}: {exc}", model=self.config.name,
-                        instance=self.instance_id))
+                    row.relay.finish(
+                        BackendError(
+                            f"model '{self.config.name}': cannot prepare the prompt: "
+                            f"{type(exc).__name__}: {exc}",
+                            model=self.config.name,
+                            instance=self.instance_id,
+                        )
+                    )
                     continue
                 ready.append(row)
             if not ready:
                 waiting = []
                 continue
             key = ready[0].key
-            batch = [r for r in ready if r.key == key][:self.config.batch_size]
+            batch = [r for r in ready if r.key == key][: self.config.batch_size]
             waiting = [r for r in ready if r not in batch]
             self._generate(batch)
 
@@ -271,8 +294,12 @@ class HFBackend(Backend):
         device = self._model.device
         sampling: dict[str, Any] = {"do_sample": False}
         if request.temperature > 0:
-            sampling = {"do_sample": True, "temperature": request.temperature,
-                        "top_p": request.top_p, "top_k": 0}
+            sampling = {
+                "do_sample": True,
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "top_k": 0,
+            }
             if request.seed is not None:
                 torch.manual_seed(request.seed)
         streamer = _RowStreamer(rows, self._eos)
@@ -281,13 +308,19 @@ class HFBackend(Backend):
                 self._model.generate(
                     input_ids=torch.tensor(ids, device=device),
                     attention_mask=torch.tensor(mask, device=device),
-                    max_new_tokens=max(r.budget for r in rows), pad_token_id=self._pad,
-                    eos_token_id=sorted(self._eos), streamer=streamer,
-                    stopping_criteria=[_RowsDone(rows, torch)], **sampling)
+                    max_new_tokens=max(r.budget for r in rows),
+                    pad_token_id=self._pad,
+                    eos_token_id=sorted(self._eos),
+                    streamer=streamer,
+                    stopping_criteria=[_RowsDone(rows, torch)],
+                    **sampling,
+                )
         except Exception as exc:  # one failed batch fails its requests, not the thread
-            error = BackendError(f"model '{self.config.name}': generation failed: "
-                                 f"{type(exc).__name__}: {exc}", model=self.config.name,
-                                 instance=self.instance_id)
+            error = BackendError(
+                f"model '{self.config.name}': generation failed: {type(exc).__name__}: {exc}",
+                model=self.config.name,
+                instance=self.instance_id,
+            )
             for row in rows:
                 if not row.done:
                     row.done = True

@@ -90,26 +90,35 @@ class LlamaCppBackend(Backend):
         path = model_path(self.config, want="GGUF file")
         if path.is_dir():
             if not self.config.gguf_file:
-                raise ModelLoadError(f"model '{self.config.name}': path {path} is a folder; "
-                                     "set `gguf_file` to the GGUF file inside it",
-                                     model=self.config.name)
+                raise ModelLoadError(
+                    f"model '{self.config.name}': path {path} is a folder; "
+                    "set `gguf_file` to the GGUF file inside it",
+                    model=self.config.name,
+                )
             path = path / self.config.gguf_file
         if not path.is_file():
-            raise ModelLoadError(f"model '{self.config.name}': GGUF file {path} does not exist",
-                                 model=self.config.name)
+            raise ModelLoadError(
+                f"model '{self.config.name}': GGUF file {path} does not exist",
+                model=self.config.name,
+            )
         return path
 
     def _open(self, *, embedding: bool) -> Any:
         lib, cfg = self._lib, self.config
-        kwargs: dict[str, Any] = dict(n_ctx=cfg.context_length, n_threads=cfg.threads,
-                                      n_threads_batch=cfg.threads, verbose=False)
+        kwargs: dict[str, Any] = dict(
+            n_ctx=cfg.context_length,
+            n_threads=cfg.threads,
+            n_threads_batch=cfg.threads,
+            verbose=False,
+        )
         if embedding:
             kwargs.update(embedding=True, pooling_type=lib.LLAMA_POOLING_TYPE_MEAN)
         try:
             return lib.Llama(str(self._gguf()), **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelLoadError(f"model '{cfg.name}': llama.cpp could not load "
-                                 f"{cfg.path}: {exc}", model=cfg.name) from exc
+            raise ModelLoadError(
+                f"model '{cfg.name}': llama.cpp could not load {cfg.path}: {exc}", model=cfg.name
+            ) from exc
 
     def _load_chat(self) -> None:
         llm = self._open(embedding=False)
@@ -120,10 +129,13 @@ class LlamaCppBackend(Backend):
             return llm.detokenize([token], special=True).decode("utf-8", "replace")
 
         try:
-            template = pick_template(self.config, model_ref=str(self.config.path),
-                                     shipped=llm.metadata.get("tokenizer.chat_template"),
-                                     bos_token=token_text(llm.token_bos()),
-                                     eos_token=token_text(llm.token_eos()))
+            template = pick_template(
+                self.config,
+                model_ref=str(self.config.path),
+                shipped=llm.metadata.get("tokenizer.chat_template"),
+                bos_token=token_text(llm.token_bos()),
+                eos_token=token_text(llm.token_eos()),
+            )
         except ModelLoadError:
             llm.close()
             raise
@@ -138,6 +150,7 @@ class LlamaCppBackend(Backend):
         llm, embedder = self._llm, self._embedder
         self._llm = self._embedder = None
         if llm is not None or embedder is not None:
+
             def free(stop: threading.Event) -> None:
                 for engine in (llm, embedder):
                     if engine is not None:
@@ -167,15 +180,19 @@ class LlamaCppBackend(Backend):
         schema = schema_of(request)
         if schema is None:
             from llama_cpp.llama_grammar import JSON_GBNF
+
             return grammar_cls.from_string(JSON_GBNF, verbose=False)
         from llama_cpp.llama_grammar import json_schema_to_gbnf
+
         try:
             gbnf = json_schema_to_gbnf(json.dumps(schema))
             return grammar_cls.from_string(strict_strings(gbnf), verbose=False)
         except Exception as exc:  # the converter also asserts on schemas it cannot use
-            raise RequestRefused(f"model '{self.config.name}': llama.cpp cannot turn the "
-                                 f"response_format JSON schema into a grammar: {exc}",
-                                 model=self.config.name) from exc
+            raise RequestRefused(
+                f"model '{self.config.name}': llama.cpp cannot turn the "
+                f"response_format JSON schema into a grammar: {exc}",
+                model=self.config.name,
+            ) from exc
 
     def _prompt_tokens(self, request: ChatRequest) -> list[int]:
         prompt = render_prompt(loaded(self, self._template), request)
@@ -200,15 +217,18 @@ class LlamaCppBackend(Backend):
         llm.reset()
         head = prompt
         if request.assistant_prefix:
-            base = self._tokenize(render_prompt(loaded(self, self._template),
-                                                request.model_copy(update={
-                                                    "assistant_prefix": None})))
-            if prompt[:len(base)] == base:
+            base = self._tokenize(
+                render_prompt(
+                    loaded(self, self._template),
+                    request.model_copy(update={"assistant_prefix": None}),
+                )
+            )
+            if prompt[: len(base)] == base:
                 head = base
         if len(head) == len(prompt):
             return len(prompt)
         llm.eval(head)
-        for token in prompt[len(head):-1]:
+        for token in prompt[len(head) : -1]:
             llm.eval([token])
         return 1
 
@@ -224,10 +244,17 @@ class LlamaCppBackend(Backend):
         done, finish = 0, "length"
         start: list[int] = prompt
         if not self.config.prefix_cache:
-            start = prompt[len(prompt) - self._replayed(request, prompt):]
-        tokens = llm.generate(start, temp=request.temperature, top_p=request.top_p, top_k=0,
-                              min_p=0.0, repeat_penalty=1.0, grammar=grammar,
-                              reset=self.config.prefix_cache or len(start) == len(prompt))
+            start = prompt[len(prompt) - self._replayed(request, prompt) :]
+        tokens = llm.generate(
+            start,
+            temp=request.temperature,
+            top_p=request.top_p,
+            top_k=0,
+            min_p=0.0,
+            repeat_penalty=1.0,
+            grammar=grammar,
+            reset=self.config.prefix_cache or len(start) == len(prompt),
+        )
         try:
             for token in tokens:
                 if stop.is_set():
@@ -271,7 +298,8 @@ class LlamaCppBackend(Backend):
                 raise ContextWindowExceeded(
                     f"model '{self.config.name}': text {i} takes {n} tokens but the context "
                     f"window holds {n_ctx}; split the text or raise `context_length`",
-                    model=self.config.name)
+                    model=self.config.name,
+                )
         return self._embedder.embed(texts, normalize=True)  # type: ignore[no-any-return]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:

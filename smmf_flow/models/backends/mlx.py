@@ -59,12 +59,18 @@ class MLXBackend(Backend):
         try:
             model, tokenizer = self._lm.load(str(path))
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise ModelLoadError(f"model '{self.config.name}': mlx-lm could not load {path}: "
-                                 f"{type(exc).__name__}: {exc}", model=self.config.name) from exc
-        self._template = pick_template(self.config, model_ref=str(path),
-                                       shipped=getattr(tokenizer, "chat_template", None),
-                                       bos_token=tokenizer.bos_token,
-                                       eos_token=tokenizer.eos_token)
+            raise ModelLoadError(
+                f"model '{self.config.name}': mlx-lm could not load {path}: "
+                f"{type(exc).__name__}: {exc}",
+                model=self.config.name,
+            ) from exc
+        self._template = pick_template(
+            self.config,
+            model_ref=str(path),
+            shipped=getattr(tokenizer, "chat_template", None),
+            bos_token=tokenizer.bos_token,
+            eos_token=tokenizer.eos_token,
+        )
         self._model, self._tokenizer = model, tokenizer
 
     async def load(self) -> None:
@@ -90,16 +96,20 @@ class MLXBackend(Backend):
         model, lm = self._ready(), self._lm
         prompt = render_prompt(loaded(self, self._template), request)
         ids = self._tokenizer.encode(prompt, add_special_tokens=False)
-        budget = check_context(self.config, len(ids), request.max_tokens,
-                               self.config.context_length)
+        budget = check_context(
+            self.config, len(ids), request.max_tokens, self.config.context_length
+        )
         if request.seed is not None:
             self._mx.random.seed(request.seed)
         from mlx_lm.sample_utils import make_sampler
-        sampler = make_sampler(temp=request.temperature,
-                               top_p=request.top_p if request.top_p < 1.0 else 0.0)
+
+        sampler = make_sampler(
+            temp=request.temperature, top_p=request.top_p if request.top_p < 1.0 else 0.0
+        )
         tokenizer = self._tokenizer
-        decoder = IncrementalDecoder(lambda t: tokenizer.decode(t, skip_special_tokens=True),
-                                     context=ids[-4:])
+        decoder = IncrementalDecoder(
+            lambda t: tokenizer.decode(t, skip_special_tokens=True), context=ids[-4:]
+        )
         scanner = StopScanner(request.stop)
         generated, finish = 0, "length"
         steps = lm.stream_generate(model, tokenizer, ids, max_tokens=budget, sampler=sampler)

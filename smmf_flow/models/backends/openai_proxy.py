@@ -51,8 +51,14 @@ from smmf_flow.models.backends.support import chat_messages, check_json, loaded,
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 
-_CONTEXT_HINTS = ("context length", "context_length", "context window", "maximum context",
-                  "too many tokens", "reduce the length")
+_CONTEXT_HINTS = (
+    "context length",
+    "context_length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "reduce the length",
+)
 logger = logging.getLogger("smmf_flow.models")
 
 
@@ -80,39 +86,60 @@ def map_error(exc: Exception, model: str, instance: str, api_base: str) -> Backe
 
     logger.debug("model '%s' at %s: %s: %s", model, api_base, type(exc).__name__, exc)
     where = f"model '{model}'"
-    timeouts, connects, transports = (transport_errors(kind) for kind in
-                                      ("TimeoutException", "ConnectError", "TransportError"))
+    timeouts, connects, transports = (
+        transport_errors(kind) for kind in ("TimeoutException", "ConnectError", "TransportError")
+    )
     transport = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc
     if isinstance(exc, openai.APITimeoutError) or isinstance(transport, timeouts):
-        return BackendTimeout(f"{where}: the request timed out; raise `timeout_s` or check "
-                              "the server's load", model=model, instance=instance)
+        return BackendTimeout(
+            f"{where}: the request timed out; raise `timeout_s` or check the server's load",
+            model=model,
+            instance=instance,
+        )
     if isinstance(transport, transports) and not isinstance(transport, connects):
-        return BackendConnectionError(f"{where}: the connection broke "
-                                      f"({_cause(exc, api_base)})", model=model,
-                                      instance=instance)
+        return BackendConnectionError(
+            f"{where}: the connection broke ({_cause(exc, api_base)})",
+            model=model,
+            instance=instance,
+        )
     if isinstance(exc, (openai.APIConnectionError, *connects)):
-        return BackendConnectionError(f"{where}: cannot connect ({_cause(exc, api_base)}); "
-                                      "check `api_base` and that the server is running",
-                                      model=model, instance=instance)
+        return BackendConnectionError(
+            f"{where}: cannot connect ({_cause(exc, api_base)}); "
+            "check `api_base` and that the server is running",
+            model=model,
+            instance=instance,
+        )
     if isinstance(exc, openai.RateLimitError):
         wait = retry_after(exc.response.headers)
-        return RateLimited(f"{where}: rate limited (HTTP 429): "
-                           f"{_scrub(exc.message, api_base)}",
-                           retry_after=wait, model=model, instance=instance)
+        return RateLimited(
+            f"{where}: rate limited (HTTP 429): {_scrub(exc.message, api_base)}",
+            retry_after=wait,
+            model=model,
+            instance=instance,
+        )
     if isinstance(exc, openai.APIStatusError):
         message = _scrub(exc.message, api_base)
         if exc.status_code in (400, 413) and any(h in message.lower() for h in _CONTEXT_HINTS):
-            return ContextWindowExceeded(f"{where}: the prompt does not fit the context window "
-                                         f"(HTTP {exc.status_code}): {message}",
-                                         model=model, instance=instance)
+            return ContextWindowExceeded(
+                f"{where}: the prompt does not fit the context window "
+                f"(HTTP {exc.status_code}): {message}",
+                model=model,
+                instance=instance,
+            )
         if exc.status_code in (400, 413, 422):  # the upstream refuses this request
-            return RequestRefused(f"{where}: the upstream refused the request (HTTP "
-                                  f"{exc.status_code}): {message}", model=model,
-                                  instance=instance)
-        hint = {401: "; check `api_key`", 403: "; check `api_key`",
-                404: "; check `remote_model` and `api_base`"}.get(exc.status_code, "")
-        return BackendError(f"{where}: HTTP {exc.status_code}: {message}{hint}",
-                            model=model, instance=instance)
+            return RequestRefused(
+                f"{where}: the upstream refused the request (HTTP {exc.status_code}): {message}",
+                model=model,
+                instance=instance,
+            )
+        hint = {
+            401: "; check `api_key`",
+            403: "; check `api_key`",
+            404: "; check `remote_model` and `api_base`",
+        }.get(exc.status_code, "")
+        return BackendError(
+            f"{where}: HTTP {exc.status_code}: {message}{hint}", model=model, instance=instance
+        )
     return BackendError(f"{where}: {_cause(exc, api_base)}", model=model, instance=instance)
 
 
@@ -168,9 +195,11 @@ class OpenAIProxyBackend(Backend):
     async def load(self) -> None:
         cfg = self.config
         if not cfg.api_base:
-            raise ModelLoadError(f"model '{cfg.name}' (proxy/openai) has no `api_base`; set it "
-                                 "to the server's URL, e.g. https://api.openai.com/v1",
-                                 model=cfg.name)
+            raise ModelLoadError(
+                f"model '{cfg.name}' (proxy/openai) has no `api_base`; set it "
+                "to the server's URL, e.g. https://api.openai.com/v1",
+                model=cfg.name,
+            )
         self._openai = require("openai", "openai", cfg.name)
         self._httpx = require("httpx", "openai", cfg.name)
         self._connect()
@@ -182,8 +211,12 @@ class OpenAIProxyBackend(Backend):
         cfg = self.config
         key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
         self._client = self._openai.AsyncOpenAI(
-            base_url=cfg.api_base, api_key=key, timeout=cfg.timeout_s, max_retries=0,
-            http_client=self._openai.DefaultAsyncHttpxClient())
+            base_url=cfg.api_base,
+            api_key=key,
+            timeout=cfg.timeout_s,
+            max_retries=0,
+            http_client=self._openai.DefaultAsyncHttpxClient(),
+        )
         self._client_loop = current_token().native_token
         return self._client
 
@@ -220,8 +253,12 @@ class OpenAIProxyBackend(Backend):
         messages: list[dict[str, str]] = chat_messages(request)
         if request.assistant_prefix:
             messages.append({"role": "assistant", "content": request.assistant_prefix})
-        body: dict[str, Any] = {"model": self.remote_model, "messages": messages,
-                                "temperature": request.temperature, "top_p": request.top_p}
+        body: dict[str, Any] = {
+            "model": self.remote_model,
+            "messages": messages,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
         if request.stop:
@@ -229,8 +266,9 @@ class OpenAIProxyBackend(Backend):
         if request.seed is not None:
             body["seed"] = request.seed
         if request.response_format is not None:
-            body["response_format"] = request.response_format.model_dump(by_alias=True,
-                                                                         exclude_none=True)
+            body["response_format"] = request.response_format.model_dump(
+                by_alias=True, exclude_none=True
+            )
         body.update(self._extensions(request))
         return body
 
@@ -256,7 +294,9 @@ class OpenAIProxyBackend(Backend):
             raise BackendConnectionError(
                 f"model '{self.config.name}': the server's answer to {path} is cut off or "
                 f"not JSON: {response.text[:80]!r}",
-                model=self.config.name, instance=self.instance_id) from None
+                model=self.config.name,
+                instance=self.instance_id,
+            ) from None
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         reply = await self._post("/chat/completions", self._body(request))
@@ -265,14 +305,19 @@ class OpenAIProxyBackend(Backend):
             text = choice["message"].get("content") or ""
             finish = choice.get("finish_reason") or "stop"
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise BackendError(f"model '{self.config.name}': the server answered with no "
-                               "usable choice", model=self.config.name,
-                               instance=self.instance_id) from None
+            raise BackendError(
+                f"model '{self.config.name}': the server answered with no usable choice",
+                model=self.config.name,
+                instance=self.instance_id,
+            ) from None
         usage = reply.get("usage") or {}
         result = ChatResult(
-            text=text, finish_reason=finish,
+            text=text,
+            finish_reason=finish,
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            model=self.config.name, instance=self.instance_id)
+            model=self.config.name,
+            instance=self.instance_id,
+        )
         return check_json(result, request, self.config)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
@@ -284,8 +329,11 @@ class OpenAIProxyBackend(Backend):
             body = self._body(request)
             extra = {k: body.pop(k) for k in self._extensions(request)}
             stream = await client.chat.completions.create(
-                **body, stream=True, stream_options={"include_usage": True},
-                extra_body=extra or None)
+                **body,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body=extra or None,
+            )
             async with stream:
                 async for event in stream:
                     if event.usage is not None:
@@ -301,20 +349,27 @@ class OpenAIProxyBackend(Backend):
         if finish is None:
             raise BackendConnectionError(
                 f"model '{name}': the server ended the stream after {sent} chunk(s) without "
-                "a finish reason, so the answer was cut off", model=name, instance=instance)
-        yield ChatChunk("", finish_reason=finish, usage=usage or Usage(),
-                        model=name, instance=instance)
+                "a finish reason, so the answer was cut off",
+                model=name,
+                instance=instance,
+            )
+        yield ChatChunk(
+            "", finish_reason=finish, usage=usage or Usage(), model=name, instance=instance
+        )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        reply = await self._post("/embeddings", {"model": self.remote_model, "input": texts,
-                                                 "encoding_format": "float"})
+        reply = await self._post(
+            "/embeddings", {"model": self.remote_model, "input": texts, "encoding_format": "float"}
+        )
         try:
             items = sorted(reply["data"], key=lambda d: d["index"])
             return [item["embedding"] for item in items]
         except (KeyError, TypeError):
-            raise BackendError(f"model '{self.config.name}': the server's embeddings answer "
-                               "has no data", model=self.config.name,
-                               instance=self.instance_id) from None
+            raise BackendError(
+                f"model '{self.config.name}': the server's embeddings answer has no data",
+                model=self.config.name,
+                instance=self.instance_id,
+            ) from None
 
     def fingerprint(self) -> str:
         """The remote model and the host serving it (its weights are out of reach)."""

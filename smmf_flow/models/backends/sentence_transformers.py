@@ -41,11 +41,14 @@ class SentenceTransformersBackend(Backend):
         st = require("sentence_transformers", "embeddings", self.config.name)
         path = model_path(self.config, want="sentence-transformers folder")
         try:
-            return st.SentenceTransformer(str(path), device=self.config.device or "cpu",
-                                          local_files_only=True)
+            return st.SentenceTransformer(
+                str(path), device=self.config.device or "cpu", local_files_only=True
+            )
         except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"model '{self.config.name}': sentence-transformers could not "
-                                 f"load {path}: {exc}", model=self.config.name) from exc
+            raise ModelLoadError(
+                f"model '{self.config.name}': sentence-transformers could not load {path}: {exc}",
+                model=self.config.name,
+            ) from exc
 
     async def load(self) -> None:
         self._model = await self._engine.call(lambda stop: self._load())
@@ -64,8 +67,9 @@ class SentenceTransformersBackend(Backend):
         return len(self._ready().tokenizer.tokenize(text))
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
-        vectors = self._ready().encode(texts, batch_size=self.config.batch_size,
-                               convert_to_numpy=True, show_progress_bar=False)
+        vectors = self._ready().encode(
+            texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
         return vectors.tolist()  # type: ignore[no-any-return]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:

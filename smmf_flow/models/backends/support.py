@@ -40,39 +40,58 @@ def require(module: str, extra: str, model: str) -> ModuleType:
         raise ModelLoadError(
             f"model '{model}' needs the Python package '{module.split('.')[0]}', which is "
             f"not importable ({exc}); install it with: pip install 'smmf-flow[{extra}]'",
-            model=model) from exc
+            model=model,
+        ) from exc
 
 
 def model_path(config: ModelConfig, *, want: str = "file or folder") -> Path:
     """The config's ``path`` as an existing filesystem path (``ModelLoadError`` otherwise)."""
     if not config.path:
-        raise ModelLoadError(f"model '{config.name}' ({config.provider}) has no `path`; "
-                             f"set it to a model {want}", model=config.name)
+        raise ModelLoadError(
+            f"model '{config.name}' ({config.provider}) has no `path`; set it to a model {want}",
+            model=config.name,
+        )
     path = Path(config.path)
     if not path.exists():
-        raise ModelLoadError(f"model '{config.name}': path {path} does not exist; check "
-                             "`path` in the model config (or run the set-up that creates it)",
-                             model=config.name)
+        raise ModelLoadError(
+            f"model '{config.name}': path {path} does not exist; check "
+            "`path` in the model config (or run the set-up that creates it)",
+            model=config.name,
+        )
     return path
 
 
 def loaded(backend: Backend, engine: T | None) -> T:
     """``engine`` if the backend has loaded it; a ``BackendError`` saying so otherwise."""
     if engine is None:
-        raise BackendError(f"model '{backend.config.name}' ({backend.instance_id}) is not "
-                           "loaded (or was closed); start the instance first",
-                           model=backend.config.name, instance=backend.instance_id)
+        raise BackendError(
+            f"model '{backend.config.name}' ({backend.instance_id}) is not "
+            "loaded (or was closed); start the instance first",
+            model=backend.config.name,
+            instance=backend.instance_id,
+        )
     return engine
 
 
-def pick_template(config: ModelConfig, *, shipped: str | None, model_ref: str,
-                  bos_token: str | None, eos_token: str | None) -> ChatTemplate:
+def pick_template(
+    config: ModelConfig,
+    *,
+    shipped: str | None,
+    model_ref: str,
+    bos_token: str | None,
+    eos_token: str | None,
+) -> ChatTemplate:
     """The model's chat template (see ``chat_templates.resolve_template``); none is a load error."""
     try:
-        return resolve_template(model=config.name, shipped=shipped,
-                                explicit=config.chat_template, family=config.family,
-                                model_ref=model_ref, bos_token=bos_token or "",
-                                eos_token=eos_token or "")
+        return resolve_template(
+            model=config.name,
+            shipped=shipped,
+            explicit=config.chat_template,
+            family=config.family,
+            model_ref=model_ref,
+            bos_token=bos_token or "",
+            eos_token=eos_token or "",
+        )
     except ConfigError as exc:
         raise ModelLoadError(str(exc), model=config.name) from exc
 
@@ -91,9 +110,12 @@ def refuse_structured(backend: Backend, request: ChatRequest) -> None:
     """Raise for a JSON response format on a backend that cannot constrain its output."""
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":
-        raise RequestRefused(f"model '{backend.config.name}' ({backend.provider}) cannot "
-                             "constrain output to JSON; serve it with llama.cpp or vllm to "
-                             "use response_format", model=backend.config.name)
+        raise RequestRefused(
+            f"model '{backend.config.name}' ({backend.provider}) cannot "
+            "constrain output to JSON; serve it with llama.cpp or vllm to "
+            "use response_format",
+            model=backend.config.name,
+        )
 
 
 def chat_messages(request: ChatRequest) -> list[dict[str, str]]:
@@ -101,8 +123,9 @@ def chat_messages(request: ChatRequest) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in request.messages]
 
 
-def check_context(config: ModelConfig, prompt_tokens: int, max_tokens: int | None,
-                  n_ctx: int) -> int:
+def check_context(
+    config: ModelConfig, prompt_tokens: int, max_tokens: int | None, n_ctx: int
+) -> int:
     """The number of tokens to generate; ``ContextWindowExceeded`` if they cannot fit."""
     wanted = max_tokens if max_tokens is not None else max(n_ctx - prompt_tokens, 0)
     if prompt_tokens >= n_ctx or prompt_tokens + wanted > n_ctx:
@@ -110,7 +133,8 @@ def check_context(config: ModelConfig, prompt_tokens: int, max_tokens: int | Non
             f"model '{config.name}': the prompt takes {prompt_tokens} tokens and "
             f"{wanted} more were requested, but the context window holds {n_ctx}; shorten "
             "the prompt, lower max_tokens, or raise `context_length` in the model config",
-            model=config.name)
+            model=config.name,
+        )
     return wanted
 
 
@@ -125,8 +149,11 @@ def check_json(result: ChatResult, request: ChatRequest, config: ModelConfig) ->
         truncated = result.finish_reason == "length"
         cut = " (the answer hit max_tokens; raise it)" if truncated else ""
         error = OutputTruncated if truncated else InvalidOutput
-        raise error(f"model '{config.name}' returned text that is not JSON{cut}: "
-                    f"{exc}: {result.text[:200]!r}", model=config.name) from exc
+        raise error(
+            f"model '{config.name}' returned text that is not JSON{cut}: "
+            f"{exc}: {result.text[:200]!r}",
+            model=config.name,
+        ) from exc
     return result
 
 
@@ -134,8 +161,13 @@ def merge_chunks(batch: Sequence[ChatChunk], model: str, instance: str) -> ChatC
     """One chunk carrying every piece of ``batch`` (the last one's finish and usage)."""
     last = batch[-1]
     text = last.text if len(batch) == 1 else "".join(c.text for c in batch)
-    return ChatChunk(text=text, finish_reason=last.finish_reason, usage=last.usage,
-                     model=model, instance=instance)
+    return ChatChunk(
+        text=text,
+        finish_reason=last.finish_reason,
+        usage=last.usage,
+        model=model,
+        instance=instance,
+    )
 
 
 def schema_of(request: ChatRequest) -> dict[str, Any] | None:
@@ -144,6 +176,16 @@ def schema_of(request: ChatRequest) -> dict[str, Any] | None:
     return fmt.schema if fmt is not None and fmt.type == "json_schema" else None
 
 
-__all__ = ["chat_messages", "check_context", "check_json", "loaded", "merge_chunks",
-           "model_path", "pick_template", "refuse_structured", "render_prompt", "require",
-           "schema_of"]
+__all__ = [
+    "chat_messages",
+    "check_context",
+    "check_json",
+    "loaded",
+    "merge_chunks",
+    "model_path",
+    "pick_template",
+    "refuse_structured",
+    "render_prompt",
+    "require",
+    "schema_of",
+]

@@ -24,17 +24,17 @@ class IncrementalDecoder:
     def __init__(self, decode: Callable[[list[int]], str], context: Sequence[int] = ()) -> None:
         self._decode = decode
         self.tokens: list[int] = list(context)
-        self._prefix = 0                  # tokens before this are already turned into text
-        self._read = len(self.tokens)     # tokens before this have been emitted
+        self._prefix = 0  # tokens before this are already turned into text
+        self._read = len(self.tokens)  # tokens before this have been emitted
 
     def add(self, token: int) -> str:
         """Append one token; return the new text it completes (maybe empty)."""
         self.tokens.append(token)
-        before = self._decode(self.tokens[self._prefix:self._read])
-        after = self._decode(self.tokens[self._prefix:])
+        before = self._decode(self.tokens[self._prefix : self._read])
+        after = self._decode(self.tokens[self._prefix :])
         if len(after) > len(before) and not after.endswith("\ufffd"):
             self._prefix, self._read = self._read, len(self.tokens)
-            return after[len(before):]
+            return after[len(before) :]
         return ""
 
 
@@ -57,10 +57,17 @@ class StopScanner:
         if cut >= 0:
             self.stopped, self._pending = True, ""
             return text[:cut]
-        hold = max((k for s in self.stops for k in range(min(len(s) - 1, len(text)), 0, -1)
-                    if text.endswith(s[:k])), default=0)
-        self._pending = text[len(text) - hold:] if hold else ""
-        return text[:len(text) - hold]
+        hold = max(
+            (
+                k
+                for s in self.stops
+                for k in range(min(len(s) - 1, len(text)), 0, -1)
+                if text.endswith(s[:k])
+            ),
+            default=0,
+        )
+        self._pending = text[len(text) - hold :] if hold else ""
+        return text[: len(text) - hold]
 
     def flush(self) -> str:
         """The held-back text once generation ended without a stop string."""

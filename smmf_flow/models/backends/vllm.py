@@ -70,21 +70,33 @@ class VLLMBackend(Backend):
         self._vllm = vllm = require("vllm", "vllm", cfg.name)
         path = model_path(cfg, want="Hugging Face folder")
         args = vllm.AsyncEngineArgs(
-            model=str(path), tokenizer=str(path), dtype=cfg.dtype or "auto",
-            max_model_len=cfg.context_length, max_num_seqs=cfg.batch_size,
-            enforce_eager=True, seed=0, disable_log_stats=True,
-            **({"device": cfg.device} if cfg.device else {}))
+            model=str(path),
+            tokenizer=str(path),
+            dtype=cfg.dtype or "auto",
+            max_model_len=cfg.context_length,
+            max_num_seqs=cfg.batch_size,
+            enforce_eager=True,
+            seed=0,
+            disable_log_stats=True,
+            **({"device": cfg.device} if cfg.device else {}),
+        )
         try:
             self._engine = vllm.AsyncLLMEngine.from_engine_args(args)
         except Exception as exc:  # vLLM raises many kinds while starting; all mean "not loaded"
-            raise ModelLoadError(f"model '{cfg.name}': vLLM could not start on {path}: "
-                                 f"{type(exc).__name__}: {exc}", model=cfg.name) from exc
+            raise ModelLoadError(
+                f"model '{cfg.name}': vLLM could not start on {path}: {type(exc).__name__}: {exc}",
+                model=cfg.name,
+            ) from exc
         tokenizer = self._engine.get_tokenizer()
         self._tokenizer = await tokenizer if inspect.isawaitable(tokenizer) else tokenizer
         try:
             self._template = pick_template(
-                cfg, model_ref=str(path), shipped=getattr(self._tokenizer, "chat_template", None),
-                bos_token=self._tokenizer.bos_token, eos_token=self._tokenizer.eos_token)
+                cfg,
+                model_ref=str(path),
+                shipped=getattr(self._tokenizer, "chat_template", None),
+                bos_token=self._tokenizer.bos_token,
+                eos_token=self._tokenizer.eos_token,
+            )
         except ModelLoadError:
             await self.aclose()
             raise
@@ -99,9 +111,11 @@ class VLLMBackend(Backend):
         try:
             await engine.check_health()
         except Exception as exc:
-            raise BackendError(f"model '{self.config.name}' ({self.instance_id}): vLLM engine "
-                               f"is unhealthy: {exc}", model=self.config.name,
-                               instance=self.instance_id) from exc
+            raise BackendError(
+                f"model '{self.config.name}' ({self.instance_id}): vLLM engine is unhealthy: {exc}",
+                model=self.config.name,
+                instance=self.instance_id,
+            ) from exc
 
     def _ready(self) -> Any:
         return loaded(self, self._engine)
@@ -117,13 +131,25 @@ class VLLMBackend(Backend):
         fmt = request.response_format
         if fmt is not None and fmt.type != "text":
             from vllm.sampling_params import StructuredOutputsParams
+
             schema = schema_of(request)
-            structured = (StructuredOutputsParams(json=schema) if schema is not None
-                          else StructuredOutputsParams(json_object=True))
+            structured = (
+                StructuredOutputsParams(json=schema)
+                if schema is not None
+                else StructuredOutputsParams(json_object=True)
+            )
         from vllm.sampling_params import RequestOutputKind
-        return sp(n=1, temperature=request.temperature, top_p=request.top_p, seed=request.seed,
-                  max_tokens=budget, stop=request.stop or None,
-                  output_kind=RequestOutputKind.DELTA, structured_outputs=structured)
+
+        return sp(
+            n=1,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            max_tokens=budget,
+            stop=request.stop or None,
+            output_kind=RequestOutputKind.DELTA,
+            structured_outputs=structured,
+        )
 
     @staticmethod
     def _engine_input(engine: Any, ids: list[int]) -> Any:
@@ -142,24 +168,32 @@ class VLLMBackend(Backend):
         ids = self._tokenizer.encode(prompt, add_special_tokens=False)
         budget = check_context(cfg, len(ids), request.max_tokens, cfg.context_length)
         generated, request_id = 0, f"{cfg.name}-{self.instance_id}-{next(_request_ids)}"
-        outputs = engine.generate(self._engine_input(engine, ids), self._params(request, budget),
-                                  request_id)
+        outputs = engine.generate(
+            self._engine_input(engine, ids), self._params(request, budget), request_id
+        )
         try:
             async for out in outputs:
                 piece = out.outputs[0]
                 generated += len(piece.token_ids)
                 if out.finished:
-                    yield ChatChunk(piece.text, finish_reason=piece.finish_reason or "stop",
-                                    usage=Usage(len(ids), generated), model=cfg.name,
-                                    instance=self.instance_id)
+                    yield ChatChunk(
+                        piece.text,
+                        finish_reason=piece.finish_reason or "stop",
+                        usage=Usage(len(ids), generated),
+                        model=cfg.name,
+                        instance=self.instance_id,
+                    )
                 elif piece.text:
                     yield ChatChunk(piece.text, model=cfg.name, instance=self.instance_id)
         except BackendError:
             raise
         except Exception as exc:  # EngineDeadError, EngineGenerateError, validation errors
-            raise BackendError(f"model '{cfg.name}' ({self.instance_id}): vLLM failed: "
-                               f"{type(exc).__name__}: {exc}", model=cfg.name,
-                               instance=self.instance_id) from exc
+            raise BackendError(
+                f"model '{cfg.name}' ({self.instance_id}): vLLM failed: "
+                f"{type(exc).__name__}: {exc}",
+                model=cfg.name,
+                instance=self.instance_id,
+            ) from exc
         finally:
             with anyio.CancelScope(shield=True):  # let vLLM abort the request
                 await outputs.aclose()

@@ -42,5 +42,14 @@ def make_strategy(name: str) -> Strategy:
     return factory()
 
 
-__all__ = ["Candidate", "LatencyEwma", "LeastBusy", "RoundRobin", "Strategy", "Weighted",
-           "known_strategies", "make_strategy", "register_strategy"]
+__all__ = [
+    "Candidate",
+    "LatencyEwma",
+    "LeastBusy",
+    "RoundRobin",
+    "Strategy",
+    "Weighted",
+    "known_strategies",
+    "make_strategy",
+    "register_strategy",
+]

@@ -18,7 +18,6 @@ from smmf_flow.errors import FlowError, located
 from smmf_flow.operators.params import OperatorParams
 from smmf_flow.scheduler.resolve import NO_REGISTRY, Purpose, scheduler_for
 
-
 #: (parameter path, model name or None for the default, purpose) of one model reference
 ModelParam = tuple[str, str | None, Purpose]
 

@@ -24,8 +24,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from smmf_flow.operators.arithmetic import MAX_EXPRESSION_CHARS, evaluate
 from smmf_flow.dag import RunContext
+from smmf_flow.operators.arithmetic import MAX_EXPRESSION_CHARS, evaluate
 from smmf_flow.operators.store_operator import embedding_fingerprint
 from smmf_flow.operators.tools import Tool, make_tool, tool
 from smmf_flow.operators.vectorstore import VectorStore, check_spec, open_store

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smmf_flow.errors import InputError
 from smmf_flow.dag import FileAccess
+from smmf_flow.errors import InputError
 
 #: file endings read when a folder is indexed without an explicit pattern
 TEXT_SUFFIXES = (".md", ".txt", ".rst")
@@ -219,9 +219,9 @@ def as_documents(
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "TEXT_SUFFIXES",
     "Chunk",
     "Document",
-    "TEXT_SUFFIXES",
     "as_documents",
     "chunk_id",
     "load_documents",

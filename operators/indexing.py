@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-
 from pydantic import Field
 
 from smmf_flow.dag import FileAccess, RunContext

@@ -312,13 +312,13 @@ class GenerationParams(SamplingParams, FormatParams):
 
 
 __all__ = [
+    "NODE_OPTIONS",
+    "SHORTHAND",
     "Flag",
     "FormatParams",
     "GenerationParams",
-    "NODE_OPTIONS",
     "OperatorParams",
     "RetryParams",
-    "SHORTHAND",
     "SamplingParams",
     "configure",
     "custom",

@@ -73,7 +73,7 @@ def answer_schema(passages: int, max_chars: int) -> dict[str, Any]:
 
 
 def step_schema(
-    tools: Mapping[str, "Tool"], final_chars: int, *, final: bool = True
+    tools: Mapping[str, Tool], final_chars: int, *, final: bool = True
 ) -> dict[str, Any]:
     """One agent step: ``{"tool": name, "arguments": {...}}`` for one of ``tools``
     (arguments per that tool's schema), or (if ``final``) ``{"final": ...}``."""

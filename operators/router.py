@@ -23,7 +23,7 @@ class RouterParams(GenerationParams):
     """``router``: ordered ``routes``, a ``default`` model, an optional
     ``classifier`` whose label rules may test, and ``stream``."""
 
-    routes: list[Route] = []
+    routes: list[Route] = []  # noqa: RUF012 - pydantic copies a default per instance
     default: str | None = None
     classifier: Classifier | None = None
     stream: Flag = False

@@ -97,7 +97,7 @@ class FlowError(SmmfError):
         in_node = f"node '{self.node}': " if self.node else ""
         return f"{prefix}{in_node}{self.message}"
 
-    def locate(self, **fields: Any) -> "FlowError":
+    def locate(self, **fields: Any) -> FlowError:
         """Fill the place fields this error does not have yet; return it."""
         for name, value in fields.items():
             if name not in WHERE_FIELDS:

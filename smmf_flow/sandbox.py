@@ -318,13 +318,13 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
             check_size(format_size(value.__self__), "str.format")
         return wrapped
 
-    def call(
+    def call(  # jinja2's signature: `__self` for the instance
         __self,
         __context: Any,
         __obj: Any,
-        *args: Any,  # noqa: N805 - jinja2's
+        *args: Any,
         **kwargs: Any,
-    ) -> Any:  # signature
+    ) -> Any:
         owner = getattr(__obj, "__self__", None)
         estimate = _METHOD_SIZES.get(getattr(__obj, "__name__", ""))
         if isinstance(owner, (str, bytes)) and estimate is not None:

@@ -79,8 +79,8 @@ def open_store(spec: StoreSpec) -> VectorStore:
 
 
 __all__ = [
-    "Hit",
     "STORE_TYPES",
+    "Hit",
     "StoreSpec",
     "VectorStore",
     "Where",

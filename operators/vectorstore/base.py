@@ -103,7 +103,7 @@ class VectorStore(ABC):
         """The lock writers hold across processes (None: the store needs none)."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a store with nothing to release
         """Release the store's resources; safe to call twice."""
 
 

@@ -73,7 +73,7 @@ def external_embeddings() -> Any:
             return {}
 
         @staticmethod
-        def build_from_config(config: dict[str, Any]) -> "ExternalEmbeddings":
+        def build_from_config(config: dict[str, Any]) -> ExternalEmbeddings:
             return ExternalEmbeddings()
 
     return ExternalEmbeddings()
@@ -261,7 +261,11 @@ class ChromaStore(VectorStore):
         return [
             Hit(id_, text or "", 1.0 - float(dist), dict(meta or {}))
             for id_, text, meta, dist in zip(
-                found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0]
+                found["ids"][0],
+                found["documents"][0],
+                found["metadatas"][0],
+                found["distances"][0],
+                strict=True,
             )
         ]
 

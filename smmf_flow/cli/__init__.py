@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         code = 130
-    except BaseException as exc:  # noqa: BLE001 - the one place every error ends up
+    except BaseException as exc:  # the one place every error ends up
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]
         if isinstance(exc, SystemExit):

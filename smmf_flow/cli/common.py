@@ -5,7 +5,7 @@ with every secret the registry holds replaced by ``***``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -17,8 +17,8 @@ from smmf_flow.flowfile.flow import Flow
 class State:
     """Process-wide settings of one command invocation."""
 
-    debug = False
-    secrets: set[str] = set()
+    debug: ClassVar[bool] = False
+    secrets: ClassVar[set[str]] = set()
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:

@@ -27,7 +27,9 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     """A plain aligned text table."""
     cells = [[str(c) for c in header]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -67,7 +69,7 @@ def trace_table(trace: Trace, kinds: dict[str, str], width: int = 60) -> str:
         )
     lines = table(rows, ["node", "type", "state", "ms", "tries", "output", "error"]).splitlines()
     out = lines[:2]
-    for rec, line in zip(records, lines[2:]):
+    for rec, line in zip(records, lines[2:], strict=True):
         out.append(line)
         out += [f"  · {_event(event)}" for event in rec.events]
     return "\n".join(out)

@@ -32,9 +32,9 @@ from smmf_flow.cli.common import debug_option, plugins_option
 @debug_option
 def export(target: str, out: str | None, output_node: str | None, plugins: Sequence[str]) -> int:
     """Write the Python DAG MODULE:DAG_VAR as a YAML flow file."""
-    from smmf_flow.runner.dag import DAG
     from smmf_flow.flowfile.export import dump_flow
     from smmf_flow.flowfile.registry import OperatorTypes
+    from smmf_flow.runner.dag import DAG
 
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:

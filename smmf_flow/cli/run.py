@@ -15,8 +15,8 @@ import yaml
 
 from smmf_flow.cli.common import debug_option, flow_registry, models_option, plugins_option
 from smmf_flow.cli.console import Progress, dumps, human, one_line, trace_table
-from smmf_flow.flowfile.flow import Flow, load_flow
 from smmf_flow.dag.trace import Trace
+from smmf_flow.flowfile.flow import Flow, load_flow
 
 
 @click.command()

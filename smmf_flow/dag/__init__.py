@@ -3,7 +3,7 @@
 (``RunContext``, ``FileAccess``, ``RetryPolicy``, the trace), and the primitive
 operators whose semantics the runner knows. Nothing here imports the runner."""
 
-from smmf_flow.dag.branch import BranchOperator, Branched
+from smmf_flow.dag.branch import Branched, BranchOperator
 from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.files import FileAccess
 from smmf_flow.dag.graph import Graph

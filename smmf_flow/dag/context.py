@@ -25,7 +25,7 @@ UNRESTRICTED = FileAccess.unrestricted()
 class RunContext:
     """Per-run state shared by the nodes of a run."""
 
-    __slots__ = ("run_id", "registry", "trace", "files", "_data")
+    __slots__ = ("_data", "files", "registry", "run_id", "trace")
 
     def __init__(
         self,

@@ -39,11 +39,11 @@ class FileAccess:
         self.root = Path(root).resolve() if root is not None else None
 
     @classmethod
-    def unrestricted(cls) -> "FileAccess":
+    def unrestricted(cls) -> FileAccess:
         return cls(None)
 
     @classmethod
-    def inside(cls, root: str | os.PathLike[str]) -> "FileAccess":
+    def inside(cls, root: str | os.PathLike[str]) -> FileAccess:
         return cls(root)
 
     def resolve(self, path: str | os.PathLike[str]) -> Path:
@@ -91,4 +91,4 @@ class FileAccess:
         return "FileAccess(unrestricted)" if self.root is None else f"FileAccess({self.root})"
 
 
-__all__ = ["FileAccess", "SPECIAL_ROOTS"]
+__all__ = ["SPECIAL_ROOTS", "FileAccess"]

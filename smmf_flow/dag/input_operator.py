@@ -26,17 +26,17 @@ class InputSource:
         return input
 
     @staticmethod
-    def from_data(data: Any) -> "InputSource":
+    def from_data(data: Any) -> InputSource:
         """Always the same value, whatever the run's input."""
         return _DataSource(data)
 
     @staticmethod
-    def from_iterable(items: Iterable[Any] | AsyncIterable[Any]) -> "InputSource":
+    def from_iterable(items: Iterable[Any] | AsyncIterable[Any]) -> InputSource:
         """A stream of the items (sync or async iterable), read lazily."""
         return _IterableSource(items)
 
     @staticmethod
-    def from_callable(fn: Callable[..., Any]) -> "InputSource":
+    def from_callable(fn: Callable[..., Any]) -> InputSource:
         """``fn(input)`` (or ``fn()`` if it takes no argument); may be async."""
         return _CallableSource(fn)
 

@@ -67,7 +67,8 @@ def compatible(src: Any, dst: Any) -> bool:
     s_args, d_args = get_args(src), get_args(dst)
     if s_args and d_args and len(s_args) == len(d_args):
         return all(
-            a is Ellipsis or b is Ellipsis or compatible(a, b) for a, b in zip(s_args, d_args)
+            a is Ellipsis or b is Ellipsis or compatible(a, b)
+            for a, b in zip(s_args, d_args, strict=True)
         )
     return True
 

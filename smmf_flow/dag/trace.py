@@ -13,7 +13,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 _repr = reprlib.Repr()
@@ -21,7 +21,7 @@ _repr.maxstring = 60
 _repr.maxother = 60
 
 
-class NodeState(str, Enum):
+class NodeState(StrEnum):
     """Where a node stands in one run."""
 
     PENDING = "pending"

@@ -36,7 +36,7 @@ def validate_graph(dag: Graph) -> None:
             )
     for op in dag.nodes:
         if op.is_branch:
-            targets = getattr(op, "targets", lambda: [])()
+            targets = getattr(op, "targets", list)()
             children = set(graph.succ[op.name])
             missing = [t for t in targets if t not in children]
             if missing:

@@ -132,7 +132,9 @@ def _connect_all(doc: Document, dag: DAG, spec: FlowSpec) -> None:
         raw = spec.nodes[op.name].params
         places = [("branches", k, "to") for k in range(len(raw.get("branches", [])))]
         places += [("default",)] if raw.get("default") is not None else []
-        for target, place in zip(op.targets(), places):  # type: ignore[attr-defined]
+        # a plugin's branch type may keep its targets elsewhere: unplaced ones are refused
+        # by validation (not downstream of the branch), so the shorter list decides
+        for target, place in zip(op.targets(), places, strict=False):  # type: ignore[attr-defined]
             _connect(
                 doc, dag, op.name, target, ("nodes", op.name, *place), f"branch target '{target}'"
             )
@@ -180,7 +182,8 @@ def _check_graph(doc: Document, dag: DAG) -> None:
     try:
         validate_graph(dag)
     except FlowError as exc:
-        raise doc.locate(exc, None if exc.node else ("nodes",), key=True)
+        doc.locate(exc, None if exc.node else ("nodes",), key=True)
+        raise
 
 
 def _check_roots(doc: Document, dag: DAG, spec: FlowSpec) -> None:

@@ -7,6 +7,7 @@ and that order is the order of a node's inputs (its input slots).
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from smmf_flow.errors import FlowError
@@ -22,7 +23,7 @@ def parse_edges(text: str) -> list[tuple[str, str]]:
         raise FlowError(f"edge {text!r} has no '>>'; write \"upstream >> downstream\"")
     segments = [_segment(part.strip(), text) for part in text.split(">>")]
     pairs: list[tuple[str, str]] = []
-    for left, right in zip(segments, segments[1:]):
+    for left, right in itertools.pairwise(segments):
         pairs += [(up, down) for up in left for down in right]
     return pairs
 

@@ -16,13 +16,13 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from smmf_flow.runner.dag import DAG
 from smmf_flow.dag.operator import Operator
-from smmf_flow.errors import FlowError, located
-from smmf_flow.flowfile.node_params import adapter_for
-from smmf_flow.flowfile.edges import format_chain
-from smmf_flow.flowfile.registry import OperatorTypes
 from smmf_flow.dag.retry import RetryPolicy
+from smmf_flow.errors import FlowError, located
+from smmf_flow.flowfile.edges import format_chain
+from smmf_flow.flowfile.node_params import adapter_for
+from smmf_flow.flowfile.registry import OperatorTypes
+from smmf_flow.runner.dag import DAG
 
 _PLAIN = (str, int, float, bool, type(None))
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smmf_flow.runner.dag import DAG
 from smmf_flow.flowfile.build import build_dag
 from smmf_flow.flowfile.flow_inputs import prepare_inputs
 from smmf_flow.flowfile.loader import Document, read_flow_file, read_flow_text
 from smmf_flow.flowfile.registry import OperatorTypes
 from smmf_flow.flowfile.schema import FlowSpec
 from smmf_flow.models.defaults import default_config
+from smmf_flow.runner.dag import DAG
 
 
 @dataclass

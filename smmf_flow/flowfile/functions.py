@@ -127,7 +127,7 @@ class Expression:
         if self.variadic:
             env = {self.variadic: list(args), "input": args[0] if args else None}
         else:
-            env = dict(zip(self.names, args))
+            env = dict(zip(self.names, args, strict=False))  # a missing one is undefined
         try:
             result = self._compiled(**env)
             if isinstance(result, jinja2.Undefined):  # a bare undefined name

@@ -77,12 +77,12 @@ class OperatorTypes:
 
     def __init__(self, refs: dict[str, str | type[Operator]] | None = None) -> None:
         self._refs: dict[str, str | type[Operator]] = dict(BUILTINS if refs is None else refs)
-        self._origin: dict[str, str] = {name: "built-in" for name in self._refs}
+        self._origin: dict[str, str] = dict.fromkeys(self._refs, "built-in")
         #: plugin modules by name: the only places ``function:`` may reach
         self.plugins: dict[str, ModuleType] = {}
 
     @classmethod
-    def default(cls) -> "OperatorTypes":
+    def default(cls) -> OperatorTypes:
         """The built-ins plus every installed entry point."""
         types = cls()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -91,7 +91,7 @@ class OperatorTypes:
                 types._origin[ep.name] = f"entry point of {ep.dist.name if ep.dist else '?'}"
         return types
 
-    def copy(self) -> "OperatorTypes":
+    def copy(self) -> OperatorTypes:
         other = OperatorTypes(self._refs)
         other._origin = dict(self._origin)
         other.plugins = dict(self.plugins)

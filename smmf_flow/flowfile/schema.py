@@ -221,11 +221,11 @@ def _dotted(loc: tuple[Any, ...], node: str | None) -> str:
 
 
 __all__ = [
+    "NAME_RE",
+    "NODE_FIELDS",
     "FlowSpec",
     "InputSpec",
     "InputType",
-    "NAME_RE",
-    "NODE_FIELDS",
     "NodeSpec",
     "RetrySpec",
     "parse_spec",

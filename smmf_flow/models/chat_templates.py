@@ -42,7 +42,7 @@ class PromptAdapter:
 class _GenerationTag(jinja2.ext.Extension):
     """Accept Hugging Face's ``{% generation %}`` tag by rendering its body as is."""
 
-    tags = {"generation"}
+    tags = {"generation"}  # noqa: RUF012 - jinja2 declares it so (a set it only reads)
 
     def parse(self, parser: jinja2.parser.Parser) -> list[jinja2.nodes.Node]:
         next(parser.stream)

@@ -93,8 +93,8 @@ class Instance:
     """A backend plus the bookkeeping the pool and its strategies read."""
 
     __slots__ = (
-        "_factory",
         "_closed",
+        "_factory",
         "_used",
         "assigned",
         "backend",

@@ -33,7 +33,7 @@ def package_dir(package: str) -> Path:
             f"{top.replace('_', '-')}) or give a file path instead of 'pkg:'"
         )
     if spec.submodule_search_locations:
-        root = Path(list(spec.submodule_search_locations)[0])
+        root = Path(next(iter(spec.submodule_search_locations)))
     elif spec.origin:
         root = Path(spec.origin).parent
     else:

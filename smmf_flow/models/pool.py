@@ -39,12 +39,12 @@ from smmf_flow.errors import (
     describe,
 )
 from smmf_flow.models.backends import Backend, Capabilities
+from smmf_flow.models.chat_stream import ChatStream
 from smmf_flow.models.config import ModelConfig, ModelKind
 from smmf_flow.models.events import EventHook, EventKind, PoolEvent, emit
 from smmf_flow.models.health import Breaker, breaks_instance, reraise
 from smmf_flow.models.instance import Instance, InstanceState, InstanceStats, backend_factory
 from smmf_flow.models.strategies import make_strategy
-from smmf_flow.models.chat_stream import ChatStream
 from smmf_flow.models.types import ChatRequest, ChatResult
 
 HEALTHY = InstanceState.HEALTHY

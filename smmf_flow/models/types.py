@@ -45,7 +45,7 @@ class ResponseFormat(BaseModel):
         return self.json_schema.schema_ if self.json_schema else None
 
     @classmethod
-    def from_schema(cls, schema: dict[str, Any], name: str = "output") -> "ResponseFormat":
+    def from_schema(cls, schema: dict[str, Any], name: str = "output") -> ResponseFormat:
         """Build a ``json_schema`` format from a bare JSON schema."""
         return cls(type="json_schema", json_schema=JsonSchemaFormat(name=name, schema=schema))
 
@@ -70,7 +70,7 @@ class ChatRequest(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, prompt: str, *, system: str | None = None, **params: Any) -> "ChatRequest":
+    def of(cls, prompt: str, *, system: str | None = None, **params: Any) -> ChatRequest:
         """A request from one user prompt (and an optional system message)."""
         messages = [ChatMessage(role="system", content=system)] if system else []
         messages.append(ChatMessage(role="user", content=prompt))

@@ -26,7 +26,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-
 import networkx as nx
 
 from smmf_flow.dag.branch import Branched
@@ -54,7 +53,7 @@ class Plan:
     target: int
 
 
-_plans: "weakref.WeakKeyDictionary[Graph, dict[tuple[int, str | None], Plan]]" = (
+_plans: weakref.WeakKeyDictionary[Graph, dict[tuple[int, str | None], Plan]] = (
     weakref.WeakKeyDictionary()
 )
 

@@ -45,7 +45,7 @@ class TracedStream:
         self.upstream: list[AsyncIterator[Any]] = []
         record.chunks = 0
 
-    def __aiter__(self) -> "TracedStream":
+    def __aiter__(self) -> TracedStream:
         return self
 
     async def __anext__(self) -> Any:

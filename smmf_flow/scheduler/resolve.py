@@ -26,8 +26,8 @@ from smmf_flow.scheduler.routing import Route, RouteWorker, When
 from smmf_flow.scheduler.workers import ChatWorker, PoolChatWorker, PoolEmbeddingWorker
 
 if TYPE_CHECKING:
-    from smmf_flow.runner import DAG
     from smmf_flow.models.registry import ModelRegistry
+    from smmf_flow.runner import DAG
 
 Purpose = Literal["llm", "embedding"]
 
@@ -42,7 +42,7 @@ class Binding:
     provider: str | None = None
     instances: int | None = None
     strategy: str | None = None
-    members: tuple["Binding", ...] = field(default_factory=tuple)
+    members: tuple[Binding, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
         """``smollm2 → llama.cpp ×1 (round_robin)``, or a group with its members."""
@@ -67,14 +67,14 @@ class Binding:
 class Scheduler:
     """Resolves names against one registry and keeps one worker per name."""
 
-    def __init__(self, registry: "ModelRegistry") -> None:
+    def __init__(self, registry: ModelRegistry) -> None:
         # weak: the registry holds its scheduler (``attachments``), not the reverse
         self._registry = weakref.ref(registry)
         self._chat: dict[str, ChatWorker] = {}
         self._embed: dict[str, PoolEmbeddingWorker] = {}
 
     @property
-    def registry(self) -> "ModelRegistry":
+    def registry(self) -> ModelRegistry:
         registry = self._registry()
         if registry is None:
             raise FlowError("the model registry of this scheduler no longer exists")
@@ -103,12 +103,10 @@ class Scheduler:
                 )
             if resolved in _seen:
                 raise FlowError(
-                    f"model group '{resolved}' includes itself ({' → '.join(_seen + (resolved,))})"
+                    f"model group '{resolved}' includes itself ({' → '.join((*_seen, resolved))})"
                 )
             group = reg.group(resolved)
-            members = tuple(
-                self.resolve(m, "llm", _seen=_seen + (resolved,)) for m in group.members
-            )
+            members = tuple(self.resolve(m, "llm", _seen=(*_seen, resolved)) for m in group.members)
             return Binding(name, resolved, "group", strategy=group.strategy, members=members)
         if kind != purpose:
             doing = "generation" if purpose == "llm" else "embeddings"

@@ -50,7 +50,7 @@ class FlowCatalog:
     def __init__(
         self,
         flows: dict[str, Flow],
-        registry: "ModelRegistry",
+        registry: ModelRegistry,
         *,
         data_root: str | os.PathLike[str] | None = None,
         broken: dict[str, str] | None = None,
@@ -66,11 +66,11 @@ class FlowCatalog:
     def from_dir(
         cls,
         folder: str | os.PathLike[str],
-        registry: "ModelRegistry",
+        registry: ModelRegistry,
         *,
         strict: bool = False,
         data_root: str | os.PathLike[str] | None = None,
-    ) -> "FlowCatalog":
+    ) -> FlowCatalog:
         """Load and check every flow file in ``folder``; a broken one is logged and
         left out, or with ``strict`` raised (its located error)."""
         root = Path(folder)

@@ -138,7 +138,7 @@ def check_flow_input(limits: ServerLimits, size: int) -> None:
 
 async def bounded_max_tokens(
     limits: ServerLimits,
-    worker: "ChatWorker",
+    worker: ChatWorker,
     messages: Sequence[ChatMessage],
     asked: int | None,
     *,
@@ -164,7 +164,7 @@ async def bounded_max_tokens(
     return limits.default_max_tokens if room >= limits.default_max_tokens else None
 
 
-def _prompt_tokens(worker: "ChatWorker", messages: Sequence[ChatMessage]) -> int:
+def _prompt_tokens(worker: ChatWorker, messages: Sequence[ChatMessage]) -> int:
     """Tokens of the messages in the model's tokenizer (an estimate if it is not loaded);
     runs in a worker thread."""
     try:

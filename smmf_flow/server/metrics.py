@@ -22,8 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from smmf_flow.models.types import Usage
@@ -55,7 +61,7 @@ LATENCY_BUCKETS = (
 class ServerMetrics:
     """The metrics of one server, and the ``note`` hooks that feed them."""
 
-    def __init__(self, models: "ModelRegistry") -> None:
+    def __init__(self, models: ModelRegistry) -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
         self.requests = Counter(
@@ -146,7 +152,7 @@ class ServerMetrics:
 class _PoolCollector:
     """Reads every started pool's stats when scraped."""
 
-    def __init__(self, models: "ModelRegistry") -> None:
+    def __init__(self, models: ModelRegistry) -> None:
         self.models = models
 
     def describe(self) -> list[Metric]:

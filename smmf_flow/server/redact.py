@@ -65,8 +65,8 @@ class Redactor:
 
     @classmethod
     def for_server(
-        cls, registry: "ModelRegistry", folders: Iterable[str | os.PathLike[str] | None] = ()
-    ) -> "Redactor":
+        cls, registry: ModelRegistry, folders: Iterable[str | os.PathLike[str] | None] = ()
+    ) -> Redactor:
         """The redactor of a server over ``registry`` that also uses ``folders``."""
         secrets, hosts = [], []
         paths: list[str | os.PathLike[str]] = [f for f in folders if f]

@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class ServerState:
-    registry: "ModelRegistry"
+    registry: ModelRegistry
     scheduler: Scheduler
     metrics: ServerMetrics
-    flows: "FlowCatalog | None" = None
+    flows: FlowCatalog | None = None
     limits: ServerLimits = field(default_factory=ServerLimits)
     #: cleans every error message a client receives (``redact.Redactor``)
     redact: Callable[[str], str] = str

@@ -20,7 +20,9 @@ BUILTIN: dict[str, str] = {
     "hf": "smmf_flow.models.backends.hf:HFBackend",
     "vllm": "smmf_flow.models.backends.vllm:VLLMBackend",
     "mlx": "smmf_flow.models.backends.mlx:MLXBackend",
-    "sentence-transformers": "smmf_flow.models.backends.sentence_transformers:SentenceTransformersBackend",
+    "sentence-transformers": (
+        "smmf_flow.models.backends.sentence_transformers:SentenceTransformersBackend"
+    ),
     "proxy/openai": "smmf_flow.models.backends.openai_proxy:OpenAIProxyBackend",
 }
 

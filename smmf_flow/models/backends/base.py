@@ -56,10 +56,10 @@ class Backend(ABC):
     async def load(self) -> None:
         """Load the weights or open the connection; raise ``ModelLoadError`` on failure."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional: a backend with nothing to free
         """Free the engine. Safe to call twice."""
 
-    async def health(self) -> None:
+    async def health(self) -> None:  # noqa: B027 - optional: loaded means healthy
         """Raise a ``BackendError`` if the engine cannot serve; return quietly otherwise."""
 
     async def chat(self, request: ChatRequest) -> ChatResult:

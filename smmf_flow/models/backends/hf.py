@@ -27,7 +27,6 @@ from typing import Any
 import anyio
 
 from smmf_flow.errors import BackendError, ModelLoadError, SmmfError
-from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import Relay
 from smmf_flow.models.backends.support import (
@@ -41,6 +40,7 @@ from smmf_flow.models.backends.support import (
     require,
 )
 from smmf_flow.models.backends.textstream import IncrementalDecoder, StopScanner
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, Usage
 
@@ -86,7 +86,7 @@ class _RowStreamer:
         if not self._prompt_seen:  # generate() first puts the prompt itself
             self._prompt_seen = True
             return
-        for row, token in zip(self.rows, value.tolist()):
+        for row, token in zip(self.rows, value.tolist(), strict=True):
             if row.done:
                 continue
             if row.relay.stop.is_set():

@@ -35,7 +35,6 @@ from typing import Any
 import anyio
 
 from smmf_flow.errors import ContextWindowExceeded, ModelLoadError, RequestRefused
-from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
 from smmf_flow.models.backends.support import (
@@ -50,9 +49,9 @@ from smmf_flow.models.backends.support import (
     schema_of,
 )
 from smmf_flow.models.backends.textstream import StopScanner
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
-
 
 # llama-cpp-python's schema converter lets a JSON string hold raw control characters
 # (a newline typed into a string), which JSON itself forbids, so such an answer would
@@ -105,12 +104,12 @@ class LlamaCppBackend(Backend):
 
     def _open(self, *, embedding: bool) -> Any:
         lib, cfg = self._lib, self.config
-        kwargs: dict[str, Any] = dict(
-            n_ctx=cfg.context_length,
-            n_threads=cfg.threads,
-            n_threads_batch=cfg.threads,
-            verbose=False,
-        )
+        kwargs: dict[str, Any] = {
+            "n_ctx": cfg.context_length,
+            "n_threads": cfg.threads,
+            "n_threads_batch": cfg.threads,
+            "verbose": False,
+        }
         if embedding:
             kwargs.update(embedding=True, pooling_type=lib.LLAMA_POOLING_TYPE_MEAN)
         try:

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from smmf_flow.errors import ModelLoadError
-from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
 from smmf_flow.models.backends.support import (
@@ -30,6 +29,7 @@ from smmf_flow.models.backends.support import (
     require,
 )
 from smmf_flow.models.backends.textstream import IncrementalDecoder, StopScanner
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, Usage
 

@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 
 from smmf_flow.errors import BackendError, ModelLoadError
-from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.support import (
     check_context,
@@ -35,6 +34,7 @@ from smmf_flow.models.backends.support import (
     require,
     schema_of,
 )
+from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 

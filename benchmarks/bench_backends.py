@@ -22,8 +22,8 @@ import statistics
 import time
 
 import anyio
-
 from bench_llm import GGUF, SUBJECTS, TEMPLATE, Sample, direct_side, run_direct
+
 from smmf_flow.models import ModelRegistry
 from smmf_flow.models.paths import resolve_path
 from smmf_flow.models.types import ChatRequest
@@ -112,7 +112,7 @@ async def main(args: argparse.Namespace) -> None:
     p_tps = statistics.median(s.tokens_per_s(n) for s in pool_gen)
     d_tps = statistics.median(s.tokens_per_s(n) for s in direct_gen)
     p_emb, d_emb = statistics.median(pool_emb), statistics.median(direct_emb)
-    same = sum(p.text == d.text for p, d in zip(pool_gen, direct_gen))
+    same = sum(p.text == d.text for p, d in zip(pool_gen, direct_gen, strict=True))
     print(
         f"{args.rounds} rounds, medians; SmolLM2 Q4_1 greedy {n} tokens, threads={args.threads}; "
         f"MiniLM batches of {len(SENTENCES)}"

@@ -49,9 +49,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 try:  # run from a checkout without the editable install: use the repo's package
     import smmf_flow  # noqa: F401
@@ -231,7 +232,7 @@ def available(fw: Framework) -> str | None:
     """Return None if importable, else the reason it is skipped."""
     try:
         __import__(fw.module)
-    except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
+    except Exception as exc:  # any import failure means "skip"
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -254,7 +255,7 @@ async def bench_shape(
     for fw in fws:
         try:
             run = fw.build(shape.key)
-        except Exception as exc:  # noqa: BLE001 - report and go on
+        except Exception as exc:  # report and go on
             print(f"  {fw.label}: build failed for {shape.key}: {type(exc).__name__}: {exc}")
             continue
         if run is None:
@@ -262,7 +263,7 @@ async def bench_shape(
         try:
             for _ in range(warmup):
                 out = await run(0)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"  {fw.label}: run failed for {shape.key}: {type(exc).__name__}: {exc}")
             continue
         if out != shape.expected:
@@ -462,7 +463,7 @@ def main() -> None:
         return rows
 
     rows = asyncio.run(run_all())
-    print(f"median of rounds; us/node = run time / nodes; ms = wall time of one run\n")
+    print("median of rounds; us/node = run time / nodes; ms = wall time of one run\n")
     print_table(rows, fws)
     print_targets(rows)
 

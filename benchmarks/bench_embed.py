@@ -191,8 +191,8 @@ def report(
     )
     worst = max(
         abs(a - b)
-        for va, vb in zip(vectors["micro-batched"], vectors["single batch"])
-        for a, b in zip(va, vb)
+        for va, vb in zip(vectors["micro-batched"], vectors["single batch"], strict=True)
+        for a, b in zip(va, vb, strict=True)
     )
     print(f"largest difference micro-batched vs single batch vectors: {worst:.1e}")
 

@@ -176,7 +176,7 @@ def report(
     f_tps, d_tps = med(flow, "tps"), med(direct, "tps")
     f_ttft, d_ttft = med(flow, "ttft"), med(direct, "ttft")
     f_cpu, d_cpu = med(flow, "cpu"), med(direct, "cpu")
-    paired = statistics.median((f.ttft - d.ttft) * 1000 for f, d in zip(flow, direct))
+    paired = statistics.median((f.ttft - d.ttft) * 1000 for f, d in zip(flow, direct, strict=True))
     print(
         f"SmolLM2-135M Q4_1, n_ctx={args.n_ctx}, threads={args.threads}, greedy, "
         f"{n} tokens, {args.rounds} rounds (medians); load average "

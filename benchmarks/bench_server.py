@@ -160,7 +160,7 @@ def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- part 1: added latency ---------------------------------------------------------------
@@ -354,7 +354,7 @@ def bench_stream(rounds: int, tokens: int, tmp: Path) -> None:
     }
     texts: dict[str, str] = {}
     try:
-        for name, (base, _) in targets.items():  # warm-up
+        for base, _ in targets.values():  # warm-up
             stream_once(base, 8, "smollm2")
         for _ in range(rounds):
             for name, (base, proc) in targets.items():

@@ -22,7 +22,7 @@ from smmf_flow.errors import (
 
 
 @pytest.mark.parametrize(
-    "fields, text",
+    ("fields", "text"),
     [
         ({}, "bad"),
         ({"node": "a"}, "node 'a': bad"),
@@ -43,10 +43,12 @@ def test_the_text_is_composed_from_the_fields(fields: dict[str, object], text: s
 
 
 def test_located_fills_only_what_the_error_lacks() -> None:
+    def compile_inside() -> None:
+        with located(node="outer", param="system", file="f.yaml"), located(node="inner"):
+            raise TemplateError("does not compile", param="template")
+
     with pytest.raises(TemplateError) as caught:
-        with located(node="outer", param="system", file="f.yaml"):
-            with located(node="inner"):
-                raise TemplateError("does not compile", param="template")
+        compile_inside()
     error = caught.value
     assert (error.node, error.param, error.file, error.line) == (
         "inner",

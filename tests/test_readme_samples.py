@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from server.conftest import free_port
 from server.test_serve import SMMF, wait_for_health
 

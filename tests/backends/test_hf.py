@@ -43,7 +43,7 @@ async def test_concurrent_requests_share_a_batch_and_match_single_answers(hf: Ba
             tg.start_soon(ask, i)
     alone = [(await hf.chat(r)).text for r in requests]
     assert together == alone
-    assert all(n <= r.max_tokens for n, r in zip(lengths, requests) if r.max_tokens)
+    assert all(n <= r.max_tokens for n, r in zip(lengths, requests, strict=True) if r.max_tokens)
 
 
 async def test_stop_string_ends_the_answer_before_it(hf: Backend) -> None:

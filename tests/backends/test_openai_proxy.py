@@ -12,9 +12,10 @@ import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from reliability.upstreams import Ending, ScriptedUpstream
 
 from smmf_flow.errors import (
     BackendConnectionError,
@@ -27,8 +28,6 @@ from smmf_flow.errors import (
 from smmf_flow.models.backends.base import Backend
 from smmf_flow.models.backends.openai_proxy import retry_after
 from smmf_flow.models.types import ChatRequest, ResponseFormat
-
-from reliability.upstreams import Ending, ScriptedUpstream
 
 from .checks import QUESTION, streamed
 from .conftest import config, free_port, start
@@ -195,7 +194,7 @@ async def test_error_messages_never_name_the_server(refusing: type[_Refuse]) -> 
 
 class _Refuse(BaseHTTPRequestHandler):
     status: int = 500
-    headers_out: dict[str, str] = {}
+    headers_out: ClassVar[dict[str, str]] = {}
     message = "refused"
 
     def _answer(self) -> None:

@@ -77,7 +77,7 @@ def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
         (["-i", "n=3"], "error: missing input 'text' (str); pass --input text=...\n"),
         (["-i", "text=x", "-i", "n=many"], "error: input 'n' must be int, got 'many'"),

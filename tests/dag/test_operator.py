@@ -80,7 +80,7 @@ def test_a_list_fans_in_with_rshift(dag: DAG) -> None:
 def test_lshift_points_the_other_way(dag: DAG) -> None:
     a, b, c = maps(dag, "a", "b", "c")
     assert (c << b) is b
-    c << b << a  # noqa: B015 - chained for its side effect
+    c << b << a  # chained for its side effect
     assert edges(dag) == {("b", "c"), ("a", "b")}
 
 

@@ -38,8 +38,7 @@ def test_bad_flow_is_refused_at_its_line(path: Path, registry) -> None:  # type:
     assert match, f"{path.name} lacks its '# expect: LINE:COL: text' line"
     line, column, what = match.groups()
     with pytest.raises(FlowError) as caught:
-        flow = load_flow(path)
-        flow.check(registry)
+        load_flow(path).check(registry)
     message = str(caught.value)
     assert message.startswith(f"{path}:{line}:{column}: "), message
     assert what in message

@@ -34,7 +34,7 @@ def test_defaults_fill_in() -> None:
 
 
 @pytest.mark.parametrize(
-    "values, strings, message",
+    ("values", "strings", "message"),
     [
         ({}, (), r"missing input 'q' \(str\); pass --input q=\.\.\."),
         ({"q": "x", "z": 1}, (), r"unknown input 'z' \(the flow's inputs: q, n, tags, on\)"),
@@ -90,7 +90,7 @@ def test_json_schema_type_names_are_the_python_types() -> None:
 
 
 @pytest.mark.parametrize(
-    "values, message",
+    ("values", "message"),
     [
         ({"s": 3}, r"input 's' must be string, got 3"),
         ({"s": "x", "i": 1.5}, r"input 'i' must be integer, got 1.5"),

@@ -66,7 +66,7 @@ async def test_fallback_falls_through_the_unreachable_model(registries: dict[str
 
 
 @pytest.mark.parametrize(
-    "question, model",
+    ("question", "model"),
     [
         ("What does this do? def f(x): return x * 2", "smollm2"),
         ("Name a colour.", "smollm2-small"),
@@ -98,9 +98,8 @@ async def test_summarize_fans_out_and_joins(registries: dict[str, Any]) -> None:
     trace = Trace()
     report = await flow.arun(values, registry=registry, trace=trace)
     assert report.startswith("# ") and "\n\nkeywords: " in report
-    assert {name: rec.state.value for name, rec in trace.records.items()} == {
-        name: "succeeded" for name in flow.spec.nodes
-    }
+    states = {name: rec.state.value for name, rec in trace.records.items()}
+    assert states == dict.fromkeys(flow.spec.nodes, "succeeded")
     assert [p.name for p in flow.dag.upstream(flow.dag.node("report"))] == [
         "title",
         "summary",

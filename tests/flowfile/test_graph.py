@@ -58,7 +58,7 @@ def test_layout_puts_each_node_below_its_parents(view) -> None:  # type: ignore[
     boxes, width, height = layout(view)
     for arrow in view.arrows:
         assert boxes[arrow.up].y + boxes[arrow.up].h < boxes[arrow.down].y
-    assert all(0 <= b.x - b.w / 2 and b.x + b.w / 2 <= width for b in boxes.values())
+    assert all(b.x - b.w / 2 >= 0 and b.x + b.w / 2 <= width for b in boxes.values())
     assert max(b.y + b.h for b in boxes.values()) < height
 
 

@@ -87,7 +87,7 @@ def test_each_built_in_type_is_a_node_with_exactly_its_parameters() -> None:
 
 
 @pytest.mark.parametrize(
-    "text, found",
+    ("text", "found"),
     [
         ("nodes:\n  a: {type: llm, model: m, max_token: 5}\n", "is not valid under any"),
         ("nodes:\n  a: {type: map, expr: input, blockin: true}\n", "is not valid under any"),

@@ -41,7 +41,7 @@ def test_python_tags_on_scalars_are_refused() -> None:
 
 
 def test_missing_file_names_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(FlowFileError, match="nope.yaml: flow file not found"):
+    with pytest.raises(FlowFileError, match=r"nope\.yaml: flow file not found"):
         read_flow_file(tmp_path / "nope.yaml")
 
 

@@ -54,7 +54,7 @@ def test_a_misspelt_operator_argument_names_its_key_the_node_and_the_valid_ones(
 
 
 @pytest.mark.parametrize(
-    "text, fields",
+    ("text", "fields"),
     [
         (
             "nodes:\n  f:\n    type: fallback\n    models: [a, b]\n    model_retry: {attemps: 2}\n",

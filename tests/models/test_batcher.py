@@ -195,13 +195,12 @@ async def test_a_collector_cancelled_while_waiting_passes_its_role_on() -> None:
     embed = Embedder()
     call = Calls(EmbeddingBatcher(embed, max_batch=8, max_wait_ms=50))
     with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            async with anyio.create_task_group() as first:
-                first.start_soon(call, "gives up")
-                await anyio.sleep(0)  # it collects: waits for its batch to fill
-                tg.start_soon(call, "stays")
-                await anyio.sleep(0)
-                first.cancel_scope.cancel()
+        async with anyio.create_task_group() as tg, anyio.create_task_group() as first:
+            first.start_soon(call, "gives up")
+            await anyio.sleep(0)  # it collects: waits for its batch to fill
+            tg.start_soon(call, "stays")
+            await anyio.sleep(0)
+            first.cancel_scope.cancel()
     assert call == {"stays": [vector("stays")]}
     assert embed.batches == [["stays"]]  # the one who left is not embedded
 
@@ -209,13 +208,12 @@ async def test_a_collector_cancelled_while_waiting_passes_its_role_on() -> None:
 async def test_a_batch_once_sent_serves_everyone_in_it_even_if_its_sender_goes() -> None:
     embed = Embedder(delay=0.05)
     call = Calls(EmbeddingBatcher(embed, max_batch=2, max_wait_ms=50))
-    async with anyio.create_task_group() as tg:
-        async with anyio.create_task_group() as sender:
-            sender.start_soon(call, "sender")
-            await anyio.sleep(0)
-            tg.start_soon(call, "passenger")  # fills the batch: it is sent at once
-            await anyio.sleep(0.02)  # the batch is at the backend now
-            sender.cancel_scope.cancel()
+    async with anyio.create_task_group() as tg, anyio.create_task_group() as sender:
+        sender.start_soon(call, "sender")
+        await anyio.sleep(0)
+        tg.start_soon(call, "passenger")  # fills the batch: it is sent at once
+        await anyio.sleep(0.02)  # the batch is at the backend now
+        sender.cancel_scope.cancel()
     assert call["passenger"] == [vector("passenger")]  # the batch came back all the same
     assert embed.batches == [["sender", "passenger"]]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
+from draining import drain
 
 from smmf_flow.errors import (
     BackendConnectionError,
@@ -14,7 +15,7 @@ from smmf_flow.errors import (
     ModelLoadError,
     WorkerUnavailable,
 )
-from smmf_flow.models import ChatRequest, ModelConfig, ModelRegistry, Pool, PoolEvent
+from smmf_flow.models import ChatChunk, ChatRequest, ModelConfig, ModelRegistry, Pool, PoolEvent
 from smmf_flow.models.health import breaks_instance
 
 from .fakes import PROVIDER, FakeBackend
@@ -225,14 +226,13 @@ async def test_a_stream_that_stalls_past_chunk_timeout_fails_and_counts() -> Non
     await pool.start()
     backend(pool).gate = anyio.Event()  # every stream stalls after its first word
     for attempt in (1, 2):
-        got: list[str] = []
+        got: list[ChatChunk] = []
         with (
             anyio.fail_after(5),
             pytest.raises(BackendTimeout, match=r"model 'm' sent no chunk for 0\.2s") as info,
         ):
-            async for chunk in pool.stream_chat(REQUEST, chunk_timeout=0.2):
-                got.append(chunk.text)
-        assert got == ["one"]
+            await drain(pool.stream_chat(REQUEST, chunk_timeout=0.2), into=got)
+        assert [chunk.text for chunk in got] == ["one"]
         assert info.value.instance == "m#0" and breaks_instance(info.value)
         [stats] = pool.stats().instances
         assert stats.in_flight == 0 and stats.failed == attempt

@@ -214,13 +214,15 @@ async def test_async_with_closes_and_a_sync_close_inside_a_loop_says_what_to_do(
 ) -> None:
     async with ModelRegistry.from_dict(CONFIG) as registry:
         await registry.pool("minilm").start()
-        with pytest.raises(
-            ConfigError,
-            match=r"<dict>: cannot close it synchronously while "
-            r"asyncio runs in this thread; use `async "
-            r"with` or `await registry.aclose\(\)`",
+        with (
+            pytest.raises(
+                ConfigError,
+                match=r"<dict>: cannot close it synchronously while "
+                r"asyncio runs in this thread; use `async "
+                r"with` or `await registry.aclose\(\)`",
+            ),
+            registry,
         ):
-            with registry:
-                pass
+            pass
         assert registry.pool("minilm").status == "ready"  # the failed close closed nothing
     assert registry.list()[2].status == "not loaded"  # its pool is gone

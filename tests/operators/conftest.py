@@ -1,4 +1,9 @@
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
+from reliability.scripted import Script
 
 
 @pytest.fixture(scope="session")
@@ -13,11 +18,6 @@ def _async_fixtures_for_sync_tests(anyio_backend: str) -> None:
 
 
 # --- RAG and agent fixtures (test_splitter/vectorstore/retriever/answer/agent) ------------
-
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
-
-from reliability.scripted import Script  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -301,16 +301,17 @@ def test_tools_need_types_and_a_description_and_unique_names() -> None:
     with pytest.raises(FlowError, match="give the tool a docstring or a description"):
         tool(undocumented)
     assert tool(undocumented, description="Echo.").description == "Echo."
-    with pytest.raises(FlowError, match="^node 'a': two tools are named 'area'") as caught:
+    with pytest.raises(FlowError, match=r"^node 'a': two tools are named 'area'") as caught:
         AgentOperator(tools=[area, area], name="a")
     assert (caught.value.node, caught.value.param) == ("a", "tools")
     with pytest.raises(
-        FlowError, match="^node 'a': parameter 'tools': list should have at least 1 item"
+        FlowError, match=r"^node 'a': parameter 'tools': list should have at least 1 item"
     ):
         AgentOperator(tools=[], name="a")
     with pytest.raises(
         FlowError,
-        match="^node 'a': parameter 'max_steps': input should be greater than or equal to 1, got 0",
+        match=r"^node 'a': parameter 'max_steps': input should be greater than or equal to 1, "
+        r"got 0",
     ):
         AgentOperator(tools=[area], max_steps=0, name="a")
     with pytest.raises(

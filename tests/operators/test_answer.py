@@ -11,11 +11,11 @@ import jsonschema
 import pytest
 
 from smmf_flow import DAG
+from smmf_flow.dag import Trace
 from smmf_flow.errors import FlowError, InvalidOutput, NodeFailed, TemplateError, UnknownParameter
 from smmf_flow.operators import Answer, AnswerOperator, RetrieverOperator
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
-from smmf_flow.dag import Trace
 
 pytestmark = pytest.mark.anyio
 QUESTION = "Who designed the Varnholm lighthouse?"
@@ -98,7 +98,7 @@ async def test_passages_are_in_the_answer_only_when_the_node_asks(scripted: Any)
     assert hidden.passages == [] and shown.passages == found.hits
     with pytest.raises(
         FlowError,
-        match="^node 'a': parameter 'passages': input should be a valid boolean, got 'yes'",
+        match=r"^node 'a': parameter 'passages': input should be a valid boolean, got 'yes'",
     ):
         AnswerOperator(passages="yes", name="a")
 
@@ -132,11 +132,11 @@ def test_template_and_parameters_are_checked_when_the_node_is_made() -> None:
     ) as caught:
         AnswerOperator(template="{{ question }} {{ passage }}", name="a")
     assert caught.value.param == "template"
-    with pytest.raises(UnknownParameter, match="^node 'a': unknown parameter 'json_schema'"):
+    with pytest.raises(UnknownParameter, match=r"^node 'a': unknown parameter 'json_schema'"):
         AnswerOperator(json_schema={"type": "object"}, name="a")  # it sets the schema itself
     with pytest.raises(
         UnknownParameter,
-        match="^node 'a': unknown parameter 'max_token'; did you mean 'max_tokens'",
+        match=r"^node 'a': unknown parameter 'max_token'; did you mean 'max_tokens'",
     ):
         AnswerOperator(max_token=5, name="a")
     node = AnswerOperator("smollm2", max_chars=200, name="a")

@@ -64,7 +64,7 @@ def test_hostile_expressions_are_refused_before_any_work() -> None:
 
 
 @pytest.mark.parametrize(
-    "expression, message",
+    ("expression", "message"),
     [
         (
             "1 + " * 100 + "1",

@@ -79,7 +79,7 @@ async def test_a_string_or_a_mapping_is_a_request_too(real_registry: Any) -> Non
     )
     assert from_text.text == from_dict.text and from_text.usage.completion_tokens == 3
     with pytest.raises(
-        InputError, match="^expected a chat request, a prompt string or a mapping, got int"
+        InputError, match=r"^expected a chat request, a prompt string or a mapping, got int"
     ):
         await dag.node("gen").execute(None, 42)
     with pytest.raises(
@@ -102,7 +102,7 @@ async def test_a_json_schema_gives_json_that_matches_it(real_registry: Any) -> N
 
 
 @pytest.mark.parametrize(
-    "make, kind",
+    ("make", "kind"),
     [
         (lambda **kw: LLMOperator("smollm2", name="n", **kw), "llm"),
         (lambda **kw: LLMOperator("smollm2", name="n", stream=True, **kw), "llm"),

@@ -73,7 +73,7 @@ async def test_a_missing_variable_names_the_variable_and_the_node() -> None:
 
 def test_a_missing_variable_in_the_system_template_is_caught_too() -> None:
     prompt = PromptOperator("{{ q }}", system="Answer in {{ lang }}.", name="p")
-    with pytest.raises(InputError, match="^template variable missing: 'lang'"):
+    with pytest.raises(InputError, match=r"^template variable missing: 'lang'"):
         prompt.render({"q": "hi"})
 
 
@@ -117,7 +117,7 @@ def test_an_unknown_generation_param_lists_the_valid_ones() -> None:
     ):
         PromptOperator("{{ q }}", name="p", max_token=5)
     with pytest.raises(
-        UnknownParameter, match="^unknown parameter 'temprature'; did you mean 'temperature'"
+        UnknownParameter, match=r"^unknown parameter 'temprature'; did you mean 'temperature'"
     ):
         PromptOperator("{{ q }}", temprature=0)
 
@@ -125,15 +125,15 @@ def test_an_unknown_generation_param_lists_the_valid_ones() -> None:
 def test_a_bad_generation_value_names_the_parameter() -> None:
     with pytest.raises(
         FlowError,
-        match="^node 'p': parameter 'temperature': input should "
-        "be less than or equal to 2, got 3.5",
+        match=r"^node 'p': parameter 'temperature': input should "
+        r"be less than or equal to 2, got 3\.5",
     ) as caught:
         PromptOperator("{{ q }}", name="p", temperature=3.5)
     assert caught.value.param == "temperature"
 
 
 def test_a_prompt_needs_something_to_render_and_well_formed_messages() -> None:
-    with pytest.raises(FlowError, match="^node 'p': give a template, a system prompt or messages"):
+    with pytest.raises(FlowError, match=r"^node 'p': give a template, a system prompt or messages"):
         PromptOperator(name="p")
     with pytest.raises(
         FlowError,
@@ -159,7 +159,7 @@ def test_a_prompt_needs_something_to_render_and_well_formed_messages() -> None:
 def test_the_sandbox_refuses_unsafe_attribute_access() -> None:
     prompt = PromptOperator("{{ q.__class__.__mro__ }}", name="p")
     with pytest.raises(
-        InputError, match="^the template refused to render: access to attribute '__class__'"
+        InputError, match=r"^the template refused to render: access to attribute '__class__'"
     ):
         prompt.render({"q": "x"})
 

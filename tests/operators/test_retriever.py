@@ -42,7 +42,7 @@ async def test_indexing_the_shipped_documents(docs_store: tuple[dict[str, str], 
 
 # each question is answered in exactly one of the shipped documents
 @pytest.mark.parametrize(
-    "question, source",
+    ("question", "source"),
     [
         ("Who designed the Varnholm lighthouse, and when was it first lit?", "lighthouse.md"),
         ("How often should a bicycle chain be lubricated?", "bicycle_chain.md"),
@@ -127,7 +127,7 @@ async def test_a_changed_document_replaces_its_old_chunks(
 
 
 @pytest.mark.parametrize(
-    "value, key, message",
+    ("value", "key", "message"),
     [
         (
             {"query_text": "x"},
@@ -185,7 +185,7 @@ def test_the_node_exports_its_store_and_settings() -> None:
     assert RetrieverOperator(**node.params()).params() == node.params()
     with pytest.raises(
         FlowError,
-        match="^node 'bad': parameter 'k': input should be greater than or equal to 1, got 0",
+        match=r"^node 'bad': parameter 'k': input should be greater than or equal to 1, got 0",
     ) as caught:
         RetrieverOperator(".smmf/rag", k=0, name="bad")
     assert caught.value.param == "k"

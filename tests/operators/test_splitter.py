@@ -3,6 +3,7 @@ offsets and ids that stay the same when the same text is split again."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def check_cover(doc: Document, chunks: list[Chunk]) -> None:
         assert m.start() in covered, f"character {m.start()} of {doc.source} is in no chunk"
 
 
-@pytest.mark.parametrize("size, overlap", [(600, 80), (300, 0), (120, 40)])
+@pytest.mark.parametrize(("size", "overlap"), [(600, 80), (300, 0), (120, 40)])
 def test_chars_are_exact_slices_within_size_that_cover_the_text(
     docs: list[Document], size: int, overlap: int
 ) -> None:
@@ -48,7 +49,7 @@ def test_chars_are_exact_slices_within_size_that_cover_the_text(
         chunks = split_chars(doc, size, overlap)
         check_cover(doc, chunks)
         assert all(len(c.text) <= size for c in chunks)
-        pairs = list(zip(chunks, chunks[1:]))
+        pairs = list(itertools.pairwise(chunks))
         if overlap:
             assert all(b.start < a.end for a, b in pairs)
         else:
@@ -79,7 +80,7 @@ def test_tokens_pack_whole_words_with_token_overlap(docs: list[Document]) -> Non
         check_cover(doc, chunks)
         for chunk in chunks:
             assert sum(count(w) for w in chunk.text.split()) <= 50
-        for a, b in zip(chunks, chunks[1:]):
+        for a, b in itertools.pairwise(chunks):
             shared = doc.text[b.start : a.end].split()
             assert shared and sum(count(w) for w in shared) <= 10
 
@@ -125,7 +126,7 @@ def test_the_node_splits_a_plain_string_and_exports_its_params() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs, message, param",
+    ("kwargs", "message", "param"),
     [
         (
             {"size": 100, "overlap": 100},

@@ -10,20 +10,22 @@ that made it loop.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from smmf_flow import DAG
+from smmf_flow.dag.trace import Trace
 from smmf_flow.errors import NodeFailed
 from smmf_flow.flowfile.flow import load_flow
 from smmf_flow.operators import AgentOperator, AgentResult, tool
 from smmf_flow.operators.agent import FINAL_NUDGE
-from smmf_flow.operators.reply_schemas import final_schema
 from smmf_flow.operators.builtin_tools import calculator
-from smmf_flow.dag.trace import Trace
+from smmf_flow.operators.reply_schemas import final_schema
 
 from .scripted import Script
 
@@ -218,7 +220,7 @@ async def test_smollm2_on_the_shipped_agent_flow_ends_with_an_answer(
     assert 1 <= len(steps) <= 4 and steps[-1]["kind"] == "final"
     assert all(e["kind"] in ("tool", "final") for e in steps), steps  # the grammar held
     assert steps[0]["kind"] == "tool" and steps[0]["allowed"] == "tool"  # required
-    for before, after in zip(steps, steps[1:]):
+    for before, after in itertools.pairwise(steps):
         if before["repeated"]:
             assert after["allowed"] == "final"
     calls = [e for e in steps if e["kind"] == "tool" and not e["repeated"]]

@@ -12,6 +12,7 @@ Now each is refused with a located ``FlowError`` (or, while running, an
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import textwrap
@@ -152,7 +153,7 @@ def test_a_function_reference_reaches_only_the_allow_list(
 def test_a_flow_cannot_read_a_file_through_a_plugins_loader(flow_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
     secret = tmp_path / "secret.txt"
     secret.write_text("the api key", encoding="utf-8")
-    with pytest.raises(FlowError, match="'__loader__.get_data' is an attribute chain"):
+    with pytest.raises(FlowError, match=r"'__loader__\.get_data' is an attribute chain"):
         run(load_flow(map_flow(flow_file, "plugin:__loader__.get_data")), str(secret))
 
 
@@ -289,7 +290,7 @@ LIMIT = r"the limit is [\d,]+ \(flow expressions and templates are bounded"
         ("[[0] * 1000] * 10**6", rf"'\*' would need 1,000,000,000 characters or items; {LIMIT}"),
         ("9 ** (9 ** 9)", rf"'\*\*' would need 1,228,093,895 bits; {LIMIT}"),
         ("(10 ** 4000) * (10 ** 4000)", rf"'\*' would need 26,576 bits; {LIMIT}"),
-        ('"%0999999999d" % 1', rf"'%' formatting would need 1,000,000,011 characters"),
+        ('"%0999999999d" % 1', r"'%' formatting would need 1,000,000,011 characters"),
         ('"{:>999999999}".format(1)', r"str.format would need 1,000,000,012 characters"),
         ('"x".ljust(10**9)', r"str.ljust\(\) would need 1,000,000,000 characters"),
         ('"x" | center(10**9)', r"the 'center' filter would need 1,000,000,000 characters"),
@@ -369,7 +370,7 @@ LAUGHS = (
     "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
     + "".join(
         f"{child}: &{child} [{', '.join([f'*{parent}'] * 9)}]\n"
-        for parent, child in zip("abcdefgh", "bcdefghi")
+        for parent, child in itertools.pairwise("abcdefghi")
     )
     + "nodes:\n  x: {type: map, expr: input}\n"
 )
@@ -383,7 +384,8 @@ def test_a_billion_laughs_is_refused_at_its_line_without_expanding(tmp_path: Pat
         pytest.raises(
             FlowFileError,
             match=(
-                rf"^{re.escape(str(path))}:6:4: the flow file holds more than {MAX_VALUES:,} values here "
+                rf"^{re.escape(str(path))}:6:4: the flow file holds more than {MAX_VALUES:,} "
+                r"values here "
                 r"\(counting each value a YAML alias or merge key repeats\)"
             ),
         ),
@@ -393,7 +395,7 @@ def test_a_billion_laughs_is_refused_at_its_line_without_expanding(tmp_path: Pat
 
 def test_merge_keys_are_counted_like_aliases(tmp_path: Path) -> None:
     lines = ["a: &a {k0: 1, k1: 1, k2: 1, k3: 1, k4: 1, k5: 1, k6: 1, k7: 1, k8: 1}"]
-    for parent, child in zip("abcdefgh", "bcdefghi"):
+    for parent, child in itertools.pairwise("abcdefghi"):
         lines.append(f"{child}: &{child} {{<<: [{', '.join([f'*{parent}'] * 9)}]}}")
     path = tmp_path / "merges.yaml"
     path.write_text("\n".join(lines) + "\nnodes: *i\n", encoding="utf-8")

@@ -11,6 +11,7 @@ a handful of hostile files also go through a real subprocess.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -283,7 +284,7 @@ def test_bad_edges_and_cycles_in_shipped_flows(
 ) -> None:
     flow = load(source)
     graph_mutation(flow, kind, first, second, name)
-    code, err = validate(folder / source.name.replace(".yaml", ".fuzz.yaml"), dump(flow))
+    code, _ = validate(folder / source.name.replace(".yaml", ".fuzz.yaml"), dump(flow))
     if kind in ("cycle", "self", "syntax"):
         assert code == 2, f"a {kind} edge was accepted"
 
@@ -323,7 +324,7 @@ HOSTILE = {
     "laughs": "a: &a [x, x, x, x, x, x, x, x, x]\n"
     + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcdefgh", "bcdefghi")
+        for p, c in itertools.pairwise("abcdefghi")
     )
     + "nodes: *i\n",
     "deep": "nodes:\n  a: {type: map, expr: input, x: " + "[" * 500 + "]" * 500 + "}\n",

@@ -12,8 +12,9 @@ Indexing runs on the real MiniLM, answering on the real SmolLM2.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +74,7 @@ async def index(path: Any, registry: Any, store: Path, files: FileAccess | None)
 
 
 @pytest.mark.parametrize(
-    "path, message",
+    ("path", "message"),
     [
         (
             "../outside/secret.md",

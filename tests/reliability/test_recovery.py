@@ -11,7 +11,6 @@ on llama.cpp, and embeddings are MiniLM.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio

@@ -144,7 +144,7 @@ def calls(live: LiveServer, model: str) -> int:
     return instance.done + instance.failed + instance.in_flight
 
 
-# --- 4. vanished clients ----------------------------------------------------------------
+# --- 4. vanished clients --------------------------------------------------------------------------
 
 
 def closed_chats(http: httpx.Client) -> float:
@@ -201,7 +201,7 @@ def test_clients_that_vanish_free_the_slot_and_the_queue(
     assert 'status="500"' not in http.get("/metrics").text
 
 
-# --- 6. oversized and abusive input --------------------------------------------------------
+# --- 6. oversized and abusive input ---------------------------------------------------------------
 
 
 def test_a_48_mb_body_is_refused_before_it_is_read(hostile: LiveServer, http: httpx.Client) -> None:
@@ -326,7 +326,7 @@ def test_embedding_tokens_are_counted_off_the_event_loop(
     assert len(threads) == 2 and hostile.thread.name not in threads  # not the loop's thread
 
 
-# --- 7. browser attacks -----------------------------------------------------------------------
+# --- 7. browser attacks ---------------------------------------------------------------------------
 
 
 def test_a_cross_site_simple_post_is_refused(hostile: LiveServer, http: httpx.Client) -> None:
@@ -437,7 +437,7 @@ async def test_docs_and_unknown_paths_need_a_key(path: str) -> None:
     assert (await _get(_keyed_app(), path)).status_code == 401
 
 
-# --- 8. statuses ---------------------------------------------------------------------------------
+# --- 8. statuses ----------------------------------------------------------------------------------
 
 
 def test_errors_inside_a_task_group_keep_their_status(http: httpx.Client) -> None:
@@ -524,18 +524,20 @@ def test_a_full_pool_is_429_through_flows_and_groups(
 ) -> None:
     pool = hostile.registry.pool("tight")
     holding = {"model": "tight", "messages": LONG, "max_tokens": 400, "stream": True}
-    with httpx.Client(base_url=hostile.url, timeout=120) as holder:
-        with holder.stream("POST", CHAT, json=holding) as held:
-            assert held.status_code == 200
-            lines = held.iter_lines()
-            next(lines)  # the first chunk came: the slot is taken
-            refused = http.post(path, json=body)
-            assert error_of(refused, 429)["code"] == "rate_limit_exceeded"
-            assert int(refused.headers["retry-after"]) >= 1
+    with (
+        httpx.Client(base_url=hostile.url, timeout=120) as holder,
+        holder.stream("POST", CHAT, json=holding) as held,
+    ):
+        assert held.status_code == 200
+        lines = held.iter_lines()
+        next(lines)  # the first chunk came: the slot is taken
+        refused = http.post(path, json=body)
+        assert error_of(refused, 429)["code"] == "rate_limit_exceeded"
+        assert int(refused.headers["retry-after"]) >= 1
     assert wait_until(lambda: pool.stats().instances[0].in_flight == 0)
 
 
-# --- 3. run inputs name files inside the data root only ----------------------------------------------
+# --- 3. run inputs name files inside the data root only -------------------------------------------
 
 
 def test_a_flow_reads_only_files_of_its_folder(http: httpx.Client, flows_dir: Path) -> None:
@@ -568,7 +570,7 @@ async def test_the_data_root_replaces_the_flow_folder(flows_dir: Path, tmp_path:
     assert reply.json()["output"] == "data root notes"
 
 
-# --- 13. nothing of the configuration leaks -----------------------------------------------------------
+# --- 13. nothing of the configuration leaks -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -602,7 +604,7 @@ def test_readyz_reports_statuses_only(leaky: LiveServer) -> None:
 
 
 def test_errors_name_no_path_url_or_secret(leaky: LiveServer) -> None:
-    port = leaky.registry.get("remote").api_base.split(":")[2].split("/")[0]  # type: ignore
+    port = leaky.registry.model("remote").api_base.split(":")[2].split("/")[0]  # type: ignore[union-attr]
     with httpx.Client(
         base_url=leaky.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
     ) as client:
@@ -631,7 +633,7 @@ def test_errors_name_no_path_url_or_secret(leaky: LiveServer) -> None:
             assert leak not in answer.text, (leak, answer.text)
 
 
-# --- 11. the shipped flows serve ---------------------------------------------------------------------
+# --- 11. the shipped flows serve ------------------------------------------------------------------
 
 
 SHIPPED = {

@@ -16,8 +16,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,7 @@ def stored(store: Path) -> list[tuple[str, dict[str, Any]]]:
         path=str(store), settings=Settings(anonymized_telemetry=False)
     )
     got = client.get_collection("docs").get(include=["documents", "metadatas"])
-    return list(zip(got["documents"], got["metadatas"]))
+    return list(zip(got["documents"], got["metadatas"], strict=True))
 
 
 # --- fingerprints --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from draining import drain
 
 from smmf_flow import (
     DAG,
@@ -213,8 +214,7 @@ async def test_a_failure_while_streaming_out_closes_the_source(
     got: list[int] = []
     async with no_stray_tasks():
         with pytest.raises(NodeFailed, match=r"node 'check' failed"):
-            async for chunk in dag.astream(10):
-                got.append(chunk)
+            await drain(dag.astream(10), into=got)
     assert got == [0, 1]
     assert log == ["source closed"]
 

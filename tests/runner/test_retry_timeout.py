@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
+from draining import drain
 
 from smmf_flow import (
     DAG,
@@ -113,8 +114,7 @@ async def test_a_stream_timeout_bounds_the_wait_for_each_chunk() -> None:
         match=r"node 'src' failed: NodeTimeout: node 'src' timed "
         r"out after 0.05s",
     ):
-        async for chunk in dag.astream(0):
-            got.append(chunk)
+        await drain(dag.astream(0), into=got)
     assert got == [1]
 
 
@@ -262,8 +262,7 @@ async def test_a_stream_failing_after_a_chunk_is_not_restarted() -> None:
         match=r"node 'src' failed: ConnectionError: lost after 2 "
         r"chunks",
     ) as info:
-        async for chunk in dag.astream(5, trace=trace):
-            got.append(chunk)
+        await drain(dag.astream(5, trace=trace), into=got)
     assert got == [0, 10]  # nothing repeated
     assert len(calls) == 1
     assert isinstance(info.value.__cause__, ConnectionError)

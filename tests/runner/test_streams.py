@@ -5,6 +5,7 @@ from typing import Any
 
 import anyio
 import pytest
+from draining import drain
 
 from smmf_flow import (
     DAG,
@@ -113,8 +114,7 @@ async def test_tee_passes_an_error_to_every_reader() -> None:
     for reader in readers:
         got: list[int] = []
         with pytest.raises(KeyError, match="broken"):
-            async for x in reader:
-                got.append(x)
+            await drain(reader, into=got)
         assert got == [1]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
+from draining import drain
 
 from smmf_flow.dag import RetryPolicy
 from smmf_flow.errors import (
@@ -156,8 +157,7 @@ async def test_when_every_model_fails_the_error_names_each(real_registry: Any) -
         r"BackendConnectionError: .*; dead: "
         r"BackendConnectionError",
     ):
-        async for chunk in worker.stream(QUESTION):
-            got.append(chunk)
+        await drain(worker.stream(QUESTION), into=got)
     assert got  # the consumer had the first model's text before the error
 
 
@@ -393,15 +393,14 @@ async def test_when_every_model_is_busy_the_chain_is_busy_with_the_soonest_retry
     worker = FallbackWorker(
         "fb", [busy("a", 3.0), busy("b", 0.5), busy("c", 2.0)], FallbackPolicy()
     )
+    request = ChatRequest.of("count")
+    call = collect(worker.stream(request)) if streamed else worker.chat(request)
     with pytest.raises(
         PoolBusy,
         match=r"every model of 'fb' is busy: a: PoolBusy: model 'a' "
         r"is busy; b: PoolBusy: .*; c: PoolBusy",
     ) as info:
-        if streamed:
-            await collect(worker.stream(ChatRequest.of("count")))
-        else:
-            await worker.chat(ChatRequest.of("count"))
+        await call
     assert info.value.retry_after == 0.5 and info.value.model == "fb"
 
 

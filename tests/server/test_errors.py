@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from draining import drain_sync
 
 from .conftest import KEY, LiveServer, wait_until
 
@@ -158,20 +159,22 @@ def test_full_pool_queue_is_429_with_retry_after(
     """``tight`` has one slot and no queue: while a stream holds the slot, the next
     caller is refused at once, streaming or not."""
     pool = live.registry.pool("tight")
-    with httpx.Client(base_url=live.url, headers=auth, timeout=120) as holder:
-        with holder.stream("POST", CHAT, json=_stream_body("tight", 400, LONG)) as held:
-            assert held.status_code == 200
-            lines = held.iter_lines()  # kept: a dropped iterator closes the connection
-            next(lines)  # the first chunk came: the slot is taken
-            for body in (
-                {"model": "tight", "messages": HELLO, "max_tokens": 2},
-                _stream_body("tight", 2),
-            ):
-                refused = http.post(CHAT, json=body)
-                error = error_of(refused, 429)
-                assert error["code"] == "rate_limit_exceeded"
-                assert "max_queue = 0" in error["message"]
-                assert int(refused.headers["retry-after"]) >= 1
+    with (
+        httpx.Client(base_url=live.url, headers=auth, timeout=120) as holder,
+        holder.stream("POST", CHAT, json=_stream_body("tight", 400, LONG)) as held,
+    ):
+        assert held.status_code == 200
+        lines = held.iter_lines()  # kept: a dropped iterator closes the connection
+        next(lines)  # the first chunk came: the slot is taken
+        for body in (
+            {"model": "tight", "messages": HELLO, "max_tokens": 2},
+            _stream_body("tight", 2),
+        ):
+            refused = http.post(CHAT, json=body)
+            error = error_of(refused, 429)
+            assert error["code"] == "rate_limit_exceeded"
+            assert "max_queue = 0" in error["message"]
+            assert int(refused.headers["retry-after"]) >= 1
     assert wait_until(lambda: pool.stats().instances[0].in_flight == 0)
 
 
@@ -180,12 +183,14 @@ def test_disconnect_mid_stream_cancels_and_frees_the_slot(
 ) -> None:
     pool = live.registry.pool("tight")
     done_before = pool.stats().instances[0].done
-    with httpx.Client(base_url=live.url, headers=auth, timeout=120) as leaving:
-        with leaving.stream("POST", CHAT, json=_stream_body("tight", 400, LONG)) as response:
-            lines = response.iter_lines()
-            next(lines)
-            assert pool.stats().instances[0].in_flight == 1
-        # leaving the block closed the connection after one chunk of 400 tokens
+    with (
+        httpx.Client(base_url=live.url, headers=auth, timeout=120) as leaving,
+        leaving.stream("POST", CHAT, json=_stream_body("tight", 400, LONG)) as response,
+    ):
+        lines = response.iter_lines()
+        next(lines)
+        assert pool.stats().instances[0].in_flight == 1
+    # leaving the block closed the connection after one chunk of 400 tokens
     assert wait_until(lambda: pool.stats().instances[0].in_flight == 0, timeout=10)
     assert pool.stats().instances[0].done == done_before  # cancelled, not run to the end
     metrics = http.get("/metrics").text
@@ -210,16 +215,17 @@ def test_backend_failure_mid_stream_ends_with_an_error_event(http: httpx.Client)
 def test_failure_after_fallback_is_an_error_event_the_sdk_raises(live: LiveServer) -> None:
     """``fragile`` = [dying, dead]: dying breaks after 3 chunks, dead cannot continue."""
     client = openai.OpenAI(base_url=live.v1, api_key=KEY, max_retries=0)
-    received: list[str] = []
+    stream = client.chat.completions.create(
+        model="fragile", messages=HELLO, max_tokens=24, stream=True
+    )
+    received: list[Any] = []
     with pytest.raises(
         openai.APIError,
-        match="all models of 'fragile' failed: dying: .*dead: .*connection reset after 0 chunks",
+        match=r"all models of 'fragile' failed: dying: .*dead: .*connection reset after 0 chunks",
     ):
-        for chunk in client.chat.completions.create(
-            model="fragile", messages=HELLO, max_tokens=24, stream=True
-        ):
-            received.append(chunk.choices[0].delta.content or "")
-    assert "".join(received)  # the first model's text arrived before the error
+        drain_sync(stream, into=received)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in received)
+    assert text  # the first model's text arrived before the error
 
 
 def test_failure_before_the_first_chunk_keeps_its_http_status(http: httpx.Client) -> None:

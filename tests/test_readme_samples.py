@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from server.conftest import free_port
@@ -76,7 +77,21 @@ def test_the_readme_has_its_samples() -> None:
     assert sum(NEEDS_SERVER in code for code in codes) == 1
 
 
-@pytest.mark.parametrize(("line", "code"), samples(), ids=[f"README.md:{n}" for n, _ in samples()])
+def cases() -> list[Any]:
+    """One case per sample; those that open a model registry or talk to the server
+    load real models (the ``models`` mark)."""
+    return [
+        pytest.param(
+            line,
+            code,
+            id=f"README.md:{line}",
+            marks=[pytest.mark.models] if "ModelRegistry" in code or NEEDS_SERVER in code else [],
+        )
+        for line, code in samples()
+    ]
+
+
+@pytest.mark.parametrize(("line", "code"), cases())
 def test_a_readme_sample_runs(
     line: int, code: str, repo_root: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -7,7 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from .conftest import COMMAND, ROOT, smmf
+
+pytestmark = pytest.mark.models  # every command here loads SmolLM2 in its process
 
 
 def test_main_job_streams_a_real_answer() -> None:

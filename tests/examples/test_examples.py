@@ -38,6 +38,7 @@ def test_chain_runs_its_branches_concurrently(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.models
 def test_fallback_streams_from_the_model_that_answers(tmp_path: Path) -> None:
     out = run("fallback_stream.py", cwd=tmp_path)
     answer, *trace = out.strip().splitlines()
@@ -46,11 +47,13 @@ def test_fallback_streams_from_the_model_that_answers(tmp_path: Path) -> None:
     assert "'event': 'span', 'model': 'smollm2'" in trace[-1]
 
 
+@pytest.mark.models
 def test_routing_sends_each_question_to_its_rule(tmp_path: Path) -> None:
     lines = run("routing.py", cwd=tmp_path).strip().splitlines()
     assert [line.split()[0] for line in lines] == ["coder", "small", "large"]
 
 
+@pytest.mark.models
 @pytest.mark.parametrize("question", ["Who designed the Varnholm lighthouse?"])
 def test_rag_index_then_answer(tmp_path: Path, question: str) -> None:
     assert run("rag_index.py", cwd=tmp_path).strip()
@@ -62,6 +65,7 @@ def test_rag_index_then_answer(tmp_path: Path, question: str) -> None:
     assert any(line.strip().startswith("cited") for line in shown)
 
 
+@pytest.mark.models
 def test_agent_calculator_ends_with_a_final_answer(tmp_path: Path) -> None:
     lines = run("agent_calculator.py", cwd=tmp_path).strip().splitlines()
     assert lines[-1].startswith("final: ") and lines[-1] != "final: "

@@ -23,6 +23,7 @@ def fallback_flow(models: list[str], **params: Any) -> DAG:
     return dag
 
 
+@pytest.mark.models
 async def test_a_dead_server_falls_through_to_smollm2_and_the_trace_says_so(
     make_registry: Any, llama_entry: Any, unreachable_entry: Any
 ) -> None:

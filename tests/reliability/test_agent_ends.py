@@ -190,6 +190,7 @@ async def test_under_auto_a_repeated_failing_call_also_ends_it(scripted: Script)
     assert result.final == "no answer" and offered(scripted) == ["any", "any", "final"]
 
 
+@pytest.mark.models
 async def test_smollm2_on_the_shipped_agent_flow_ends_with_an_answer(
     make_registry: Callable[[dict[str, Any]], Any],
     llama_entry: Callable[..., dict[str, Any]],

@@ -145,6 +145,7 @@ def served_flow(name: str, folder: Path, store: Path, *, passages: bool = False)
     return loads_flow(text, file=str(folder / name))
 
 
+@pytest.mark.models
 async def test_the_server_indexes_only_its_folder_and_answers_without_passages(
     make_registry: Callable[[dict[str, Any]], Any],
     tree: Path,

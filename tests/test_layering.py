@@ -1,13 +1,17 @@
 """Dependencies point one way: dag <- runner <- models <- scheduler <- operators <-
 flowfile <- server <- cli. Every import counts, inside functions and under
-``TYPE_CHECKING`` too, since a cycle there is a cycle for a reader and a type checker."""
+``TYPE_CHECKING`` too, since a cycle there is a cycle for a reader and a type checker.
+And inside a layer no two modules import each other, even through others or only
+for typing (the imports a module makes as it is imported)."""
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 import smmf_flow
@@ -107,3 +111,85 @@ def test_the_check_sees_an_upward_import(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path)
     monkeypatch.setattr(f"{__name__}.OPERATORS", tmp_path / "none")
     assert upward_imports() == [f"{tmp_path.name}/dag/bad.py:3: dag imports smmf_flow.runner.dag"]
+
+
+# --- no circles between modules ----------------------------------------------------------
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a source file of smmf_flow or of the operator library."""
+    if path.is_relative_to(OPERATORS):
+        parts = ("smmf_flow", "operators", *path.relative_to(OPERATORS).with_suffix("").parts)
+    else:
+        parts = ("smmf_flow", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The imports a module makes or declares as it is imported: at its top level,
+    under ``if TYPE_CHECKING:`` and in ``try`` blocks; not inside functions or classes
+    (which run later, when every module is there)."""
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            pending.extend(ast.iter_child_nodes(node))
+
+
+def import_targets(
+    node: ast.Import | ast.ImportFrom, module: str, is_package: bool, modules: set[str]
+) -> set[str]:
+    """The modules an import names: ``from a import b`` names ``a.b`` when that is a
+    module, else ``a`` itself; relative imports are resolved against ``module``."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = node.module or ""
+    if node.level:
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        package = package[: len(package) - node.level + 1]
+        base = ".".join([*package, base] if base else package)
+    return {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+
+
+def import_graph() -> nx.DiGraph[str]:
+    """Module → the modules of smmf_flow and the operator library it imports."""
+    files = {module_name(path): path for path in [*PACKAGE.rglob("*.py"), *OPERATORS.rglob("*.py")]}
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    for module, path in files.items():
+        for node in module_level_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = import_targets(node, module, path.name == "__init__.py", set(files))
+            graph.add_edges_from((module, t) for t in targets if t in files and t != module)
+    return graph
+
+
+def import_circles() -> list[str]:
+    """Each circle of module-level imports, as ``a -> b -> a``."""
+    circles = []
+    for cycle in nx.simple_cycles(import_graph()):
+        start = cycle.index(min(cycle))
+        ordered = cycle[start:] + cycle[:start]
+        circles.append(" -> ".join([*ordered, ordered[0]]))
+    return sorted(circles)
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    assert import_circles() == []
+
+
+def test_the_check_sees_a_circle_even_a_typing_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check can fail: two dag modules that import each other, one of them only
+    for typing, and a relative import."""
+    (tmp_path / "dag").mkdir()
+    (tmp_path / "dag" / "__init__.py").write_text("")
+    (tmp_path / "dag" / "a.py").write_text("from smmf_flow.dag.b import B\n")
+    (tmp_path / "dag" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n"
+        "def later():\n    from smmf_flow.dag import a\n"
+    )
+    monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path)
+    monkeypatch.setattr(f"{__name__}.OPERATORS", tmp_path / "none")
+    assert import_circles() == ["smmf_flow.dag.a -> smmf_flow.dag.b -> smmf_flow.dag.a"]

@@ -10,13 +10,16 @@ run's input may name (``dag/files.py``).
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from smmf_flow.dag.files import FileAccess
 from smmf_flow.dag.trace import Trace
 
-if TYPE_CHECKING:
-    from smmf_flow.dag.operator import Operator
+
+class Named(Protocol):
+    """A node by its name (an ``Operator``)."""
+
+    name: str
 
 
 UNRESTRICTED = FileAccess.unrestricted()
@@ -48,7 +51,7 @@ class RunContext:
     def set(self, key: str, value: Any) -> None:
         self._data[key] = value
 
-    def note(self, node: Operator | str, event: str, **details: Any) -> None:
+    def note(self, node: Named | str, event: str, **details: Any) -> None:
         """Add an event (a decision, a fallback, ...) to a node's trace record."""
         name = node if isinstance(node, str) else node.name
         self.trace.record(name).events.append({"event": event, **details})

@@ -16,9 +16,10 @@ from typing import Any, Self
 
 import networkx as nx
 
-from smmf_flow.dag.operator import CURRENT_DAG, Operator, check_edge
+from smmf_flow.dag.operator import CURRENT_DAG, Operator, OwningDag
+from smmf_flow.dag.ports import compatible, is_stream, type_name
 from smmf_flow.dag.validate import validate_graph
-from smmf_flow.errors import DuplicateNodeError, FlowError, ForeignNodeError
+from smmf_flow.errors import DuplicateNodeError, EdgeTypeError, FlowError, ForeignNodeError
 
 
 class Graph:
@@ -30,10 +31,10 @@ class Graph:
     def __init__(self, name: str, *, description: str = "") -> None:
         self.name = name
         self.description = description
-        self.graph: nx.DiGraph = nx.DiGraph()
+        self.graph: nx.DiGraph[str] = nx.DiGraph()
         #: bumped on every change, so cached plans and validations know they are stale
         self.version = 0
-        self._tokens: list[Token[Graph | None]] = []
+        self._tokens: list[Token[OwningDag | None]] = []
         self._counter = itertools.count(1)
         self._checked: tuple[int, int] | None = None
 
@@ -125,7 +126,7 @@ class Graph:
         key = (self.version, id(registry))
         if self._checked == key:
             return
-        validate_graph(self)
+        validate_graph(self.name, self.graph)
         for op in self.nodes:
             op.check(registry)
         self._checked = key
@@ -140,4 +141,32 @@ class Graph:
         return f"<{type(self).__name__} '{self.name}': {self.graph.number_of_nodes()} nodes>"
 
 
-__all__ = ["Graph"]
+def check_edge(upstream: Operator, downstream: Operator, slot: int) -> None:
+    """Raise ``EdgeTypeError`` if ``upstream``'s output cannot feed input ``slot``."""
+    expected = downstream.input_type_at(slot)
+    ends = f"'{upstream.name}' >> '{downstream.name}'"
+    if expected is None:
+        arity = len(downstream.input_types)
+        raise EdgeTypeError(
+            f"cannot connect {ends}: '{downstream.name}' takes {arity} input"
+            f"{'s' if arity != 1 else ''} and already has {slot} upstream; "
+            "combine several upstreams with a JoinOperator first"
+        )
+    produced = upstream.output_type
+    if compatible(produced, expected):
+        return
+    hint = ""
+    if is_stream(produced) and not is_stream(expected):
+        hint = (
+            "; a stream cannot feed a node that takes a value: put an "
+            "UnstreamifyOperator or ReduceStreamOperator between them"
+        )
+    elif is_stream(expected) and not is_stream(produced):
+        hint = "; a value cannot feed a stream input: put a StreamifyOperator between them"
+    raise EdgeTypeError(
+        f"cannot connect {ends}: '{upstream.name}' outputs {type_name(produced)} but "
+        f"'{downstream.name}' input {slot + 1} expects {type_name(expected)}{hint}"
+    )
+
+
+__all__ = ["Graph", "check_edge"]

@@ -51,18 +51,27 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from smmf_flow.dag.context import RunContext
-from smmf_flow.dag.ports import Signature, compatible, is_stream, signature_of, type_name
+from smmf_flow.dag.ports import Signature, is_stream, signature_of
 from smmf_flow.dag.retry import RetryPolicy
-from smmf_flow.errors import EdgeTypeError, FlowError
+from smmf_flow.errors import FlowError
 
-if TYPE_CHECKING:
-    from smmf_flow.dag.graph import Graph
+
+class OwningDag(Protocol):
+    """What an operator needs of the DAG it belongs to (``dag/graph.py``'s
+    ``Graph``): its name, and adding nodes and edges, which it checks."""
+
+    name: str
+
+    def add(self, op: Operator) -> Operator: ...
+
+    def add_edge(self, upstream: Operator, downstream: Operator) -> None: ...
+
 
 #: the DAG that ``with DAG(...)`` opened in this context, if any
-CURRENT_DAG: ContextVar[Graph | None] = ContextVar("smmf_flow_current_dag", default=None)
+CURRENT_DAG: ContextVar[OwningDag | None] = ContextVar("smmf_flow_current_dag", default=None)
 
 
 class Operator:
@@ -90,7 +99,7 @@ class Operator:
         name: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        dag: Graph | None = None,
+        dag: OwningDag | None = None,
         input_type: Any = None,
         output_type: Any = None,
     ) -> None:
@@ -103,7 +112,7 @@ class Operator:
         self.name: str = name or ""
         self.timeout = timeout
         self.retry = retry
-        self.dag: Graph | None = None
+        self.dag: OwningDag | None = None
         ports = self.ports()
         inputs = ports.inputs if input_type is None else (input_type,)
         self.input_types: tuple[Any, ...] = inputs
@@ -199,31 +208,3 @@ def connect(upstream: Operator, downstream: Operator) -> None:
         if node.dag is None:
             dag.add(node)
     dag.add_edge(upstream, downstream)
-
-
-def check_edge(upstream: Operator, downstream: Operator, slot: int) -> None:
-    """Raise ``EdgeTypeError`` if ``upstream``'s output cannot feed input ``slot``."""
-    expected = downstream.input_type_at(slot)
-    ends = f"'{upstream.name}' >> '{downstream.name}'"
-    if expected is None:
-        arity = len(downstream.input_types)
-        raise EdgeTypeError(
-            f"cannot connect {ends}: '{downstream.name}' takes {arity} input"
-            f"{'s' if arity != 1 else ''} and already has {slot} upstream; "
-            "combine several upstreams with a JoinOperator first"
-        )
-    produced = upstream.output_type
-    if compatible(produced, expected):
-        return
-    hint = ""
-    if is_stream(produced) and not is_stream(expected):
-        hint = (
-            "; a stream cannot feed a node that takes a value: put an "
-            "UnstreamifyOperator or ReduceStreamOperator between them"
-        )
-    elif is_stream(expected) and not is_stream(produced):
-        hint = "; a value cannot feed a stream input: put a StreamifyOperator between them"
-    raise EdgeTypeError(
-        f"cannot connect {ends}: '{upstream.name}' outputs {type_name(produced)} but "
-        f"'{downstream.name}' input {slot + 1} expects {type_name(expected)}{hint}"
-    )

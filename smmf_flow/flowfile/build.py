@@ -180,7 +180,7 @@ def _check_output(doc: Document, dag: DAG, spec: FlowSpec) -> None:
 
 def _check_graph(doc: Document, dag: DAG) -> None:
     try:
-        validate_graph(dag)
+        validate_graph(dag.name, dag.graph)
     except FlowError as exc:
         doc.locate(exc, None if exc.node else ("nodes",), key=True)
         raise

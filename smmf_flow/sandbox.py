@@ -45,7 +45,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator, Sized
-from typing import Any
+from typing import Any, TypeGuard
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -97,7 +97,7 @@ def size_of(value: Any) -> int:
     return total
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int)
 
 
@@ -161,10 +161,21 @@ def _modulo(left: Any, right: Any) -> Any:
     return left % right
 
 
+def _occurrences(text: str | bytes, part: Any) -> int | None:
+    """How often ``part`` occurs in ``text``; None when it is not the same kind of string."""
+    if isinstance(text, str) and isinstance(part, str):
+        return text.count(part)
+    if isinstance(text, bytes) and isinstance(part, bytes):
+        return text.count(part)
+    return None
+
+
 def _replaced_size(text: str | bytes, old: Any, new: Any, count: Any = -1) -> int:
-    if not isinstance(old, type(text)) or not isinstance(new, type(text)):
+    hits = _occurrences(text, old)
+    if hits is None or not isinstance(new, type(text)):  # the call fails on its own
         return len(text)
-    hits = text.count(old) if old else len(text) + 1
+    if not old:  # "" matches between every two characters
+        hits = len(text) + 1
     if isinstance(count, int) and count >= 0:
         hits = min(hits, count)
     return len(text) + hits * max(len(new) - len(old), 0)
@@ -179,9 +190,9 @@ def _width(text: Any, width: Any = 0, *_: Any) -> int:
     return max(len(text), width if _is_int(width) else 0)
 
 
-def _tabs(text: Any, tabsize: Any = 8) -> int:
-    tab = b"\t" if isinstance(text, bytes) else "\t"
-    return len(text) + text.count(tab) * (tabsize if _is_int(tabsize) else 0)
+def _tabs(text: str | bytes, tabsize: Any = 8) -> int:
+    tabs = text.count(b"\t") if isinstance(text, bytes) else text.count("\t")
+    return len(text) + tabs * (tabsize if _is_int(tabsize) else 0)
 
 
 #: what a string method's result may measure, from the string and the call's arguments

@@ -25,6 +25,11 @@ def is_stream(tp: Any) -> bool:
     return (get_origin(tp) or tp) in _STREAM_ORIGINS
 
 
+def stream_of(item: Any) -> Any:
+    """``AsyncIterator[item]`` for an item type known only at run time."""
+    return types.GenericAlias(abc.AsyncIterator, (item,))
+
+
 def _base(tp: Any) -> Any:
     origin = get_origin(tp) or tp
     if origin in _STREAM_ORIGINS:
@@ -153,4 +158,4 @@ def _type_hints(fn: Any) -> dict[str, Any]:
     return hints
 
 
-__all__ = ["Signature", "compatible", "is_stream", "signature_of", "type_name"]
+__all__ = ["Signature", "compatible", "is_stream", "signature_of", "stream_of", "type_name"]

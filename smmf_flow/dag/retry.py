@@ -36,7 +36,8 @@ class RetryPolicy:
 
     def next_delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed ``attempt`` (1-based)."""
-        delay = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        delay = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
         if self.jitter:
-            delay = (rng or random).uniform(0, delay)
+            uniform = rng.uniform if rng is not None else random.uniform
+            delay = uniform(0, delay)
         return delay

@@ -6,13 +6,13 @@ reaches the end of the flow before its source has produced the next one.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
 from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator, overrides
-from smmf_flow.dag.ports import Signature, is_stream, signature_of
+from smmf_flow.dag.ports import Signature, is_stream, signature_of, stream_of
 from smmf_flow.errors import FlowError, InputError
 
 _MISSING: Any = object()
@@ -22,7 +22,7 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-async def iterate(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+async def iterate(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
     """The items of a sync or async iterable, as a stream. Closing the stream
     closes an async source too, so an abandoned stream frees what it holds."""
     if not isinstance(items, AsyncIterable):
@@ -120,7 +120,7 @@ class TransformStreamOperator(Operator):
             )
         sig = signature_of(self.fn)
         chunk_in = sig.inputs[0] if sig.inputs else Any
-        return Signature((AsyncIterator[chunk_in],), False, AsyncIterator[sig.output])
+        return Signature((stream_of(chunk_in),), False, stream_of(sig.output))
 
     def params(self) -> dict[str, Any]:
         return {} if self.fn is None else {"fn": self.fn}
@@ -152,7 +152,7 @@ class ReduceStreamOperator(Operator):
     def ports(self) -> Signature:
         sig = signature_of(self.reduce_function)
         chunk = sig.inputs[1] if len(sig.inputs) > 1 else Any
-        return Signature((AsyncIterator[chunk],), False, sig.output)
+        return Signature((stream_of(chunk),), False, sig.output)
 
     def params(self) -> dict[str, Any]:
         args: dict[str, Any] = {"reduce_function": self.reduce_function}

@@ -37,7 +37,7 @@ from smmf_flow.dag.stream_operators import iterate
 from smmf_flow.dag.trace import NodeRecord, NodeState, Trace
 from smmf_flow.errors import FlowError, NodeFailed, NodeTimeout
 from smmf_flow.runner.hooks import RunHook
-from smmf_flow.runner.stream_tee import TracedStream, tee
+from smmf_flow.runner.stream_tee import RunStream, TracedStream, tee
 
 _EMPTY: Any = object()
 
@@ -116,7 +116,7 @@ class _Run:
         self.output: Any = None
         self.tg: anyio.abc.TaskGroup | None = None
         #: every stream handed to a node, closed when the run ends early
-        self.streams: list[AsyncIterator[Any]] = []
+        self.streams: list[RunStream] = []
 
     async def execute(self, value: Any) -> Any:
         plan = self.plan
@@ -147,7 +147,7 @@ class _Run:
                 if isinstance(stream, TracedStream):
                     await stream.close_source()
                 else:
-                    await stream.aclose()  # type: ignore[attr-defined]
+                    await stream.aclose()
 
     def _root_args(self, i: int, value: Any) -> tuple[Any, ...]:
         op = self.plan.ops[i]
@@ -274,7 +274,8 @@ class _Run:
         self, op: Operator, args: tuple[Any, ...], rec: NodeRecord, stream: AsyncIterator[Any]
     ) -> TracedStream:
         async def restart() -> AsyncIterator[Any]:
-            return await op.execute(self.ctx, *args)
+            again: AsyncIterator[Any] = await op.execute(self.ctx, *args)
+            return again
 
         traced = TracedStream(
             stream,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias
 
 import anyio
 
@@ -42,7 +42,7 @@ class TracedStream:
         self._on_end = on_end
         self._finished = False
         #: streams closed together with this one (the run sets it on its output stream)
-        self.upstream: list[AsyncIterator[Any]] = []
+        self.upstream: list[RunStream] = []
         record.chunks = 0
 
     def __aiter__(self) -> TracedStream:
@@ -111,13 +111,18 @@ class TracedStream:
         if not self._finished:
             self._finish(None)
         for stream in self.upstream:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
 
     async def close_source(self) -> None:
         """Close the node's own iterator and leave its record as it is."""
         closer = getattr(self._source, "aclose", None)
         if closer is not None:
             await closer()
+
+
+#: a stream a run hands out and closes if it ends early: a node's traced output, or
+#: one reader of a tee
+RunStream: TypeAlias = TracedStream | AsyncGenerator[Any, None]
 
 
 class _Tee:
@@ -145,7 +150,7 @@ class _Tee:
             for buffer in self.buffers:
                 buffer.append(item)
 
-    async def read(self, k: int) -> AsyncIterator[Any]:
+    async def read(self, k: int) -> AsyncGenerator[Any, None]:
         buffer = self.buffers[k]
         while True:
             if buffer:
@@ -158,7 +163,7 @@ class _Tee:
                 await self._pull(k)
 
 
-def tee(source: AsyncIterator[Any], n: int) -> list[AsyncIterator[Any]]:
+def tee(source: AsyncIterator[Any], n: int) -> list[AsyncGenerator[Any, None]]:
     """``n`` independent iterators over one stream; the source is read once."""
     shared = _Tee(source, n)
     return [shared.read(k) for k in range(n)]

@@ -47,12 +47,17 @@ def backend_class(provider: str) -> type[Backend]:
     target = BUILTIN.get(provider)
     if target is None:
         for ep in entry_points(group="smmf_flow.backends", name=provider):
-            cls = ep.load()
-            _registered[provider] = cls
-            return cls
+            found = ep.load()
+            if not (isinstance(found, type) and issubclass(found, Backend)):
+                raise ConfigError(
+                    f"provider '{provider}': the entry point {ep.value!r} (group "
+                    f"smmf_flow.backends) is not a Backend subclass"
+                )
+            _registered[provider] = found
+            return found
         raise ConfigError(f"unknown provider '{provider}' (known: {', '.join(known_providers())})")
     module_name, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
+    cls: type[Backend] = getattr(importlib.import_module(module_name), attr)
     _registered[provider] = cls
     return cls
 

@@ -64,7 +64,8 @@ def export(
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.dtype = getattr(torch, dtype)
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # transformers leaves from_config untyped
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     fresh.load_state_dict(loaded.state_dict())
     fresh.to(getattr(torch, dtype))
     if fresh.generation_config is not None:

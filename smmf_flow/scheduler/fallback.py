@@ -23,7 +23,7 @@ with the soonest ``retry_after``, so an HTTP caller gets a 429 it can act on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 import anyio
@@ -97,7 +97,7 @@ class FallbackWorker(ChatWorker):
 
     async def stream(
         self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncGenerator[ChatChunk, None]:
         timeout = _sooner(chunk_timeout, self.policy.chunk_timeout)
         errors: list[tuple[str, Exception]] = []
         parts: list[str] = []  # text delivered so far, across models

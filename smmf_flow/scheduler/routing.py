@@ -10,7 +10,7 @@ first rule that holds wins; each decision is noted with its reason.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -180,7 +180,7 @@ class RouteWorker(ChatWorker):
             note("route_classifier", model=worker.name, label=None, raw=str(error)[:120])
             return None
         try:
-            label = check_structured(result.text, ask, worker.name)["label"]
+            label: str = check_structured(result.text, ask, worker.name)["label"]  # an enum
         except (InvalidOutput, KeyError, TypeError):
             note("route_classifier", model=worker.name, label=None, raw=result.text[:80])
             return None
@@ -212,7 +212,7 @@ class RouteWorker(ChatWorker):
 
     async def stream(
         self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncGenerator[ChatChunk, None]:
         worker = await self.choose(request, note)
         async with aclosing(worker.stream(request, note, chunk_timeout=chunk_timeout)) as chunks:
             async for chunk in chunks:

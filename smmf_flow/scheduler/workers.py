@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from smmf_flow.errors import InvalidOutput
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.batcher import EmbeddingBatcher
+from smmf_flow.models.pool import Pool
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
 
 #: ``note(event, **details)``: how a worker tells the trace what it decided
@@ -25,6 +26,17 @@ Note = Callable[..., None]
 
 def no_note(event: str, **details: Any) -> None:
     """A ``Note`` that records nothing."""
+
+
+class ChunkStream(Protocol):
+    """A worker's streamed answer: ``async for chunk in stream``, and ``aclose()`` to
+    stop early, which frees what it holds (a model's slot)."""
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]: ...
+
+    async def __anext__(self) -> ChatChunk: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ChatWorker(ABC):
@@ -58,7 +70,7 @@ class ChatWorker(ABC):
     @abstractmethod
     def stream(
         self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> ChunkStream:
         """Stream an answer; a chunk that takes longer than ``chunk_timeout`` seconds
         fails the stream with ``BackendTimeout`` (counted against the model that
         stalled)."""
@@ -67,7 +79,7 @@ class ChatWorker(ABC):
 class PoolChatWorker(ChatWorker):
     """Chat on one model's pool; checks structured output against its schema."""
 
-    def __init__(self, name: str, pool: Any, context_length: int) -> None:
+    def __init__(self, name: str, pool: Pool, context_length: int) -> None:
         self.name = name
         self.pool = pool
         self._context_length = context_length
@@ -99,7 +111,7 @@ class PoolChatWorker(ChatWorker):
 
     def stream(
         self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> ChunkStream:
         return self.pool.stream_chat(request, chunk_timeout=chunk_timeout)
 
 
@@ -109,7 +121,7 @@ class PoolEmbeddingWorker:
     def __init__(
         self,
         name: str,
-        pool: Any,
+        pool: Pool,
         *,
         max_batch: int,
         max_wait_ms: float,

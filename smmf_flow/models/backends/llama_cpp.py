@@ -125,7 +125,8 @@ class LlamaCppBackend(Backend):
         def token_text(token: int) -> str:
             if token < 0:
                 return ""
-            return llm.detokenize([token], special=True).decode("utf-8", "replace")
+            text: str = llm.detokenize([token], special=True).decode("utf-8", "replace")
+            return text
 
         try:
             template = pick_template(

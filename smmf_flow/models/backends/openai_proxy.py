@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from anyio.lowlevel import current_token
@@ -185,7 +185,9 @@ class OpenAIProxyBackend(Backend):
 
     @property
     def capabilities(self) -> Capabilities:
-        prefix = "exact" if self.config.continue_final_message else "approximate"
+        prefix: Literal["exact", "approximate"] = (
+            "exact" if self.config.continue_final_message else "approximate"
+        )
         return Capabilities(chat=True, embed=True, json_schema=True, prefix=prefix)
 
     @property

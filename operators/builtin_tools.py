@@ -26,7 +26,6 @@ from pydantic import Field
 
 from smmf_flow.dag import RunContext
 from smmf_flow.operators.arithmetic import MAX_EXPRESSION_CHARS, evaluate
-from smmf_flow.operators.store_operator import embedding_fingerprint
 from smmf_flow.operators.tools import Tool, make_tool, tool
 from smmf_flow.operators.vectorstore import VectorStore, check_spec, open_store
 
@@ -77,7 +76,7 @@ def lookup_tool(
 
         worker = scheduler_for(ctx.registry if ctx is not None else None).embedding_worker(model)
         vector = (await worker.embed([query]))[0]
-        fingerprint = await embedding_fingerprint(worker)
+        fingerprint = await worker.fingerprint()
         found = await anyio.to_thread.run_sync(
             lambda: store_for().query(vector, k, model=worker.name, fingerprint=fingerprint)
         )

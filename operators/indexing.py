@@ -36,7 +36,7 @@ from smmf_flow.dag import FileAccess, RunContext
 from smmf_flow.operators.documents import Chunk, Document, as_documents
 from smmf_flow.operators.input_keys import pick
 from smmf_flow.operators.splitter import ChunkingParams, split_chars, split_tokens
-from smmf_flow.operators.store_operator import StoreOperator, StoreParams, embedding_fingerprint
+from smmf_flow.operators.store_operator import StoreOperator, StoreParams
 from smmf_flow.operators.vectorstore import VectorStore
 
 #: what the indexer reads: paths, documents, or chunks an upstream splitter cut
@@ -105,7 +105,7 @@ class IndexerOperator(StoreOperator):
         new = [c for c in chunks if c.id not in held]
         vectors = await self.embed(ctx, [c.text for c in new])
         worker = self.worker(ctx)
-        model, fingerprint = worker.name, await embedding_fingerprint(worker)
+        model, fingerprint = worker.name, await worker.fingerprint()
         async with _writing(store):
             lost = await self._lost(store, [c for c in chunks if c.id in held])
             if lost:

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from smmf_flow.dag import RunContext
 from smmf_flow.operators.input_keys import text
-from smmf_flow.operators.store_operator import StoreOperator, StoreParams, embedding_fingerprint
+from smmf_flow.operators.store_operator import StoreOperator, StoreParams
 from smmf_flow.operators.vectorstore import Hit
 
 
@@ -71,7 +71,7 @@ class RetrieverOperator(StoreOperator):
             self.k,
             where=where,
             model=worker.name,
-            fingerprint=await embedding_fingerprint(worker),
+            fingerprint=await worker.fingerprint(),
         )
         if self.min_score is not None:
             hits = [h for h in hits if h.score >= self.min_score]

@@ -6,9 +6,9 @@ its micro-batcher) and talk to one vector store. The store is described by data
 when the node is made, and is opened on first use; its blocking calls run off
 the event loop so a long upsert does not stall other nodes of the run.
 
-Both tell the store which weights made their vectors: ``embedding_fingerprint``
-asks the embedding model's backend (a digest of its weight files, computed once
-and then cached), and the store refuses vectors from other weights.
+Both tell the store which weights made their vectors: the embedding worker's
+``fingerprint()`` (a digest of the model's weight files, computed once and then
+cached), and the store refuses vectors from other weights.
 """
 
 from __future__ import annotations
@@ -25,14 +25,6 @@ from smmf_flow.operators.params import OperatorParams, configure
 from smmf_flow.operators.vectorstore import StoreSpec, VectorStore, open_store
 
 T = TypeVar("T")
-
-
-async def embedding_fingerprint(worker: Any) -> str:
-    """The fingerprint of the weights behind an embedding worker (its pool's
-    backends share one config, so the first one answers for all)."""
-    backend = worker.pool.instances[0].backend
-    fingerprint: str = await anyio.to_thread.run_sync(backend.fingerprint)
-    return fingerprint
 
 
 class StoreParams(OperatorParams):
@@ -82,4 +74,4 @@ class StoreOperator(EmbeddingModelOperator):
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
 
-__all__ = ["StoreOperator", "StoreParams", "embedding_fingerprint"]
+__all__ = ["StoreOperator", "StoreParams"]

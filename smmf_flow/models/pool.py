@@ -144,6 +144,11 @@ class Pool:
     def capabilities(self) -> Capabilities:
         return self._instances[0].backend.capabilities
 
+    def fingerprint(self) -> str:
+        """Which weights this pool serves (``Backend.fingerprint``: the same for every
+        instance of one config); needs no load, but may hash the weight files."""
+        return self._instances[0].backend.fingerprint()
+
     # --- life cycle ----------------------------------------------------------------
 
     async def start(self) -> None:

@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
+import anyio
+
 from smmf_flow.errors import InvalidOutput
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.batcher import EmbeddingBatcher
@@ -141,6 +143,11 @@ class PoolEmbeddingWorker:
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await self.batcher.embed(texts)
+
+    async def fingerprint(self) -> str:
+        """Which weights make this model's vectors (``Pool.fingerprint``), read in a
+        worker thread: the first time, it hashes the weight files."""
+        return await anyio.to_thread.run_sync(self.pool.fingerprint)
 
 
 def check_structured(text: str, request: ChatRequest, model: str) -> Any:

@@ -30,6 +30,7 @@ from smmf_flow.models.strategies import (
     Weighted,
     make_strategy,
 )
+from smmf_flow.scheduler.workers import PoolEmbeddingWorker
 
 from .fakes import PROVIDER, FakeBackend
 
@@ -523,3 +524,19 @@ def test_ray_placement_is_not_available_yet() -> None:
     config = ModelConfig(name="r", provider=PROVIDER, placement="ray")
     with pytest.raises(ConfigError, match="placement 'ray' is not available yet"):
         Pool(config)
+
+
+# --- which weights ----------------------------------------------------------------------
+
+
+async def test_a_pool_and_its_embedding_worker_name_the_weights_without_loading() -> None:
+    """What a vector store records beside its vectors: the backend's fingerprint, the
+    same for every instance of one config, asked for through public methods."""
+    pool = make_pool(instances=2, path="/models/m.gguf")
+    first, second = backends(pool)
+    assert pool.fingerprint() == first.fingerprint() == second.fingerprint()
+    assert "/models/m.gguf" not in pool.fingerprint()  # a digest, not the path
+    worker = PoolEmbeddingWorker("m", pool, max_batch=4, max_wait_ms=1)
+    assert await worker.fingerprint() == pool.fingerprint()
+    assert FakeBackend.loads == []
+    assert make_pool(path="/models/other.gguf").fingerprint() != pool.fingerprint()

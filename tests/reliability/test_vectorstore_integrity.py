@@ -128,7 +128,7 @@ def test_fingerprints_follow_the_weights_not_the_name_or_the_path(
         }
     )
     printed = {
-        name: registry.pool(name).instances[0].backend.fingerprint()
+        name: registry.pool(name).fingerprint()
         for name in ("a", "b", "c", "p1", "p2", "p3", "m", "m-same", "m-changed")
     }
     assert printed["a"] == printed["b"] != printed["c"]  # the GGUF's bytes
@@ -141,7 +141,7 @@ def test_fingerprints_follow_the_weights_not_the_name_or_the_path(
     assert (str(edited.resolve()), info.st_mtime_ns, info.st_size) in fingerprint._file_digests
     with open(edited, "ab") as weights:  # changed again (its size too): a new digest
         weights.write(b"\x01")
-    assert registry.pool("c").instances[0].backend.fingerprint() != printed["c"]
+    assert registry.pool("c").fingerprint() != printed["c"]
 
 
 async def test_other_weights_under_the_same_name_are_refused_with_how_to_reindex(
@@ -152,9 +152,9 @@ async def test_other_weights_under_the_same_name_are_refused_with_how_to_reindex
     original = make_registry(minilm_at(MINILM))
     first = await indexer(store).arun(str(DOCS / "tides.md"), registry=original)
     assert first.total == first.chunks > 0
-    printed = original.pool("minilm").instances[0].backend.fingerprint()
+    printed = original.pool("minilm").fingerprint()
     swapped = make_registry(minilm_at(changed))
-    other = swapped.pool("minilm").instances[0].backend.fingerprint()
+    other = swapped.pool("minilm").fingerprint()
     assert printed.startswith("sentence-transformers:") and other != printed
     message = (
         f"chroma store '{store}' collection 'docs' holds vectors from model 'minilm' "

@@ -130,7 +130,9 @@ def _connect_all(doc: Document, dag: DAG, spec: FlowSpec) -> None:
         if not op.is_branch:
             continue
         raw = spec.nodes[op.name].params
-        places = [("branches", k, "to") for k in range(len(raw.get("branches", [])))]
+        places: list[tuple[str | int, ...]] = [
+            ("branches", k, "to") for k in range(len(raw.get("branches", [])))
+        ]
         places += [("default",)] if raw.get("default") is not None else []
         # a plugin's branch type may keep its targets elsewhere: unplaced ones are refused
         # by validation (not downstream of the branch), so the shorter list decides

@@ -58,9 +58,9 @@ def layout(view: View) -> tuple[dict[str, Placed], float, float]:
         layer.sort(key=lambda n: _mean([placed[p].x for p in parents[n]], default=0.0))
         x = (width - sum(placed[n].w for n in layer) - GAP_X * (len(layer) - 1)) / 2
         for name in layer:
-            box = placed[name]
-            box.x, box.y = x + box.w / 2, y
-            x += box.w + GAP_X
+            spot = placed[name]
+            spot.x, spot.y = x + spot.w / 2, y
+            x += spot.w + GAP_X
         y += max(placed[n].h for n in layer) + GAP_Y
     return placed, width, y - GAP_Y + MARGIN
 

@@ -78,7 +78,7 @@ def _route(op: Operator, child: str) -> tuple[str, bool]:
         return "", False
     for predicate, target in getattr(op, "branches", []):
         if getattr(target, "name", target) == child:
-            text = getattr(predicate, "source", None) or getattr(predicate, "__name__", "")
+            text = str(getattr(predicate, "source", None) or getattr(predicate, "__name__", ""))
             return _short(text, 30), False
     default = getattr(op, "default", None)
     return ("default", True) if getattr(default, "name", default) == child else ("", False)

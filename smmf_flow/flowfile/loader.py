@@ -21,6 +21,7 @@ contains itself.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +42,7 @@ MAX_VALUES = 100_000
 #: the deepest nesting of mappings and lists
 MAX_DEPTH = 64
 
-Path_ = tuple[str | int, ...]
+Path_ = tuple[str | int | float | None, ...]  # a YAML key may be any plain value
 #: the path suffix under which a mapping key's own position is kept
 KEY = "<key>"
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -131,8 +132,8 @@ class FlowLoader(yaml.SafeLoader):
         #: id(node) -> (values, depth) of the node with every alias expanded
         self.expanded: dict[int, tuple[int, int]] = {}
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        start = self.peek_event().start_mark
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        start = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # untyped in stubs
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
@@ -158,7 +159,8 @@ class FlowLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
-        self._measure(node)
+        if node is not None:
+            self._measure(node)
         return node
 
     def _measure(self, node: yaml.Node) -> None:
@@ -242,10 +244,9 @@ def read_flow_text(text: str, file: str = "<flow>") -> Document:
         doc.data = _build(loader, root, (), doc)
         return doc
     except LimitExceeded as exc:
-        mark = exc.problem_mark
-        raise FlowFileError(
-            str(exc.problem), file=file, line=mark.line + 1, column=mark.column + 1
-        ) from None
+        mark = exc.problem_mark  # always given where a limit is raised
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise FlowFileError(str(exc.problem), file=file, line=line, column=column) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from None
     except yaml.reader.ReaderError as exc:
@@ -263,7 +264,7 @@ def read_flow_text(text: str, file: str = "<flow>") -> Document:
             loader.dispose()
 
 
-def read_flow_file(path: str | Path) -> Document:
+def read_flow_file(path: str | os.PathLike[str]) -> Document:
     """Read and parse the flow file at ``path``."""
     file = Path(path)
     try:

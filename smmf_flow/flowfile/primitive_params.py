@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from smmf_flow.operators.params import Flag, OperatorParams
 
 #: ``function:`` is a plugin's public module-level name. Only the JSON schema says so
 #: (an editor's hint): the loader's allow-list explains a refusal better than a pattern
-FUNCTION_REF = {
+FUNCTION_REF: JsonDict = {
     "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
     "description": "module:name of a function of a plugin module",
 }

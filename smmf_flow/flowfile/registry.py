@@ -41,11 +41,14 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from smmf_flow.dag.map import MapOperatorFactory
 from smmf_flow.dag.operator import Operator
 from smmf_flow.errors import FlowError, did_you_mean
+
+if TYPE_CHECKING:
+    from smmf_flow.operators.tools import Tool
 
 ENTRY_POINT_GROUP = "smmf_flow.operators"
 _ALLOWED = "a function or class the plugin defines itself, an @map_operator function, or a @tool"
@@ -246,7 +249,7 @@ def _defined_in(obj: Any, module: ModuleType) -> bool:
     return getattr(obj, "__module__", None) == module.__name__
 
 
-def _is_tool(obj: Any) -> bool:
+def _is_tool(obj: Any) -> TypeGuard[Tool]:
     from smmf_flow.operators.tools import Tool  # the operator library loads on demand
 
     return isinstance(obj, Tool)

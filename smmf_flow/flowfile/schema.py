@@ -197,7 +197,12 @@ def _unknown_field(loc: tuple[Any, ...]) -> str:
     field, parent = str(loc[-1]), loc[:-1]
     model = _model_at(parent)
     known = list(model.model_fields) if model else []
-    where = {FlowSpec: "a flow", InputSpec: "an input", RetrySpec: "retry"}.get(model, "here")
+    names: dict[type[BaseModel] | None, str] = {
+        FlowSpec: "a flow",
+        InputSpec: "an input",
+        RetrySpec: "retry",
+    }
+    where = names.get(model, "here")
     return (
         f"unknown field '{field}' in {where}{did_you_mean(field, known)} (fields: "
         f"{', '.join(known)})"

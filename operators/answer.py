@@ -170,7 +170,7 @@ def parse_reply(text: str, passages: int, model: str | None) -> dict[str, Any]:
     import json
 
     try:
-        reply = json.loads(text)
+        reply: dict[str, Any] = json.loads(text)  # checked below: a dict of the right shape
     except json.JSONDecodeError as exc:
         raise InvalidOutput(
             f"model '{model}' answered with invalid JSON ({exc.msg}): "

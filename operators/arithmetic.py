@@ -65,11 +65,12 @@ def evaluate(expression: str) -> float | int:
     except SyntaxError as exc:
         raise InputError(f"not an arithmetic expression ({exc.msg}): {expression!r}") from None
     try:
-        return _eval(tree.body, 1)
+        value: float | int = _eval(tree.body, 1)
     except OverflowError:
         raise InputError(f"{expression!r} is too large to compute") from None
     except (ValueError, TypeError) as exc:  # sqrt(-1), min() ...
         raise InputError(f"{expression!r} cannot be computed: {exc}") from None
+    return value
 
 
 def _eval(node: ast.AST, depth: int) -> Any:

@@ -22,6 +22,7 @@ class EmbeddingOperator(EmbeddingModelOperator):
 
     kind = "embedding"
     params_model = EmbeddingParams
+    config: EmbeddingParams
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         self.config, options = configure(EmbeddingParams, self.kind, {"model": model, **options})

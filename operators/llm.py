@@ -3,7 +3,9 @@
 The model name (or group name, or none for the registry's ``default_llm``) is
 resolved by the scheduler before the flow runs; at run time the node sends its
 request to the resolved worker: one model's pool, or a fallback/route group.
-``GeneratingOperator`` is what it shares with the router and fallback nodes.
+``ChatOperator`` is what every node that sends chat requests shares (the answer
+and agent nodes too), ``GeneratingOperator`` what the llm node shares with the
+router and fallback nodes: a request in, the model's answer out.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from smmf_flow.models.types import ChatChunk, ChatMessage, ChatRequest, ChatResu
 from smmf_flow.operators.base import ModelOperator, ModelParam
 from smmf_flow.operators.params import Flag, GenerationParams, SamplingParams, configure
 from smmf_flow.operators.params import problem as pydantic_problem
+from smmf_flow.scheduler.workers import ChatWorker
 
 
 def to_request(value: Any, fields: dict[str, Any]) -> ChatRequest:
@@ -60,7 +63,28 @@ def to_request(value: Any, fields: dict[str, Any]) -> ChatRequest:
     return request.model_copy(update=update) if update else request
 
 
-class GeneratingOperator(ModelOperator):
+class ChatOperator(ModelOperator):
+    """What every node that sends chat requests shares: its sampling parameters
+    (``generation``: the fields each request gets unless it sets them) and, unless a
+    subclass names its models otherwise (router, fallback), one model or group by
+    name, ``model`` (None: the registry's ``default_llm``)."""
+
+    config: SamplingParams
+    model: str | None
+
+    def __init__(self, **options: Any) -> None:
+        self.generation = self.config.request_fields()
+        super().__init__(**options)
+
+    def model_params(self) -> list[ModelParam]:
+        return [("model", self.model, "llm")]
+
+    def build_worker(self, scheduler: Any) -> ChatWorker:
+        worker: ChatWorker = scheduler.chat_worker(self.model)
+        return worker
+
+
+class GeneratingOperator(ChatOperator):
     """What every generating operator shares (llm, router, fallback): a request,
     prompt string or mapping in; a ``ChatResult`` out, or with ``stream=True`` a
     lazy stream of ``ChatChunk`` (the flag sets the output port)."""
@@ -68,11 +92,9 @@ class GeneratingOperator(ModelOperator):
     #: note which model and instance served each whole answer (routers and
     #: fallbacks note their own decisions instead)
     note_served: ClassVar[bool] = False
-    config: SamplingParams
 
     def __init__(self, **options: Any) -> None:
         self.stream: bool = bool(getattr(self.config, "stream", False))
-        self.generation = self.config.request_fields()
         if "stream" in type(self.config).model_fields:  # the flag decides the output port
             options.setdefault(
                 "output_type", AsyncIterator[ChatChunk] if self.stream else ChatResult
@@ -115,11 +137,5 @@ class LLMOperator(GeneratingOperator):
         self.model = self.config.model
         super().__init__(**options)
 
-    def model_params(self) -> list[ModelParam]:
-        return [("model", self.model, "llm")]
 
-    def build_worker(self, scheduler: Any) -> Any:
-        return scheduler.chat_worker(self.model)
-
-
-__all__ = ["GeneratingOperator", "LLMOperator", "LLMParams", "to_request"]
+__all__ = ["ChatOperator", "GeneratingOperator", "LLMOperator", "LLMParams", "to_request"]

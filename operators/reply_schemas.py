@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from smmf_flow.operators.llm import LLMOperator
-from smmf_flow.operators.params import SamplingParams
+from smmf_flow.operators.llm import ChatOperator
+from smmf_flow.operators.params import SamplingParams, configure
 
 if TYPE_CHECKING:
     from smmf_flow.operators.tools import Tool
@@ -118,12 +118,18 @@ class StructuredParams(SamplingParams):
     temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
 
 
-class StructuredChatOperator(LLMOperator):
-    """A generating node (a model or group by name, as ``LLMOperator``) whose
-    replies must be JSON of a shape it sets on each request."""
+class StructuredChatOperator(ChatOperator):
+    """A node that asks a model or group by name (as ``LLMOperator``) for replies
+    that must be JSON of a shape it sets on each request; what it takes and gives
+    is its own (a retrieval and an answer, a task and an agent's result)."""
 
-    params_model: ClassVar[type[StructuredParams]] = StructuredParams  # type: ignore[assignment]
-    config: StructuredParams  # type: ignore[assignment]
+    params_model: ClassVar[type[StructuredParams]] = StructuredParams
+    config: StructuredParams
+
+    def __init__(self, model: str | None = None, **params: Any) -> None:
+        self.config, options = configure(self.params_model, self.kind, {"model": model, **params})
+        self.model = self.config.model
+        super().__init__(**options)
 
 
 __all__ = [

@@ -36,7 +36,8 @@ _WORD = re.compile(r"\S+\s*")
 
 def split_chars(doc: Document, size: int, overlap: int) -> list[Chunk]:
     """Cut ``doc`` into windows of at most ``size`` characters."""
-    text, chunks, start = doc.text, [], _skip_space(doc.text, 0)
+    text, start = doc.text, _skip_space(doc.text, 0)
+    chunks: list[Chunk] = []
     while start < len(text):
         end = min(start + size, len(text))
         if end < len(text):
@@ -148,6 +149,7 @@ class TextSplitterOperator(EmbeddingModelOperator):
 
     kind = "splitter"
     params_model = SplitterParams
+    config: SplitterParams
 
     def __init__(self, size: int = 800, overlap: int = 100, **params: Any) -> None:
         self.config, options = configure(

@@ -21,7 +21,7 @@ import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, get_type_hints, overload
 
 import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -84,13 +84,33 @@ class Tool:
             raise ToolFailed(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
 
 
+@overload
+def tool(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+) -> Tool: ...
+
+
+@overload
+def tool(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
 def tool(
     fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
     timeout: float | None = None,
-) -> Any:
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make ``fn`` a ``Tool``; use as ``@tool`` or ``@tool(timeout=5)``."""
 
     def wrap(f: Callable[..., Any]) -> Tool:

@@ -50,9 +50,9 @@ def _chroma() -> Any:
 
 def external_embeddings() -> Any:
     """An embedding function for Chroma that refuses to embed (see the module doc)."""
-    from chromadb.api.types import EmbeddingFunction
+    from chromadb.api.types import Documents, EmbeddingFunction
 
-    class ExternalEmbeddings(EmbeddingFunction):  # type: ignore[type-arg,misc]
+    class ExternalEmbeddings(EmbeddingFunction[Documents]):
         """smmf-flow supplies every vector; Chroma must not compute any."""
 
         def __init__(self) -> None:

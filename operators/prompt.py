@@ -61,7 +61,7 @@ class PromptOperator(Operator):
 
     def __init__(self, template: str | None = None, **params: Any) -> None:
         self.config, options = configure(PromptParams, self.kind, {"template": template, **params})
-        parts: list[tuple[str, str, str]] = []
+        parts: list[tuple[Role, str, str]] = []
         if self.config.system:
             parts.append(("system", "system", self.config.system))
         for i, message in enumerate(self.config.messages or []):
@@ -93,7 +93,7 @@ class PromptOperator(Operator):
                 ) from None
             except jinja2.exceptions.SecurityError as exc:
                 raise InputError(f"the template refused to render: {exc}") from None
-            messages.append(ChatMessage(role=role, content=content))  # type: ignore[arg-type]
+            messages.append(ChatMessage(role=role, content=content))
         return ChatRequest(messages=messages, **self.generation)
 
     async def execute(self, ctx: RunContext, variables: Mapping[str, Any] | str) -> ChatRequest:

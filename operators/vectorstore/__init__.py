@@ -75,7 +75,7 @@ def open_store(spec: StoreSpec) -> VectorStore:
     if isinstance(ref, str):
         module, _, attr = ref.partition(":")
         ref = STORE_TYPES[spec.type] = getattr(importlib.import_module(module), attr)
-    return ref(spec.path, spec.collection)  # type: ignore[call-arg]
+    return ref(spec.path, spec.collection)
 
 
 __all__ = [

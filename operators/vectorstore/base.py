@@ -56,6 +56,10 @@ class VectorStore(ABC):
     #: the name under which ``open_store`` knows this kind of store
     type: str = ""
 
+    def __init__(self, path: str, collection: str) -> None:  # noqa: B027 - the contract
+        """``open_store`` makes every store as ``cls(path, collection)``: where it
+        keeps its data, and which collection there."""
+
     @abstractmethod
     def upsert(
         self,

@@ -136,7 +136,8 @@ def _connect_all(doc: Document, dag: DAG, spec: FlowSpec) -> None:
         places += [("default",)] if raw.get("default") is not None else []
         # a plugin's branch type may keep its targets elsewhere: unplaced ones are refused
         # by validation (not downstream of the branch), so the shorter list decides
-        for target, place in zip(op.targets(), places, strict=False):  # type: ignore[attr-defined]
+        targets: list[str] = getattr(op, "targets", list)()  # a branch names them
+        for target, place in zip(targets, places, strict=False):
             _connect(
                 doc, dag, op.name, target, ("nodes", op.name, *place), f"branch target '{target}'"
             )

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from smmf_flow.errors import MissingDependency
 from smmf_flow.flowfile.graph import View
+
+if TYPE_CHECKING:  # Pillow is imported only to draw a PNG
+    from PIL import ImageDraw
 
 CHAR_W, LINE_H, PAD_X, PAD_Y = 7.0, 15.0, 14.0, 8.0
 GAP_X, GAP_Y, MARGIN = 28.0, 46.0, 20.0
@@ -193,14 +197,14 @@ def render_png(view: View, scale: float = 2.0) -> bytes:
 
 
 def _arrowhead(
-    draw: object, start: tuple[float, float], end: tuple[float, float], size: float
+    draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], size: float
 ) -> None:
     import math
 
     angle = math.atan2(end[1] - start[1], end[0] - start[0])
     left = (end[0] - size * math.cos(angle - 0.4), end[1] - size * math.sin(angle - 0.4))
     right = (end[0] - size * math.cos(angle + 0.4), end[1] - size * math.sin(angle + 0.4))
-    draw.polygon([end, left, right], fill="#555555")  # type: ignore[attr-defined]
+    draw.polygon([end, left, right], fill="#555555")
 
 
 __all__ = ["layout", "render_png", "render_svg"]

@@ -350,10 +350,12 @@ def _preview(node: yaml.Node) -> str:
 
 def _position(text: str | bytes, index: int) -> tuple[int, int]:
     """1-based line and column of character (or byte) ``index`` of ``text``."""
-    newline = b"\n" if isinstance(text, bytes) else "\n"
     index = max(0, min(index, len(text)))
-    line_start = text.rfind(newline, 0, index) + 1  # type: ignore[arg-type]
-    return text.count(newline, 0, index) + 1, index - line_start + 1  # type: ignore[arg-type]
+    if isinstance(text, bytes):
+        breaks, last = text.count(b"\n", 0, index), text.rfind(b"\n", 0, index)
+    else:
+        breaks, last = text.count("\n", 0, index), text.rfind("\n", 0, index)
+    return breaks + 1, index - last
 
 
 def _at(doc: Document, node: yaml.Node, message: str) -> FlowFileError:

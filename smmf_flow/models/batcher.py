@@ -111,7 +111,8 @@ class EmbeddingBatcher:
             raise
         if pending.error is not None:
             raise pending.error
-        return pending.result  # type: ignore[return-value]
+        assert pending.result is not None  # a finished call has its vectors or its error
+        return pending.result
 
     async def _collect(self) -> None:
         """Form the next batch from the head of the queue and send it."""

@@ -95,8 +95,9 @@ class ChatStream:
             if isinstance(exc, Exception) and instance is not None:
                 reraise(exc, self._pool.name, instance.id)
             raise
-        chunk.model = self._pool.name
-        chunk.instance = self._instance.id  # type: ignore[union-attr]
+        instance = self._instance
+        assert instance is not None  # _open took the slot before the first chunk
+        chunk.model, chunk.instance = self._pool.name, instance.id
         self._chunks += 1
         if chunk.usage is not None:
             self._tokens = chunk.usage.completion_tokens

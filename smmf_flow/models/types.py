@@ -40,7 +40,7 @@ class ResponseFormat(BaseModel):
     json_schema: JsonSchemaFormat | None = None
 
     @property
-    def schema(self) -> dict[str, Any] | None:  # type: ignore[override]
+    def schema(self) -> dict[str, Any] | None:  # type: ignore[override]  # pydantic's old schema()
         """The JSON schema the output must match, if one was given."""
         return self.json_schema.schema_ if self.json_schema else None
 

@@ -183,7 +183,7 @@ class _Run:
                 elif following is None:
                     following = (child, ready)
                 else:
-                    self.tg.start_soon(self._drive, child, ready)  # type: ignore[union-attr]
+                    self._start(child, ready)
             if following is None:
                 return
             i, args = following
@@ -218,7 +218,12 @@ class _Run:
             if ready is _EMPTY:
                 self._skip(child)
             elif ready is not None:
-                self.tg.start_soon(self._drive, child, ready)  # type: ignore[union-attr]
+                self._start(child, ready)
+
+    def _start(self, i: int, args: tuple[Any, ...]) -> None:
+        """Drive node ``i`` in a task of its own, beside the others of the run."""
+        assert self.tg is not None  # set for as long as the run's task group lives
+        self.tg.start_soon(self._drive, i, args)
 
     async def _run_node(self, op: Operator, args: tuple[Any, ...]) -> Any:
         """Run one node with its timeout and retry; return its output, or

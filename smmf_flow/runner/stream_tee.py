@@ -73,7 +73,7 @@ class TracedStream:
                 if await self._try_restart(error):
                     continue
                 raise self._fail(error) from error
-            self._record.chunks += 1  # type: ignore[operator]
+            self._record.chunks = (self._record.chunks or 0) + 1
             return chunk
 
     async def _try_restart(self, error: BaseException) -> bool:

@@ -85,7 +85,8 @@ class AccessLog:
 
 
 def _request_id(scope: Scope) -> bytes:
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"x-request-id" and 0 < len(value) <= 128:
             return value
     return f"{_PREFIX}-{next(_ids)}".encode()

@@ -23,7 +23,8 @@ A request cancelled this way is logged and counted with status 499 (nginx's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -123,7 +124,7 @@ class BodyGuard:
 
 
 def _beside(
-    watch: Callable[[anyio.CancelScope], Awaitable[None]], cancel: anyio.CancelScope
+    watch: Callable[[anyio.CancelScope], Coroutine[Any, Any, None]], cancel: anyio.CancelScope
 ) -> Callable[[], object]:
     """Start ``watch(cancel)`` as a task of its own; return what stops it.
 

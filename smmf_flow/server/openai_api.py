@@ -197,14 +197,14 @@ async def _chat_frames(
             tail = last or ChatChunk("", model=worker.name)
             yield _chat_tail(state, base, tail, chunk_frame, include_usage)
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
 
 def _chat_tail(
     state: ServerState,
     base: dict[str, Any],
     chunk: ChatChunk,
-    chunk_frame: Any,
+    chunk_frame: Callable[[str, dict[str, Any], str | None], bytes],
     include_usage: bool,
 ) -> bytes:
     model = chunk.model or base["model"]
@@ -309,7 +309,7 @@ async def _completion_frames(
             base["usage"] = _usage(usage)
             yield frame(base)
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
 
 # --- embeddings ----------------------------------------------------------------------

@@ -39,7 +39,8 @@ class ServerState:
 
 def of(request: Request) -> ServerState:
     """The state of the server answering ``request``."""
-    return request.app.state.smmf  # type: ignore[no-any-return]
+    state: ServerState = request.app.state.smmf  # starlette's app.state holds anything
+    return state
 
 
 __all__ = ["ServerState", "of"]

@@ -34,9 +34,12 @@ T = TypeVar("T")
 def _loop_caller() -> Callable[[Callable[[], object]], object]:
     """A function that schedules a callback on the current event loop from any thread."""
     native: Any = current_token().native_token
-    if hasattr(native, "call_soon_threadsafe"):  # asyncio loop
-        return native.call_soon_threadsafe  # type: ignore[no-any-return]
-    return native.run_sync_soon  # type: ignore[no-any-return]  # trio token
+    caller: Callable[[Callable[[], object]], object] = (
+        native.call_soon_threadsafe  # an asyncio loop
+        if hasattr(native, "call_soon_threadsafe")
+        else native.run_sync_soon  # a trio token
+    )
+    return caller
 
 
 class Relay(Generic[T]):
@@ -142,9 +145,9 @@ class EngineThread:
             if job is not None:
                 job.relay.finish(closed)
 
-    def _submit(self, work: Callable[[Relay[Any]], None]) -> Relay[Any]:
+    def _submit(self, work: Callable[[Relay[T]], None]) -> Relay[T]:
         self._ensure_started()
-        relay: Relay[Any] = Relay()
+        relay: Relay[T] = Relay()
         self._jobs.put(_Job(work, relay))
         return relay
 
@@ -154,14 +157,14 @@ class EngineThread:
         If the awaiting task is cancelled, ``stop`` is set and the call is abandoned
         (the engine thread finishes it, or skips it if it has not started).
         """
-        relay = self._submit(lambda r: r.put(fn(r.stop)))
+        relay: Relay[T] = self._submit(lambda r: r.put(fn(r.stop)))
         try:
             batch = await relay.next_batch()
         finally:
             relay.stop.set()
         if not batch:
             raise BackendError(f"{self.name}: the call was skipped")
-        return batch[0]  # type: ignore[no-any-return]
+        return batch[0]
 
     async def stream(
         self,

@@ -231,7 +231,8 @@ class HFBackend(Backend):
         tokenizer = self._tokenizer
 
         def decode(ids: list[int]) -> str:
-            return tokenizer.decode(ids, skip_special_tokens=True)  # type: ignore[no-any-return]
+            text: str = tokenizer.decode(ids, skip_special_tokens=True)
+            return text
 
         row.decoder = IncrementalDecoder(decode, context=row.prompt[-4:])
         row.scanner = StopScanner(row.request.stop)

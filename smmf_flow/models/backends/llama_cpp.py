@@ -300,7 +300,8 @@ class LlamaCppBackend(Backend):
                     f"window holds {n_ctx}; split the text or raise `context_length`",
                     model=self.config.name,
                 )
-        return self._embedder.embed(texts, normalize=True)  # type: ignore[no-any-return]
+        vectors: list[list[float]] = self._embedder.embed(texts, normalize=True)
+        return vectors
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         self._ready()

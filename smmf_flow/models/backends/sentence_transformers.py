@@ -70,7 +70,8 @@ class SentenceTransformersBackend(Backend):
         vectors = self._ready().encode(
             texts, batch_size=self.config.batch_size, convert_to_numpy=True, show_progress_bar=False
         )
-        return vectors.tolist()  # type: ignore[no-any-return]
+        rows: list[list[float]] = vectors.tolist()  # numpy's tolist() is untyped
+        return rows
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         self._ready()

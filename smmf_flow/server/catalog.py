@@ -18,7 +18,7 @@ serves the others (``catalog.broken`` keeps the messages); with ``strict=True``
 A run's input is checked against the flow's declared ``inputs:`` (names, types,
 defaults) before anything runs; ``prepare`` raises an ``ApiError`` (422) that
 names the input. A path in a run's input may only name files inside one
-folder (``runner/files.py``): the server's data root if it has one, else the
+folder (``dag/files.py``): the server's data root if it has one, else the
 folder of the flow file; the operators check every such path through it.
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from smmf_flow.errors import FlowError, InvalidOutput
+from smmf_flow.errors import FlowError, InputError, InvalidOutput
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, ResponseFormat
 from smmf_flow.scheduler.workers import ChatWorker, Note, check_structured, no_note
@@ -198,8 +198,8 @@ class RouteWorker(ChatWorker):
             if ok:
                 note("route", model=worker.name, rule=index, reason=reason)
                 return worker
-        if self.default is None:
-            raise FlowError(
+        if self.default is None:  # this request's fault as much as the router's: a 4xx
+            raise InputError(
                 f"router '{self.name}': no rule matched and there is no default "
                 "model; add `default=` or a rule without conditions"
             )

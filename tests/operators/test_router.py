@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from smmf_flow import DAG, FlowError, Trace
-from smmf_flow.errors import NodeFailed
+from smmf_flow.errors import InputError, NodeFailed
 from smmf_flow.models.types import ChatRequest
 from smmf_flow.operators import PromptOperator, RouterOperator
 from smmf_flow.scheduler import scheduler_for
@@ -195,9 +195,10 @@ async def test_no_rule_and_no_default_fails_naming_the_router(real_registry: Any
     dag = router_flow(routes=[{"model": "smollm2", "when": {"keywords": ["never"]}}])
     with pytest.raises(NodeFailed, match="node 'route' failed") as err:
         await dag.arun("hello", registry=real_registry)
-    assert re.search(
-        r"router 'route': no rule matched and there is no default model", str(err.value.__cause__)
-    )
+    cause = err.value.__cause__
+    assert isinstance(cause, InputError)  # a run-time refusal of this input, not a FlowError
+    assert not isinstance(cause, FlowError)
+    assert re.search(r"router 'route': no rule matched and there is no default model", str(cause))
 
 
 @pytest.mark.parametrize(

@@ -162,9 +162,10 @@ class FlowFileError(FlowError):
 
 class ModelNotFound(FlowError):
     """A flow or request names a model the registry does not know (``name``; the
-    ``known`` names and the closest ``suggestions``)."""
+    ``known`` names and the closest ``suggestions``); where, as any ``FlowError``:
+    ``node=``, ``param=``, ... or ``located(...)``."""
 
-    def __init__(self, name: str, known: list[str], *, where: str = "", **fields: Any) -> None:
+    def __init__(self, name: str, known: list[str], **fields: Any) -> None:
         import difflib
 
         self.name, self.known = name, list(known)
@@ -175,10 +176,7 @@ class ModelNotFound(FlowError):
             else ""
         )
         known_txt = ", ".join(sorted(self.known)) or "(none)"
-        prefix = f"{where}: " if where else ""
-        super().__init__(
-            f"{prefix}unknown model '{name}'{hint} (known models: {known_txt})", **fields
-        )
+        super().__init__(f"unknown model '{name}'{hint} (known models: {known_txt})", **fields)
 
 
 class ModelKindMismatch(FlowError):

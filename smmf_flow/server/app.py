@@ -39,7 +39,6 @@ from starlette.responses import Response
 
 from smmf_flow.errors import SmmfError, describe
 from smmf_flow.models.registry import ModelRegistry
-from smmf_flow.scheduler import scheduler_for
 from smmf_flow.server import flows_api, openai_api, ops
 from smmf_flow.server.access_log import AccessLog
 from smmf_flow.server.auth import ApiKeys, RequireKey
@@ -73,7 +72,6 @@ def create_app(
     cors_origins = list(cors_origins)
     state = ServerState(
         registry=registry,
-        scheduler=scheduler_for(registry),
         metrics=ServerMetrics(registry),
         flows=flows,
         limits=limits,

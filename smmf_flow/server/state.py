@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from smmf_flow.scheduler import Scheduler
+from smmf_flow.scheduler import Scheduler, scheduler_for
 from smmf_flow.server.limits import ServerLimits
 from smmf_flow.server.metrics import ServerMetrics
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 @dataclass(slots=True)
 class ServerState:
     registry: ModelRegistry
-    scheduler: Scheduler
     metrics: ServerMetrics
     flows: FlowCatalog | None = None
     limits: ServerLimits = field(default_factory=ServerLimits)
@@ -35,6 +34,13 @@ class ServerState:
     #: set once the start-up warm-up has finished (``/readyz`` waits for it)
     warmed: bool = False
     created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The registry's scheduler as it is now: the app's lifespan closes the
+        registry when it ends, which drops the scheduler and its workers, so an app
+        started again gets a fresh one rather than workers of closed pools."""
+        return scheduler_for(self.registry)
 
 
 def of(request: Request) -> ServerState:

@@ -42,6 +42,7 @@ from smmf_flow.errors import (
     NodeTimeout,
     RunError,
     SmmfError,
+    UsageError,
 )
 from smmf_flow.runner import DAG, RunHook
 
@@ -80,6 +81,7 @@ __all__ = [
     "Trace",
     "TransformStreamOperator",
     "UnstreamifyOperator",
+    "UsageError",
     "map_operator",
     "signature_of",
 ]

@@ -40,7 +40,10 @@ kind of thing went wrong, the message says what and what to do about it::
     │       └── RequestRefused    the backend cannot serve the request as asked (the
     │                             request's fault: never counts against the instance)
     ├── ServeError                the HTTP server cannot start as asked (an unsafe bind)
-    └── MissingDependency         an optional package a feature needs is not installed
+    ├── MissingDependency         an optional package a feature needs is not installed
+    └── UsageError                the API was called where it cannot work (a synchronous
+                                  ``dag.run()`` or ``registry.close()`` inside a running
+                                  event loop); the message names the call that works
 
 A failed model call always raises; it never comes back as ordinary text.
 
@@ -327,6 +330,25 @@ class MissingDependency(SmmfError):
     vector store) is not installed; the message says what to install."""
 
 
+class UsageError(SmmfError):
+    """The API was called in a way it cannot work, such as a synchronous entry point
+    (which runs an event loop of its own) inside a running event loop; the message
+    says which call works there."""
+
+
+def refuse_inside_event_loop(what: str, instead: str) -> None:
+    """Raise ``UsageError`` (``"{what} while asyncio runs in this thread; {instead}"``)
+    if an async library runs in this thread, where a call that starts an event loop
+    of its own cannot work."""
+    import sniffio
+
+    try:
+        running = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return
+    raise UsageError(f"{what} while {running} runs in this thread; {instead}")
+
+
 def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` for the choices closest to ``name``, or ``""``."""
     import difflib
@@ -344,4 +366,4 @@ def describe(exc: BaseException) -> str:
 
 __all__ = [
     name for name, obj in globals().items() if isinstance(obj, type) and issubclass(obj, SmmfError)
-] + ["describe", "did_you_mean", "located"]
+] + ["describe", "did_you_mean", "located", "refuse_inside_event_loop"]

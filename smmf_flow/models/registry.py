@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
-import sniffio
 
-from smmf_flow.errors import ConfigError, ModelKindMismatch, ModelNotFound
+from smmf_flow.errors import ModelKindMismatch, ModelNotFound, refuse_inside_event_loop
 from smmf_flow.models.checks import check_models, model_entries
 from smmf_flow.models.config import GroupConfig, ModelConfig, ModelKind, ModelsFile
 from smmf_flow.models.config_errors import ConfigSource
@@ -226,16 +225,10 @@ class ModelRegistry:
     def close(self) -> None:
         """``aclose`` for synchronous code: runs it in an event loop of its own, so it
         cannot be called where one already runs (there, ``await registry.aclose()``)."""
-        try:
-            running: str | None = sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:
-            running = None
-        if running is not None:
-            raise ConfigError(
-                f"model registry {self.source}: cannot close it synchronously "
-                f"while {running} runs in this thread; use `async with` or "
-                "`await registry.aclose()`"
-            )
+        refuse_inside_event_loop(
+            f"model registry {self.source}: cannot close it synchronously",
+            "use `async with` or `await registry.aclose()`",
+        )
         anyio.run(self.aclose)
 
     def __enter__(self) -> ModelRegistry:

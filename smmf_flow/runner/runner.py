@@ -35,7 +35,7 @@ from smmf_flow.dag.graph import Graph
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.stream_operators import iterate
 from smmf_flow.dag.trace import NodeRecord, NodeState, Trace
-from smmf_flow.errors import FlowError, NodeFailed, NodeTimeout
+from smmf_flow.errors import FlowError, NodeFailed, NodeTimeout, refuse_inside_event_loop
 from smmf_flow.runner.hooks import RunHook
 from smmf_flow.runner.stream_tee import RunStream, TracedStream, tee
 
@@ -383,6 +383,10 @@ async def stream_dag(dag: Graph, input: Any = None, **options: Any) -> AsyncIter
 
 def run_dag_sync(dag: Graph, input: Any = None, **options: Any) -> Any:
     """``run_dag`` for synchronous callers; a stream output is gathered into a list."""
+    refuse_inside_event_loop(
+        f"DAG '{dag.name}': cannot run synchronously (dag.run)",
+        "use `await dag.arun(...)` or `dag.astream(...)`",
+    )
 
     async def main() -> Any:
         out = await run_dag(dag, input, **options)

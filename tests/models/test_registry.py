@@ -7,7 +7,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smmf_flow.errors import ConfigError, ModelKindMismatch, ModelNotFound, PoolStopped
+from smmf_flow.errors import (
+    ConfigError,
+    ModelKindMismatch,
+    ModelNotFound,
+    PoolStopped,
+    UsageError,
+)
 from smmf_flow.models import ChatRequest, GroupConfig, ModelConfig, ModelRegistry, ModelsFile
 
 from .fakes import PROVIDER, FakeBackend
@@ -216,7 +222,7 @@ async def test_async_with_closes_and_a_sync_close_inside_a_loop_says_what_to_do(
         await registry.pool("minilm").start()
         with (
             pytest.raises(
-                ConfigError,
+                UsageError,
                 match=r"<dict>: cannot close it synchronously while "
                 r"asyncio runs in this thread; use `async "
                 r"with` or `await registry.aclose\(\)`",

@@ -20,6 +20,7 @@ from smmf_flow import (
     StreamifyOperator,
     Trace,
     TransformStreamOperator,
+    UsageError,
 )
 
 pytestmark = pytest.mark.anyio
@@ -30,6 +31,20 @@ pytestmark = pytest.mark.anyio
 
 def test_run_from_sync_code(shape: Any) -> None:
     assert shape.dag.run(shape.input) == shape.output
+
+
+async def test_a_synchronous_run_inside_a_running_loop_says_which_call_works() -> None:
+    """``dag.run`` starts an event loop of its own: inside a running one it cannot, and
+    says so instead of anyio's bare RuntimeError."""
+    with DAG("inside") as dag:
+        MapOperator(str.upper, name="up")
+    with pytest.raises(
+        UsageError,
+        match=r"^DAG 'inside': cannot run synchronously \(dag\.run\) while asyncio runs in "
+        r"this thread; use `await dag\.arun\(\.\.\.\)` or `dag\.astream\(\.\.\.\)`$",
+    ):
+        dag.run("x")
+    assert await dag.arun("x") == "X"
 
 
 async def test_arun(shape: Any) -> None:

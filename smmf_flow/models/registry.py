@@ -55,7 +55,22 @@ class ModelRegistry:
     def __init__(
         self, models: ModelsFile, *, source: str = "<config>", on_event: EventHook | None = None
     ) -> None:
+        """The registry of ``models``, checked first (a ``ModelsFile`` built in code;
+        ``from_toml`` and ``from_dict`` take theirs from the loader, which checked
+        them against the file's lines)."""
         check_models(models, ConfigSource(source, models.model_dump()))
+        self._adopt(models, source, on_event)
+
+    @classmethod
+    def _of_checked(
+        cls, models: ModelsFile, source: str, on_event: EventHook | None
+    ) -> ModelRegistry:
+        """The registry of ``models`` the loader has checked already."""
+        registry = cls.__new__(cls)
+        registry._adopt(models, source, on_event)
+        return registry
+
+    def _adopt(self, models: ModelsFile, source: str, on_event: EventHook | None) -> None:
         self.source = source
         self.on_event = on_event
         self._defaults = models.models
@@ -78,7 +93,7 @@ class ModelRegistry:
         check_paths: bool = True,
     ) -> ModelRegistry:
         """The registry of the TOML config at ``path`` (raises ``ConfigError``)."""
-        return cls(load_toml(path, check_paths=check_paths), source=str(path), on_event=on_event)
+        return cls._of_checked(load_toml(path, check_paths=check_paths), str(path), on_event)
 
     @classmethod
     def default(cls, *, on_event: EventHook | None = None) -> ModelRegistry:
@@ -98,7 +113,7 @@ class ModelRegistry:
     ) -> ModelRegistry:
         """The registry of a config given as data (``{"models": {...}}``)."""
         models = load_dict(data, source=source, base_dir=base_dir, check_paths=check_paths)
-        return cls(models, source=source, on_event=on_event)
+        return cls._of_checked(models, source, on_event)
 
     # --- lookup ------------------------------------------------------------------------
 

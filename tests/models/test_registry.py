@@ -14,7 +14,17 @@ from smmf_flow.errors import (
     PoolStopped,
     UsageError,
 )
-from smmf_flow.models import ChatRequest, GroupConfig, ModelConfig, ModelRegistry, ModelsFile
+from smmf_flow.models import (
+    ChatRequest,
+    GroupConfig,
+    ModelConfig,
+    ModelRegistry,
+    ModelsFile,
+    loader,
+)
+from smmf_flow.models import registry as registry_module
+from smmf_flow.models.checks import check_models
+from smmf_flow.models.config_errors import ConfigSource
 
 from .fakes import PROVIDER, FakeBackend
 
@@ -146,6 +156,29 @@ def test_registry_checks_a_models_file_built_in_code() -> None:
         r"'name': name 'x' is already used",
     ):
         ModelRegistry(models)
+
+
+def test_a_config_is_checked_once_whichever_way_it_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader checks a TOML or dict config (it knows the file's lines); the
+    registry checks only a ``ModelsFile`` built in code, which no loader saw."""
+    checked: list[str] = []
+
+    def counting(models: ModelsFile, source: ConfigSource) -> None:
+        checked.append(source.name)
+        check_models(models, source)
+
+    monkeypatch.setattr(loader, "check_models", counting)
+    monkeypatch.setattr(registry_module, "check_models", counting)
+    config = tmp_path / "m.toml"
+    config.write_text(f'[[models.llms]]\nname = "a"\nprovider = "{PROVIDER}"\n')
+    ModelRegistry.from_toml(config)
+    ModelRegistry.from_dict({"models": {"llms": [{"name": "b", "provider": PROVIDER}]}})
+    ModelRegistry(
+        ModelsFile.model_validate({"models": {"llms": [{"name": "c", "provider": PROVIDER}]}})
+    )
+    assert checked == [str(config), "<dict>", "<config>"]
 
 
 def test_from_toml_reports_the_file(tmp_path: Path) -> None:

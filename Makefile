@@ -1,6 +1,9 @@
 # One command sets everything up and runs the main job (`make run`); one sets up
-# and runs the tests (`make test`). Set-up is idempotent: the venv is rebuilt
-# only when pyproject.toml or this file changes.
+# and runs the tests (`make test`): first the gate (ruff's lint and format check,
+# mypy --strict over smmf_flow and the operator library), then every test;
+# `make test-quick` runs the same gate and the tests that load no real model.
+# Set-up is idempotent: the venv is rebuilt only when pyproject.toml or this file
+# changes.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +11,7 @@ STAMP  := $(VENV)/.smmf-installed
 # SmolLM2 exported once from its GGUF so hf, vLLM and MLX serve the same weights
 HF_DIR := cache/smollm2-hf
 
-.PHONY: setup run test bench clean
+.PHONY: setup run gate test test-quick clean
 
 setup: $(STAMP) $(HF_DIR)/config.json
 
@@ -28,8 +31,16 @@ $(HF_DIR)/config.json: $(STAMP)
 run: setup
 	$(BIN)/smmf-flow run flows/chat.yaml --input question="What is a dataflow graph?"
 
-test: setup
+gate: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: gate
 	$(BIN)/python -m pytest -q
+
+test-quick: gate
+	$(BIN)/python -m pytest -q -m "not models"
 
 clean:
 	rm -rf $(VENV) cache

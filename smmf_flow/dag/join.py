@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smmf_flow.dag.context import RunContext
-from smmf_flow.dag.operator import Operator
+from smmf_flow.dag.operator import Operator, overrides
 from smmf_flow.dag.ports import Signature, signature_of
 
 
@@ -29,6 +29,7 @@ class JoinOperator(Operator):
     def __init__(self, combine_function: Callable[..., Any] | None = None, **options: Any) -> None:
         self.combine_function = combine_function or _first_or_list
         self._is_async = inspect.iscoroutinefunction(self.combine_function)
+        self.inline = not self._is_async and not overrides(self, JoinOperator, "execute")
         super().__init__(**options)
 
     def ports(self) -> Signature:

@@ -47,6 +47,12 @@ class MapOperator(Operator):
         self.map_function = map_function
         self.blocking = blocking
         self._is_async = inspect.iscoroutinefunction(map_function)
+        self.inline = (
+            map_function is not None
+            and not self._is_async
+            and not blocking
+            and not overrides(self, MapOperator, "execute")
+        )
         super().__init__(**options)
 
     def ports(self) -> Signature:

@@ -83,6 +83,10 @@ class Operator:
     joins_skipped: ClassVar[bool] = False
     #: True for operators whose output is a ``Branched`` decision
     is_branch: ClassVar[bool] = False
+    #: True when ``execute`` never suspends (plain synchronous work): the runner
+    #: then runs the node in the task that made it ready instead of a new task,
+    #: which costs far less and changes nothing, as the node never lets others run
+    inline: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

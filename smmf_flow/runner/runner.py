@@ -1,10 +1,13 @@
 """Running a built DAG.
 
 A node runs as soon as all its parents are done, so independent nodes run
-concurrently (anyio task group). A task that finishes a node carries straight
-on into the first child it made ready and starts new tasks only for the other
-children, so a chain costs no task switches at all: that is most of why the
-per-node overhead is a few microseconds.
+concurrently (anyio task group). A task that finishes a node carries on with
+the children it made ready: those marked ``inline`` (plain synchronous work,
+which never lets another task run anyway) in the same task, one after another,
+then one other child, and only the rest get tasks of their own. So a chain
+and a fan-out of synchronous maps cost no task at all: a task spawn costs more
+than running such a node, and that is most of why the per-node overhead is a
+few microseconds.
 
 Streams stay lazy: a stream node's output is an async iterator handed to its
 children (through a tee when there are several), and a chunk reaches the end
@@ -26,6 +29,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import networkx as nx
 
 from smmf_flow.dag.branch import Branched
@@ -40,6 +44,9 @@ from smmf_flow.runner.hooks import RunHook
 from smmf_flow.runner.stream_tee import RunStream, TracedStream, tee
 
 _EMPTY: Any = object()
+
+#: a node ready to run: its index in the plan and its arguments
+_Ready = tuple[int, tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +131,7 @@ class _Run:
         try:
             async with anyio.create_task_group() as tg:
                 self.tg = tg
-                for i in plan.roots[1:]:
-                    tg.start_soon(self._drive, i, self._root_args(i, value))
-                first = plan.roots[0]
-                await self._drive(first, self._root_args(first, value))
+                await self._drive([(i, self._root_args(i, value)) for i in plan.roots])
             finished = self.failure is None
         finally:
             self.tg = None
@@ -153,40 +157,71 @@ class _Run:
         op = self.plan.ops[i]
         return (value,) if op.input_types or op.variadic else ()
 
-    async def _drive(self, i: int, args: tuple[Any, ...]) -> None:
-        """Run node ``i``, then carry on into the first child it made ready."""
-        plan, ops = self.plan, self.plan.ops
+    async def _drive(self, ready: list[_Ready]) -> None:
+        """Run the nodes in ``ready`` and then those they make ready. The inline
+        ones run here, one after another; the others start in tasks of their own
+        first (so that they are under way before the inline work holds the loop),
+        but for one that runs here when nothing inline is left to do."""
+        ops = self.plan.ops
+        stack: list[_Ready] = []  # inline nodes to run here, the next one last
+        following: _Ready | None = None
         while True:
-            out = await self._run_node(ops[i], args)
-            if out is _EMPTY:
+            if ready:
+                inline: list[_Ready] = []
+                others: list[_Ready] = []
+                for item in ready:
+                    op = ops[item[0]]
+                    if op.inline and op.timeout is None and op.retry is None:
+                        inline.append(item)
+                    else:
+                        others.append(item)
+                if inline:
+                    stack += reversed(inline)
+                if others:
+                    if following is None and not stack:
+                        following = others.pop(0)
+                    for item in others:
+                        self._start(*item)
+                    if others and stack:
+                        await anyio.lowlevel.checkpoint()
+            if stack:
+                i, args = stack.pop()
+            elif following is not None:
+                (i, args), following = following, None
+            else:
                 return
-            if i == plan.target:
-                self.output = out.value if type(out) is Branched else out
-            links = plan.children[i]
-            if not links:
+            if self.failure is not None:  # the run is over: leave the rest pending
                 return
-            chosen: frozenset[str] | None = None
-            if type(out) is Branched:
-                chosen, out = out.chosen, out.value
-            outs = None
-            if ops[i].streams and len(links) > 1:
-                outs = tee(out, len(links))
-                self.streams += outs
-            following: tuple[int, tuple[Any, ...]] | None = None
-            for k, (child, slot) in enumerate(links):
-                taken = chosen is None or ops[child].name in chosen
-                ready = self._deliver(child, slot, outs[k] if outs else out, taken)
-                if ready is None:
-                    continue
-                if ready is _EMPTY:
-                    self._skip(child)
-                elif following is None:
-                    following = (child, ready)
-                else:
-                    self._start(child, ready)
-            if following is None:
-                return
-            i, args = following
+            ready = self._deliver_output(i, await self._run_node(ops[i], args))
+
+    def _deliver_output(self, i: int, out: Any) -> list[_Ready]:
+        """Hand node ``i``'s output ``out`` to its children; return those now ready."""
+        if out is _EMPTY:
+            return []
+        plan = self.plan
+        if i == plan.target:
+            self.output = out.value if type(out) is Branched else out
+        links = plan.children[i]
+        if not links:
+            return []
+        chosen: frozenset[str] | None = None
+        if type(out) is Branched:
+            chosen, out = out.chosen, out.value
+        outs = None
+        if plan.ops[i].streams and len(links) > 1:
+            outs = tee(out, len(links))
+            self.streams += outs
+        ready: list[_Ready] = []
+        for k, (child, slot) in enumerate(links):
+            taken = chosen is None or plan.ops[child].name in chosen
+            args = self._deliver(child, slot, outs[k] if outs else out, taken)
+            if args is None:
+                continue
+            if args is _EMPTY:
+                self._skip(child)
+            else:
+                ready.append((child, args))
+        return ready
 
     def _deliver(self, child: int, slot: int, value: Any, taken: bool) -> Any:
         """Hand ``value`` to ``child``; return its arguments once it can run,
@@ -223,7 +258,7 @@ class _Run:
     def _start(self, i: int, args: tuple[Any, ...]) -> None:
         """Drive node ``i`` in a task of its own, beside the others of the run."""
         assert self.tg is not None  # set for as long as the run's task group lives
-        self.tg.start_soon(self._drive, i, args)
+        self.tg.start_soon(self._drive, [(i, args)])
 
     async def _run_node(self, op: Operator, args: tuple[Any, ...]) -> Any:
         """Run one node with its timeout and retry; return its output, or

@@ -3,6 +3,7 @@
 ``shape`` (conftest.py) is each DAG shape in turn: chain, diamond, wide fan-out/fan-in,
 branch + join, nested streams, and a stream fanned out through a tee."""
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,7 +17,9 @@ from smmf_flow import (
     FlowError,
     JoinOperator,
     MapOperator,
+    NodeFailed,
     NodeState,
+    RetryPolicy,
     StreamifyOperator,
     Trace,
     TransformStreamOperator,
@@ -243,3 +246,106 @@ async def test_independent_nodes_overlap() -> None:
         )
     with anyio.fail_after(2):
         assert await dag.arun(0) == ["a", "b"]
+
+
+# --- inline nodes: synchronous work runs in the task that made it ready -------------------
+
+
+def _task_of_each(*names: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sync map functions that note the task each runs in, by node name (the task
+    itself, held so that no later task can reuse its id)."""
+    seen: dict[str, Any] = {}
+
+    def noting(name: str) -> Any:
+        def fn(x: int) -> int:
+            seen[name] = asyncio.current_task()
+            return x
+
+        return fn
+
+    return seen, {name: noting(name) for name in names}
+
+
+async def test_a_fan_out_of_synchronous_maps_runs_in_one_task() -> None:
+    """No task per branch: a spawn costs more than such a node, which never lets
+    another task run anyway."""
+    names = [f"m{i}" for i in range(10)]
+    seen, fns = _task_of_each("root", *names)
+    with DAG("inline_fanout") as dag:
+        root = MapOperator(fns["root"], name="root")
+        root >> [MapOperator(fns[n], name=n) for n in names] >> JoinOperator(total_of)
+    trace = Trace()
+    assert await dag.arun(1, trace=trace) == 10
+    assert len(set(seen.values())) == 1
+    assert set(trace.states().values()) == {"succeeded"}
+    order = sorted(names, key=lambda n: trace[n].started)
+    assert order == names  # in edge order
+
+
+def total_of(*xs: int) -> int:
+    return sum(xs)
+
+
+async def test_a_node_that_may_suspend_starts_before_its_inline_siblings() -> None:
+    """An async sibling (a model call) is under way before synchronous siblings hold
+    the loop, and it still overlaps with the others."""
+    events: list[str] = []
+    release = anyio.Event()
+
+    async def call(x: int) -> str:
+        events.append("call started")
+        await release.wait()
+        return "call"
+
+    def sync_work(x: int) -> str:
+        events.append("sync ran")
+        release.set()
+        return "sync"
+
+    with DAG("mixed") as dag:
+        root = MapOperator(lambda x: x, name="root")
+        root >> [MapOperator(sync_work, name="sync"), MapOperator(call, name="call")]
+        [dag.node("sync"), dag.node("call")] >> JoinOperator()
+    with anyio.fail_after(2):
+        assert await dag.arun(0) == ["sync", "call"]
+    assert events == ["call started", "sync ran"]
+
+
+async def test_a_blocking_retried_or_timed_map_gets_a_task_of_its_own() -> None:
+    """Only plain synchronous work runs inline: a retry's backoff or a thread would
+    hold up the siblings, so such nodes run beside them."""
+    seen, fns = _task_of_each("root", "plain", "retried", "timed")
+    with DAG("own_tasks") as dag:
+        root = MapOperator(fns["root"], name="root")
+        root >> [
+            MapOperator(fns["plain"], name="plain"),
+            MapOperator(fns["retried"], name="retried", retry=RetryPolicy(attempts=2)),
+            MapOperator(fns["timed"], name="timed", timeout=5),
+        ]
+        [dag.node(n) for n in ("plain", "retried", "timed")] >> JoinOperator(total_of)
+    assert await dag.arun(1) == 3
+    assert seen["plain"] == seen["root"]
+    assert len({seen["root"], seen["retried"], seen["timed"]}) == 3
+    assert not MapOperator(lambda x: x, blocking=True).inline
+    assert not MapOperator(_async_identity).inline
+    assert MapOperator(lambda x: x).inline and JoinOperator().inline
+
+
+async def _async_identity(x: int) -> int:
+    return x
+
+
+async def test_an_inline_failure_leaves_its_waiting_inline_siblings_pending() -> None:
+    with DAG("inline_failure") as dag:
+        root = MapOperator(lambda x: x, name="root")
+        boom = MapOperator(lambda x: 1 / x, name="boom")
+        after = [MapOperator(lambda x: x, name=f"after{i}") for i in range(3)]
+        root >> [boom, *after] >> JoinOperator(name="join")
+    trace = Trace()
+    with pytest.raises(NodeFailed, match=r"node 'boom' failed") as failed:
+        await dag.arun(0, trace=trace)
+    assert isinstance(failed.value.__cause__, ZeroDivisionError)
+    states = trace.states()
+    assert states["boom"] == "failed"
+    assert {states[f"after{i}"] for i in range(3)} == {"pending"}
+    assert states["join"] == "pending"

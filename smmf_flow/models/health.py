@@ -185,7 +185,8 @@ class Breaker:
                     await instance.backend.health()
                 except Exception as exc:
                     instance.consecutive_failures += 1
-                    self.trip(instance, exc)
+                    if instance.state is HEALTHY:  # not stopped by an operator meanwhile
+                        self.trip(instance, exc)
         self._changed()
 
     async def round(self) -> None:

@@ -29,6 +29,7 @@ class InstanceState(enum.StrEnum):
     STARTING = "starting"
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
+    DRAINING = "draining"  # taken out of service: its calls in flight finish, no new ones
     STOPPED = "stopped"
 
 

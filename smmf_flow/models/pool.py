@@ -14,6 +14,15 @@ together), or up front with ``start()``. ``stop()``, ``start()`` and
 ``restart()`` work at run time; ``aclose()`` ends the pool for good. Health, the
 circuit breaker and the health loop (``watch_health``) follow ``health.py``.
 
+Run-time control of single instances (what the server's ``/admin`` endpoints
+call): ``stop_instance``, ``start_instance``, ``restart_instance`` and
+``scale(count)``. An instance taken out of service is ``draining``: no new call
+reaches it, its calls in flight finish (up to ``grace_s``), then its backend is
+freed. Scaling down drains the instances that serve least first (stopped or
+unhealthy, then idle). ``restart()`` goes one instance at a time, so a model
+with several instances keeps serving. These go through the ``Instance``
+interface only, so they work the same for any placement.
+
 The hot path does a few attribute updates per call and nothing per streamed
 chunk beyond stamping the chunk with the model and instance: the pool must cost
 next to nothing next to the engine it wraps.
@@ -22,6 +31,7 @@ next to nothing next to the engine it wraps.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -35,6 +45,7 @@ from smmf_flow.errors import (
     ModelLoadError,
     PoolBusy,
     PoolStopped,
+    UsageError,
     WorkerUnavailable,
     describe,
 )
@@ -48,6 +59,8 @@ from smmf_flow.models.strategies import make_strategy
 from smmf_flow.models.types import ChatRequest, ChatResult
 
 HEALTHY = InstanceState.HEALTHY
+DRAINING = InstanceState.DRAINING
+STOPPED = InstanceState.STOPPED
 DEFAULT_LATENCY_S = 1.0  # retry_after guess before any call has been timed
 T = TypeVar("T")
 
@@ -93,11 +106,10 @@ class Pool:
     ) -> None:
         self.config, self.name, self.kind = config, config.name, kind
         self.on_event = on_event
-        factory = backend_factory(config)
-        weights = config.weights or [1.0] * config.instances
-        self._instances = [
-            Instance(config, i, factory, weights[i]) for i in range(config.instances)
-        ]
+        self._factory = backend_factory(config)
+        #: the instances in service or on their way in or out (the list object is
+        #: shared with the breaker: changed in place, never replaced)
+        self._instances = [self._new_instance(i) for i in range(config.instances)]
         self._single = self._instances[0] if len(self._instances) == 1 else None
         self._strategy = make_strategy(config.strategy)
         self._capacity = config.concurrency
@@ -106,6 +118,7 @@ class Pool:
         self._lock: anyio.Lock | None = None  # made on first use, inside an event loop
         self._busy = 0
         self._drained: anyio.Event | None = None
+        self._drains: dict[Instance, anyio.Event] = {}  # set when that instance is idle
         self._breaker = Breaker(config, self._instances, self._emit, self._dispatch)
         #: whether a health loop (``watch_health``) runs for this pool
         self.watching = False
@@ -152,23 +165,14 @@ class Pool:
     # --- life cycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load every instance (concurrently). Raises ``ModelLoadError`` if none loads;
-        instances that fail stay unhealthy and are re-tried after ``cooldown_s``."""
+        """Load every stopped instance (concurrently; on first use, all of them).
+        Raises ``ModelLoadError`` if no instance is healthy afterwards; instances
+        that fail stay unhealthy and are re-tried after ``cooldown_s``."""
         async with self._start_lock():
-            if self._phase is Phase.RUNNING:
-                return
-            if self._phase is Phase.CLOSED:
-                raise PoolStopped(f"model '{self.name}': the pool is closed", model=self.name)
-            self._phase = Phase.STARTING
-            errors: list[Exception] = []
-            try:
-                async with anyio.create_task_group() as group:
-                    for instance in self._instances:
-                        group.start_soon(self._load, instance, errors)
-            finally:  # cancelled loads leave their instances unhealthy, due for a retry
-                self._phase = Phase.RUNNING
-                self._breaker.refresh()
-        if len(errors) == len(self._instances):
+            errors = await self._bring_up(
+                [i for i in self._instances if i.state is STOPPED], whole=True
+            )
+        if errors and not any(i.state is HEALTHY for i in self._instances):
             raise errors[0]
 
     async def stop(self, *, grace_s: float = 30.0) -> None:
@@ -199,10 +203,26 @@ class Pool:
             self._breaker.next_probe = math.inf
             self._emit("stopped", None, f"stopped model '{self.name}'")
 
-    async def restart(self) -> None:
-        """Stop, then load every instance again (fresh backends)."""
-        await self.stop()
-        await self.start()
+    async def restart(self, *, grace_s: float = 30.0) -> None:
+        """Give every instance a fresh backend, one instance at a time (each drained
+        first, up to ``grace_s``), so a model with several instances keeps serving; a
+        one-instance model is unavailable while it reloads. A pool that is not
+        running just starts. Stops at the first instance that fails to load
+        (``ModelLoadError``), leaving the rest serving."""
+        async with self._start_lock():
+            if self._phase is not Phase.RUNNING:
+                errors = await self._bring_up(
+                    [i for i in self._instances if i.state is STOPPED], whole=True
+                )
+            else:
+                errors = []
+                for instance in list(self._instances):
+                    await self._retire([instance], grace_s)
+                    errors = await self._bring_up([instance])
+                    if errors:
+                        break
+        if errors:
+            raise errors[0]
 
     async def aclose(self) -> None:
         """Stop for good."""
@@ -231,6 +251,73 @@ class Pool:
         finally:
             self.watching = False
 
+    # --- run-time control of instances ------------------------------------------------
+
+    async def stop_instance(self, index: int, *, grace_s: float = 30.0) -> None:
+        """Take instance ``index`` out of service (see the module docstring); the
+        others keep serving. ``start_instance`` brings it back."""
+        async with self._start_lock():
+            await self._retire([self.instance(index)], grace_s)
+
+    async def start_instance(self, index: int) -> None:
+        """Load instance ``index`` if it is stopped (a fresh backend); the pool runs
+        from then on, its other stopped instances staying stopped. Raises
+        ``ModelLoadError`` if it fails (it is then re-tried after ``cooldown_s``)."""
+        async with self._start_lock():
+            instance = self.instance(index)
+            errors = await self._bring_up([instance] if instance.state is STOPPED else [])
+        if errors:
+            raise errors[0]
+
+    async def restart_instance(self, index: int, *, grace_s: float = 30.0) -> None:
+        """``stop_instance`` then ``start_instance``, as one step."""
+        async with self._start_lock():
+            instance = self.instance(index)
+            await self._retire([instance], grace_s)
+            errors = await self._bring_up([instance])
+        if errors:
+            raise errors[0]
+
+    async def scale(self, count: int, *, grace_s: float = 30.0) -> None:
+        """Run ``count`` instances. New ones take the lowest free indexes and, if
+        the pool runs, load now (a failure raises ``ModelLoadError``; the instance
+        stays, unhealthy, and is re-tried after ``cooldown_s``). Surplus ones are
+        drained and removed, those that serve least first."""
+        if count < 1:
+            raise UsageError(
+                f"model '{self.name}': cannot scale to {count} instances (at least 1; "
+                "stop the model to take it out of service)"
+            )
+        errors: list[Exception] = []
+        async with self._start_lock():
+            self._refuse_closed()
+            have = len(self._instances)
+            if count > have:
+                used = {i.index for i in self._instances}
+                free = (n for n in itertools.count() if n not in used)
+                added = [self._new_instance(n) for n in itertools.islice(free, count - have)]
+                self._instances.extend(added)
+                self._reshape()
+                if self._phase is Phase.RUNNING:
+                    errors = await self._bring_up(added)
+            elif count < have:
+                leaving = sorted(self._instances, key=_leave_order)[: have - count]
+                await self._retire(leaving, grace_s)
+                for instance in leaving:
+                    self._instances.remove(instance)
+                self._reshape()
+                self._breaker.refresh()
+        if errors:
+            raise errors[0]
+
+    def instance(self, index: int) -> Instance:
+        """The instance with index ``index`` (``UsageError`` naming those there are)."""
+        for instance in self._instances:
+            if instance.index == index:
+                return instance
+        have = ", ".join(str(i.index) for i in self._instances)
+        raise UsageError(f"model '{self.name}' has no instance {index} (instances: {have})")
+
     # --- state -----------------------------------------------------------------------
 
     @property
@@ -241,7 +328,11 @@ class Pool:
         healthy = sum(i.state is HEALTHY for i in self._instances)
         if healthy == len(self._instances):
             return "ready"
-        return "degraded" if healthy else "cooling down"
+        if healthy:
+            return "degraded"
+        if all(i.state in (STOPPED, DRAINING) for i in self._instances):
+            return "stopped"  # every instance taken out of service by an operator
+        return "cooling down"
 
     @property
     def in_cooldown(self) -> bool:
@@ -361,6 +452,10 @@ class Pool:
     def _release(self, instance: Instance) -> None:
         instance.in_flight -= 1
         self._busy -= 1
+        if self._drains and not instance.in_flight:
+            drained = self._drains.pop(instance, None)
+            if drained is not None:
+                drained.set()
         if self._waiters:
             self._dispatch()
         elif self._busy == 0 and self._drained is not None:
@@ -388,6 +483,73 @@ class Pool:
             waiter = self._waiters.popleft()
             waiter.error = make_error()
             waiter.event.set()
+
+    # --- bringing instances up and taking them out -------------------------------------
+
+    def _new_instance(self, index: int) -> Instance:
+        weights = self.config.weights or []
+        weight = weights[index] if index < len(weights) else 1.0
+        return Instance(self.config, index, self._factory, weight)
+
+    def _reshape(self) -> None:
+        """After the instance list changed: the one-instance fast path, if it applies."""
+        self._single = self._instances[0] if len(self._instances) == 1 else None
+
+    def _refuse_closed(self) -> None:
+        if self._phase is Phase.CLOSED:
+            raise PoolStopped(f"model '{self.name}': the pool is closed", model=self.name)
+
+    async def _bring_up(self, instances: list[Instance], *, whole: bool = False) -> list[Exception]:
+        """Load ``instances`` concurrently (the start lock held); the pool runs from
+        then on. ``whole``: the pool as a whole is starting (callers wait for it).
+        Returns the load errors; those instances stay unhealthy, due for a retry."""
+        self._refuse_closed()
+        if self._phase is Phase.RUNNING and not instances:
+            return []
+        if whole and self._phase is not Phase.RUNNING:
+            self._phase = Phase.STARTING
+        errors: list[Exception] = []
+        try:
+            async with anyio.create_task_group() as group:
+                for instance in instances:
+                    group.start_soon(self._load, instance, errors)
+        finally:  # cancelled loads leave their instances unhealthy, due for a retry
+            self._phase = Phase.RUNNING
+            self._breaker.refresh()
+            self._dispatch()
+        return errors
+
+    async def _retire(self, instances: list[Instance], grace_s: float) -> None:
+        """Take ``instances`` out of service at once (the start lock held): their calls
+        in flight finish, up to ``grace_s``; then their backends are freed. Shielded:
+        a cancelled caller never leaves an instance half retired."""
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(grace_s):  # a re-probe in progress ends first
+                while any(i.probing for i in instances):
+                    await anyio.sleep(0.01)
+            for instance in instances:
+                if instance.state is not STOPPED:
+                    instance.state = DRAINING
+            self._breaker.refresh()
+            self._dispatch()  # waiters go to other instances, or fail if none can serve
+            busy = {i: anyio.Event() for i in instances if i.in_flight}
+            self._drains.update(busy)
+            with anyio.move_on_after(grace_s):
+                for drained in busy.values():
+                    await drained.wait()
+            for instance in busy:
+                self._drains.pop(instance, None)
+            for instance in instances:
+                if instance.state is not STOPPED:
+                    await self._close(instance)
+
+    async def _close(self, instance: Instance) -> None:
+        try:
+            await instance.aclose()
+        except Exception as exc:  # a failing close must not keep it in service
+            self._emit("stopped", instance, f"closing {instance.id} failed: {describe(exc)}")
+            return
+        self._emit("stopped", instance, f"stopped model '{self.name}' instance {instance.index}")
 
     # --- loading ------------------------------------------------------------------------
 
@@ -434,6 +596,13 @@ class Pool:
         wait = max(0.0, self._breaker.next_probe - perf_counter())
         when = f"; next re-probe in {wait:.2f}s" if math.isfinite(wait) else ""
         cause = f" (last error: {errors[0]})" if errors else ""
+        out = sum(i.state in (STOPPED, DRAINING) for i in self._instances)
+        if out:
+            return WorkerUnavailable(
+                f"model '{self.name}': no healthy instance ({out} of "
+                f"{len(self._instances)} stopped by an operator){cause}{when}",
+                model=self.name,
+            )
         return WorkerUnavailable(
             f"model '{self.name}': no healthy instance, all {len(self._instances)} are "
             f"cooling down{cause}{when}",
@@ -447,3 +616,9 @@ class Pool:
             self.on_event,
             PoolEvent(kind, self.name, instance.id if instance else None, message, seconds),
         )
+
+
+def _leave_order(instance: Instance) -> tuple[bool, int, int]:
+    """Which instances a scale-down removes first: those not serving (stopped,
+    unhealthy, loading), then the least busy, then the newest."""
+    return (instance.state is HEALTHY, instance.in_flight, -instance.index)

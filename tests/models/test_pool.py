@@ -475,7 +475,7 @@ async def test_stop_start_and_restart(fake_backend: type[FakeBackend]) -> None:
     assert not set(map(id, second)) & set(map(id, first))
     assert len(fake_backend.loads) == 6
     assert pool.status == "ready"
-    assert [e.kind for e in events].count("stopped") == 2
+    assert [e.kind for e in events].count("stopped") == 3  # the pool, then each instance
 
     await pool.aclose()
     with pytest.raises(PoolStopped, match="closed"):

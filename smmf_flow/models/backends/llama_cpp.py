@@ -65,6 +65,24 @@ def strict_strings(gbnf: str) -> str:
     return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
 
 
+def _no_weight_repacking(lib: Any) -> None:
+    """Load models without llama.cpp's "extra buffer types" (weights repacked for
+    AMX and friends): on a CPU with AMX, the repacked matmul of this llama.cpp
+    build crashes the process (SIGSEGV) on any prompt longer than one token.
+    What it costs is the repacked speed-up, on CPUs that have one. Idempotent."""
+    defaults = lib.llama_cpp.llama_model_default_params
+    if getattr(defaults, "smmf_no_repack", False):
+        return
+
+    def without_repacking() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    without_repacking.smmf_no_repack = True  # type: ignore[attr-defined]  # marks the wrapper
+    lib.llama_cpp.llama_model_default_params = without_repacking
+
+
 class LlamaCppBackend(Backend):
     """A GGUF model served in-process by llama.cpp."""
 
@@ -144,6 +162,7 @@ class LlamaCppBackend(Backend):
 
     async def load(self) -> None:
         self._lib = require("llama_cpp", "llama-cpp", self.config.name)
+        _no_weight_repacking(self._lib)
         await self._engine.call(lambda stop: self._load_chat())
 
     async def aclose(self) -> None:

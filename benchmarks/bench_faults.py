@@ -220,7 +220,7 @@ def start_upstream(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "smmf_flow.models.backends.llama_cpp_server",
             "--model",
             str(resolve_path(GGUF)),
             "--host",

@@ -158,7 +158,7 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             [
                 sys.executable,
                 "-m",
-                "llama_cpp.server",
+                "smmf_flow.models.backends.llama_cpp_server",
                 "--model",
                 str(gguf_path),
                 "--host",

@@ -121,7 +121,7 @@ class LlamaServer:
                 [
                     sys.executable,
                     "-m",
-                    "llama_cpp.server",
+                    "smmf_flow.models.backends.llama_cpp_server",
                     "--model",
                     str(self.gguf),
                     "--host",

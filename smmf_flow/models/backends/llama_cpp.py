@@ -65,7 +65,7 @@ def strict_strings(gbnf: str) -> str:
     return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
 
 
-def _no_weight_repacking(lib: Any) -> None:
+def no_weight_repacking(lib: Any) -> None:
     """Load models without llama.cpp's "extra buffer types" (weights repacked for
     AMX and friends): on a CPU with AMX, the repacked matmul of this llama.cpp
     build crashes the process (SIGSEGV) on any prompt longer than one token.
@@ -162,7 +162,7 @@ class LlamaCppBackend(Backend):
 
     async def load(self) -> None:
         self._lib = require("llama_cpp", "llama-cpp", self.config.name)
-        _no_weight_repacking(self._lib)
+        no_weight_repacking(self._lib)
         await self._engine.call(lambda stop: self._load_chat())
 
     async def aclose(self) -> None:

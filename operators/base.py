@@ -69,8 +69,7 @@ class ModelOperator(Operator, ABC):
 
     def noter(self, ctx: RunContext) -> Callable[..., None]:
         """A ``note(event, **details)`` that writes into this node's trace record."""
-        record = ctx.trace.record(self.name)
-        return lambda event, **details: record.events.append({"event": event, **details})
+        return ctx.trace.record(self.name).note
 
 
 class EmbeddingModelOperator(ModelOperator):

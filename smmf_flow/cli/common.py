@@ -1,5 +1,5 @@
-"""What the commands share: the ``--debug``, ``--models`` and ``--plugin``
-options, loading the model registry, and turning an error into its one line
+"""What the commands share: the ``--debug``, ``--models``, ``--plugin`` and
+``--otel`` options, loading the model registry, and turning an error into its one line
 with every secret the registry holds replaced by ``***``."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import click
 
+from smmf_flow import telemetry
 from smmf_flow.cli.console import Progress, one_line, redact
 from smmf_flow.errors import ConfigError, FlowError, InputError, describe
 from smmf_flow.flowfile.flow import Flow
@@ -41,6 +42,22 @@ models_option = click.option(
     metavar="TOML",
     help="Model config (default: the flow's "
     "`models:`, $SMMF_MODELS, or the packaged default.toml).",
+)
+
+
+def _set_telemetry(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    telemetry.configure(value)  # also when not given: the OTEL_* environment may ask
+    return value
+
+
+otel_option = click.option(
+    "--otel",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_telemetry,
+    help="Export OpenTelemetry traces of runs, nodes and model calls (where to: the "
+    "OTEL_* environment; default OTLP over HTTP to localhost:4318). Setting "
+    "OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT turns it on too.",
 )
 plugins_option = click.option(
     "--plugin",

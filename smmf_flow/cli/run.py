@@ -13,7 +13,13 @@ import anyio
 import click
 import yaml
 
-from smmf_flow.cli.common import debug_option, flow_registry, models_option, plugins_option
+from smmf_flow.cli.common import (
+    debug_option,
+    flow_registry,
+    models_option,
+    otel_option,
+    plugins_option,
+)
 from smmf_flow.cli.console import Progress, dumps, human, one_line, trace_table
 from smmf_flow.dag.trace import Trace
 from smmf_flow.flowfile.flow import Flow, load_flow
@@ -43,6 +49,7 @@ from smmf_flow.flowfile.flow import Flow, load_flow
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--trace", is_flag=True, help="Print the per-node table (to stderr).")
+@otel_option
 @models_option
 @plugins_option
 @debug_option

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from smmf_flow.cli.common import State, config_registry, debug_option
+from smmf_flow.cli.common import State, config_registry, debug_option, otel_option
 from smmf_flow.errors import ServeError
 
 
@@ -103,6 +103,7 @@ from smmf_flow.errors import ServeError
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="'info' writes one JSON access-log line per request to stderr.",
 )
+@otel_option
 @debug_option
 def serve(
     models_path: str | None,

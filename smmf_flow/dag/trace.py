@@ -54,6 +54,11 @@ class NodeRecord:
     input: Any = None
     output: Any = None
 
+    def note(self, event: str, **details: Any) -> None:
+        """Add an event (a decision, a fallback, ...); an operator's ``noter`` is
+        this bound method, so whoever holds the note can tell whose it is."""
+        self.events.append({"event": event, **details})
+
     @property
     def duration(self) -> float | None:
         if self.started is None or self.ended is None:

@@ -19,6 +19,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from smmf_flow import telemetry
 from smmf_flow.errors import FlowError, ModelKindMismatch, located
 from smmf_flow.scheduler.fallback import FallbackWorker
 from smmf_flow.scheduler.fallback_policy import DEFAULT_ON, FallbackPolicy
@@ -139,7 +140,7 @@ class Scheduler:
         worker = self._embed.get(binding.name)
         if worker is None:
             config = self.registry.model(binding.name)
-            worker = self._embed[binding.name] = PoolEmbeddingWorker(
+            worker = self._embed[binding.name] = _worker_classes()[1](
                 binding.name,
                 self.registry.pool(binding.name),
                 max_batch=config.batch_size,
@@ -152,7 +153,7 @@ class Scheduler:
     def _build_chat(self, binding: Binding) -> ChatWorker:
         if binding.kind != "group":
             config = self.registry.model(binding.name)
-            return PoolChatWorker(
+            return _worker_classes()[0](
                 binding.name, self.registry.pool(binding.name), config.context_length
             )
         members = [self.chat_worker(m.name) for m in binding.members]
@@ -168,6 +169,16 @@ class Scheduler:
         routes = [(Route(model=m.name, when=When(fits_context=True)), m) for m in members]
         largest = max(members, key=lambda m: m.context_length)
         return RouteWorker(binding.name, routes, default=largest)
+
+
+def _worker_classes() -> tuple[type[PoolChatWorker], type[PoolEmbeddingWorker]]:
+    """The workers to make for one model: while telemetry is on, ones whose calls
+    are spans (``traced_workers.py``); else the plain ones, which trace nothing."""
+    if telemetry.active() is None:
+        return PoolChatWorker, PoolEmbeddingWorker
+    from smmf_flow.scheduler.traced_workers import TracedEmbeddingWorker, TracedPoolChatWorker
+
+    return TracedPoolChatWorker, TracedEmbeddingWorker
 
 
 def _kind_word(kind: str) -> str:

@@ -9,10 +9,12 @@ logger::
 
 It holds no secret: never a header (the API key travels in ``Authorization``),
 never the query string, never a body. ``model`` is the name the client asked
-for, which handlers leave in ``request.state``. The JSON is only built when the
-logger is enabled for INFO, so a quiet server pays a clock read and two metric
-updates per request. Every response carries ``X-Request-Id`` (the client's own,
-if it sent one), so a client's report can be matched with the log line.
+for, which handlers leave in ``request.state``; ``trace_id``, while telemetry is
+on, the request's OpenTelemetry trace (the caller's, if it sent a ``traceparent``).
+The JSON is only built when the logger is enabled for INFO, so a quiet server
+pays a clock read and two metric updates per request. Every response carries
+``X-Request-Id`` (the client's own, if it sent one), so a client's report can be
+matched with the log line.
 
 A request ends (leaves ``in_flight``, is timed and logged) when its last byte is
 sent, not when the app's clean-up after it has finished. One whose client went
@@ -107,6 +109,8 @@ def _line(scope: Scope, request_id: bytes, route: str, status: int, seconds: flo
     }
     if "model" in state:
         record["model"] = state["model"]
+    if "trace_id" in state:  # telemetry on: the request's trace (``trace_context.py``)
+        record["trace_id"] = state["trace_id"]
     return orjson.dumps(record).decode()
 
 

@@ -5,6 +5,8 @@ operations), the exception handlers that turn every error into OpenAI's error
 JSON (its message redacted, ``redact.py``), and plain ASGI middlewares, from the
 outside in:
 
+0. while telemetry is on, a span per request that continues the caller's W3C
+   trace context (``trace_context.py``);
 1. the access log with request metrics, so refused requests are logged and
    counted too (``access_log.py``);
 2. the browser guard: ``Host``, ``Origin`` and ``Content-Type`` checks
@@ -37,6 +39,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smmf_flow import telemetry
 from smmf_flow.errors import SmmfError, describe
 from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.server import flows_api, openai_api, ops
@@ -120,6 +123,11 @@ def create_app(
         )
     app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts, cors_origins=cors_origins)
     app.add_middleware(AccessLog, metrics=state.metrics)
+    tracing = telemetry.active()
+    if tracing is not None:  # outermost: refused requests are traced too
+        from smmf_flow.server.trace_context import TraceContext
+
+        app.add_middleware(TraceContext, tracer=tracing.tracer)
     return app
 
 

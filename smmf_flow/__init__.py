@@ -4,9 +4,24 @@ Build a flow with ``with DAG("name"):`` and ``>>``; run it with ``dag.run``,
 ``await dag.arun`` or ``dag.astream``. Everything a custom operator needs is
 here (``Operator`` and its contract in ``smmf_flow.dag.operator``); model
 operators, ``ModelOperator`` among them, live in ``smmf_flow.operators`` and
-the model registry in ``smmf_flow.models``.
+the model registry in ``smmf_flow.models``. AWEL programs run as they are
+(``smmf_flow.awel``: the names only AWEL has; README, "Coming from AWEL").
 """
 
+from smmf_flow.awel import (
+    EMPTY_DATA,
+    SKIP_DATA,
+    BaseInputSource,
+    BranchJoinOperator,
+    EmptyData,
+    SimpleCallDataInputSource,
+    SimpleInputSource,
+    StreamifyAbsOperator,
+    TaskContext,
+    TransformStreamAbsOperator,
+    UnstreamifyAbsOperator,
+    is_empty_data,
+)
 from smmf_flow.dag import (
     BranchOperator,
     FileAccess,
@@ -50,11 +65,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DAG",
+    "EMPTY_DATA",
+    "SKIP_DATA",
+    "BaseInputSource",
+    "BranchJoinOperator",
     "BranchOperator",
     "ConfigError",
     "CycleError",
     "DuplicateNodeError",
     "EdgeTypeError",
+    "EmptyData",
     "FileAccess",
     "FlowError",
     "ForeignNodeError",
@@ -76,12 +96,19 @@ __all__ = [
     "RunError",
     "RunHook",
     "Signature",
+    "SimpleCallDataInputSource",
+    "SimpleInputSource",
     "SmmfError",
+    "StreamifyAbsOperator",
     "StreamifyOperator",
+    "TaskContext",
     "Trace",
+    "TransformStreamAbsOperator",
     "TransformStreamOperator",
+    "UnstreamifyAbsOperator",
     "UnstreamifyOperator",
     "UsageError",
+    "is_empty_data",
     "map_operator",
     "signature_of",
 ]

@@ -23,6 +23,7 @@ ORDER = [
     "sandbox",
     "telemetry",
     "dag",
+    "awel",
     "runner",
     "models",
     "scheduler",

@@ -47,3 +47,29 @@ def test_the_runnable_dag_is_the_runner_layers_graph() -> None:
     from smmf_flow.runner.dag import DAG
 
     assert smmf_flow.DAG is DAG and issubclass(DAG, Graph)
+
+
+#: what DB-GPT's AWEL exports for its dataflow core (``dbgpt.core.awel``) and
+#: AWEL programs import; each is importable from smmf_flow as well
+AWEL_DATAFLOW_NAMES = {
+    "DAG",
+    "MapOperator",
+    "JoinOperator",
+    "BranchOperator",
+    "BranchJoinOperator",
+    "ReduceStreamOperator",
+    "InputOperator",
+    "InputSource",
+    "BaseInputSource",
+    "SimpleInputSource",
+    "SimpleCallDataInputSource",
+    "TaskContext",
+    "StreamifyAbsOperator",
+    "UnstreamifyAbsOperator",
+    "TransformStreamAbsOperator",
+    "is_empty_data",
+}
+
+
+def test_all_names_what_an_awel_program_imports() -> None:
+    assert set(smmf_flow.__all__) >= AWEL_DATAFLOW_NAMES

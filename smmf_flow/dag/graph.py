@@ -11,6 +11,7 @@ with, and it adds ``run``/``arun``/``astream``.
 from __future__ import annotations
 
 import itertools
+import os
 from contextvars import Token
 from typing import Any, Self
 
@@ -19,6 +20,7 @@ import networkx as nx
 from smmf_flow.dag.operator import CURRENT_DAG, Operator, OwningDag
 from smmf_flow.dag.ports import compatible, is_stream, type_name
 from smmf_flow.dag.validate import validate_graph
+from smmf_flow.dag.visualize import print_tree, write_sources
 from smmf_flow.errors import DuplicateNodeError, EdgeTypeError, FlowError, ForeignNodeError
 
 
@@ -136,6 +138,19 @@ class Graph:
         raise FlowError(
             f"graph '{self.name}' cannot run: build flows with smmf_flow.DAG, which runs them"
         )
+
+    def visualize_dag(
+        self,
+        view: bool = False,
+        *,
+        directory: str | os.PathLike[str] = ".",
+        filename: str | None = None,
+    ) -> str:
+        """AWEL's look at the DAG: print it as a tree, write its Graphviz (DOT)
+        and Mermaid sources; return the DOT file's path. ``view`` is accepted
+        for AWEL's sake; nothing is opened (``smmf-flow graph`` draws pictures)."""
+        print_tree(self.graph)
+        return str(write_sources(self.graph, self.name, directory, filename))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}': {self.graph.number_of_nodes()} nodes>"

@@ -6,21 +6,26 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 
 from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator, overrides
-from smmf_flow.dag.ports import Signature, signature_of
+from smmf_flow.dag.ports import Signature, declared, signature_of, type_arguments
 from smmf_flow.errors import FlowError
 
+IN = TypeVar("IN")
+OUT = TypeVar("OUT")
 
-class MapOperator(Operator):
+
+class MapOperator(Operator, Generic[IN, OUT]):
     """Apply a function (or an overridden ``async def map``) to the input.
 
     A sync function runs on the event loop: mark it ``blocking=True`` when it
-    does I/O or heavy work, and it runs in a worker thread instead.
+    does I/O or heavy work, and it runs in a worker thread instead. A subclass
+    of ``MapOperator[IN, OUT]`` (AWEL's form) has those types as its ports where
+    its ``map`` has no hints.
     """
 
     kind = "map"
@@ -56,9 +61,8 @@ class MapOperator(Operator):
         super().__init__(**options)
 
     def ports(self) -> Signature:
-        if self.map_function is not None:
-            return signature_of(self.map_function)
-        return signature_of(self.map)
+        sig = signature_of(self.map if self.map_function is None else self.map_function)
+        return declared(sig, *type_arguments(type(self), MapOperator))
 
     def params(self) -> dict[str, Any]:
         args: dict[str, Any] = {"map_function": self.map_function} if self.map_function else {}
@@ -87,7 +91,7 @@ class MapOperatorFactory:
         self.defaults = defaults
         functools.update_wrapper(self, fn)
 
-    def __call__(self, **options: Any) -> MapOperator:
+    def __call__(self, **options: Any) -> MapOperator[Any, Any]:
         merged = {"name": self.fn.__name__, **self.defaults, **options}
         return MapOperator(self.fn, **merged)
 

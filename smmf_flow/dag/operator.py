@@ -26,9 +26,12 @@ defining ``execute``; its type hints are its ports (Hamilton's idea)::
   model registry, shared data, the trace (``ctx.note``) and ``ctx.files``,
   which every path taken from the input must pass before it is opened.
 * **Options** every node takes: ``name`` (unique in its DAG; default from the
-  type: ``map_3``), ``timeout`` (seconds; for a stream, the longest wait for a
-  chunk), ``retry`` (a ``RetryPolicy``; a node that read a stream is not
-  retried), ``input_type``/``output_type``.
+  type: ``map_3``; AWEL's ``task_name`` is the same), ``timeout`` (seconds;
+  for a stream, the longest wait for a chunk), ``retry`` (a ``RetryPolicy``;
+  a node that read a stream is not retried), ``input_type``/``output_type``;
+  and AWEL's ``task_id`` and
+  ``can_skip_in_branch`` (``dag/awel_calls.py``, which also gives every node
+  AWEL's ``call``/``call_stream``).
 * **Checks.** ``check(registry)`` runs while the flow is validated, before
   anything runs, so a node can refuse the flow (an unknown model) early;
   ``params()`` returns the constructor arguments that rebuild the node.
@@ -53,6 +56,7 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar, Protocol
 
+from smmf_flow.dag.awel_calls import AwelCalls
 from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.ports import Signature, is_stream, signature_of
 from smmf_flow.dag.retry import RetryPolicy
@@ -69,12 +73,14 @@ class OwningDag(Protocol):
 
     def add_edge(self, upstream: Operator, downstream: Operator) -> None: ...
 
+    def upstream(self, op: Operator) -> list[Operator]: ...
+
 
 #: the DAG that ``with DAG(...)`` opened in this context, if any
 CURRENT_DAG: ContextVar[OwningDag | None] = ContextVar("smmf_flow_current_dag", default=None)
 
 
-class Operator:
+class Operator(AwelCalls):
     """Base of every node; see the module docstring for the contract."""
 
     #: name of this operator type in flow files (``type: map``); '' = not exported
@@ -106,7 +112,17 @@ class Operator:
         dag: OwningDag | None = None,
         input_type: Any = None,
         output_type: Any = None,
+        task_name: str | None = None,
+        task_id: str | None = None,
+        can_skip_in_branch: bool | None = None,
     ) -> None:
+        if name and task_name and name != task_name:
+            raise FlowError(
+                f"name={name!r} and task_name={task_name!r} name one node twice; give one",
+                node=name,
+                param="task_name",
+            )
+        name = name or task_name
         if not overrides(self, Operator, "execute"):
             raise FlowError(
                 f"{type(self).__name__} defines no execute(); see the operator "
@@ -116,6 +132,8 @@ class Operator:
         self.name: str = name or ""
         self.timeout = timeout
         self.retry = retry
+        self.task_id = task_id or ""
+        self.skip_in_branch = can_skip_in_branch
         self.dag: OwningDag | None = None
         ports = self.ports()
         inputs = ports.inputs if input_type is None else (input_type,)
@@ -137,6 +155,11 @@ class Operator:
         """Do this node's work; see the module docstring."""
         raise FlowError(f"operator '{self.name}' ({type(self).__name__}) defines no execute()")
 
+    @property
+    def reads_call_data(self) -> bool:
+        """Whether this node, as a root, reads the run's input (AWEL: the call data)."""
+        return True
+
     def check(self, registry: Any) -> None:
         """Refuse the flow early if this node cannot run (unknown model, ...)."""
 
@@ -155,6 +178,14 @@ class Operator:
         return None
 
     # --- chaining --------------------------------------------------------------
+
+    def set_downstream(self, nodes: Operator | Sequence[Operator]) -> None:
+        """``self >> nodes``, in AWEL's spelling."""
+        self >> nodes
+
+    def set_upstream(self, nodes: Operator | Sequence[Operator]) -> None:
+        """``nodes >> self``, in AWEL's spelling."""
+        self << nodes
 
     def __rshift__(self, other: Operator | Sequence[Operator]) -> Any:
         for node in _as_nodes(other, self, ">>"):

@@ -135,6 +135,34 @@ def signature_of(fn: Any, *, skip_first: bool = False) -> Signature:
     return Signature(tuple(inputs), variadic, output)
 
 
+def type_arguments(cls: type, generic: type) -> tuple[Any, ...]:
+    """The types a subclass fixed for ``generic``'s type parameters:
+    ``class Double(MapOperator[int, int])`` gives ``(int, int)``; () if none."""
+    for klass in cls.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, generic):
+                args = get_args(base)
+                if args and not any(isinstance(a, typing.TypeVar) for a in args):
+                    return args
+    return ()
+
+
+def _vague(tp: Any) -> bool:
+    return tp is Any or (is_stream(tp) and get_args(tp) in ((), (Any,)))
+
+
+def declared(sig: Signature, input: Any = Any, output: Any = Any) -> Signature:
+    """``sig`` with the declared ``input`` (first port) and ``output`` types put
+    where its hints say nothing (no hint, ``Any``, a bare ``AsyncIterator``):
+    AWEL declares ports as ``MapOperator[IN, OUT]``, not always as hints."""
+    inputs = sig.inputs
+    if input is not Any and (not inputs or _vague(inputs[0])):
+        inputs = (input, *inputs[1:])
+    out = output if output is not Any and _vague(sig.output) else sig.output
+    return Signature(inputs, sig.variadic, out)
+
+
 def _type_hints(fn: Any) -> dict[str, Any]:
     """``fn``'s resolved type hints. A hint that cannot be resolved (a name
     imported only under ``TYPE_CHECKING``, such as ``ctx: RunContext``) counts as
@@ -158,4 +186,13 @@ def _type_hints(fn: Any) -> dict[str, Any]:
     return hints
 
 
-__all__ = ["Signature", "compatible", "is_stream", "signature_of", "stream_of", "type_name"]
+__all__ = [
+    "Signature",
+    "compatible",
+    "declared",
+    "is_stream",
+    "signature_of",
+    "stream_of",
+    "type_arguments",
+    "type_name",
+]

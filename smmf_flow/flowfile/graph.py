@@ -76,7 +76,7 @@ def _detail(op: Operator) -> str:
 def _route(op: Operator, child: str) -> tuple[str, bool]:
     if not op.is_branch:
         return "", False
-    for predicate, target in getattr(op, "branches", []):
+    for predicate, target in getattr(op, "branch_pairs", None) or []:
         if getattr(target, "name", target) == child:
             text = str(getattr(predicate, "source", None) or getattr(predicate, "__name__", ""))
             return _short(text, 30), False

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from smmf_flow.dag import Operator
+from smmf_flow.dag.awel_calls import AWEL_KEYWORDS
 from smmf_flow.dag.input_operator import InputSource
 from smmf_flow.errors import FlowError, UnknownParameter, did_you_mean, located
 from smmf_flow.flowfile.functions import from_spec, to_spec
@@ -296,7 +297,11 @@ def constructor_parameters(cls: type[Operator]) -> tuple[list[str], list[str], b
             params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
         except (TypeError, ValueError):
             return accepted, required, True
-        named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        named = [
+            p
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in AWEL_KEYWORDS
+        ]
         accepted += [p.name for p in named if p.name not in accepted]
         if i == 0:
             required = [p.name for p in named if p.default is p.empty]

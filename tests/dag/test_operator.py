@@ -390,11 +390,12 @@ def test_a_bare_graph_collects_and_validates_but_cannot_run() -> None:
 
 
 def test_a_node_result_comes_from_the_dag_not_the_node(dag: DAG) -> None:
-    """One way to run up to a node: ``dag.arun(x, output=node)``."""
+    """One run up to a node: ``dag.arun(x, output=node)``; AWEL's ``node.call(x)``
+    is a door into the same run (``dag/awel_calls.py``)."""
     a, b = maps(dag, "a", "b")
     a >> b
     assert dag.run(5, output=a) == 5
-    assert not hasattr(a, "call")
+    assert anyio.run(a.call, 5) == 5
 
 
 def test_repr_names_the_type_and_node(dag: DAG) -> None:

@@ -13,6 +13,10 @@ Shapes (the same on every framework, same trivial work, same asyncio loop):
 
 * ``chain``  -- 200 map nodes in a line, each ``x + 1``; input 0, output 200.
 * ``fanout`` -- one map feeding 100 parallel maps, joined by a sum (102 nodes).
+* ``afanout`` -- the same with ``async def`` branch maps: smmf-flow runs a plain
+  synchronous map in the task that made it ready (it never lets another task run
+  anyway), while a node that may suspend costs a task of its own; this shape shows
+  that cost.
 * ``sleep``  -- one map feeding 20 branches that each ``await asyncio.sleep(0.05)``,
   joined by a sum (22 nodes); reported as wall time in ms.
 
@@ -67,6 +71,8 @@ SLEEP_S = 0.05
 # Targets from issue 2.
 TARGET_CHAIN_RATIO = 9.0  # smmf per-node overhead <= 1/9 of AWEL's on the chain
 TARGET_SLEEP_MS = 60.0  # 20 x 50 ms branches finish within 60 ms
+# Target from issue 15.
+TARGET_FANOUT_US = 15.0  # smmf per-node overhead on the 100-wide fan-out + join
 
 
 # --- the trivial work, shared by every framework ----------------------------
@@ -91,6 +97,13 @@ async def slow(x):
 
 Run = Callable[[Any], Awaitable[Any]]
 
+#: width and branch function of each fan-out shape
+FANS: dict[str, tuple[int, Callable[[Any], Any]]] = {
+    "fanout": (FAN_W, inc),
+    "afanout": (FAN_W, ainc),
+    "sleep": (SLEEP_W, slow),
+}
+
 
 @dataclass
 class Shape:
@@ -106,6 +119,9 @@ class Shape:
 SHAPES = {
     "chain": Shape("chain", f"chain of {CHAIN_N} maps", CHAIN_N, CHAIN_N, "us/node", 5, 60),
     "fanout": Shape("fanout", f"fan-out {FAN_W} + join", FAN_W + 2, 2 * FAN_W, "us/node", 5, 60),
+    "afanout": Shape(
+        "afanout", f"async fan-out {FAN_W} + join", FAN_W + 2, 2 * FAN_W, "us/node", 5, 60
+    ),
     "sleep": Shape(
         "sleep",
         f"{SLEEP_W} branches x {int(SLEEP_S * 1000)} ms",
@@ -129,8 +145,8 @@ def build_smmf(shape: str) -> Run:
             prev = MapOperator(inc, name="n0")
             for i in range(1, CHAIN_N):
                 prev = prev >> MapOperator(inc, name=f"n{i}")
-    elif shape in ("fanout", "sleep"):
-        width, fn = (FAN_W, inc) if shape == "fanout" else (SLEEP_W, slow)
+    elif shape in ("fanout", "afanout", "sleep"):
+        width, fn = FANS[shape]
         with DAG(f"bench_{shape}") as dag:
             src = MapOperator(inc, name="src")
             branches = [MapOperator(fn, name=f"m{i}") for i in range(width)]
@@ -152,8 +168,8 @@ def build_awel(shape: str) -> Run:
             end = MapOperator(inc, task_name="n0")
             for i in range(1, CHAIN_N):
                 end = end >> MapOperator(inc, task_name=f"n{i}")
-    elif shape in ("fanout", "sleep"):
-        width, fn = (FAN_W, inc) if shape == "fanout" else (SLEEP_W, slow)
+    elif shape in ("fanout", "afanout", "sleep"):
+        width, fn = FANS[shape]
         with DAG(f"awel_bench_{shape}"):
             src = MapOperator(inc, task_name="src")
             end = JoinOperator(total, task_name="join")
@@ -177,10 +193,10 @@ def _build_lcel(shape: str, sync: bool) -> Run | None:
     step = inc if sync else ainc
     if shape == "chain":
         seq = RunnableSequence(*[RunnableLambda(step) for _ in range(CHAIN_N)])
-    elif shape in ("fanout", "sleep"):
-        if shape == "sleep" and sync:
+    elif shape in ("fanout", "afanout", "sleep"):
+        if shape != "fanout" and sync:
             return None  # a blocking sleep in a thread is a different benchmark
-        width, fn = (FAN_W, step) if shape == "fanout" else (SLEEP_W, slow)
+        width, fn = (FAN_W, step) if shape == "fanout" else FANS[shape]
         if sync:
 
             def join(d):
@@ -332,6 +348,18 @@ def print_targets(rows: list[tuple[Shape, dict[str, float]]]) -> None:
             f"target chain: AWEL/smmf >= {TARGET_CHAIN_RATIO:.0f}x  -> {ratio:.1f}x  {ok} "
             f"(smmf {chain['smmf']:.1f} us/node, AWEL {chain['awel']:.1f} us/node)"
         )
+    fan = figs.get("fanout", {})
+    if "smmf" in fan:
+        ok = "PASS" if fan["smmf"] <= TARGET_FANOUT_US else "MISS"
+        peers = ", ".join(
+            f"{key.upper()}/smmf {value / fan['smmf']:.1f}x"
+            for key, value in fan.items()
+            if key != "smmf"
+        )
+        print(
+            f"target fan-out: <= {TARGET_FANOUT_US:.0f} us/node -> {fan['smmf']:.1f} us/node  "
+            f"{ok}" + (f" ({peers})" if peers else "")
+        )
     sleep = figs.get("sleep", {})
     if "smmf" in sleep:
         ok = "PASS" if sleep["smmf"] <= TARGET_SLEEP_MS else "MISS"
@@ -421,7 +449,7 @@ def main() -> None:
         default="smmf,awel,lcel",
         help="comma list of smmf, awel, lcel, lcel-sync (default: smmf,awel,lcel)",
     )
-    ap.add_argument("--shapes", default="chain,fanout,sleep", help="comma list of shapes")
+    ap.add_argument("--shapes", default="chain,fanout,afanout,sleep", help="comma list of shapes")
     ap.add_argument("--repeat", type=int, help="timed rounds per shape (default per shape)")
     ap.add_argument("--quick", action="store_true", help="few rounds, for a smoke run")
     ap.add_argument(

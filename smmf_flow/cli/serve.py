@@ -57,6 +57,14 @@ from smmf_flow.errors import ServeError
     "keys off the process list.",
 )
 @click.option(
+    "--admin-key",
+    "admin_keys",
+    multiple=True,
+    metavar="KEY",
+    help="Open the admin API (/admin: start, stop, restart and scale models) to this "
+    "key (repeatable); it is no API key. $SMMF_ADMIN_KEYS works too.",
+)
+@click.option(
     "--insecure-no-auth", is_flag=True, help="Allow a non-loopback --host without any API key."
 )
 @click.option(
@@ -113,6 +121,7 @@ def serve(
     host: str,
     port: int,
     api_keys: Sequence[str],
+    admin_keys: Sequence[str],
     insecure_no_auth: bool,
     allowed_hosts: Sequence[str],
     cors_origins: Sequence[str],
@@ -122,13 +131,16 @@ def serve(
     log_level: str,
 ) -> int:
     """Serve the models (/v1/chat/completions, /v1/embeddings, ...) and flows over HTTP."""
-    from smmf_flow.server.serve import check_bind, keys_from_env
+    from smmf_flow.server.serve import ADMIN_KEYS_ENV, check_bind, keys_from_env
     from smmf_flow.server.serve import serve as run_server
 
     keys = [*api_keys, *keys_from_env()]
-    State.secrets.update(keys)
+    admins = [*admin_keys, *keys_from_env(ADMIN_KEYS_ENV)]
+    State.secrets.update(keys, admins)
     try:
         check_bind(host, keys, insecure_no_auth)
+        if set(keys) & set(admins):
+            raise ServeError("a key is given both as --api-key and as --admin-key")
     except ServeError as exc:
         raise click.UsageError(str(exc)) from None
     named = {"max_body_bytes": max_body_bytes, "default_max_tokens": default_max_tokens}
@@ -147,6 +159,7 @@ def serve(
         strict_flows=strict_flows,
         allowed_hosts=allowed_hosts,
         cors_origins=cors_origins,
+        admin_keys=admin_keys,
     )
     return 0
 

@@ -12,7 +12,8 @@ outside in:
 2. the browser guard: ``Host``, ``Origin`` and ``Content-Type`` checks
    (``browser.py``), then, for origins given in ``cors_origins``, Starlette's
    ``CORSMiddleware``;
-3. the API-key check, deny by default (``auth.py``);
+3. the API-key check, deny by default, and the admin keys of ``/admin``
+   (``auth.py``, ``admin_api.py``);
 4. the body guard: the body read under ``limits.max_body_bytes``, and a client
    that disconnects cancels its request (``body_guard.py``).
 
@@ -40,9 +41,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smmf_flow import telemetry
-from smmf_flow.errors import SmmfError, describe
+from smmf_flow.errors import ServeError, SmmfError, describe
 from smmf_flow.models.registry import ModelRegistry
-from smmf_flow.server import flows_api, openai_api, ops
+from smmf_flow.server import admin_api, flows_api, openai_api, ops
 from smmf_flow.server.access_log import AccessLog
 from smmf_flow.server.auth import ApiKeys, RequireKey
 from smmf_flow.server.body_guard import BodyGuard
@@ -66,12 +67,18 @@ def create_app(
     limits: ServerLimits | None = None,
     allowed_hosts: Iterable[str] = (),
     cors_origins: Iterable[str] = (),
+    admin_keys: Iterable[str] = (),
 ) -> FastAPI:
     """The ASGI app serving ``registry`` (and ``flows``); keys, if any, are required.
 
     ``allowed_hosts`` are ``Host`` names answered besides IP addresses and
-    ``localhost``; ``cors_origins`` the web origins whose pages may call it."""
+    ``localhost``; ``cors_origins`` the web origins whose pages may call it;
+    ``admin_keys`` open the admin API (``/admin``, off without them), and must
+    not be tenant keys too (``ServeError``)."""
     limits = limits or ServerLimits()
+    api_keys, admin_keys = list(api_keys), list(admin_keys)
+    if set(api_keys) & set(admin_keys):
+        raise ServeError("a key is given both as an API key and as an admin key; keep them apart")
     cors_origins = list(cors_origins)
     state = ServerState(
         registry=registry,
@@ -103,6 +110,7 @@ def create_app(
     app.include_router(openai_api.router)
     app.include_router(flows_api.router)
     app.include_router(ops.router)
+    app.include_router(admin_api.router)
     app.add_exception_handler(ApiError, _error)
     app.add_exception_handler(SmmfError, _error)
     app.add_exception_handler(ExceptionGroup, _error)  # task groups' errors, unwrapped
@@ -111,7 +119,7 @@ def create_app(
     app.add_exception_handler(Exception, _error)
     # added innermost first
     app.add_middleware(BodyGuard, limits=limits)
-    app.add_middleware(RequireKey, keys=ApiKeys(api_keys))
+    app.add_middleware(RequireKey, keys=ApiKeys(api_keys), admin_keys=ApiKeys(admin_keys))
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

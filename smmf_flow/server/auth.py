@@ -10,6 +10,11 @@ matched on the path *inside* the app (``root_path`` stripped), so mounting the
 app under a prefix in a bigger one protects it the same way. Keys are compared
 in constant time and never logged.
 
+The admin API (``/admin/...``, ``admin_api.py``) has keys of its own, which
+are no tenant keys: with no admin key configured it answers 404 to everyone;
+otherwise an admin key is needed (no key or an unknown one: 401, a tenant's
+key: 403), and an admin key opens nothing else.
+
 It is a plain ASGI middleware rather than a FastAPI dependency: the check is a
 header scan and a digest comparison, and costs no dependency resolution.
 """
@@ -17,7 +22,7 @@ header scan and a digest comparison, and costs no dependency resolution.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,6 +30,8 @@ from smmf_flow.server.errors import ApiError, error_response
 
 #: the only routes that answer without a key
 PUBLIC = frozenset({"/healthz", "/readyz"})
+#: the routes under it take admin keys only
+ADMIN_PREFIX = "/admin"
 
 
 class ApiKeys:
@@ -56,27 +63,61 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 
 class RequireKey:
-    """Answers 401 to any request but a public probe without an accepted key."""
+    """Answers 401 to any request but a public probe without an accepted key, and
+    guards the admin routes with the admin keys (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
+    def __init__(self, app: ASGIApp, keys: ApiKeys, admin_keys: ApiKeys | None = None) -> None:
         self.app, self.keys = app, keys
+        self.admin_keys = admin_keys or ApiKeys()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or route_path(scope) in PUBLIC:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        key = presented_key(scope["headers"])
-        if self.keys.accepts(key):
+        path = route_path(scope)
+        if is_admin_path(path):
+            error = self.admin_refusal(presented_key(scope["headers"]))
+        elif not self.keys or path in PUBLIC:
+            error = None
+        else:
+            error = _refusal(presented_key(scope["headers"]), self.keys.accepts, "API key")
+        if error is None:
             await self.app(scope, receive, send)
-            return
-        what = "no API key was given" if key is None else "the API key is not valid"
-        error = ApiError(
-            401,
-            f"{what}; send it as 'Authorization: Bearer KEY'",
-            code="invalid_api_key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-        await error_response(error)(scope, receive, send)
+        else:
+            await error_response(error)(scope, receive, send)
+
+    def admin_refusal(self, key: bytes | None) -> ApiError | None:
+        """Why a request to the admin API is refused, or None."""
+        if not self.admin_keys:
+            return ApiError(
+                404,
+                "the admin API is off on this server (start it with --admin-key)",
+                code="not_found",
+            )
+        if key is not None and not self.admin_keys.accepts(key) and self.keys.accepts(key):
+            return ApiError(
+                403, "this key may not use the admin API: it needs an admin key", code="forbidden"
+            )
+        return _refusal(key, self.admin_keys.accepts, "admin key")
+
+
+def _refusal(
+    key: bytes | None, accepts: Callable[[bytes | None], bool], what: str
+) -> ApiError | None:
+    if accepts(key):
+        return None
+    why = f"no {what} was given" if key is None else f"the {what} is not valid"
+    return ApiError(
+        401,
+        f"{why}; send it as 'Authorization: Bearer KEY'",
+        code="invalid_api_key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def is_admin_path(path: str) -> bool:
+    """Whether ``path`` (inside the app) is one of the admin API's."""
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
 
 def route_path(scope: Scope) -> str:
@@ -88,4 +129,12 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-__all__ = ["PUBLIC", "ApiKeys", "RequireKey", "presented_key", "route_path"]
+__all__ = [
+    "ADMIN_PREFIX",
+    "PUBLIC",
+    "ApiKeys",
+    "RequireKey",
+    "is_admin_path",
+    "presented_key",
+    "route_path",
+]

@@ -65,6 +65,9 @@ class ServerLimits(BaseModel):
     default_max_tokens: int = Field(
         default=512, ge=1, description="max_tokens of a request that gives none"
     )
+    max_instances: int = Field(
+        default=8, ge=1, description="instances an admin may scale one model to"
+    )
 
 
 def over(field: str, value: int, limit: int, what: str, *, param: str) -> ApiError:

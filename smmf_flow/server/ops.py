@@ -2,7 +2,8 @@
 
 - ``GET /healthz``: the process answers HTTP; always 200 while it runs.
 - ``GET /readyz``: 200 when the start-up warm-up has finished and every model
-  has a healthy instance (its pool is "ready" or "degraded"); 503 otherwise.
+  has a healthy instance (its pool is "ready" or "degraded") or was stopped by
+  an admin (out of service on purpose, ``admin_api.py``); 503 otherwise.
   Either way the body lists each model's status and, for each group, whether a
   member can serve it, so a failed probe says which model holds it back. It
   says nothing else: why a model failed to load names files and addresses of
@@ -22,6 +23,7 @@ from smmf_flow.server.state import ServerState, of
 
 router = APIRouter(tags=["operations"])
 SERVING = ("ready", "degraded")
+STOPPED = "stopped"  # by an admin: it holds readiness back no more than a missing model
 
 
 @router.get("/healthz")
@@ -40,9 +42,13 @@ def readiness(state: ServerState) -> tuple[bool, dict[str, str]]:
             status[row.name] = row.status
     serving = {name for name, s in status.items() if s in SERVING}
     for name, members in groups.items():
-        ok = any(m in serving for m in members)
-        status[name] = "ready" if ok else "no member can serve"
-    ready = state.warmed and all(s in SERVING for s in status.values())
+        if any(m in serving for m in members):
+            status[name] = "ready"
+        elif all(status[m] == STOPPED for m in members):
+            status[name] = STOPPED
+        else:
+            status[name] = "no member can serve"
+    ready = state.warmed and all(s in SERVING or s == STOPPED for s in status.values())
     return ready, status
 
 

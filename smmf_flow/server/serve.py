@@ -34,6 +34,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 #: API keys may come from the environment (comma-separated) rather than the command line
 KEYS_ENV = "SMMF_API_KEYS"
+#: and so may the admin keys (``admin_api.py``)
+ADMIN_KEYS_ENV = "SMMF_ADMIN_KEYS"
 
 
 def is_loopback(host: str) -> bool:
@@ -58,8 +60,8 @@ def check_bind(host: str, api_keys: Sequence[str], insecure_no_auth: bool) -> No
     )
 
 
-def keys_from_env() -> list[str]:
-    return [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
+def keys_from_env(name: str = KEYS_ENV) -> list[str]:
+    return [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
 
 
 def configure_logging(level: str) -> None:
@@ -93,15 +95,18 @@ def serve(
     strict_flows: bool = False,
     allowed_hosts: Sequence[str] = (),
     cors_origins: Sequence[str] = (),
+    admin_keys: Sequence[str] = (),
 ) -> None:
     """Run the server until interrupted (what ``smmf-flow serve`` calls).
 
     The models are ``registry``, else the TOML at ``models``, else the default
     config (``$SMMF_MODELS``, or the packaged ``default.toml``). The server owns the
-    registry either way and closes it when it stops."""
+    registry either way and closes it when it stops. ``admin_keys`` (and
+    ``$SMMF_ADMIN_KEYS``) open the admin API."""
     import uvicorn
 
     keys = [*api_keys, *keys_from_env()]
+    admins = [*admin_keys, *keys_from_env(ADMIN_KEYS_ENV)]
     check_bind(host, keys, insecure_no_auth)
     configure_logging(log_level)  # before the flows load: a broken one is a warning line
     if registry is None:
@@ -118,13 +123,15 @@ def serve(
         limits=limits,
         allowed_hosts=[host, *allowed_hosts],
         cors_origins=cors_origins,
+        admin_keys=admins,
     )
     logging.getLogger("smmf_flow.server").info(
-        "serving %s on http://%s:%d/v1 (%s; %d flows)",
+        "serving %s on http://%s:%d/v1 (%s; admin API %s; %d flows)",
         registry.source,
         host,
         port,
         "API key required" if keys else "no API key",
+        "on" if admins else "off",
         len(catalog.flows) if catalog else 0,
     )
     uvicorn.run(
@@ -138,6 +145,7 @@ def serve(
 
 
 __all__ = [
+    "ADMIN_KEYS_ENV",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "KEYS_ENV",

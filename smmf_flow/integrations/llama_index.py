@@ -8,7 +8,7 @@ from any thread, even inside a running event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Sequence
 from typing import Any
 
 from smmf_flow.integrations import require
@@ -110,8 +110,8 @@ class SmmfLLM(LLM):
     def __init__(
         self, *, registry: ModelRegistry, model: str | None = None, **options: Any
     ) -> None:
-        binding = scheduler_for(registry).resolve(model, "llm")
-        super().__init__(model=binding.name, **options)
+        options["model"] = scheduler_for(registry).resolve(model, "llm").name
+        super().__init__(**options)
         self._registry = registry
 
     @classmethod
@@ -131,12 +131,12 @@ class SmmfLLM(LLM):
     # --- requests ------------------------------------------------------------------
 
     def _request(self, messages: Sequence[LIChatMessage], **kwargs: Any) -> ChatRequest:
-        params = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature}
         params.update({k: v for k, v in kwargs.items() if k in ("max_tokens", "temperature")})
         return ChatRequest(messages=[_message(m, i) for i, m in enumerate(messages)], **params)
 
     def _prompt(self, prompt: str, formatted: bool) -> list[LIChatMessage]:
-        if not formatted:
+        if not formatted and self.completion_to_prompt is not None:
             prompt = self.completion_to_prompt(prompt)
         return [LIChatMessage(role=MessageRole.USER, content=prompt)]
 
@@ -167,7 +167,7 @@ class SmmfLLM(LLM):
     def stream_chat(self, messages: Sequence[LIChatMessage], **kwargs: Any) -> ChatResponseGen:
         request = self._request(messages, **kwargs)
 
-        def gen() -> Iterator[ChatResponse]:
+        def gen() -> Generator[ChatResponse, None, None]:
             text = ""
             for delta, raw in registry_loop(self._registry).iterate(lambda: self._deltas(request)):
                 text += delta
@@ -185,7 +185,7 @@ class SmmfLLM(LLM):
     ) -> ChatResponseAsyncGen:
         request = self._request(messages, **kwargs)
 
-        async def gen() -> AsyncIterator[ChatResponse]:
+        async def gen() -> AsyncGenerator[ChatResponse, None]:
             text = ""
             deltas = registry_loop(self._registry).aiterate(lambda: self._deltas(request))
             async for delta, raw in deltas:
@@ -218,7 +218,7 @@ class SmmfLLM(LLM):
     ) -> CompletionResponseGen:
         chats = self.stream_chat(self._prompt(prompt, formatted), **kwargs)
 
-        def gen() -> Iterator[CompletionResponse]:
+        def gen() -> Generator[CompletionResponse, None, None]:
             for r in chats:
                 yield CompletionResponse(text=r.message.content or "", delta=r.delta, raw=r.raw)
 
@@ -230,7 +230,7 @@ class SmmfLLM(LLM):
     ) -> CompletionResponseAsyncGen:
         chats = await self.astream_chat(self._prompt(prompt, formatted), **kwargs)
 
-        async def gen() -> AsyncIterator[CompletionResponse]:
+        async def gen() -> AsyncGenerator[CompletionResponse, None]:
             async for r in chats:
                 yield CompletionResponse(text=r.message.content or "", delta=r.delta, raw=r.raw)
 

@@ -33,6 +33,8 @@ kind of thing went wrong, the message says what and what to do about it::
     │       ├── ModelLoadError    the weights could not be loaded
     │       ├── BackendTimeout    the backend did not answer in time
     │       ├── BackendConnectionError   the backend could not be reached
+    │       │   └── WorkerLost    the process holding the instance died (a Ray actor
+    │       │                     killed, its node lost): the instance is out at once
     │       ├── ContextWindowExceeded    the prompt does not fit the context window
     │       ├── RateLimited       the backend asked us to slow down
     │       ├── InvalidOutput     structured output did not match its schema
@@ -279,6 +281,11 @@ class BackendTimeout(BackendError):
 
 class BackendConnectionError(BackendError):
     """The backend could not be reached (connection refused, DNS, reset)."""
+
+
+class WorkerLost(BackendConnectionError):
+    """The process holding the instance is gone (a Ray actor killed, its node lost):
+    the instance is marked unhealthy at once, without waiting for more failures."""
 
 
 class ContextWindowExceeded(BackendError):

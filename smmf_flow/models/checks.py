@@ -12,6 +12,8 @@ an entry point, or added by ``register_backend`` / ``register_strategy``).
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import re
 from typing import get_args
 
 from smmf_flow.models.backends import known_providers
@@ -23,6 +25,8 @@ from smmf_flow.models.strategies import known_strategies
 # providers that serve weights from a local path (the others reach a server)
 LOCAL_PROVIDERS = frozenset({"llama.cpp", "hf", "vllm", "mlx", "sentence-transformers"})
 EMBEDDING_ONLY = frozenset({"sentence-transformers"})
+# fields that only a model placed on Ray takes
+RAY_ONLY_FIELDS = ("num_cpus", "num_gpus", "resources", "node", "max_restarts")
 
 
 def model_entries(models: ModelsFile) -> list[tuple[str, int, ModelConfig]]:
@@ -47,6 +51,7 @@ def check_models(models: ModelsFile, source: ConfigSource) -> None:
     _check_default(
         models.models.default_embedding, "default_embedding", "embedding", kinds, models, source
     )
+    check_ray(models, source)
 
 
 def _check_unique_names(models: ModelsFile, source: ConfigSource) -> dict[str, str]:
@@ -102,6 +107,7 @@ def _check_entry(entry: ModelConfig, table: str, loc: Loc, source: ConfigSource)
             (*loc, "placement"),
             (f"placement '{entry.placement}' is not available yet; use placement = \"local\""),
         )
+    _check_ray_fields(entry, loc, source)
     if entry.weights is not None:
         if len(entry.weights) != entry.instances:
             raise source.error(
@@ -115,6 +121,68 @@ def _check_entry(entry: ModelConfig, table: str, loc: Loc, source: ConfigSource)
             raise source.error(
                 (*loc, "weights"), (f"every weight must be greater than 0; got {entry.weights}")
             )
+
+
+def _check_ray_fields(entry: ModelConfig, loc: Loc, source: ConfigSource) -> None:
+    """Resources and node affinity only mean something on Ray."""
+    if entry.placement != "ray":
+        for field in RAY_ONLY_FIELDS:
+            if field in entry.model_fields_set:
+                raise source.error(
+                    (*loc, field),
+                    (
+                        f"only applies to placement = \"ray\"; this model has placement = "
+                        f"\"{entry.placement}\" (remove the field or place it on Ray)"
+                    ),
+                )
+    for name, amount in (entry.resources or {}).items():
+        if not name or amount < 0:
+            raise source.error(
+                (*loc, "resources"),
+                (f"expected resource names with amounts >= 0; got {name!r} = {amount}"),
+            )
+    if entry.node is not None and not is_node_selector(entry.node):
+        raise source.error(
+            (*loc, "node"),
+            (
+                f"expected a Ray node id (56 hex digits), an IP address or a label "
+                f"key=value; got {entry.node!r}"
+            ),
+        )
+
+
+def check_ray(models: ModelsFile, source: ConfigSource) -> None:
+    """The ``[ray]`` table: an address Ray can use."""
+    settings = models.ray
+    if settings is None or settings.address is None:
+        return
+    if not is_ray_address(settings.address):
+        raise source.error(
+            ("ray", "address"),
+            (
+                f'expected "auto", "host:port" or "ray://host:port"; got '
+                f"{settings.address!r}"
+            ),
+        )
+
+
+def is_ray_address(address: str) -> bool:
+    if address == "auto":
+        return True
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+
+
+def is_node_selector(node: str) -> bool:
+    """A node id, an IP address, or a ``key=value`` label."""
+    if re.fullmatch(r"[0-9a-fA-F]{56}", node):
+        return True
+    try:
+        ipaddress.ip_address(node)
+    except ValueError:
+        key, sep, value = node.partition("=")
+        return bool(sep and key.strip() and value.strip())
+    return True
 
 
 def _check_group(group: GroupConfig, loc: Loc, kinds: dict[str, str], source: ConfigSource) -> None:

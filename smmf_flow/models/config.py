@@ -34,7 +34,7 @@ strategy a third party registers can be named in a config just like a built-in o
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,17 @@ class ModelConfig(BaseModel):
     strategy: str = "round_robin"
     weights: list[float] | None = None
     placement: Placement = "local"
+
+    # placement = "ray": what each instance's actor reserves, and where it may run
+    #: CPUs reserved per instance (Ray's default when unset: 1 to place it, 0 held)
+    num_cpus: float | None = Field(default=None, ge=0.0)
+    num_gpus: float | None = Field(default=None, ge=0.0)
+    #: custom resources a node must offer, e.g. ``{ gpu_box = 1 }``
+    resources: dict[str, float] | None = None
+    #: pin to one node: its id (hex), its IP address, or a label ``key=value``
+    node: str | None = None
+    #: how often Ray restarts a dead actor (-1: without limit)
+    max_restarts: int = Field(default=3, ge=-1)
 
     # health / circuit breaker
     failure_threshold: int = Field(default=3, ge=1)
@@ -121,9 +132,26 @@ class ModelsSection(BaseModel):
     groups: list[GroupConfig] = Field(default_factory=list)
 
 
+class RaySettings(BaseModel):
+    """The ``[ray]`` table: which cluster ``placement = "ray"`` models run on. Without
+    an ``address``, a local Ray is started on demand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``"auto"`` (the cluster ``ray start`` made on this machine), ``"host:port"``
+    #: (its head node), or ``"ray://host:port"`` (Ray Client)
+    address: str | None = Field(default=None, min_length=1)
+    namespace: str | None = Field(default=None, min_length=1)
+    #: Ray's runtime environment for the actors (``env_vars``, ``pip``, ...)
+    runtime_env: dict[str, Any] | None = None
+    #: CPUs of the local Ray started when no address is given (default: all)
+    num_cpus: int | None = Field(default=None, ge=1)
+
+
 class ModelsFile(BaseModel):
     """A whole TOML model config file."""
 
     model_config = ConfigDict(extra="forbid")
 
     models: ModelsSection
+    ray: RaySettings | None = None

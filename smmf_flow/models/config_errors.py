@@ -22,6 +22,7 @@ from smmf_flow.models.config import ModelsFile
 
 Loc = tuple[str | int, ...]
 SECRET_FIELDS = frozenset({"api_key"})
+TOP_TABLES = ("models", "ray")  # the tables a config file has at its top level
 
 
 class ConfigSource:
@@ -89,8 +90,8 @@ def describe_entry(raw: Any, entry: Loc) -> str:
     """``models.llms[0] (name 'smollm2')`` for an entry; ``[models]`` for the table."""
     if not entry:
         return ""
-    if entry == ("models",):
-        return "[models]"
+    if len(entry) == 1 and entry[0] in TOP_TABLES:
+        return f"[{entry[0]}]"
     text, node = str(entry[0]), _child(raw, entry[0])
     for part in entry[1:]:
         node = _child(node, part)
@@ -104,7 +105,7 @@ def _split(loc: Loc) -> tuple[Loc, str]:
     """The entry (``models.llms[0]``, ``[models]``, or none at the top) and the field."""
     if len(loc) >= 3 and loc[0] == "models" and isinstance(loc[2], int):
         entry, rest = loc[:3], loc[3:]
-    elif len(loc) >= 2 and loc[0] == "models":
+    elif len(loc) >= 2 and loc[0] in TOP_TABLES:
         entry, rest = loc[:1], loc[1:]
     else:
         entry, rest = (), loc

@@ -9,7 +9,8 @@ and reaches the caller wrapped in a ``BackendError``.
 
 The breaker (``Breaker``, one per pool): ``failure_threshold`` breaking failures
 in a row — a call, or a stream that fails or stalls past its ``chunk_timeout`` —
-mark the instance unhealthy for ``cooldown_s``. Once that has passed the pool is
+mark the instance unhealthy for ``cooldown_s`` (one is enough when the instance's
+process is gone, ``WorkerLost``). Once that has passed the pool is
 no longer "in cooldown": the next caller re-probes the instance (a health check,
 or a new load if it never loaded) — half-open — and a passing probe makes it
 healthy again. The pool's health loop (``Pool.watch_health``: a ``Breaker.round``
@@ -33,6 +34,7 @@ from smmf_flow.errors import (
     ModelLoadError,
     RateLimited,
     SmmfError,
+    WorkerLost,
     describe,
 )
 from smmf_flow.models.config import ModelConfig
@@ -109,11 +111,12 @@ class Breaker:
         return self.next_probe <= perf_counter()
 
     def failed(self, instance: Instance, exc: BaseException) -> None:
-        """Count a breaking failure; trip the instance at ``failure_threshold``."""
+        """Count a breaking failure; trip the instance at ``failure_threshold``, or at
+        once when its process is gone (``WorkerLost``: retrying there cannot work)."""
         instance.consecutive_failures += 1
-        if (
-            instance.state is HEALTHY
-            and instance.consecutive_failures >= self.config.failure_threshold
+        if instance.state is HEALTHY and (
+            isinstance(exc, WorkerLost)
+            or instance.consecutive_failures >= self.config.failure_threshold
         ):
             self.trip(instance, exc)
 

@@ -60,7 +60,13 @@ def _local(config: ModelConfig) -> BackendFactory:
         ) from exc
 
 
-PLACEMENTS: dict[str, Callable[[ModelConfig], BackendFactory]] = {"local": _local}
+def _ray(config: ModelConfig) -> BackendFactory:
+    from smmf_flow.models.placement_ray import ray_factory  # imports Ray only when used
+
+    return ray_factory(config, _local(config))
+
+
+PLACEMENTS: dict[str, Callable[[ModelConfig], BackendFactory]] = {"local": _local, "ray": _ray}
 
 
 def backend_factory(config: ModelConfig) -> BackendFactory:
@@ -88,6 +94,10 @@ class InstanceStats:
     tokens_per_s: float | None
     cooldown_left_s: float
     last_error: str | None
+    #: where the instance runs: ``local`` (this process) or ``ray``
+    placement: str = "local"
+    #: the Ray node it runs on (``id@ip``); None in this process
+    node: str | None = None
 
 
 class Instance:
@@ -217,4 +227,6 @@ class Instance:
             tokens_per_s=self.tokens_per_s,
             cooldown_left_s=round(cooldown, 3),
             last_error=self.last_error,
+            placement=self.config.placement,
+            node=self.backend.node,
         )

@@ -33,6 +33,7 @@ from smmf_flow.models.config_errors import ConfigSource
 from smmf_flow.models.defaults import default_config
 from smmf_flow.models.events import EventHook
 from smmf_flow.models.loader import load_dict, load_toml
+from smmf_flow.models.placement_ray import connect as connect_ray
 from smmf_flow.models.pool import Pool
 
 EntryKind = Literal["llm", "embedding", "group"]
@@ -74,6 +75,7 @@ class ModelRegistry:
         self.source = source
         self.on_event = on_event
         self._defaults = models.models
+        self._ray = models.ray
         self._models: dict[str, tuple[ModelKind, ModelConfig]] = {
             m.name: ("llm" if table == "llms" else "embedding", m)
             for table, _, m in model_entries(models)
@@ -201,6 +203,8 @@ class ModelRegistry:
         pool = self._pools.get(name)
         if pool is None:
             config = self.model(name)
+            if config.placement == "ray":
+                connect_ray(self._ray, self.source)  # an unreachable [ray] address: ConfigError
             pool = Pool(config, kind=self._models[name][0], on_event=self.on_event)
             self._pools[name] = pool
         return pool

@@ -177,6 +177,11 @@ class _PoolCollector:
             "Calls running on the instance.",
             labels=["model", "instance"],
         )
+        where = GaugeMetricFamily(
+            "smmf_instance_info",
+            "Where the instance runs: placement (local, ray) and Ray node (id@ip).",
+            labels=["model", "instance", "node", "placement"],
+        )
         done = CounterMetricFamily(
             "smmf_instance_calls",
             "Calls the instance finished.",
@@ -202,13 +207,14 @@ class _PoolCollector:
                 labels = [row.name, inst.id]
                 up.add_metric([*labels, inst.state], 1.0 if inst.state == "healthy" else 0.0)
                 busy.add_metric(labels, inst.in_flight)
+                where.add_metric([*labels, inst.node or "", inst.placement], 1.0)
                 done.add_metric([*labels, "done"], inst.done)
                 done.add_metric([*labels, "failed"], inst.failed)
                 if inst.latency_ewma_s is not None:
                     latency.add_metric(labels, inst.latency_ewma_s)
                 if inst.tokens_per_s is not None:
                     speed.add_metric(labels, inst.tokens_per_s)
-        yield from (waiting, ready, up, busy, done, latency, speed)
+        yield from (waiting, ready, up, busy, where, done, latency, speed)
 
 
 __all__ = ["LATENCY_BUCKETS", "ServerMetrics"]

@@ -87,8 +87,14 @@ EXPECTED = {
     r"\(looked for .*bad_configs/weights/none\.gguf\)",
     "llms_as_table.toml": r":3: \[models\], field 'llms': expected an array of tables, written "
     r"\[\[models\.llms\]\]",
-    "placement_ray.toml": r":6: .*field 'placement': placement 'ray' is not available yet; use "
-    r"placement = \"local\"",
+    "ray_field_on_local.toml": r":6: models\.llms\[0\] \(name 'a'\), field 'num_gpus': only "
+    r"applies to placement = \"ray\"; this model has placement = \"local\"",
+    "ray_address.toml": r"ray_address\.toml:2: \[ray\], field 'address': expected \"auto\", "
+    r"\"host:port\" or \"ray://host:port\"; got 'localhost'",
+    "ray_node.toml": r":7: models\.llms\[0\] \(name 'a'\), field 'node': expected a Ray node "
+    r"id \(56 hex digits\), an IP address or a label key=value; got 'gpu box'",
+    "ray_unknown_field.toml": r":2: \[ray\], field 'adress': unknown field \(did you mean "
+    r"'address'\?\); valid fields here: address, namespace, runtime_env, num_cpus",
     "bad_placement.toml": r":6: .*field 'placement': expected one of 'local', 'ray'; got "
     r"'cluster'",
     "embedding_provider_in_llms.toml": r":5: models\.llms\[0\] \(name 'minilm'\), field "

@@ -520,12 +520,6 @@ async def test_embed_counts_texts_and_stats_snapshot() -> None:
     await pool.aclose()
 
 
-def test_ray_placement_is_not_available_yet() -> None:
-    config = ModelConfig(name="r", provider=PROVIDER, placement="ray")
-    with pytest.raises(ConfigError, match="placement 'ray' is not available yet"):
-        Pool(config)
-
-
 # --- which weights ----------------------------------------------------------------------
 
 

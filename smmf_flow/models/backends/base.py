@@ -90,6 +90,12 @@ class Backend(ABC):
             f"model '{self.config.name}' ({self.provider}) cannot embed", model=self.config.name
         )
 
+    @property
+    def node(self) -> str | None:
+        """Where the engine runs when not in this process (a Ray node, ``id@ip``),
+        for status pages; None here."""
+        return None
+
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in this model; a rough estimate where no tokenizer is loaded."""
         return max(1, len(text) // 4)

@@ -11,7 +11,7 @@ import click
 
 from smmf_flow import telemetry
 from smmf_flow.cli.console import Progress, one_line, redact
-from smmf_flow.errors import ConfigError, FlowError, InputError, describe
+from smmf_flow.errors import ConfigError, FlowError, InputError, SmmfError, describe
 from smmf_flow.flowfile.flow import Flow
 
 
@@ -116,5 +116,9 @@ def printable(text: str) -> str:
 
 
 def exit_code(exc: BaseException) -> int:
-    """2 for a flow, config or run input that is wrong (a usage error), 1 otherwise."""
+    """2 for a flow, config or run input that is wrong (a usage error), 1 otherwise;
+    an error that knows its own (``exit_code``, the admin client's) says so."""
+    own = getattr(exc, "exit_code", None)
+    if isinstance(exc, SmmfError) and isinstance(own, int):
+        return own
     return 2 if isinstance(exc, (FlowError, ConfigError, InputError)) else 1

@@ -1,5 +1,7 @@
 """``smmf-flow models list|status``: the models a config defines, and their
-pools' health. Secrets are never printed."""
+pools' health. ``smmf-flow models start|stop|restart|scale NAME --server URL``:
+control a running server's model through its admin API (``admin_client.py``).
+Secrets are never printed."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 import anyio
 import click
 
-from smmf_flow.cli.common import config_registry, debug_option, models_option, safe
+from smmf_flow.cli.common import State, config_registry, debug_option, models_option, safe
 from smmf_flow.cli.console import Progress, dumps, table
 from smmf_flow.errors import describe
 
@@ -129,3 +131,169 @@ def models_status(names: Sequence[str], models_path: str | None, as_json: bool) 
             )
         )
     return 1 if any(s.status != "ready" for s in stats) else 0
+
+
+# --- a running server's models, through its admin API ------------------------------------
+
+server_option = click.option(
+    "--server",
+    required=True,
+    envvar="SMMF_SERVER",
+    metavar="URL",
+    help="The running server, e.g. http://127.0.0.1:8000 ($SMMF_SERVER).",
+)
+admin_key_option = click.option(
+    "--admin-key",
+    envvar="SMMF_ADMIN_KEY",
+    metavar="KEY",
+    help="An admin key of that server ($SMMF_ADMIN_KEY keeps it off the process list).",
+)
+grace_option = click.option(
+    "--grace",
+    "grace_s",
+    type=click.FloatRange(0, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to let calls in flight finish before an instance is freed anyway.",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the server's answer (loading a model takes a while).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _control(
+    name: str,
+    action: str,
+    body: dict[str, Any],
+    server: str,
+    admin_key: str | None,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    from smmf_flow.cli.admin_client import admin_request, model_path
+
+    if admin_key:
+        State.secrets.add(admin_key)
+    answer = admin_request(server, admin_key, "POST", model_path(name, action), body, timeout)
+    if as_json:
+        click.echo(safe(dumps(answer)))
+    else:
+        click.echo(f"{action}: model '{answer['model']}' is {answer['status']}")
+        rows = [
+            [i["id"], i["state"], i["in_flight"], i["done"], i["failed"], i["last_error"] or ""]
+            for i in answer["instances"]
+        ]
+        header = ["instance", "state", "in flight", "done", "failed", "last error"]
+        click.echo(safe(table(rows, header)))
+    return 0
+
+
+def _instance_body(instance: int | None, grace_s: float | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {} if instance is None else {"instance": instance}
+    if grace_s is not None:
+        body["grace_s"] = grace_s
+    return body
+
+
+instance_option = click.option(
+    "--instance",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Only instance N of the model (default: all of them).",
+)
+
+
+@models.command("start")
+@click.argument("name")
+@instance_option
+@server_option
+@admin_key_option
+@timeout_option
+@json_option
+@debug_option
+def models_start(
+    name: str,
+    instance: int | None,
+    server: str,
+    admin_key: str | None,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Start a server's stopped model (or one instance of it), loading its weights."""
+    return _control(name, "start", _instance_body(instance), server, admin_key, timeout, as_json)
+
+
+@models.command("stop")
+@click.argument("name")
+@instance_option
+@grace_option
+@server_option
+@admin_key_option
+@timeout_option
+@json_option
+@debug_option
+def models_stop(
+    name: str,
+    instance: int | None,
+    grace_s: float,
+    server: str,
+    admin_key: str | None,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Stop a server's model (or one instance): calls in flight finish, no new ones
+    reach it, its weights are freed."""
+    body = _instance_body(instance, grace_s)
+    return _control(name, "stop", body, server, admin_key, timeout, as_json)
+
+
+@models.command("restart")
+@click.argument("name")
+@instance_option
+@grace_option
+@server_option
+@admin_key_option
+@timeout_option
+@json_option
+@debug_option
+def models_restart(
+    name: str,
+    instance: int | None,
+    grace_s: float,
+    server: str,
+    admin_key: str | None,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Reload a server's model with fresh backends, one instance at a time."""
+    body = _instance_body(instance, grace_s)
+    return _control(name, "restart", body, server, admin_key, timeout, as_json)
+
+
+@models.command("scale")
+@click.argument("name")
+@click.argument("instances", type=click.IntRange(min=1))
+@grace_option
+@server_option
+@admin_key_option
+@timeout_option
+@json_option
+@debug_option
+def models_scale(
+    name: str,
+    instances: int,
+    grace_s: float,
+    server: str,
+    admin_key: str | None,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Run INSTANCES instances of a server's model (idle ones are removed first)."""
+    body = {"instances": instances, "grace_s": grace_s}
+    return _control(name, "scale", body, server, admin_key, timeout, as_json)

@@ -180,7 +180,7 @@ class ModelRegistry:
                     name,
                     kind,
                     config.provider,
-                    config.instances,
+                    len(pool.instances) if pool else config.instances,  # scaled at run time
                     pool.status if pool else "not loaded",
                 )
             )

@@ -13,6 +13,7 @@ import pytest
 
 from smmf_flow.errors import ModelLoadError, UsageError, WorkerUnavailable
 from smmf_flow.models import ChatRequest, ModelConfig, Pool, PoolEvent
+from smmf_flow.models.registry import ModelRegistry
 
 from .fakes import PROVIDER, FakeBackend
 
@@ -268,3 +269,13 @@ async def test_the_health_loop_leaves_stopped_instances_alone() -> None:
     await pool.start()  # start() brings back whatever is stopped
     assert states(pool) == {"m#0": "healthy", "m#1": "healthy"}
     await pool.aclose()
+
+
+async def test_the_registry_lists_the_instances_a_model_runs_now() -> None:
+    registry = ModelRegistry.from_dict({"models": {"llms": [{"name": "m", "provider": PROVIDER}]}})
+    [row] = registry.list()
+    assert (row.instances, row.status) == (1, "not loaded")
+    await registry.pool("m").scale(3)
+    [row] = registry.list()
+    assert (row.instances, row.status) == (3, "not loaded")
+    await registry.aclose()

@@ -145,12 +145,20 @@ class SimpleInputSource(BaseInputSource):
     def __init__(self, data: Any, streaming: bool | None = None) -> None:
         super().__init__(streaming)
         self._data = data
+        self._handed_out = False
         if streaming is False or not isinstance(data, (Iterator, AsyncIterator)):
             self.output_type = type(data)
         else:
             self.output_type = AsyncIterator[Any]
 
     def _read_data(self, task_ctx: TaskContext) -> Any:
+        if isinstance(self._data, (Iterator, AsyncIterator)):  # one pass only, as in AWEL
+            if self._handed_out:
+                raise InputError(
+                    "SimpleInputSource: its iterator was read by an earlier run; give "
+                    "a list (read afresh each run) or a new source per run"
+                )
+            self._handed_out = True
         return self._data
 
 

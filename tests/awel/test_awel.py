@@ -207,6 +207,29 @@ async def test_input_sources() -> None:
     assert fixed.output_type is list
 
 
+async def test_an_iterator_source_streams_once_and_a_list_every_time() -> None:
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+
+    with DAG("once"):
+        once = InputOperator(input_source=SimpleInputSource(numbers()), task_name="once")
+    with DAG("every_time"):
+        every = InputOperator(input_source=SimpleInputSource([1, 2], streaming=True))
+    assert [i async for i in await once.call_stream()] == [0, 1, 2]
+    with pytest.raises(NodeFailed, match=r"'once'") as failed:
+        await once.call_stream()
+    assert "its iterator was read by an earlier run" in str(failed.value.__cause__)
+    for _ in range(2):
+        assert [i async for i in await every.call_stream()] == [1, 2]
+
+
+def test_blocking_call_stream_gives_the_chunks() -> None:
+    with DAG("blocking_stream"):
+        count = Count()
+    assert list(count._blocking_call_stream(call_data=2)) == ["0", "1"]
+
+
 def test_empty_data_markers() -> None:
     assert not EMPTY_DATA and not SKIP_DATA
     assert str(SKIP_DATA) == "EmptyData(SKIP_DATA)"

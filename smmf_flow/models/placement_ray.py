@@ -35,6 +35,7 @@ from smmf_flow.errors import (
     BackendError,
     ConfigError,
     MissingDependency,
+    ModelLoadError,
     WorkerLost,
 )
 from smmf_flow.models.backends import Backend, Capabilities, backend_class
@@ -285,8 +286,26 @@ class RayBackend(Backend):
         return Backend.count_tokens(self, text)  # gone for good: the estimate
 
     async def load(self) -> None:
-        self._actor = self._actor_class.remote(self.config.model_dump(), self.instance_id)
-        self._node = await self._call(self._actor.load.remote())
+        """Start the actor and load the model in it. An actor no node can take waits
+        for one; after ``timeout_s`` that is a ``ModelLoadError`` saying what it asked."""
+        cfg = self.config
+        self._actor = self._actor_class.remote(cfg.model_dump(), self.instance_id)
+        with anyio.move_on_after(cfg.timeout_s):
+            self._node = await self._call(self._actor.load.remote())
+            return
+        _ray().kill(self._actor, no_restart=True)
+        self._actor = None
+        asked = {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus, "node": cfg.node}
+        wants = ", ".join(f"{k} = {v!r}" for k, v in asked.items() if v is not None)
+        if cfg.resources:
+            wants = ", ".join(filter(None, (wants, f"resources = {cfg.resources}")))
+        raise ModelLoadError(
+            f"model '{cfg.name}' instance '{self.instance_id}': not placed and loaded on "
+            f"Ray within timeout_s = {cfg.timeout_s:g}; does a live node offer what it "
+            f"asks ({wants or 'nothing special'})?",
+            model=cfg.name,
+            instance=self.instance_id,
+        )
 
     async def aclose(self) -> None:
         actor, self._actor = self._actor, None
@@ -295,7 +314,7 @@ class RayBackend(Backend):
         ray = _ray()
         try:
             with anyio.move_on_after(self.config.timeout_s):
-                await self._call(actor.aclose.remote(), actor)
+                await self._call(actor.aclose.remote())
         except BackendError:
             pass  # gone already: nothing left to free
         finally:
@@ -338,7 +357,7 @@ class RayBackend(Backend):
             )
         return self._actor
 
-    async def _call(self, ref: Awaitable[T], actor: Any = None) -> T:
+    async def _call(self, ref: Awaitable[T]) -> T:
         """Await one actor call; errors come back typed, and a cancelled wait cancels
         the remote call."""
         ray = _ray()

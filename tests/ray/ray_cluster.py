@@ -19,7 +19,7 @@ class SimCluster:
     node_ids: dict[str, str]
 
 
-def smol(name: str, node: str, **extra: Any) -> dict[str, Any]:
+def smol(name: str, resource: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
         "provider": "llama.cpp",
@@ -29,7 +29,7 @@ def smol(name: str, node: str, **extra: Any) -> dict[str, Any]:
         "prefix_cache": False,
         "placement": "ray",
         "num_cpus": 0,
-        "resources": {node: 1},
+        "resources": {resource: 1},
         **RECOVERY,
         **extra,
     }

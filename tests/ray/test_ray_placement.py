@@ -16,11 +16,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from ray_cluster import SimCluster, cluster_config
+from ray_cluster import SimCluster, cluster_config, smol
 from server.conftest import start_server
 
 from smmf_flow import DAG
-from smmf_flow.errors import ConfigError
+from smmf_flow.errors import ConfigError, ModelLoadError
 from smmf_flow.models import ModelRegistry
 from smmf_flow.models.placement_ray import RayBackend
 from smmf_flow.models.pool import Pool
@@ -185,6 +185,29 @@ resources = {{ node_a = 1 }}
     assert result.returncode == 0, result.stdout + result.stderr
     row = next(line for line in result.stdout.splitlines() if "smol_a#0" in line)
     assert f"ray {cluster.node_ids['node_a'][:12]}@" in row
+
+
+async def test_node_affinity_and_an_actor_no_node_can_take(cluster: SimCluster) -> None:
+    node_b = cluster.node_ids["node_b"]
+    config = {
+        "models": {
+            "llms": [
+                smol("pinned", "node_a", resources=None, node=node_b),
+                smol("homeless", "node_c", timeout_s=2),
+            ]
+        }
+    }
+    async with ModelRegistry.from_dict(config) as registry:
+        pinned = registry.pool("pinned")
+        await pinned.start()
+        (instance,) = pinned.stats().instances
+        assert instance.node is not None and node_b.startswith(instance.node.split("@")[0])
+        with pytest.raises(ModelLoadError, match=r"'homeless#0': not placed .*node_c"):
+            await registry.pool("homeless").start()
+        with pytest.raises(ConfigError, match=r"model 'lost', field 'node': no live Ray node"):
+            ModelRegistry.from_dict(
+                {"models": {"llms": [smol("lost", "node_a", node="192.0.2.254")]}}
+            ).pool("lost")
 
 
 def test_an_unreachable_cluster_is_a_config_error_naming_the_address() -> None:

@@ -44,8 +44,13 @@ class SpanEvents(list[dict[str, Any]]):
 
     def append(self, event: dict[str, Any]) -> None:
         super().append(event)
-        details = {k: _value(v) for k, v in event.items() if k != "event" and v is not None}
-        self.span.add_event(f"smmf_flow.{event.get('event', 'note')}", details)
+        add_event(self.span, event)
+
+
+def add_event(span: Span, event: dict[str, Any]) -> None:
+    """A noted event (``{"event": "fallback", "model": ...}``) as ``smmf_flow.fallback``."""
+    details = {k: _value(v) for k, v in event.items() if k != "event" and v is not None}
+    span.add_event(f"smmf_flow.{event.get('event', 'note')}", details)
 
 
 def span_context_of(note: object) -> context.Context | None:

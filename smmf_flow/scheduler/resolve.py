@@ -140,7 +140,7 @@ class Scheduler:
         worker = self._embed.get(binding.name)
         if worker is None:
             config = self.registry.model(binding.name)
-            worker = self._embed[binding.name] = _worker_classes()[1](
+            worker = self._embed[binding.name] = _workers().embedding(
                 binding.name,
                 self.registry.pool(binding.name),
                 max_batch=config.batch_size,
@@ -153,14 +153,14 @@ class Scheduler:
     def _build_chat(self, binding: Binding) -> ChatWorker:
         if binding.kind != "group":
             config = self.registry.model(binding.name)
-            return _worker_classes()[0](
+            return _workers().chat(
                 binding.name, self.registry.pool(binding.name), config.context_length
             )
         members = [self.chat_worker(m.name) for m in binding.members]
         group = self.registry.group(binding.name)
         if group.strategy == "fallback":
             on = tuple(group.on) if group.on is not None else DEFAULT_ON
-            return FallbackWorker(
+            return _workers().fallback(
                 binding.name,
                 members,
                 FallbackPolicy(on=on, max_depth=group.max_depth, chunk_timeout=group.chunk_timeout),
@@ -168,17 +168,34 @@ class Scheduler:
         # a route group: the first member whose window fits the request, else the largest
         routes = [(Route(model=m.name, when=When(fits_context=True)), m) for m in members]
         largest = max(members, key=lambda m: m.context_length)
-        return RouteWorker(binding.name, routes, default=largest)
+        return _workers().route(binding.name, routes, default=largest)
 
 
-def _worker_classes() -> tuple[type[PoolChatWorker], type[PoolEmbeddingWorker]]:
-    """The workers to make for one model: while telemetry is on, ones whose calls
-    are spans (``traced_workers.py``); else the plain ones, which trace nothing."""
+@dataclass(frozen=True, slots=True)
+class _WorkerKinds:
+    chat: type[PoolChatWorker] = PoolChatWorker
+    embedding: type[PoolEmbeddingWorker] = PoolEmbeddingWorker
+    fallback: type[FallbackWorker] = FallbackWorker
+    route: type[RouteWorker] = RouteWorker
+
+
+_PLAIN = _WorkerKinds()
+
+
+def _workers() -> _WorkerKinds:
+    """The workers to make: while telemetry is on, ones whose model calls are spans
+    and whose groups' decisions are events (``traced_workers.py``); else the plain
+    ones, which trace nothing."""
     if telemetry.active() is None:
-        return PoolChatWorker, PoolEmbeddingWorker
-    from smmf_flow.scheduler.traced_workers import TracedEmbeddingWorker, TracedPoolChatWorker
+        return _PLAIN
+    from smmf_flow.scheduler import traced_workers as traced
 
-    return TracedPoolChatWorker, TracedEmbeddingWorker
+    return _WorkerKinds(
+        traced.TracedPoolChatWorker,
+        traced.TracedEmbeddingWorker,
+        traced.TracedFallbackWorker,
+        traced.TracedRouteWorker,
+    )
 
 
 def _kind_word(kind: str) -> str:

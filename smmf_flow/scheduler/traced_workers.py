@@ -15,7 +15,7 @@ once it is off, nothing is traced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager
 from time import perf_counter
 from typing import Any
@@ -26,7 +26,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from smmf_flow import telemetry
 from smmf_flow.errors import describe
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
-from smmf_flow.runner.run_spans import span_context_of
+from smmf_flow.runner.run_spans import add_event, span_context_of
+from smmf_flow.scheduler.fallback import FallbackWorker
+from smmf_flow.scheduler.routing import RouteWorker
 from smmf_flow.scheduler.workers import (
     ChunkStream,
     Note,
@@ -161,6 +163,46 @@ class TracedEmbeddingWorker(PoolEmbeddingWorker):
             return vectors
 
 
+class TracedFallbackWorker(FallbackWorker):
+    """A fallback group whose decisions are events of the caller's span when no
+    node records them (a server request for a group's name)."""
+
+    async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult:
+        return await super().chat(request, _on_span(note))
+
+    def stream(
+        self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
+    ) -> AsyncGenerator[ChatChunk, None]:
+        return super().stream(request, _on_span(note), chunk_timeout=chunk_timeout)
+
+
+class TracedRouteWorker(RouteWorker):
+    """A route group whose decisions are events of the caller's span when no node
+    records them."""
+
+    async def chat(self, request: ChatRequest, note: Note = no_note) -> ChatResult:
+        return await super().chat(request, _on_span(note))
+
+    def stream(
+        self, request: ChatRequest, note: Note = no_note, *, chunk_timeout: float | None = None
+    ) -> AsyncGenerator[ChatChunk, None]:
+        return super().stream(request, _on_span(note), chunk_timeout=chunk_timeout)
+
+
+def _on_span(note: Note) -> Note:
+    """``note``, also adding each event to the current span, unless it is a node's
+    note (whose span has it already) or telemetry is off."""
+    if telemetry.active() is None or span_context_of(note) is not None:
+        return note
+    span = trace.get_current_span()
+
+    def both(event: str, **details: Any) -> None:
+        note(event, **details)
+        add_event(span, {"event": event, **details})
+
+    return both
+
+
 def _start(
     tracer: Tracer,
     worker: PoolChatWorker,
@@ -230,4 +272,10 @@ def _failed(span: Span, error: BaseException) -> None:
         span.set_attribute("smmf_flow.instance", str(instance))
 
 
-__all__ = ["TracedChunkStream", "TracedEmbeddingWorker", "TracedPoolChatWorker"]
+__all__ = [
+    "TracedChunkStream",
+    "TracedEmbeddingWorker",
+    "TracedFallbackWorker",
+    "TracedPoolChatWorker",
+    "TracedRouteWorker",
+]

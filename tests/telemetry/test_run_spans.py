@@ -27,8 +27,10 @@ pytestmark = pytest.mark.anyio
 
 def answer_dag(llm: Any) -> DAG:
     with DAG("answer") as dag:
-        PromptOperator("say {{ word }}", max_tokens=8, name="prompt") >> llm >> MapOperator(
-            lambda r: r.text, name="text"
+        (
+            PromptOperator("say {{ word }}", max_tokens=8, name="prompt")
+            >> llm
+            >> MapOperator(lambda r: r.text, name="text")
         )
     return dag
 
@@ -102,7 +104,6 @@ async def test_a_streamed_fallback_parents_its_calls_to_the_node(
 ) -> None:
     """A group's stream starts its model calls only when the stream is read (by
     the caller, after the run has returned): they still belong to the node."""
-    dag = answer_dag(FallbackOperator(["down", "m"], stream=True, name="llm"))
     with DAG("streamed") as dag:
         PromptOperator("say {{ word }} now", max_tokens=8) >> FallbackOperator(
             ["down", "m"], stream=True, name="llm"
@@ -183,9 +184,7 @@ async def test_a_failed_node_fails_its_span_and_the_run(
     assert "node text" not in found  # never started
 
 
-async def test_telemetry_off_makes_no_span(
-    spans: InMemorySpanExporter, make_registry: Any
-) -> None:
+async def test_telemetry_off_makes_no_span(spans: InMemorySpanExporter, make_registry: Any) -> None:
     from smmf_flow import telemetry
 
     from .conftest import fake_config

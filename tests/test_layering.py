@@ -1,5 +1,5 @@
 """Dependencies point one way: dag <- runner <- models <- scheduler <- operators <-
-flowfile <- server <- cli. Every import counts, inside functions and under
+flowfile <- integrations <- server <- cli. Every import counts, inside functions and under
 ``TYPE_CHECKING`` too, since a cycle there is a cycle for a reader and a type checker.
 And inside a layer no two modules import each other, even through others or only
 for typing (the imports a module makes as it is imported)."""
@@ -29,6 +29,7 @@ ORDER = [
     "scheduler",
     "operators",
     "flowfile",
+    "integrations",
     "server",
     "cli",
 ]

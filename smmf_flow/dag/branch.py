@@ -2,7 +2,9 @@
 
 Branches not taken are *skipped*, and the skip propagates: a node whose input
 came from a skipped node is skipped too, except a ``JoinOperator``, which runs
-with the branches that did run.
+with the branches that did run. In an AWEL call (``node.call(...)``) a child
+that no branch names runs, as in AWEL, which skips only the named children
+whose predicate failed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from smmf_flow.dag.awel_calls import AWEL_CALL
 from smmf_flow.dag.context import RunContext
 from smmf_flow.dag.operator import Operator, overrides
 from smmf_flow.dag.ports import Signature, type_arguments
@@ -103,6 +106,9 @@ class BranchOperator(Operator, Generic[IN, OUT]):
                     break
         if not chosen and self.default is not None:
             chosen.append(_name(self.default))
+        if self.dag is not None and ctx.get(AWEL_CALL):  # AWEL skips only the named
+            named = {_name(t) for _, t in pairs}
+            chosen += [c.name for c in self.dag.downstream(self) if c.name not in named]
         return Branched(value, frozenset(chosen))
 
 

@@ -75,6 +75,8 @@ class OwningDag(Protocol):
 
     def upstream(self, op: Operator) -> list[Operator]: ...
 
+    def downstream(self, op: Operator) -> list[Operator]: ...
+
 
 #: the DAG that ``with DAG(...)`` opened in this context, if any
 CURRENT_DAG: ContextVar[OwningDag | None] = ContextVar("smmf_flow_current_dag", default=None)

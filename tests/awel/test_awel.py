@@ -137,6 +137,21 @@ async def test_the_can_skip_in_branch_keyword_gives_awel_semantics_to_dag_run() 
     assert trace.records["odd"].state is NodeState.SKIPPED  # the trace still records it
 
 
+async def test_a_child_no_branch_names_runs_in_a_call_and_is_skipped_by_dag_run() -> None:
+    with DAG("unnamed") as dag:
+        branch = BranchOperator({lambda x: x > 0: "positive"}, task_name="branch")
+        positive = MapOperator(lambda x: "+", task_name="positive")
+        other = MapOperator(lambda x: "other", task_name="other")
+        join = JoinOperator(lambda *xs: [str(x) for x in xs], task_name="join")
+        branch >> [positive, other]
+        [positive, other] >> join
+    assert await join.call(call_data=-1) == ["EmptyData(SKIP_DATA)", "other"]
+    trace = Trace()
+    assert await dag.arun(-1, trace=trace) is None  # nothing chosen: all skipped
+    assert trace.records["join"].state is NodeState.SKIPPED
+    assert await dag.arun(1) == ["+"]
+
+
 async def test_branch_join_operator_returns_the_branch_that_ran() -> None:
     with DAG("branch_join_operator"):
         start = InputOperator(input_source=SimpleCallDataInputSource())

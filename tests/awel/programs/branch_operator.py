@@ -79,3 +79,16 @@ print("Subclass, input is 7")
 print(asyncio.run(join_task.call(call_data=7)))
 print("Subclass, input is 8")
 print(asyncio.run(join_task.call(call_data=8)))
+
+with DAG("awel_branch_unnamed_child") as dag:
+    input_task = InputOperator(input_source=SimpleCallDataInputSource())
+    task = BranchOperator(branches={lambda x: x > 0: "positive"})
+    positive = MapOperator(task_name="positive", map_function=lambda x: f"positive {x}")
+    always = MapOperator(task_name="always", map_function=lambda x: f"always {x}")
+    join_task = JoinOperator(combine_function=lambda a, b: f"{a} | {b}")
+    input_task >> task >> positive >> join_task
+    task >> always >> join_task
+
+print("A child no branch names runs:")
+print(asyncio.run(join_task.call(call_data=1)))
+print(asyncio.run(join_task.call(call_data=-1)))

@@ -9,10 +9,14 @@ go to the other instance."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
@@ -28,7 +32,8 @@ from smmf_flow.models.types import ChatChunk, ChatRequest
 from smmf_flow.server import create_app
 from smmf_flow.server.limits import ServerLimits
 
-from .conftest import ROOT, start_server, wait_until
+from .conftest import ROOT, free_port, start_server, wait_until
+from .test_serve import SMMF, wait_for_health
 
 TENANT, ADMIN = "sk-tenant-0123", "sk-admin-4567"
 AS_TENANT = {"Authorization": f"Bearer {TENANT}"}
@@ -253,6 +258,37 @@ def test_stop_start_and_restart_one_instance(admin: TestClient) -> None:
     answer = admin.post("/admin/models/m/restart", json={"instance": 0}).json()
     assert [i["state"] for i in answer["instances"]] == ["healthy", "healthy"]
     assert admin.post("/admin/models/m/restart", json={}).json()["status"] == "ready"
+
+
+# --- smmf-flow serve: the admin keys reach the server -------------------------------------
+
+
+def test_serve_takes_admin_keys_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "models.toml"
+    config.write_text(
+        '[models]\n[[models.llms]]\nname = "remote"\nprovider = "proxy/openai"\n'
+        'api_base = "http://127.0.0.1:9/v1"\napi_key = "none"\n'
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SMMF_ADMIN_KEYS": ADMIN}
+    command = [*SMMF, "serve", "--models", str(config), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--api-key", TENANT], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_health(url)
+        listed = httpx.get(f"{url}/admin/models", headers=AS_ADMIN)
+        assert [m["model"] for m in listed.json()["models"]] == ["remote"]
+        assert httpx.get(f"{url}/admin/models", headers=AS_TENANT).status_code == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and ADMIN not in stderr and "admin API on" in stderr
+    both = subprocess.run(
+        [*command, "--api-key", ADMIN], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert both.returncode == 2 and "both as --api-key and as --admin-key" in both.stderr
 
 
 # --- a real model: a stream in flight when its instance is stopped ------------------------

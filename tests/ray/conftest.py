@@ -8,7 +8,8 @@ leaves and every node process is stopped (Ray keeps its files under /tmp/ray).
 
 The registry (``ray_models``): SmolLM2 (llama.cpp's deterministic mode, one
 thread) as ``smol_a`` on node A and ``smol_b`` on node B, the group ``chat`` =
-fallback [smol_a, smol_b], and MiniLM on node B. Short cooldowns and a quick
+fallback [smol_a, smol_b], ``tight`` (one slot, no queue) on node A, and MiniLM on
+node B. Short cooldowns and a quick
 health loop let a killed actor come back within the test.
 """
 

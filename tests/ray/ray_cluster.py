@@ -41,7 +41,11 @@ def cluster_config(address: str) -> dict[str, Any]:
         "models": {
             "default_llm": "chat",
             "default_embedding": "minilm",
-            "llms": [smol("smol_a", "node_a"), smol("smol_b", "node_b")],
+            "llms": [
+                smol("smol_a", "node_a"),
+                smol("smol_b", "node_b"),
+                smol("tight", "node_a", concurrency=1, max_queue=0),  # a second caller: 429
+            ],
             "embeddings": [
                 {
                     "name": "minilm",

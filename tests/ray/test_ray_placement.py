@@ -20,7 +20,7 @@ from ray_cluster import SimCluster, cluster_config, smol
 from server.conftest import start_server
 
 from smmf_flow import DAG
-from smmf_flow.errors import ConfigError, ModelLoadError
+from smmf_flow.errors import ConfigError, ModelLoadError, PoolBusy
 from smmf_flow.models import ModelRegistry
 from smmf_flow.models.placement_ray import RayBackend
 from smmf_flow.models.pool import Pool
@@ -139,16 +139,37 @@ async def test_a_killed_actor_mid_stream_is_continued_exactly_then_comes_back(
     assert victim.actor is not None  # the same handle: Ray restarted that actor
 
 
-async def test_closing_a_stream_cancels_the_remote_generation(ray_models: ModelRegistry) -> None:
+async def test_closing_or_cancelling_a_stream_cancels_the_remote_generation(
+    ray_models: ModelRegistry,
+) -> None:
     pool = ray_models.pool("smol_b")
+    actor = backend(pool).actor
     long = QUESTION.model_copy(update={"max_tokens": 400})
     async with pool.stream_chat(long) as stream:
         async for _ in stream:
             break
         assert pool.instances[0].in_flight == 1
+        assert ray_get(actor.streams.remote()) == 1
     assert pool.instances[0].in_flight == 0  # the slot is free at once
-    actor = backend(pool).actor
     assert await eventually(lambda: ray_get(actor.streams.remote()) == 0, timeout=30)
+
+    with anyio.CancelScope() as run:  # a cancelled run, as a client that goes away
+        async for _ in pool.stream_chat(long):
+            run.cancel()
+    assert run.cancelled_caught
+    assert pool.instances[0].in_flight == 0
+    assert await eventually(lambda: ray_get(actor.streams.remote()) == 0, timeout=30)
+
+
+async def test_a_full_ray_pool_answers_busy_with_a_retry_time(ray_models: ModelRegistry) -> None:
+    pool = ray_models.pool("tight")
+    async with pool.stream_chat(QUESTION) as holding:
+        async for _ in holding:
+            break
+        with pytest.raises(PoolBusy) as busy:
+            await pool.chat(QUESTION)
+    assert busy.value.retry_after > 0
+    assert (await pool.chat(QUESTION)).text  # the slot is back
 
 
 def ray_get(ref: Any) -> Any:

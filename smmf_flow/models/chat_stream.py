@@ -33,7 +33,7 @@ class SlotPool(Protocol):
 
     name: str
 
-    async def acquire_slot(self) -> Instance: ...
+    async def acquire_slot(self, request: ChatRequest | None = None) -> Instance: ...
 
     def release_slot(
         self,
@@ -139,7 +139,7 @@ class ChatStream:
         )
 
     async def _open(self) -> AsyncIterator[ChatChunk]:
-        instance = await self._pool.acquire_slot()
+        instance = await self._pool.acquire_slot(self._request)
         self._instance = instance
         self._started = perf_counter()
         try:

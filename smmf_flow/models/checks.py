@@ -102,6 +102,14 @@ def _check_entry(entry: ModelConfig, table: str, loc: Loc, source: ConfigSource)
         raise source.error(
             (*loc, "api_base"), (f"expected an http:// or https:// URL; got {entry.api_base!r}")
         )
+    if entry.affinity is not None and entry.strategy != "prefix_affinity":
+        raise source.error(
+            (*loc, "affinity"),
+            (
+                f'only strategy = "prefix_affinity" takes `affinity`; this model has strategy = '
+                f'"{entry.strategy}" (remove `affinity`, or set strategy = "prefix_affinity")'
+            ),
+        )
     if entry.placement not in PLACEMENTS:
         raise source.error(
             (*loc, "placement"),

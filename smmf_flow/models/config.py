@@ -46,6 +46,17 @@ ErrorKind = Literal[
 ]
 
 
+class AffinitySettings(BaseModel):
+    """The knobs of ``strategy = "prefix_affinity"`` (``strategies/prefix_affinity.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: characters per hashed block of a message: the finest prefix it tells apart
+    block_chars: int = Field(default=256, ge=16, le=65536)
+    #: block hashes remembered per instance (an LRU): bounds the memory it takes
+    prefixes_per_instance: int = Field(default=4096, ge=1, le=1_000_000)
+
+
 class ModelConfig(BaseModel):
     """One model: where its weights are, which backend serves it, how its pool is shaped."""
 
@@ -65,6 +76,8 @@ class ModelConfig(BaseModel):
     max_queue: int = Field(default=64, ge=0)
     strategy: str = "round_robin"
     weights: list[float] | None = None
+    #: strategy = "prefix_affinity": how it hashes prompts and how much it remembers
+    affinity: AffinitySettings | None = None
     placement: Placement = "local"
 
     # placement = "ray": what each instance's actor reserves, and where it may run

@@ -5,7 +5,8 @@ free slot waits in a FIFO queue of at most ``max_queue`` callers; beyond that it
 gets ``PoolBusy`` with a ``retry_after`` estimated from the latency average. A
 freed slot is handed straight to the first waiter, so the limit holds exactly
 and no newcomer jumps the queue. Which instance a call goes to is the
-``strategy``'s choice among the healthy instances with a free slot. A call that
+``strategy``'s choice among the healthy instances with a free slot (a
+``KeyedStrategy`` also gets the call's key, computed once from its request). A call that
 outlives one await (a stream, ``chat_stream.py``) holds its slot through the
 public pair ``acquire_slot`` / ``release_slot``.
 
@@ -55,7 +56,7 @@ from smmf_flow.models.config import ModelConfig, ModelKind
 from smmf_flow.models.events import EventHook, EventKind, PoolEvent, emit
 from smmf_flow.models.health import Breaker, breaks_instance, reraise
 from smmf_flow.models.instance import Instance, InstanceState, InstanceStats, backend_factory
-from smmf_flow.models.strategies import make_strategy
+from smmf_flow.models.strategies import KeyedStrategy, PrefixKey, make_strategy
 from smmf_flow.models.types import ChatRequest, ChatResult
 
 HEALTHY = InstanceState.HEALTHY
@@ -90,9 +91,10 @@ class PoolStats:
 class _Waiter:
     """A queued caller: woken with an instance already reserved for it, or an error."""
 
-    __slots__ = ("error", "event", "instance")
+    __slots__ = ("error", "event", "instance", "key")
 
-    def __init__(self) -> None:
+    def __init__(self, key: PrefixKey | None) -> None:
+        self.key = key
         self.event = anyio.Event()
         self.instance: Instance | None = None
         self.error: Exception | None = None
@@ -111,7 +113,8 @@ class Pool:
         #: shared with the breaker: changed in place, never replaced)
         self._instances = [self._new_instance(i) for i in range(config.instances)]
         self._single = self._instances[0] if len(self._instances) == 1 else None
-        self._strategy = make_strategy(config.strategy)
+        self._strategy = make_strategy(config.strategy, config)
+        self._keyed = self._strategy if isinstance(self._strategy, KeyedStrategy) else None
         self._capacity = config.concurrency
         self._waiters: deque[_Waiter] = deque()
         self._phase = Phase.IDLE
@@ -128,7 +131,9 @@ class Pool:
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Answer ``request`` on one instance; the result names the model and instance."""
         instance, result = await self._call(
-            lambda backend: backend.chat(request), lambda result: result.usage.completion_tokens
+            lambda backend: backend.chat(request),
+            lambda result: result.usage.completion_tokens,
+            request,
         )
         result.model, result.instance = self.name, instance.id
         return result
@@ -361,10 +366,13 @@ class Pool:
     # --- slots -----------------------------------------------------------------------
 
     async def _call(
-        self, call: Callable[[Backend], Awaitable[T]], tokens: Callable[[T], int]
+        self,
+        call: Callable[[Backend], Awaitable[T]],
+        tokens: Callable[[T], int],
+        request: ChatRequest | None = None,
     ) -> tuple[Instance, T]:
         """Run one whole call on a slot, counting it; errors reach the caller typed."""
-        instance = await self.acquire_slot()
+        instance = await self.acquire_slot(request)
         started = perf_counter()
         try:
             out = await call(instance.backend)
@@ -376,10 +384,11 @@ class Pool:
         self.release_slot(instance, started, tokens(out), None)
         return instance, out
 
-    async def acquire_slot(self) -> Instance:
+    async def acquire_slot(self, request: ChatRequest | None = None) -> Instance:
         """Reserve a slot for one call (loading the pool on first use, waiting in the
         queue if every slot is taken) and return the instance it is on. Every slot
-        taken must be given back exactly once with ``release_slot``."""
+        taken must be given back exactly once with ``release_slot``. ``request``, when
+        given, lets a keyed strategy route by it."""
         if self._phase is not Phase.RUNNING:
             if self._phase not in (Phase.IDLE, Phase.STARTING):
                 raise PoolStopped(
@@ -388,23 +397,29 @@ class Pool:
             await self.start()
         if self._breaker.probe_due:
             await self._breaker.probe()
-        instance = None if self._waiters else self._choose()
+        keyed = self._keyed
+        key = keyed.request_key(request) if keyed is not None and request is not None else None
+        instance = None if self._waiters else self._choose(key)
         if instance is None:
-            return await self._wait()
+            return await self._wait(key)
         instance.in_flight += 1
         instance.assigned += 1
         self._busy += 1
         return instance
 
-    def _choose(self) -> Instance | None:
+    def _choose(self, key: PrefixKey | None = None) -> Instance | None:
         single = self._single
         if single is not None:
             return single if single.state is HEALTHY and single.in_flight < self._capacity else None
         capacity = self._capacity
         free = [i for i in self._instances if i.state is HEALTHY and i.in_flight < capacity]
-        return self._strategy.choose(free) if free else None
+        if not free:
+            return None
+        if key is not None and self._keyed is not None:
+            return self._keyed.choose_for(free, key)
+        return self._strategy.choose(free)
 
-    async def _wait(self) -> Instance:
+    async def _wait(self, key: PrefixKey | None) -> Instance:
         if not any(i.state is HEALTHY for i in self._instances):
             raise self._unavailable()
         if len(self._waiters) >= self.config.max_queue:
@@ -415,7 +430,7 @@ class Pool:
                 retry_after=self._retry_after(),
                 model=self.name,
             )
-        waiter = _Waiter()
+        waiter = _Waiter(key)
         self._waiters.append(waiter)
         try:
             await waiter.event.wait()
@@ -466,7 +481,7 @@ class Pool:
         """Hand free slots to waiters, first come first served."""
         waiters = self._waiters
         while waiters:
-            instance = self._choose()
+            instance = self._choose(waiters[0].key)
             if instance is None:
                 break
             waiter = waiters.popleft()

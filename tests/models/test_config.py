@@ -23,7 +23,7 @@ EXPECTED = {
     r"'proxy/openai', 'sentence-transformers', .*'vllm'; got "
     r"'llamacpp' \(did you mean 'llama\.cpp'\?\)",
     "unknown_strategy.toml": r":6: models\.llms\[0\] \(name 'a'\), field 'strategy': expected "
-    r"one of 'round_robin', 'least_busy', 'latency_ewma', 'weighted'"
+    r"one of 'round_robin', 'least_busy', 'latency_ewma', 'weighted', 'prefix_affinity'"
     r"; got 'fastest'",
     "unknown_field.toml": r":10: models\.embeddings\[0\] \(name 'e'\), field 'stratgy': "
     r"unknown field \(did you mean 'strategy'\?\); valid fields here: "

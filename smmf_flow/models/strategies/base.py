@@ -4,12 +4,21 @@ A strategy is handed the instances that can take a call right now (healthy, with
 free slot), never an empty list, always in instance order, and returns one of them.
 It does no I/O and never waits, so each one is a few lines that a test can drive
 with plain objects.
+
+A strategy that routes by what a call asks (``prefix_affinity``) is also a
+``KeyedStrategy``: the pool computes the call's ``PrefixKey`` once with
+``request_key`` when the call arrives (the request is not kept) and asks
+``choose_for(candidates, key)``, also when a queued call gets its slot later. Calls
+without a request (embeddings) still use ``choose``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from smmf_flow.models.types import ChatRequest
 
 
 class Candidate(Protocol):
@@ -38,3 +47,23 @@ class Strategy(Protocol):
     """Picks one of the candidates; may keep state between picks (one per pool)."""
 
     def choose(self, candidates: Sequence[C]) -> C: ...
+
+
+class PrefixKey(NamedTuple):
+    """What a keyed strategy knows of a chat request: its prompt prefix, hashed."""
+
+    #: chained hashes, ``blocks[i]`` covering the prompt up to block ``i``
+    blocks: tuple[int, ...]
+    #: how many leading blocks are the system messages (shared by many conversations)
+    shared: int
+
+
+@runtime_checkable
+class KeyedStrategy(Protocol):
+    """A strategy that also picks by the call's key (see the module doc)."""
+
+    def request_key(self, request: ChatRequest) -> PrefixKey: ...
+
+    def choose(self, candidates: Sequence[C]) -> C: ...
+
+    def choose_for(self, candidates: Sequence[C], key: PrefixKey) -> C: ...

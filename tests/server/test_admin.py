@@ -301,6 +301,7 @@ class HeldLlama:
 
     hold: ClassVar[threading.Event | None] = None
     claimed: ClassVar[bool] = False
+    paused: ClassVar[bool] = False  # the held stream has sent its first chunk and waits
 
     @classmethod
     def backend(cls) -> type:
@@ -318,6 +319,7 @@ class HeldLlama:
                         yield chunk
                         sent += 1
                         while held and sent == 1 and cls.hold is not None and cls.hold.is_set():
+                            cls.paused = True
                             await anyio.sleep(0.01)
 
         return Held
@@ -331,7 +333,7 @@ def held_server(llama_entry: Callable[..., dict[str, Any]]) -> Iterator[Any]:
     registry = ModelRegistry.from_dict({"models": {"llms": [entry]}}, base_dir=ROOT / "configs")
     server = start_server(registry, api_keys=(TENANT,), admin_keys=(ADMIN,))
     yield server
-    HeldLlama.hold, HeldLlama.claimed = None, False
+    HeldLlama.hold, HeldLlama.claimed, HeldLlama.paused = None, False, False
     server.stop()
 
 
@@ -366,7 +368,7 @@ def test_a_stream_in_flight_on_a_stopped_instance_finishes_with_its_text_whole(
 
         reader = threading.Thread(target=consume)
         reader.start()
-        assert wait_until(lambda: any(pieces))  # the first chunk is out, the stream held
+        assert wait_until(lambda: HeldLlama.paused)  # a chunk is out, the stream held
         [busy] = [i for i in pool.instances if i.in_flight]
         done_before = busy.done
 

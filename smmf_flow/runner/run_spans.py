@@ -107,10 +107,13 @@ class RunSpans(RunHook):
         # attached (the run's end clears it), so detach only in the task that attached
         if _current_task() is task and trace.get_current_span() is span:
             context.detach(token)
-        span.set_attribute("smmf_flow.node.state", record.state.value)
-        span.set_attribute("smmf_flow.node.attempts", record.attempts)
+        ended: dict[str, str | int] = {
+            "smmf_flow.node.state": record.state.value,
+            "smmf_flow.node.attempts": record.attempts,
+        }
         if record.chunks is not None:
-            span.set_attribute("smmf_flow.node.chunks", record.chunks)
+            ended["smmf_flow.node.chunks"] = record.chunks
+        span.set_attributes(ended)
         if record.state is NodeState.FAILED and record.error is not None:
             self.failed = self.failed or record.error
             _failed(span, record.error)

@@ -71,6 +71,11 @@ def prepare_inputs(
     return out
 
 
+def python_type(declared: str) -> Any:
+    """The Python type a declared input type names (``integer`` → ``int``)."""
+    return _PY_TYPES[JSON_NAMES.get(declared, declared)]
+
+
 def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
     type_name = JSON_NAMES.get(declared, declared)
     if from_string and type_name in ("list", "dict"):
@@ -90,4 +95,4 @@ def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
         ) from None
 
 
-__all__ = ["JSON_NAMES", "prepare_inputs"]
+__all__ = ["JSON_NAMES", "prepare_inputs", "python_type"]

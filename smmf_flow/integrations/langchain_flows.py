@@ -27,21 +27,11 @@ from smmf_flow.dag import Operator, RunContext  # noqa: E402
 from smmf_flow.dag.ports import stream_of  # noqa: E402
 from smmf_flow.errors import UsageError  # noqa: E402
 from smmf_flow.flowfile import Flow  # noqa: E402
-from smmf_flow.flowfile.flow_inputs import JSON_NAMES  # noqa: E402
+from smmf_flow.flowfile.flow_inputs import python_type  # noqa: E402
 from smmf_flow.integrations.registry_loop import registry_loop  # noqa: E402
 from smmf_flow.models.registry import ModelRegistry  # noqa: E402
 from smmf_flow.runner import DAG  # noqa: E402
 from smmf_flow.runner.values import jsonable  # noqa: E402
-
-_PY_TYPES: dict[str, Any] = {
-    "str": str,
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "list": list,
-    "dict": dict,
-    "any": Any,
-}
 
 
 class FlowRunnable(Runnable[Any, Any]):
@@ -85,7 +75,7 @@ class FlowRunnable(Runnable[Any, Any]):
         if isinstance(self.flow, Flow) and self.flow.spec.inputs:
             fields: dict[str, Any] = {}
             for name, spec in self.flow.spec.inputs.items():
-                tp = _PY_TYPES[JSON_NAMES.get(spec.type, spec.type)]
+                tp = python_type(spec.type)
                 default = spec.default if not spec.required else ...
                 fields[name] = (tp, Field(default, description=spec.description or None))
             return create_model(_model_name(self.flow.name, "Input"), **fields)

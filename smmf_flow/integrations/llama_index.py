@@ -143,11 +143,19 @@ class SmmfLLM(LLM):
     async def _answer(self, request: ChatRequest) -> ChatResult:
         return await scheduler_for(self._registry).chat_worker(self.model).chat(request)
 
-    async def _deltas(self, request: ChatRequest) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def _responses(self, request: ChatRequest) -> AsyncIterator[ChatResponse]:
+        """The streamed answer as LlamaIndex wants it: each response holds the text
+        so far and its ``delta``."""
         stream = scheduler_for(self._registry).chat_worker(self.model).stream(request)
+        text = ""
         try:
             async for chunk in stream:
-                yield chunk.text, {"model": chunk.model, "instance": chunk.instance}
+                text += chunk.text
+                yield ChatResponse(
+                    message=LIChatMessage(role=MessageRole.ASSISTANT, content=text),
+                    delta=chunk.text,
+                    raw={"model": chunk.model, "instance": chunk.instance},
+                )
         finally:
             await stream.aclose()
 
@@ -166,37 +174,14 @@ class SmmfLLM(LLM):
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[LIChatMessage], **kwargs: Any) -> ChatResponseGen:
         request = self._request(messages, **kwargs)
-
-        def gen() -> Generator[ChatResponse, None, None]:
-            text = ""
-            for delta, raw in registry_loop(self._registry).iterate(lambda: self._deltas(request)):
-                text += delta
-                yield ChatResponse(
-                    message=LIChatMessage(role=MessageRole.ASSISTANT, content=text),
-                    delta=delta,
-                    raw=raw,
-                )
-
-        return gen()
+        return registry_loop(self._registry).iterate(lambda: self._responses(request))
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[LIChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         request = self._request(messages, **kwargs)
-
-        async def gen() -> AsyncGenerator[ChatResponse, None]:
-            text = ""
-            deltas = registry_loop(self._registry).aiterate(lambda: self._deltas(request))
-            async for delta, raw in deltas:
-                text += delta
-                yield ChatResponse(
-                    message=LIChatMessage(role=MessageRole.ASSISTANT, content=text),
-                    delta=delta,
-                    raw=raw,
-                )
-
-        return gen()
+        return registry_loop(self._registry).aiterate(lambda: self._responses(request))
 
     # --- completion ------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from smmf_flow.errors import UsageError
@@ -66,7 +66,7 @@ class RegistryLoop:
         future = asyncio.run_coroutine_threadsafe(_await(fn, *args), self.loop)
         return await asyncio.wrap_future(future)
 
-    def iterate(self, make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    def iterate(self, make: Callable[[], AsyncIterator[T]]) -> Generator[T, None, None]:
         """The items of the async iterator ``make()`` (made and read on the loop), for
         synchronous code; leaving early closes it."""
         stream = _Stepper(make)
@@ -79,7 +79,7 @@ class RegistryLoop:
         finally:
             self.call(stream.aclose)
 
-    async def aiterate(self, make: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def aiterate(self, make: Callable[[], AsyncIterator[T]]) -> AsyncGenerator[T, None]:
         """The items of ``make()`` (made and read on the loop), for async code in any loop."""
         stream = _Stepper(make)
         try:

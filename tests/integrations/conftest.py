@@ -1,6 +1,7 @@
 """A registry of the bundled models for the adapter tests: SmolLM2 on llama.cpp
 (deterministic mode), MiniLM, ``offline`` (an OpenAI-compatible model nothing
-serves) and ``chat``, a fallback group that tries ``offline`` first."""
+serves), ``dying`` (SmolLM2 whose streams break after 3 chunks), and two fallback
+groups: ``chat`` tries ``offline`` first, ``resilient`` tries ``dying`` first."""
 
 from __future__ import annotations
 
@@ -29,9 +30,17 @@ def config(
         "models": {
             "default_llm": "smollm2",
             "default_embedding": "minilm",
-            "llms": [llama_entry("smollm2"), unreachable_entry("offline", failure_threshold=1000)],
+            "llms": [
+                llama_entry("smollm2"),
+                unreachable_entry("offline", failure_threshold=1000),
+                # SmolLM2 whose streams break after 3 chunks (tests/conftest.py)
+                llama_entry("dying", provider="test/llama-dies-after-3", failure_threshold=1000),
+            ],
             "embeddings": [{**minilm_entry, "batch_size": 64, "max_batch_wait_ms": 5}],
-            "groups": [{"name": "chat", "strategy": "fallback", "members": ["offline", "smollm2"]}],
+            "groups": [
+                {"name": "chat", "strategy": "fallback", "members": ["offline", "smollm2"]},
+                {"name": "resilient", "strategy": "fallback", "members": ["dying", "smollm2"]},
+            ],
         }
     }
 

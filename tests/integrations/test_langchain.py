@@ -78,6 +78,18 @@ async def test_rag_chain_on_a_fallback_group(models: ModelRegistry) -> None:
     assert answer.response_metadata["finish_reason"] in ("stop", "length")
 
 
+async def test_a_stream_survives_its_model_failing_midway(models: ModelRegistry) -> None:
+    llm = SmmfChatModel(registry=models, model="resilient", max_tokens=24)
+    chunks = [c async for c in llm.astream("Count from one to ten in words.")]
+    answer = chunks[0]
+    for chunk in chunks[1:]:
+        answer += chunk
+    # 'dying' broke off after 3 chunks; SmolLM2 went on from the text delivered
+    assert len([c for c in chunks if c.content]) > 3
+    assert answer.response_metadata["model_name"] == "smollm2"
+    assert answer.response_metadata["finish_reason"] in ("stop", "length")
+
+
 def test_sync_calls_from_plain_threads(models: ModelRegistry) -> None:
     llm = SmmfChatModel(registry=models, model="chat", max_tokens=8)
     answers: list[AIMessage] = []

@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import DOCS, QUESTION
 from langchain.agents import create_agent
 from langchain.agents.middleware import ModelRequest, ModelResponse, wrap_model_call
 from langchain_core.documents import Document
@@ -30,6 +29,8 @@ from smmf_flow.integrations.langchain import (
 )
 from smmf_flow.models import ModelRegistry
 from smmf_flow.scheduler import scheduler_for
+
+from .conftest import DOCS, QUESTION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 

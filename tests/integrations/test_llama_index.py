@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DOCS, QUESTION
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.llms import ChatMessage, MessageRole
 
 from smmf_flow.integrations.llama_index import SmmfEmbedding, SmmfLLM
 from smmf_flow.models import ModelRegistry
+
+from .conftest import DOCS, QUESTION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 

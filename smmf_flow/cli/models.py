@@ -64,9 +64,25 @@ def models_list(models_path: str | None, as_json: bool) -> int:
 @click.argument("names", nargs=-1, metavar="[MODEL...]")
 @models_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Show a running server's pools (through its admin API) instead of loading here.",
+)
+@click.option(
+    "--admin-key", envvar="SMMF_ADMIN_KEY", metavar="KEY", help="With --server: an admin key."
+)
 @debug_option
-def models_status(names: Sequence[str], models_path: str | None, as_json: bool) -> int:
+def models_status(
+    names: Sequence[str],
+    models_path: str | None,
+    as_json: bool,
+    server: str | None = None,
+    admin_key: str | None = None,
+) -> int:
     """Load models (all, or those named), check their health, show each pool."""
+    if server:
+        return _server_status(names, server, admin_key, as_json)
     progress = Progress()
     registry = config_registry(models_path, progress)
     wanted = list(names) or [r.name for r in registry.list() if r.kind != "group"]
@@ -184,13 +200,44 @@ def _control(
         click.echo(safe(dumps(answer)))
     else:
         click.echo(f"{action}: model '{answer['model']}' is {answer['status']}")
-        rows = [
-            [i["id"], i["state"], i["in_flight"], i["done"], i["failed"], i["last_error"] or ""]
-            for i in answer["instances"]
-        ]
+        rows = [_instance_row(i) for i in answer["instances"]]
         header = ["instance", "state", "in flight", "done", "failed", "last error"]
         click.echo(safe(table(rows, header)))
     return 0
+
+
+def _server_status(names: Sequence[str], server: str, admin_key: str | None, as_json: bool) -> int:
+    """``models status --server``: the server's pools as its admin API lists them."""
+    from smmf_flow.cli.admin_client import admin_request, model_path
+
+    if admin_key:
+        State.secrets.add(admin_key)
+    if names:  # each must be a model of that server (else a 404 naming it)
+        listed = [admin_request(server, admin_key, "GET", model_path(n), None, 60) for n in names]
+    else:
+        listed = admin_request(server, admin_key, "GET", "/admin/models", None, 60)["models"]
+    if as_json:
+        click.echo(safe(dumps({"server": server, "models": listed})))
+    else:
+        click.echo(f"server: {server}")
+        rows = [
+            [m["model"], m["status"], *_instance_row(i), _where(i)]
+            for m in listed
+            for i in m["instances"]
+        ]
+        header = ["model", "pool", "instance", "state", "in flight", "done", "failed"]
+        click.echo(safe(table(rows, [*header, "last error", "where"])))
+    return 1 if any(m["status"] != "ready" for m in listed) else 0
+
+
+def _where(instance: dict[str, Any]) -> str:
+    placement, node = instance.get("placement", "local"), instance.get("node")
+    return f"{placement} {node}" if node else str(placement)
+
+
+def _instance_row(instance: dict[str, Any]) -> list[Any]:
+    i = instance
+    return [i["id"], i["state"], i["in_flight"], i["done"], i["failed"], i["last_error"] or ""]
 
 
 def _instance_body(instance: int | None, grace_s: float | None = None) -> dict[str, Any]:

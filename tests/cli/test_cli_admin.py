@@ -105,6 +105,23 @@ def test_a_refused_request_is_one_line_and_exit_2(
     assert states(server) == ["healthy"]  # nothing was changed
 
 
+def test_status_shows_a_running_servers_pools(
+    server: LiveServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"SMMF_ADMIN_KEY": ADMIN}
+    done = run(capsys, monkeypatch, "models", "status", "--server", server.url, **env)
+    assert done.returncode == 0, done.stderr
+    assert f"server: {server.url}" in done.stdout
+    [row] = [line.split() for line in done.stdout.splitlines() if line.startswith("m ")]
+    assert row[:4] == ["m", "ready", "m#0", "healthy"] and row[-1] == "local"
+    done = run(
+        capsys, monkeypatch, "models", "status", "m", "--server", server.url, "--json", **env
+    )
+    assert json.loads(done.stdout)["models"][0]["instances"][0]["id"] == "m#0"
+    done = run(capsys, monkeypatch, "models", "status", "nope", "--server", server.url, **env)
+    assert done.returncode == 2 and "unknown model 'nope'" in done.stderr
+
+
 def test_an_unreachable_server_is_exit_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

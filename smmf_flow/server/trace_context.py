@@ -9,15 +9,19 @@ event on the span says why). The span is current while the request is handled,
 so a flow run and the model calls it makes are its descendants; its trace id
 goes into the access log line (``scope["state"]["trace_id"]``). It ends with
 the response's last byte, named ``METHOD /route`` as HTTP conventions ask;
-only a 5xx marks it failed.
+only a 5xx marks it failed. When the server shuts down, the spans still
+buffered are exported before it reports its shutdown complete.
 """
 
 from __future__ import annotations
 
+import anyio
+import anyio.to_thread
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, format_trace_id
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smmf_flow import telemetry
 from smmf_flow.telemetry.propagation import extract
 
 
@@ -28,6 +32,9 @@ class TraceContext:
         self.app, self.tracer = app, tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _flush_before_shutdown_ends(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -76,6 +83,19 @@ class TraceContext:
         finally:
             context.detach(token)
             end()
+
+
+def _flush_before_shutdown_ends(send: Send) -> Send:
+    """``send`` that exports the buffered spans before the server reports its
+    shutdown complete: uvicorn then ends the process by the signal it caught,
+    and exit handlers (the SDK's own flush) never run."""
+
+    async def flushing(message: Message) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            await anyio.to_thread.run_sync(telemetry.flush)
+        await send(message)
+
+    return flushing
 
 
 __all__ = ["TraceContext"]

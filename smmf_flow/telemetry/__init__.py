@@ -74,6 +74,15 @@ def configure(flag: bool = False) -> Tracing | None:
     return enable(provider_from_env())
 
 
+def flush(timeout_s: float = 10.0) -> None:
+    """Export the spans still buffered (the SDK provider's ``force_flush``): for a
+    process about to end by a signal, where exit handlers do not run."""
+    tracing = _active
+    force_flush = getattr(tracing.provider, "force_flush", None) if tracing else None
+    if force_flush is not None:
+        force_flush(int(timeout_s * 1000))
+
+
 def _version() -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -93,4 +102,4 @@ def outgoing_headers() -> dict[str, str] | None:
     return inject()
 
 
-__all__ = ["Tracing", "active", "configure", "disable", "enable", "outgoing_headers"]
+__all__ = ["Tracing", "active", "configure", "disable", "enable", "flush", "outgoing_headers"]

@@ -10,13 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from server.test_serve import wait_for_health
 
 from smmf_flow import telemetry
 from smmf_flow.errors import ConfigError
 from smmf_flow.telemetry.env import wanted
 from smmf_flow.telemetry.setup import provider_from_env
+
+from .conftest import free_port
 
 TESTS = Path(__file__).resolve().parents[1]
 CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -174,3 +178,42 @@ def test_run_refuses_an_exporter_it_cannot_serve(tmp_path: Path) -> None:
         "with otlp, console, none"
     )
     assert done.stdout == ""
+
+
+def test_serve_otel_continues_the_callers_trace(tmp_path: Path) -> None:
+    """``smmf-flow serve --otel``: a request's span continues its ``traceparent``
+    and the access log names the trace (a config of one proxied model: no model
+    loads)."""
+    models = tmp_path / "models.toml"
+    models.write_text(
+        '[[models.llms]]\nname = "far"\nprovider = "proxy/openai"\n'
+        f'api_base = "http://127.0.0.1:{free_port()}/v1"\napi_key = "unused"\n'
+    )
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("smmf-flow")), "serve", "--otel"]
+    server = subprocess.Popen(
+        [*command, "--models", str(models), "--port", str(port)],
+        env={**CLEAN, "OTEL_TRACES_EXPORTER": "console"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}")
+        trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        reply = httpx.get(
+            f"http://127.0.0.1:{port}/v1/models",
+            headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+        )
+        assert reply.status_code == 200
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=60)
+    lines = [json.loads(line) for line in errors.splitlines() if line.startswith('{"ts"')]
+    assert [(line["path"], line["trace_id"]) for line in lines if line["path"] == "/v1/models"] == [
+        ("/v1/models", trace)
+    ]
+    spans = [s for s in json_objects(errors) if s.get("name") == "GET /v1/models"]
+    assert len(spans) == 1
+    assert spans[0]["context"]["trace_id"] == f"0x{trace}"
+    assert spans[0]["parent_id"] == "0x00f067aa0ba902b7"

@@ -39,7 +39,7 @@ def backend(pool: Pool, index: int = 0) -> RayBackend:
     return found
 
 
-async def eventually(check: Any, timeout: float = 60.0) -> bool:
+async def eventually(check: Any, timeout: float = 120.0) -> bool:
     """Poll ``check()`` (a generous bound: recovery needs a restart and a load)."""
     with anyio.move_on_after(timeout):
         while not check():

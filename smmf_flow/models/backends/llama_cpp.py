@@ -53,6 +53,12 @@ from smmf_flow.models.chat_templates import ChatTemplate
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 
+# Opening a Llama with verbose=False points the process's stdout and stderr (fds 1
+# and 2) at /dev/null and back; two instances opening at once on their engine threads
+# interleave that and can leave both pointing at /dev/null for good (every later
+# print and traceback lost). One open at a time.
+_OPENING = threading.Lock()
+
 # llama-cpp-python's schema converter lets a JSON string hold raw control characters
 # (a newline typed into a string), which JSON itself forbids, so such an answer would
 # fail to parse; its generic JSON grammar already excludes them, as this rule does.
@@ -131,7 +137,8 @@ class LlamaCppBackend(Backend):
         if embedding:
             kwargs.update(embedding=True, pooling_type=lib.LLAMA_POOLING_TYPE_MEAN)
         try:
-            return lib.Llama(str(self._gguf()), **kwargs)
+            with _OPENING:
+                return lib.Llama(str(self._gguf()), **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(
                 f"model '{cfg.name}': llama.cpp could not load {cfg.path}: {exc}", model=cfg.name

@@ -150,7 +150,7 @@ async def main(args: argparse.Namespace) -> None:
             runs[strategy].append(await run_once(strategy, args))
             loads.append(os.getloadavg()[0])
         print(f"round {r + 1}/{args.rounds} done (load average {loads[-1]:.1f})", flush=True)
-    report(args, runs, loads)
+        report(args, runs, loads)  # so far: a long run that is stopped still says something
 
 
 def report(args: argparse.Namespace, runs: dict[str, list[Run]], loads: list[float]) -> None:
@@ -161,7 +161,7 @@ def report(args: argparse.Namespace, runs: dict[str, list[Run]], loads: list[flo
         f"\nSmolLM2-135M Q4_1 x 2 instances (llama.cpp, {args.threads} thread each, "
         f"prefix cache on), {args.conversations} conversations x {args.turns} turns, "
         f"{args.active} at a time, ~{args.words} words per user turn, {args.max_tokens} "
-        f"tokens per answer, think {args.think:g}x; {args.rounds} rounds; load "
+        f"tokens per answer, think {args.think:g}x; {len(loads) // 3} rounds; load "
         f"average {statistics.median(loads):.1f} (median; {min(loads):.1f}-{max(loads):.1f}) "
         f"on {os.cpu_count()} CPUs"
     )
@@ -206,7 +206,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads per instance")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.turns < FROM_TURN:
+        parser.error(f"--turns must be at least {FROM_TURN}, where the target starts")
+    return args
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ leaves the queue (passing the collector's role on if it held it). If a batch
 fails, its requests are retried one by one, so one caller's bad input fails only
 that caller.
 
+With ``count`` (a text's token count), a batch also counts the tokens of the
+callers that ask (inside ``counting_tokens()``), in one worker-thread call beside
+the backend's: a server owes every request its usage, and one thread hop per batch
+costs far less than one per request. The request is a context variable so that it
+passes through whatever wraps the batcher (a traced worker) untouched.
+
 The queue is bounded like a pool's (``max_queue``, the model's own setting): it
 counts *callers*, whatever the length of their lists, since a caller is what
 waits. At most ``max_queue`` callers wait behind the one forming the next batch;
@@ -27,27 +33,48 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from time import perf_counter
 
 import anyio
+import anyio.to_thread
 
 from smmf_flow.errors import BackendError, PoolBusy
 from smmf_flow.models.instance import EWMA_ALPHA
 
 EmbedFn = Callable[[list[str]], Awaitable[list[list[float]]]]
+CountFn = Callable[[str], int]
+
+#: the count that ``counting_tokens()`` opened in this context, if any
+_TOKENS: ContextVar[list[int] | None] = ContextVar("smmf_flow_embedding_tokens", default=None)
+
+
+@contextmanager
+def counting_tokens() -> Iterator[list[int]]:
+    """Count the tokens of the embedding calls made inside: ``with counting_tokens()
+    as tokens: ... tokens[0]`` (0 where a batcher has no ``count``)."""
+    box = [0]
+    reset = _TOKENS.set(box)
+    try:
+        yield box
+    finally:
+        _TOKENS.reset(reset)
 
 
 class _Pending:
     """One caller's texts, and what came back for them."""
 
-    __slots__ = ("done", "error", "result", "texts", "wake")
+    __slots__ = ("counted", "done", "error", "result", "texts", "tokens", "wake")
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, texts: list[str], counted: bool) -> None:
         self.texts = texts
+        self.counted = counted  # whether the caller wants its tokens counted
         self.wake = anyio.Event()  # set when done, or when made the collector
         self.done = False
         self.result: list[list[float]] | None = None
+        self.tokens = 0  # counted with the batch when the batcher has a count
         self.error: BaseException | None = None
 
 
@@ -64,8 +91,10 @@ class EmbeddingBatcher:
         max_concurrent: int = 1,
         max_queue: int | None = None,
         model: str = "",
+        count: CountFn | None = None,
     ) -> None:
         self._embed = embed
+        self._count = count
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.max_concurrent = max(1, max_concurrent)
@@ -82,7 +111,15 @@ class EmbeddingBatcher:
         self.texts = 0
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """The vectors of ``texts``, in order, batched with concurrent callers."""
+        """The vectors of ``texts``, in order, batched with concurrent callers (and
+        their tokens added to the count of an enclosing ``counting_tokens()``)."""
+        box = _TOKENS.get()
+        vectors, tokens = await self._call(texts, counted=box is not None)
+        if box is not None:
+            box[0] += tokens
+        return vectors
+
+    async def _call(self, texts: Sequence[str], counted: bool) -> tuple[list[list[float]], int]:
         items = list(texts)
         bad = [i for i, t in enumerate(items) if not isinstance(t, str)]
         if bad:
@@ -91,10 +128,10 @@ class EmbeddingBatcher:
                 model=self.model,
             )
         if not items:
-            return []
+            return [], 0
         if self.max_queue is not None and len(self._queue) > self.max_queue:
             raise self._busy()
-        pending = _Pending(items)
+        pending = _Pending(items, counted)
         self._queue.append(pending)
         self._queued += len(items)
         if self._queued >= self.max_batch and self._full is not None:
@@ -112,7 +149,7 @@ class EmbeddingBatcher:
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None  # a finished call has its vectors or its error
-        return pending.result
+        return pending.result, pending.tokens
 
     async def _collect(self) -> None:
         """Form the next batch from the head of the queue and send it."""
@@ -171,7 +208,10 @@ class EmbeddingBatcher:
         texts = [t for item in batch for t in item.texts]
         started = perf_counter()
         try:
-            vectors = await self._embed(texts)
+            if self._count is None or not any(item.counted for item in batch):
+                vectors = await self._embed(texts)
+            else:
+                vectors = await self._embed_and_count(batch, texts)
         except Exception as error:
             if len(batch) == 1:
                 _finish(batch[0], error=error)
@@ -188,6 +228,36 @@ class EmbeddingBatcher:
             end = start + len(item.texts)
             _finish(item, result=vectors[start:end])
             start = end
+
+    async def _embed_and_count(self, batch: list[_Pending], texts: list[str]) -> list[list[float]]:
+        """Embed ``texts`` while a worker thread counts each caller's tokens; an error
+        of either is raised as it is (a task group would wrap it in a group)."""
+        count = self._count
+        assert count is not None
+        errors: list[BaseException] = []
+        vectors: list[list[float]] = []
+
+        def count_batch() -> None:
+            for item in batch:
+                if item.counted:
+                    item.tokens = sum(count(t) for t in item.texts)
+
+        async def embed() -> None:
+            nonlocal vectors
+            try:
+                vectors = await self._embed(texts)
+            except Exception as error:
+                errors.insert(0, error)  # the backend's error comes first
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(embed)
+            try:
+                await anyio.to_thread.run_sync(count_batch)
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+        return vectors
 
 
 def _finish(

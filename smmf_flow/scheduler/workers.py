@@ -139,6 +139,7 @@ class PoolEmbeddingWorker:
             max_concurrent=max_concurrent,
             max_queue=max_queue,
             model=name,
+            count=pool.count_tokens,
         )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,28 @@ async def test_it_does_not_chat(minilm: Backend) -> None:
 async def test_a_missing_folder_is_a_load_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="does not exist"):
         await start(config("ghost", "sentence-transformers", tmp_path / "nothing"))
+
+
+async def test_counting_tokens_in_other_threads_never_breaks_a_batch(minilm: Backend) -> None:
+    """The server counts a request's tokens in a worker thread while the engine thread
+    encodes a padded batch: with one tokenizer for both, the counting switched the
+    batch's padding off mid-way ('Unable to create tensor ...')."""
+    texts = [("word " * (1 + i % 17)).strip() for i in range(64)]  # lengths differ
+    stop = threading.Event()
+    counted: list[int] = []
+
+    def count() -> None:
+        while not stop.is_set():
+            counted.append(minilm.count_tokens("a few words to count"))
+
+    counters = [threading.Thread(target=count) for _ in range(2)]
+    for thread in counters:
+        thread.start()
+    try:
+        for _ in range(10):
+            assert len(await minilm.embed(texts)) == 64
+    finally:
+        stop.set()
+        for thread in counters:
+            thread.join()
+    assert counted and set(counted) == {5}

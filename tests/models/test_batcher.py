@@ -7,11 +7,13 @@ The backend here is a deterministic function (the logic needs no model);
 
 from __future__ import annotations
 
+import threading
+
 import anyio
 import pytest
 
 from smmf_flow.errors import BackendError, PoolBusy
-from smmf_flow.models.batcher import EmbeddingBatcher
+from smmf_flow.models.batcher import EmbeddingBatcher, counting_tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -267,3 +269,78 @@ async def test_without_max_queue_the_queue_is_unbounded() -> None:
     batcher = EmbeddingBatcher(Embedder(delay=0.01), max_batch=4, max_wait_ms=1)
     results = await gather(batcher, [[str(i)] for i in range(100)])
     assert results == [[vector(str(i))] for i in range(100)]
+
+
+# --- token counts for usage: per batch, for the callers that ask ---------------------------
+
+
+class Counter:
+    """Counts a text's tokens as its words, noting the thread and every text counted."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.threads: set[int] = set()
+
+    def __call__(self, text: str) -> int:
+        if text == "UNCOUNTABLE":
+            raise ValueError("cannot count 'UNCOUNTABLE'")
+        self.texts.append(text)
+        self.threads.add(threading.get_ident())
+        return len(text.split())
+
+
+async def test_callers_counting_tokens_get_their_own_count_from_their_batch() -> None:
+    embed, count = Embedder(), Counter()
+    batcher = EmbeddingBatcher(embed, max_batch=8, max_wait_ms=20, count=count)
+    counts: dict[int, int] = {}
+
+    async def counting(i: int, texts: list[str]) -> None:
+        with counting_tokens() as tokens:
+            assert await batcher.embed(texts) == [vector(t) for t in texts]
+        counts[i] = tokens[0]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(counting, 0, ["one two", "three"])
+        tg.start_soon(counting, 1, ["four five six"])
+        tg.start_soon(batcher.embed, ["not counted at all"])  # a flow's call: no usage
+    assert counts == {0: 3, 1: 3}
+    assert len(embed.batches) == 1  # one batch for all three callers
+    assert sorted(count.texts) == ["four five six", "one two", "three"]
+    assert count.threads and threading.get_ident() not in count.threads  # off the loop
+
+
+async def test_a_batch_nobody_counts_is_not_counted() -> None:
+    embed, count = Embedder(), Counter()
+    batcher = EmbeddingBatcher(embed, max_batch=8, max_wait_ms=0, count=count)
+    assert await batcher.embed(["a b c"]) == [vector("a b c")]
+    with counting_tokens() as tokens:
+        await EmbeddingBatcher(embed, max_batch=8, max_wait_ms=0).embed(["no count here"])
+    assert count.texts == [] and tokens[0] == 0
+
+
+async def test_a_failure_while_counting_keeps_its_type_and_fails_only_its_caller() -> None:
+    """The backend's error comes through as it is (not wrapped in an exception group),
+    and a batch that fails is split as for any other failure."""
+    embed, count = Embedder(), Counter()
+    batcher = EmbeddingBatcher(embed, max_batch=8, max_wait_ms=20, count=count)
+
+    async def counted(texts: list[str]) -> object:
+        with counting_tokens() as tokens:
+            try:
+                await batcher.embed(texts)
+            except Exception as error:
+                return error
+        return tokens[0]
+
+    results: list[object] = [None] * 3
+
+    async def one(i: int, texts: list[str]) -> None:
+        results[i] = await counted(texts)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, 0, ["fine words"])
+        tg.start_soon(one, 1, ["BAD"])
+        tg.start_soon(one, 2, ["UNCOUNTABLE"])
+    assert results[0] == 2
+    assert isinstance(results[1], BackendError) and "cannot embed 'BAD'" in str(results[1])
+    assert isinstance(results[2], ValueError) and "UNCOUNTABLE" in str(results[2])

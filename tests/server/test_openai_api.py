@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 
 import openai
 import pytest
@@ -131,6 +132,11 @@ def test_embeddings(client: openai.OpenAI) -> None:
         math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
         for a, b in zip(one.data[0].embedding, many.data[0].embedding, strict=True)
     )
+    # floats are written in float32's shortest form: the very float32 values of base64
+    alone = client.embeddings.create(
+        model="minilm", input="a cat sat on the mat", encoding_format="float"
+    )
+    assert array("f", alone.data[0].embedding) == array("f", one.data[0].embedding)
 
 
 @pytest.mark.anyio

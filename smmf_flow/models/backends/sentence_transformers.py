@@ -10,6 +10,7 @@ sentence-transformers itself, a text longer than the model's ``max_seq_length``
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -30,6 +31,7 @@ class SentenceTransformersBackend(Backend):
         super().__init__(config, instance_id)
         self._engine = EngineThread(f"sentence-transformers {config.name}/{instance_id}")
         self._model: Any = None
+        self._counter: Any = None  # the tokenizer count_tokens uses
 
     @property
     def capabilities(self) -> Capabilities:
@@ -51,10 +53,16 @@ class SentenceTransformersBackend(Backend):
             ) from exc
 
     async def load(self) -> None:
-        self._model = await self._engine.call(lambda stop: self._load())
+        model = await self._engine.call(lambda stop: self._load())
+        # Tokens are counted in any thread (the server's workers), beside a batch
+        # being encoded on the engine thread; a fast tokenizer's padding is state
+        # that a call sets and unsets, so one shared tokenizer lets a count switch
+        # a batch's padding off mid-way. Counting gets a copy of its own.
+        self._counter = copy.deepcopy(model.tokenizer)
+        self._model = model
 
     async def aclose(self) -> None:
-        self._model = None
+        self._model = self._counter = None
         self._engine.close()
 
     async def health(self) -> None:
@@ -64,7 +72,8 @@ class SentenceTransformersBackend(Backend):
         return loaded(self, self._model)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._ready().tokenizer.tokenize(text))
+        self._ready()
+        return len(self._counter.tokenize(text))
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         vectors = self._ready().encode(

@@ -3,6 +3,7 @@ and two real llama.cpp instances that keep a conversation where its KV cache is.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,9 @@ async def test_two_llama_instances_keep_each_conversation_on_one_instance(
     entry = llama_entry("pair", instances=2, strategy="prefix_affinity", threads=1)
     registry = make_registry({"models": {"llms": [entry]}})
     pool = registry.pool("pair")
+    streams = [(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in (1, 2)]
+    await pool.start()  # both load at once: stdout and stderr must survive that
+    assert [(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in (1, 2)] == streams
     owls, bees = conversation("owls", 3), conversation("bees", 3)
     where: dict[str, set[str]] = {"owls": set(), "bees": set()}
     for turn in range(3):

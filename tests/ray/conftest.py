@@ -38,8 +38,10 @@ def cluster() -> Iterator[SimCluster]:
     assert not ray.is_initialized(), "another test left Ray running in this process"
     # no token file in the home folder (Ray keeps everything else under /tmp/ray);
     # subprocesses inherit the setting
-    saved_mode = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
+    # and actors at the test process's priority (Ray's workers default to niceness 15,
+    # which starves them on a machine busy with other work)
+    saved = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_worker_niceness")}
+    os.environ.update({"RAY_AUTH_MODE": "disabled", "RAY_worker_niceness": "0"})
     nodes = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 1, "resources": {"node_a": 4}, "include_dashboard": False},
@@ -58,10 +60,11 @@ def cluster() -> Iterator[SimCluster]:
     finally:
         ray.shutdown()
         nodes.shutdown()
-        if saved_mode is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved_mode
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

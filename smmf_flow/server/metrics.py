@@ -104,6 +104,7 @@ class ServerMetrics:
         reg.register(_PoolCollector(models))
         self._notes: dict[str, Note] = {}
         self._observers: dict[tuple[str, str, int], Any] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
@@ -125,9 +126,9 @@ class ServerMetrics:
         if usage is None:
             return
         if usage.prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+            self._child(self.tokens, model, "prompt").inc(usage.prompt_tokens)
         if usage.completion_tokens:
-            self.tokens.labels(model, "completion").inc(usage.completion_tokens)
+            self._child(self.tokens, model, "completion").inc(usage.completion_tokens)
 
     def note_for(self, name: str) -> Note:
         """The ``note`` a worker for ``name`` reports its fallback and routing decisions to."""
@@ -146,7 +147,16 @@ class ServerMetrics:
         return note
 
     def stream_ended(self, outcome: str) -> None:
-        self.streams.labels(outcome).inc()
+        self._child(self.streams, outcome).inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: per request, labels() cost more than the
+        rest of the metrics together."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
 
 class _PoolCollector:

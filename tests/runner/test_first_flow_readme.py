@@ -46,6 +46,12 @@ def test_the_custom_operator_takes_its_ports_from_execute() -> None:
     assert (repeat.input_types, repeat.output_type) == ((str,), list[str])
 
 
+def without_awel_section(text: str) -> str:
+    """The README less "Coming from AWEL", which shows AWEL's own ``call`` on purpose."""
+    start = text.index("## Coming from AWEL")
+    return text[:start] + text[text.index("\n## ", start + 1) :]
+
+
 @pytest.mark.parametrize("line", ["trace=True", ".call("])
 def test_the_readme_shows_one_way_to_run_and_trace(line: str) -> None:
-    assert line not in README.read_text(encoding="utf-8")
+    assert line not in without_awel_section(README.read_text(encoding="utf-8"))

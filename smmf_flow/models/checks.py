@@ -139,8 +139,8 @@ def _check_ray_fields(entry: ModelConfig, loc: Loc, source: ConfigSource) -> Non
                 raise source.error(
                     (*loc, field),
                     (
-                        f"only applies to placement = \"ray\"; this model has placement = "
-                        f"\"{entry.placement}\" (remove the field or place it on Ray)"
+                        f'only applies to placement = "ray"; this model has placement = '
+                        f'"{entry.placement}" (remove the field or place it on Ray)'
                     ),
                 )
     for name, amount in (entry.resources or {}).items():
@@ -167,10 +167,7 @@ def check_ray(models: ModelsFile, source: ConfigSource) -> None:
     if not is_ray_address(settings.address):
         raise source.error(
             ("ray", "address"),
-            (
-                f'expected "auto", "host:port" or "ray://host:port"; got '
-                f"{settings.address!r}"
-            ),
+            f'expected "auto", "host:port" or "ray://host:port"; got {settings.address!r}',
         )
 
 

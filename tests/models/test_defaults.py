@@ -122,3 +122,19 @@ def test_a_wheel_carries_the_configs_and_finds_the_default_from_any_folder(tmp_p
     assert Path(config) == site / "smmf_flow" / "configs" / "default.toml"
     assert default_llm == "smollm2"
     assert Path(operators) == site / "smmf_flow" / "operators" / "__init__.py"
+
+
+def test_every_package_of_the_source_is_a_package_of_the_wheel() -> None:
+    """pyproject lists its packages by hand; one left out works in the editable
+    install and is missing from the wheel."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "smmf_flow").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set()

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from smmf_flow.errors import ConfigError, ModelLoadError, describe
-from smmf_flow.models.backends import Backend, backend_class
+from smmf_flow.models.backends import backend_class
+from smmf_flow.models.backends.base import BackendFactory
 from smmf_flow.models.config import ModelConfig
 
-BackendFactory = Callable[[ModelConfig, str], Backend]
 EWMA_ALPHA = 0.3  # weight of the newest sample in the running averages
 
 

@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -39,11 +39,9 @@ from smmf_flow.errors import (
     WorkerLost,
 )
 from smmf_flow.models.backends import Backend, Capabilities, backend_class
+from smmf_flow.models.backends.base import BackendFactory
 from smmf_flow.models.config import ModelConfig, RaySettings
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
-
-if TYPE_CHECKING:
-    from smmf_flow.models.instance import BackendFactory
 
 T = TypeVar("T")
 #: seconds a TCP connect to the head node may take before it counts as unreachable

@@ -19,7 +19,7 @@ and trust the server to continue it; ``"none"`` when it cannot continue at all.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -109,3 +109,8 @@ class Backend(ABC):
         return f"{self.provider}:" + config_digest(
             self.provider, cfg.path, cfg.gguf_file, cfg.remote_model, api_host(cfg.api_base)
         )
+
+
+#: how an instance builds its backend: (config, instance id) -> Backend; a placement
+#: (local, Ray) gives one
+BackendFactory = Callable[[ModelConfig, str], "Backend"]

@@ -115,6 +115,10 @@ class ModelConfig(BaseModel):
     #: afresh and a continuation replays its prefix token by token, so the same greedy
     #: request always gives the same text, and a continuation the original's next tokens
     prefix_cache: bool = True
+    #: llama.cpp with ``prefix_cache``: RAM per instance for the KV caches of other
+    #: conversations than the last one, restored when one continues (0: keep only the
+    #: last call's)
+    prompt_cache_mb: float = Field(default=256.0, ge=0.0)
 
 
 class GroupConfig(BaseModel):

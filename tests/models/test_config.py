@@ -65,6 +65,8 @@ EXPECTED = {
     "health_interval_negative.toml": r":6: models\.llms\[0\] \(name 'smollm2'\), field "
     r"'health_interval_s': expected greater than or equal "
     r"to 0; got -1",
+    "prompt_cache_negative.toml": r":7: models\.llms\[0\] \(name 'smollm2'\), field "
+    r"'prompt_cache_mb': expected greater than or equal to 0; got -64",
     "weights_length.toml": r":8: models\.llms\[0\] \(name 'a'\), field 'weights': has 3 values "
     r"but instances = 2; give one weight per instance",
     "weights_zero.toml": r":8: .*field 'weights': every weight must be greater than 0",

@@ -9,11 +9,12 @@ whole answers, streams and continuations, which gives:
   prompt, so the model carries on the very same token sequence;
 - a context-window check before any work, and exact token counts in ``usage``;
 - a stop flag read between tokens, so a cancelled stream stops generating;
-- KV-cache reuse of the prompt prefix a call shares with the previous one (fast
-  multi-turn chat), or, with ``prefix_cache = false``, the deterministic mode: every
-  call evaluates its prompt afresh and replays an assistant prefix token by token, so
-  a greedy request gives the same text every time and a continuation gives exactly
-  the original's next tokens (see ``_replayed``);
+- KV-cache reuse of the prompt prefix a call shares with the previous one or with a
+  conversation saved in RAM (``llama_cpp_sequences.py``: fast multi-turn chat for
+  several conversations per instance), or, with ``prefix_cache = false``, the
+  deterministic mode: every call evaluates its prompt afresh and replays an assistant
+  prefix token by token, so a greedy request gives the same text every time and a
+  continuation gives exactly the original's next tokens (see ``_replayed``);
 - no per-token detokenization of the whole answer (a byte-level UTF-8 decoder).
 
 Sampling follows OpenAI's meaning of the request: temperature and top_p only
@@ -37,6 +38,7 @@ import anyio
 from smmf_flow.errors import ContextWindowExceeded, ModelLoadError, RequestRefused
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
+from smmf_flow.models.backends.llama_cpp_sequences import SavedSequences
 from smmf_flow.models.backends.support import (
     check_context,
     check_json,
@@ -102,6 +104,7 @@ class LlamaCppBackend(Backend):
         self._embedder: Any = None
         self._vocab: Any = None
         self._template: ChatTemplate | None = None
+        self.saved: SavedSequences | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -166,6 +169,9 @@ class LlamaCppBackend(Backend):
             raise
         self._llm, self._template = llm, template
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
+        cache_bytes = int(self.config.prompt_cache_mb * 2**20)
+        if self.config.prefix_cache and cache_bytes:
+            self.saved = SavedSequences(self._lib, llm, cache_bytes)
 
     async def load(self) -> None:
         self._lib = require("llama_cpp", "llama-cpp", self.config.name)
@@ -175,6 +181,7 @@ class LlamaCppBackend(Backend):
     async def aclose(self) -> None:
         llm, embedder = self._llm, self._embedder
         self._llm = self._embedder = None
+        self.saved = None
         if llm is not None or embedder is not None:
 
             def free(stop: threading.Event) -> None:
@@ -271,6 +278,8 @@ class LlamaCppBackend(Backend):
         start: list[int] = prompt
         if not self.config.prefix_cache:
             start = prompt[len(prompt) - self._replayed(request, prompt) :]
+        elif self.saved is not None:
+            self.saved.prepare(prompt)
         tokens = llm.generate(
             start,
             temp=request.temperature,

@@ -24,8 +24,9 @@ is saturated (every slot taken) or unhealthy is not a candidate, so the call fal
 back to the least busy of those that are — which then learns the prefix too. Calls
 without a request (embeddings) take the least busy instance.
 
-The strategy cannot see an engine evict its cache (llama.cpp keeps one sequence per
-instance), so a remembered prefix is a likelihood, never a promise.
+The strategy cannot see an engine evict its cache (llama.cpp keeps the conversations
+it saved within ``prompt_cache_mb``, least recently used out first), so a remembered
+prefix is a likelihood, never a promise.
 """
 
 from __future__ import annotations

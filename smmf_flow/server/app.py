@@ -2,8 +2,8 @@
 
 The app is assembled here and nowhere else: the routers (OpenAI API, flows,
 operations), the exception handlers that turn every error into OpenAI's error
-JSON (its message redacted, ``redact.py``), and plain ASGI middlewares, from the
-outside in:
+JSON (its message redacted, ``redact.py``), and plain ASGI middlewares, outside
+Starlette's own (``_Gateway``), from the outside in:
 
 0. while telemetry is on, a span per request that continues the caller's W3C
    trace context (``trace_context.py``);
@@ -15,7 +15,9 @@ outside in:
 3. the API-key check, deny by default, and the admin keys of ``/admin``
    (``auth.py``, ``admin_api.py``);
 4. the body guard: the body read under ``limits.max_body_bytes``, and a client
-   that disconnects cancels its request (``body_guard.py``).
+   that disconnects cancels its request (``body_guard.py``);
+5. the OpenAI POST endpoints, served without the router's layers
+   (``direct_routes.py``); everything else goes on to FastAPI.
 
 Models load in the background once the server is up (``warmup=True``): the
 health probe answers at once, ``/readyz`` says "warming up" until every pool has
@@ -28,7 +30,7 @@ registry it is given).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -36,9 +38,11 @@ import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from smmf_flow import telemetry
 from smmf_flow.errors import ServeError, SmmfError, describe
@@ -49,6 +53,7 @@ from smmf_flow.server.auth import ApiKeys, RequireKey
 from smmf_flow.server.body_guard import BodyGuard
 from smmf_flow.server.browser import BrowserGuard
 from smmf_flow.server.catalog import FlowCatalog
+from smmf_flow.server.direct_routes import DirectRoutes
 from smmf_flow.server.errors import ApiError, error_response
 from smmf_flow.server.limits import ServerLimits
 from smmf_flow.server.metrics import ServerMetrics
@@ -103,7 +108,7 @@ def create_app(
                 with anyio.CancelScope(shield=True):
                     await registry.aclose()
 
-    app = FastAPI(
+    app = _Gateway(
         title="smmf-flow", summary="OpenAI-compatible API and flow endpoints", lifespan=lifespan
     )
     app.state.smmf = state
@@ -117,26 +122,51 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _error)
-    # added innermost first
-    app.add_middleware(BodyGuard, limits=limits)
-    app.add_middleware(RequireKey, keys=ApiKeys(api_keys), admin_keys=ApiKeys(admin_keys))
-    if cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-Id"],
-            expose_headers=["X-Request-Id", "Retry-After"],
-            max_age=600,
-        )
-    app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts, cors_origins=cors_origins)
-    app.add_middleware(AccessLog, metrics=state.metrics)
+    middleware = []  # outermost first
     tracing = telemetry.active()
     if tracing is not None:  # outermost: refused requests are traced too
         from smmf_flow.server.trace_context import TraceContext
 
-        app.add_middleware(TraceContext, tracer=tracing.tracer)
+        middleware.append(Middleware(TraceContext, tracer=tracing.tracer))
+    middleware += [
+        Middleware(AccessLog, metrics=state.metrics),
+        Middleware(BrowserGuard, allowed_hosts=allowed_hosts, cors_origins=cors_origins),
+    ]
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-Id"],
+                expose_headers=["X-Request-Id", "Retry-After"],
+                max_age=600,
+            )
+        )
+    app.outer_middleware = [
+        *middleware,
+        Middleware(RequireKey, keys=ApiKeys(api_keys), admin_keys=ApiKeys(admin_keys)),
+        Middleware(BodyGuard, limits=limits),
+        Middleware(DirectRoutes, routes=openai_api.DIRECT_ROUTES),
+    ]
     return app
+
+
+class _Gateway(FastAPI):
+    """FastAPI with the server's middlewares (``outer_middleware``, outermost first)
+    outside Starlette's own error and exception middlewares rather than inside them,
+    so a request ``DirectRoutes`` answers (which turns its handlers' errors into
+    answers itself) passes no Starlette layer at all: each cost a call and a wrapped
+    ``send`` per request. An exception that escapes a middleware is still logged and
+    answered with a 500, by uvicorn."""
+
+    outer_middleware: Sequence[Middleware] = ()  # set by create_app
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.outer_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def _folders(flows: FlowCatalog | None) -> list[Path]:

@@ -10,10 +10,11 @@ The handlers are thin on purpose, to keep the latency the server adds small:
 one body validation (``schemas.parse``), the request limits (``limits.py``;
 ``max_tokens`` bounded by the model's window), one worker lookup (cached by the
 scheduler), then the call; responses go out through ``json_response``. The
-three POST endpoints are served by plain Starlette routes (``_post``), which
-skip FastAPI's per-request dependency solving (about a quarter of the server's
-own CPU per request); a twin FastAPI route that never matches keeps them in
-``/docs``.
+three POST endpoints are served straight from ``DIRECT_ROUTES`` by the app's
+innermost middleware (``direct_routes.py``), which skips FastAPI's per-request
+dependency solving and Starlette's router and exception layers; plain Starlette
+routes serve them too where that middleware is absent, and a twin FastAPI route
+that never matches keeps them in ``/docs``.
 
 ``/v1/completions`` sends each prompt to the model as one user message: the
 registry serves chat models, which answer through their chat template.
@@ -53,6 +54,8 @@ from smmf_flow.server.sse import EventStream, frame
 from smmf_flow.server.state import ServerState, of
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+#: the POST endpoints by path, for ``DirectRoutes``
+DIRECT_ROUTES: dict[str, Route] = {}
 FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
 
 
@@ -378,9 +381,11 @@ async def embeddings(request: Request) -> Response:
 def _post(
     path: str, endpoint: Callable[[Request], Awaitable[Response]], body: type[BaseModel]
 ) -> None:
-    """Serve ``POST /v1{path}`` by a plain Starlette route, documented by a FastAPI twin
-    (registered second, so it is never matched)."""
-    router.routes.append(Route(f"{router.prefix}{path}", endpoint, methods=["POST"]))
+    """Serve ``POST /v1{path}`` directly (``DIRECT_ROUTES``) or by a plain Starlette
+    route, documented by a FastAPI twin (registered second, so it is never matched)."""
+    route = Route(f"{router.prefix}{path}", endpoint, methods=["POST"])
+    DIRECT_ROUTES[route.path] = route
+    router.routes.append(route)
     router.add_api_route(
         path,
         endpoint,
@@ -394,4 +399,4 @@ _post("/chat/completions", chat_completions, ChatCompletionBody)
 _post("/completions", completions, CompletionBody)
 _post("/embeddings", embeddings, EmbeddingBody)
 
-__all__ = ["router"]
+__all__ = ["DIRECT_ROUTES", "router"]

@@ -14,7 +14,9 @@ A plain ASGI middleware, innermost (it runs after the key check), that
   slot or generating is cancelled like a stream: the pool drops its queue place
   or frees its slot at once (``models/pool.py``), so clients that send a
   request and vanish cannot lock a model. The wrapped ``receive`` then reports
-  the disconnect to anything else listening (``EventStream``).
+  the disconnect to anything else listening. A watched request says so in its
+  scope (``WATCHED``), so a stream (``EventStream``) does not start a second
+  watcher of its own.
 
 A request cancelled this way is logged and counted with status 499 (nginx's
 "client closed request"): nobody receives it, and it is not a server error.
@@ -34,6 +36,8 @@ from smmf_flow.server.limits import ServerLimits
 
 #: status recorded (never delivered) for a request whose client went away
 CLIENT_CLOSED = 499
+#: scope key, true while a client's disconnect cancels the request
+WATCHED = "smmf.disconnect_watched"
 
 
 class _TooLarge(Exception):
@@ -79,14 +83,17 @@ class BodyGuard:
                 return b"".join(parts)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-        gone = anyio.Event()
-        started = complete = False
+        gone: anyio.Event | None = None  # made only if something waits for the disconnect
+        disconnected = started = complete = False
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay() -> Message:
+            nonlocal gone
             if pending:
                 return pending.pop()
-            await gone.wait()
+            if not disconnected:
+                gone = gone or anyio.Event()
+                await gone.wait()
             return {"type": "http.disconnect"}
 
         async def tracked_send(message: Message) -> None:
@@ -98,19 +105,25 @@ class BodyGuard:
             await send(message)
 
         async def watch(cancel: anyio.CancelScope) -> None:
+            nonlocal disconnected
             while (await receive())["type"] != "http.disconnect":
                 pass
-            gone.set()
+            disconnected = True
+            if gone is not None:
+                gone.set()
             if not complete:  # after a complete response "disconnect" just means done
                 cancel.cancel()
 
         with anyio.CancelScope() as cancel:
             stop_watching = _beside(watch, cancel)
+            if stop_watching is not None:
+                scope[WATCHED] = True
             try:
                 await self.app(scope, replay, tracked_send)
             finally:
-                stop_watching()
-        if gone.is_set() and not started:
+                if stop_watching is not None:
+                    stop_watching()
+        if disconnected and not started:
             # recorded by the access log; the server drops it (its client is gone)
             await send({"type": "http.response.start", "status": CLIENT_CLOSED, "headers": []})
 
@@ -125,8 +138,9 @@ class BodyGuard:
 
 def _beside(
     watch: Callable[[anyio.CancelScope], Coroutine[Any, Any, None]], cancel: anyio.CancelScope
-) -> Callable[[], object]:
-    """Start ``watch(cancel)`` as a task of its own; return what stops it.
+) -> Callable[[], object] | None:
+    """Start ``watch(cancel)`` as a task of its own; return what stops it (None when
+    nothing was started).
 
     A plain asyncio task rather than an anyio task group: this runs for every
     request, and a task group costs about 60 us where a task costs 5. The request
@@ -136,7 +150,7 @@ def _beside(
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio
-        return lambda: None
+        return None
     return loop.create_task(watch(cancel)).cancel
 
 
@@ -150,4 +164,4 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-__all__ = ["CLIENT_CLOSED", "BodyGuard"]
+__all__ = ["CLIENT_CLOSED", "WATCHED", "BodyGuard"]

@@ -12,7 +12,9 @@ three ways that matter to a model server:
 - **a client that goes away cancels the producer.** A second task waits for
   ``http.disconnect`` and cancels the scope the producer runs in, so the model's
   generation is cancelled and its pool slot is freed at once, even while the
-  producer is queued for a slot or waiting on the backend;
+  producer is queued for a slot or waiting on the backend. Behind the server's
+  ``BodyGuard``, which watches every request so already (``WATCHED`` in the
+  scope), that task is not started a second time;
 - **a failure after the first frame ends the stream with an error event**
   (``data: {"error": {...}}``, the frame OpenAI's SDKs raise on), then
   ``data: [DONE]``; the stream never just stops or hangs.
@@ -28,6 +30,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from smmf_flow.server.body_guard import WATCHED
 from smmf_flow.server.errors import classify, error_payload, error_response
 
 DONE = b"data: [DONE]\n\n"
@@ -73,10 +76,13 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outcome = "disconnected"
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            if scope.get(WATCHED):
                 outcome = await self._respond(scope, receive, send)
-                group.cancel_scope.cancel()
+            else:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+                    outcome = await self._respond(scope, receive, send)
+                    group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 close = getattr(self.frames, "aclose", None)

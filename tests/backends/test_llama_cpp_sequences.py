@@ -104,6 +104,28 @@ async def test_saved_sequences_stay_within_their_byte_budget(
     assert saves == 4
 
 
+async def test_a_full_budget_still_restores_what_the_call_needs(
+    llama_saving: LlamaCppBackend,
+) -> None:
+    """Room for one saved sequence: going back to A must save B (evicting the oldest)
+    without losing A, which is the one the call restores."""
+
+    def scenario(llm: Any) -> tuple[int, int, int, int]:
+        a, b = tokens(llm, notes(50)), tokens(llm, notes(51))
+        llm.reset()
+        one = SavedSequences(llama_saving._lib, llm, 2**40)
+        evaluate(llm, one, a)
+        size = int(llama_saving._lib.llama_state_seq_get_size(llm.ctx, 0))
+        saved = SavedSequences(llama_saving._lib, llm, size * 3 // 2)
+        evaluate(llm, saved, b)  # saves A
+        reused, _ = evaluate(llm, saved, a)  # saves B, restores A
+        return reused, len(a), saved.restores, len(saved)
+
+    reused, length, restores, held = await on_engine(llama_saving, scenario)
+    assert (restores, held) == (1, 1)
+    assert reused == length - 1
+
+
 async def test_a_grown_conversation_replaces_its_saved_prefix(
     llama_saving: LlamaCppBackend,
 ) -> None:

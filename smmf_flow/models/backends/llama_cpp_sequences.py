@@ -63,11 +63,13 @@ class SavedSequences:
             matched = shared_prefix(tokens, wanted)
             if matched > best_match:
                 best, best_match = key, matched
-        restore = best is not None and best_match >= live_match + MIN_TOKENS
+        wanted_state = None
+        if best is not None and best_match >= live_match + MIN_TOKENS:
+            wanted_state = self._take(best)  # before saving, which may evict it
         if live_match < len(live) and len(live) >= MIN_TOKENS:
             self._save(live)
-        if restore and best is not None:
-            self._restore(best)
+        if wanted_state is not None:
+            self._restore(*wanted_state)
 
     def _save(self, tokens: Tokens) -> None:
         lib, ctx = self._lib, self._llm.ctx
@@ -90,12 +92,11 @@ class SavedSequences:
         while self.held_bytes > self.capacity_bytes:
             self._drop(next(iter(self._states)))
 
-    def _restore(self, key: bytes) -> None:
+    def _restore(self, tokens: Tokens, data: bytearray) -> None:
         """Load a saved sequence into the context, all but its last token: the call
-        then evaluates at least one token, so its first logits are its own."""
+        then evaluates at least one token, so its first logits are its own. (It is
+        live now, out of RAM; saved again when a call overwrites it.)"""
         lib, llm = self._lib, self._llm
-        tokens, data = self._states[key]
-        self._drop(key)  # it is live now; saved again when it is overwritten
         memory = lib.llama_get_memory(llm.ctx)
         lib.llama_memory_clear(memory, True)
         llm.n_tokens = 0
@@ -107,6 +108,11 @@ class SavedSequences:
         llm.input_ids[:keep] = tokens[:keep]
         llm.n_tokens = keep
         self.restores += 1
+
+    def _take(self, key: bytes) -> tuple[Tokens, bytearray]:
+        state = self._states[key]
+        self._drop(key)
+        return state
 
     def _drop(self, key: bytes) -> None:
         _, data = self._states.pop(key)

@@ -55,6 +55,8 @@ class AffinitySettings(BaseModel):
     block_chars: int = Field(default=256, ge=16, le=65536)
     #: block hashes remembered per instance (an LRU): bounds the memory it takes
     prefixes_per_instance: int = Field(default=4096, ge=1, le=1_000_000)
+    #: calls that may queue for the busy instance holding their prefix (0: never wait)
+    patience: int = Field(default=1, ge=0, le=1024)
 
 
 class ModelConfig(BaseModel):

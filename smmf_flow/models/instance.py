@@ -120,6 +120,7 @@ class Instance:
         "latency_ewma",
         "loaded",
         "probing",
+        "queued",
         "retry_at",
         "state",
         "tokens_per_s",
@@ -138,6 +139,8 @@ class Instance:
         self.state = InstanceState.STOPPED
         self.loaded = self.probing = False
         self.in_flight = self.assigned = self.done = self.failed = 0
+        #: queued calls waiting for this instance in particular (``Pool._Waiter.prefers``)
+        self.queued = 0
         self.consecutive_failures = 0
         self.retry_at = 0.0
         self.latency_ewma: float | None = None

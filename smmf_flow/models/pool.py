@@ -89,15 +89,18 @@ class PoolStats:
 
 
 class _Waiter:
-    """A queued caller: woken with an instance already reserved for it, or an error."""
+    """A queued caller: woken with an instance already reserved for it, or an error.
+    ``prefers``: the busy instance a keyed strategy has it wait for (its cache is
+    there); later callers may pass it for other instances meanwhile."""
 
-    __slots__ = ("error", "event", "instance", "key")
+    __slots__ = ("error", "event", "instance", "key", "prefers")
 
     def __init__(self, key: PrefixKey | None) -> None:
         self.key = key
         self.event = anyio.Event()
         self.instance: Instance | None = None
         self.error: Exception | None = None
+        self.prefers: Instance | None = None
 
 
 class Pool:
@@ -407,17 +410,35 @@ class Pool:
         self._busy += 1
         return instance
 
-    def _choose(self, key: PrefixKey | None = None) -> Instance | None:
+    def _choose(
+        self, key: PrefixKey | None = None, waiter: _Waiter | None = None
+    ) -> Instance | None:
+        """An instance with a free slot for a call, or None: it waits (for the
+        instance ``waiter.prefers`` when a keyed strategy picked a busy one)."""
         single = self._single
         if single is not None:
             return single if single.state is HEALTHY and single.in_flight < self._capacity else None
         capacity = self._capacity
-        free = [i for i in self._instances if i.state is HEALTHY and i.in_flight < capacity]
-        if not free:
-            return None
-        if key is not None and self._keyed is not None:
-            return self._keyed.choose_for(free, key)
-        return self._strategy.choose(free)
+        healthy = [i for i in self._instances if i.state is HEALTHY]
+        free = [i for i in healthy if i.in_flight < capacity]
+        if key is None or self._keyed is None:
+            return self._strategy.choose(free) if free else None
+        if waiter is not None:
+            self._unprefer(waiter)
+        busy = [i for i in healthy if i.in_flight >= capacity]
+        picked = self._keyed.choose_for(free, key, busy) if healthy else None
+        if picked is None or picked.in_flight < capacity:
+            return picked
+        if waiter is not None:
+            waiter.prefers = picked
+            picked.queued += 1
+        return None
+
+    @staticmethod
+    def _unprefer(waiter: _Waiter) -> None:
+        if waiter.prefers is not None:
+            waiter.prefers.queued -= 1
+            waiter.prefers = None
 
     async def _wait(self, key: PrefixKey | None) -> Instance:
         if not any(i.state is HEALTHY for i in self._instances):
@@ -432,6 +453,7 @@ class Pool:
             )
         waiter = _Waiter(key)
         self._waiters.append(waiter)
+        self._dispatch()  # a waiting keyed call may leave a free slot to this one
         try:
             await waiter.event.wait()
         except BaseException:
@@ -439,6 +461,7 @@ class Pool:
                 self._release(waiter.instance)
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
+                self._unprefer(waiter)
             raise
         if waiter.error is not None:
             raise waiter.error
@@ -478,13 +501,16 @@ class Pool:
             self._drained = None
 
     def _dispatch(self) -> None:
-        """Hand free slots to waiters, first come first served."""
+        """Hand free slots to waiters, first come first served; one that waits for a
+        busy instance (``_Waiter.prefers``) keeps its place and lets others pass."""
         waiters = self._waiters
-        while waiters:
-            instance = self._choose(waiters[0].key)
+        for waiter in list(waiters):
+            instance = self._choose(waiter.key, waiter)
             if instance is None:
-                break
-            waiter = waiters.popleft()
+                if waiter.prefers is None:
+                    break  # no free slot for anyone
+                continue
+            waiters.remove(waiter)
             instance.in_flight += 1
             instance.assigned += 1
             self._busy += 1
@@ -496,6 +522,7 @@ class Pool:
     def _fail_waiters(self, make_error: Callable[[], Exception]) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
+            self._unprefer(waiter)
             waiter.error = make_error()
             waiter.event.set()
 

@@ -57,6 +57,7 @@ class C:
     assigned: int = 0
     latency_ewma: float | None = None
     weight: float = 1.0
+    queued: int = 0
 
 
 def test_round_robin_cycles_and_skips_unavailable() -> None:

@@ -88,6 +88,35 @@ def test_a_saturated_or_unhealthy_holder_falls_back_to_the_least_busy_candidate(
     assert pa.matched(2, prefix_key(second)) == len(prefix_key(second).blocks)  # 2 learned
 
 
+def long_conversation(topic: str, turns: int) -> list[ChatRequest]:
+    """Like ``conversation``, with turns of a few blocks each (a real chat's size)."""
+    requests = conversation(topic, turns)
+    for request in requests:
+        for message in request.messages[1:]:
+            message.content = (message.content + " ") * 40
+    return requests
+
+
+def test_a_busy_holder_of_a_long_prefix_is_waited_for_within_patience() -> None:
+    pa = PrefixAffinity()
+    first, second = (prefix_key(r) for r in long_conversation("owls", 2))
+    pa.choose_for([C(0), C(1)], first)  # owls -> 0
+    assert pa.choose_for([C(1)], second, busy=[C(0, in_flight=1)]).index == 0  # wait for 0
+    # one call already waits for 0 (patience 1): go to the free one
+    assert pa.choose_for([C(1)], second, busy=[C(0, in_flight=1, queued=1)]).index == 1
+    assert pa.choose_for([], second, busy=[C(0, in_flight=1, queued=1)]) is None
+    impatient = PrefixAffinity(patience=0)
+    impatient.choose_for([C(0), C(1)], first)
+    assert impatient.choose_for([C(1)], second, busy=[C(0, in_flight=1)]).index == 1
+
+
+def test_a_short_prefix_is_not_worth_waiting_for() -> None:
+    pa = PrefixAffinity()
+    first, second = (prefix_key(r) for r in conversation("owls", 2))
+    pa.choose_for([C(0), C(1)], first)
+    assert pa.choose_for([C(1)], second, busy=[C(0, in_flight=1)]).index == 1
+
+
 def test_memory_per_instance_is_bounded_by_its_cap() -> None:
     pa = PrefixAffinity(block_chars=16, prefixes_per_instance=50)
     for n in range(200):
@@ -165,6 +194,40 @@ async def test_a_turn_whose_instance_is_saturated_goes_to_the_other_at_once() ->
             elsewhere = (await pool.chat(second)).instance
         gate.set()
     assert elsewhere != home
+    await pool.aclose()
+
+
+async def test_a_long_turn_waits_for_its_busy_instance_while_others_pass() -> None:
+    """The warm instance is busy: the next turn queues for it, a new conversation
+    arriving after takes the free instance at once, and a cancelled wait leaves no
+    count behind."""
+    pool = affinity_pool(concurrency=1, affinity={"patience": 2})
+    first, second = long_conversation("owls", 2)
+    home = (await pool.chat(first)).instance
+    holder = next(i for i in pool.instances if i.id == home)
+    gate = anyio.Event()
+    next(b for b in backends(pool) if b.instance_id == home).gate = gate
+    where: list[str] = []
+
+    async def turn(request: ChatRequest) -> None:
+        where.append(str((await pool.chat(request)).instance))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(pool.chat, first)  # takes home's slot
+        await anyio.sleep(0.02)
+        group.start_soon(turn, second)
+        await anyio.sleep(0.02)
+        assert holder.queued == 1 and where == []
+        with anyio.fail_after(2):  # passes the waiting call
+            await turn(long_conversation("bees", 1)[0])
+        assert where != [home]
+        with anyio.move_on_after(0.05):  # a third call waits too, then gives up
+            await pool.chat(second)
+            raise AssertionError("it did not wait")
+        assert holder.queued == 1
+        gate.set()
+    assert where[-1] == home
+    assert holder.queued == 0 and pool.stats().waiting == 0
     await pool.aclose()
 
 

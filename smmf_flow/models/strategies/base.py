@@ -8,8 +8,10 @@ with plain objects.
 A strategy that routes by what a call asks (``prefix_affinity``) is also a
 ``KeyedStrategy``: the pool computes the call's ``PrefixKey`` once with
 ``request_key`` when the call arrives (the request is not kept) and asks
-``choose_for(candidates, key)``, also when a queued call gets its slot later. Calls
-without a request (embeddings) still use ``choose``.
+``choose_for(candidates, key, busy)``, also for a queued call when slots free up.
+It may pick one of ``busy`` (healthy, every slot taken) when waiting for it beats a
+free one; the call then queues for that instance. Calls without a request
+(embeddings) still use ``choose``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Candidate(Protocol):
     @property
     def weight(self) -> float: ...
 
+    @property
+    def queued(self) -> int: ...
+
 
 C = TypeVar("C", bound=Candidate)
 
@@ -66,4 +71,6 @@ class KeyedStrategy(Protocol):
 
     def choose(self, candidates: Sequence[C]) -> C: ...
 
-    def choose_for(self, candidates: Sequence[C], key: PrefixKey) -> C: ...
+    def choose_for(
+        self, candidates: Sequence[C], key: PrefixKey, busy: Sequence[C] = ()
+    ) -> C | None: ...

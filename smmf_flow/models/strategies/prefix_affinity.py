@@ -20,9 +20,14 @@ conversation), go to the least busy (``LeastBusy``'s order). A match of the lead
 system messages alone does not count: many conversations share one system prompt,
 and letting it attract them would pile every new conversation onto the instance
 that saw it first instead of spreading them. An instance that holds the prefix but
-is saturated (every slot taken) or unhealthy is not a candidate, so the call falls
-back to the least busy of those that are — which then learns the prefix too. Calls
-without a request (embeddings) take the least busy instance.
+is unhealthy is not a candidate. One that holds the prefix but is saturated (every
+slot taken) is worth waiting for when it holds much more of the prompt than any free
+instance (``WAIT_BLOCKS`` more blocks: evaluating them again costs more than waiting
+for a call to end) and fewer than ``patience`` calls already wait for it: the call
+queues for that instance while later calls pass it for the others (the pool's
+``_Waiter.prefers``). Otherwise it falls back to the least busy free instance, which
+then learns the prefix too. Calls without a request (embeddings) take the least busy
+instance.
 
 The strategy cannot see an engine evict its cache (llama.cpp keeps the conversations
 it saved within ``prompt_cache_mb``, least recently used out first), so a remembered
@@ -39,6 +44,8 @@ from smmf_flow.models.strategies.base import C, PrefixKey
 from smmf_flow.models.types import ChatRequest
 
 DEFAULTS = AffinitySettings()
+#: how many more blocks a busy instance must hold than any free one to be waited for
+WAIT_BLOCKS = 4
 
 
 def prefix_key(request: ChatRequest, block_chars: int = DEFAULTS.block_chars) -> PrefixKey:
@@ -64,9 +71,11 @@ class PrefixAffinity:
         self,
         block_chars: int = DEFAULTS.block_chars,
         prefixes_per_instance: int = DEFAULTS.prefixes_per_instance,
+        patience: int = DEFAULTS.patience,
     ) -> None:
         self.block_chars = block_chars
         self.prefixes_per_instance = prefixes_per_instance
+        self.patience = patience
         self._seen: dict[int, OrderedDict[int, None]] = {}
 
     def request_key(self, request: ChatRequest) -> PrefixKey:
@@ -75,15 +84,26 @@ class PrefixAffinity:
     def choose(self, candidates: Sequence[C]) -> C:
         return min(candidates, key=_busyness)
 
-    def choose_for(self, candidates: Sequence[C], key: PrefixKey) -> C:
-        """The pick for a call whose prompt has ``key``; the chosen instance learns it."""
+    def choose_for(
+        self, candidates: Sequence[C], key: PrefixKey, busy: Sequence[C] = ()
+    ) -> C | None:
+        """The pick for a call whose prompt has ``key``: a free candidate, or one of
+        the saturated ``busy`` ones to wait for; None when there is neither. The
+        chosen instance learns the key."""
 
         def affinity(c: C) -> int:
             matched = self.matched(c.index, key)
             return matched if matched > key.shared else 0
 
-        chosen = min(candidates, key=lambda c: (-affinity(c), *_busyness(c)))
-        self._remember(chosen.index, key.blocks)
+        chosen = min(candidates, key=lambda c: (-affinity(c), *_busyness(c)), default=None)
+        if busy and self.patience:
+            warm = max(busy, key=affinity)
+            held = affinity(warm)
+            free_held = affinity(chosen) if chosen is not None else 0
+            if held and held - free_held >= WAIT_BLOCKS and warm.queued < self.patience:
+                chosen = warm
+        if chosen is not None:
+            self._remember(chosen.index, key.blocks)
         return chosen
 
     def matched(self, index: int, key: PrefixKey) -> int:

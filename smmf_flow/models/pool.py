@@ -419,14 +419,15 @@ class Pool:
         if single is not None:
             return single if single.state is HEALTHY and single.in_flight < self._capacity else None
         capacity = self._capacity
-        healthy = [i for i in self._instances if i.state is HEALTHY]
-        free = [i for i in healthy if i.in_flight < capacity]
         if key is None or self._keyed is None:
+            free = [i for i in self._instances if i.state is HEALTHY and i.in_flight < capacity]
             return self._strategy.choose(free) if free else None
         if waiter is not None:
             self._unprefer(waiter)
+        healthy = [i for i in self._instances if i.state is HEALTHY]
+        free = [i for i in healthy if i.in_flight < capacity]
         busy = [i for i in healthy if i.in_flight >= capacity]
-        picked = self._keyed.choose_for(free, key, busy) if healthy else None
+        picked = self._keyed.choose_for(free, key, busy)
         if picked is None or picked.in_flight < capacity:
             return picked
         if waiter is not None:
@@ -453,7 +454,8 @@ class Pool:
             )
         waiter = _Waiter(key)
         self._waiters.append(waiter)
-        self._dispatch()  # a waiting keyed call may leave a free slot to this one
+        if self._keyed is not None:
+            self._dispatch()  # a call waiting for its instance may leave a free slot here
         try:
             await waiter.event.wait()
         except BaseException:
@@ -504,13 +506,16 @@ class Pool:
         """Hand free slots to waiters, first come first served; one that waits for a
         busy instance (``_Waiter.prefers``) keeps its place and lets others pass."""
         waiters = self._waiters
-        for waiter in list(waiters):
+        index = 0
+        while index < len(waiters):
+            waiter = waiters[index]
             instance = self._choose(waiter.key, waiter)
             if instance is None:
                 if waiter.prefers is None:
                     break  # no free slot for anyone
+                index += 1
                 continue
-            waiters.remove(waiter)
+            del waiters[index]
             instance.in_flight += 1
             instance.assigned += 1
             self._busy += 1

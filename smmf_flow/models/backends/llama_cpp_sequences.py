@@ -44,7 +44,7 @@ class SavedSequences:
         self.capacity_bytes = capacity_bytes
         self._states: OrderedDict[bytes, tuple[Tokens, bytearray]] = OrderedDict()
         self.held_bytes = 0
-        #: counters, for ``stats`` and the tests
+        #: counters (the tests read them)
         self.saves = self.restores = 0
 
     def __len__(self) -> int:

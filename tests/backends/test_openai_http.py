@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -89,3 +90,113 @@ async def test_an_event_past_the_limit_is_refused(monkeypatch: pytest.MonkeyPatc
 async def test_an_event_that_is_not_json_is_refused() -> None:
     with pytest.raises(BackendError, match=r"an event that is not JSON: b'\{nope'"):
         await read_all([event(1) + b"\n\n", b"data: {nope\n\n"])
+
+
+# --- the client under Upstream: kept alive, garbled answers, the environment's proxy ----
+
+
+class Counted:
+    """A keep-alive upstream that streams each chat as chunks, ``[DONE]`` first and
+    the body's end a moment later (as a model server's last write often comes);
+    ``accepts`` counts its connections, ``lines`` the request lines it saw."""
+
+    def __init__(self) -> None:
+        self.accepts = 0
+        self.lines: list[bytes] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepts += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.lines.append(head.split(b"\r\n")[0])
+                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n"
+                )
+                for data in (event(1) + b"\n\n", event(2) + b"\n\ndata: [DONE]\n\n"):
+                    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    await writer.drain()
+                await asyncio.sleep(0.01)
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_streams_ended_by_done_leave_their_connection_for_the_next() -> None:
+    counted = Counted()
+    server = await asyncio.start_server(counted, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    upstream = Upstream(f"http://127.0.0.1:{port}/v1", "k", 5, model="m", instance="m-0")
+    try:
+        for _ in range(3):
+            assert [e["i"] async for e in upstream.events("/chat/completions", {})] == [1, 2]
+            await asyncio.sleep(0.05)  # the body's end arrives after [DONE]
+    finally:
+        await upstream.aclose()
+        server.close()
+        await server.wait_closed()
+    assert counted.accepts == 1
+
+
+async def test_an_answer_that_is_not_http_is_a_clear_error() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    upstream = Upstream(f"http://127.0.0.1:{port}/v1", "k", 5, model="m", instance="m-0")
+    try:
+        with pytest.raises(
+            BackendError, match=r"^model 'm': the server sent an answer that is not HTTP/1\.1"
+        ) as info:
+            await upstream.get("/models")
+        assert str(port) not in str(info.value)
+    finally:
+        await upstream.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("key", "why"), [("k\r\nX-Evil: 1", "a line break"), ("k\u2019ey", "outside Latin-1")]
+)
+async def test_a_key_that_cannot_be_a_header_is_refused_before_sending(key: str, why: str) -> None:
+    upstream = Upstream("http://127.0.0.1:9/v1", key, 5, model="m", instance="m-0")
+    with pytest.raises(
+        BackendError, match=r"^model 'm': `api_base` or `api_key` cannot be sent"
+    ) as info:
+        await upstream.get("/models")
+    assert why in str(info.value) and "\u2019" not in str(info.value)
+    assert "Evil" not in str(info.value)  # the key stays out of the message
+
+
+async def test_a_proxy_named_by_the_environment_carries_the_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``HTTP_PROXY`` set: requests go to the proxy, in absolute form (here the proxy
+    answers itself); the upstream's own port has nothing listening."""
+    counted = Counted()
+    proxy = await asyncio.start_server(counted, "127.0.0.1", 0)
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+    monkeypatch.delenv("http_proxy", raising=False)
+    upstream = Upstream("http://127.0.0.1:9/v1", "k", 5, model="m", instance="m-0")
+    try:
+        for _ in range(2):
+            assert [e["i"] async for e in upstream.events("/chat/completions", {})] == [1, 2]
+    finally:
+        await upstream.aclose()
+        proxy.close()
+        await proxy.wait_closed()
+    assert counted.lines[0] == b"POST http://127.0.0.1:9/v1/chat/completions HTTP/1.1"
+    assert len(counted.lines) == 2

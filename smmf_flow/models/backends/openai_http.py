@@ -1,12 +1,15 @@
 """HTTP to an OpenAI-compatible server: JSON posted and read, server-sent events
 parsed line by line, and every failure turned into a typed error.
 
-One aiohttp session per event loop (a connection kept alive from a loop that has
-ended cannot carry the next loop's request), with JSON by orjson and events as
-plain dicts. Not the ``openai`` SDK: on a proxy's hot path its request options,
-typed responses and httpx transport cost about 1.5 ms of CPU per call and half a
-millisecond per streamed chunk, several times what the rest of the server costs
-(``benchmarks/bench_server.py``). The errors mean what the SDK's meant:
+One client per event loop (a connection kept alive from a loop that has ended
+cannot carry the next loop's request): ``http1.Client``, a small HTTP/1.1 client
+on asyncio and llhttp, or aiohttp (``proxied_http``) where the environment names
+a proxy for the URL. JSON by orjson, events as plain dicts. Not the ``openai``
+SDK: on a proxy's hot path its request options, typed responses and httpx
+transport cost about 1.5 ms of CPU per call and half a millisecond per streamed
+chunk, several times what the rest of the server costs
+(``benchmarks/bench_server.py``); aiohttp itself was a quarter of the server's
+CPU. The errors mean what the SDK's meant:
 
 - a status of 429 is ``RateLimited`` (with ``retry-after-ms`` / ``retry-after``);
   400 or 413 naming the context window is ``ContextWindowExceeded``; any other
@@ -14,11 +17,12 @@ millisecond per streamed chunk, several times what the rest of the server costs
   rest is ``BackendError`` with a hint for 401, 403 and 404;
 - no connection is a ``BackendConnectionError`` ("cannot connect"), one that breaks
   or ends early is one too ("the connection broke"), and a read or connect that
-  takes longer than ``timeout_s`` is ``BackendTimeout``.
+  takes longer than ``timeout_s`` is ``BackendTimeout``; an answer that is not
+  HTTP/1.1 is a ``BackendError`` ("the server sent ...").
 
 The timeout is per step (connect, then each read), as the SDK's was, so a long
 stream that keeps sending never times out. Proxies come from the environment
-(``HTTPS_PROXY``, ``NO_PROXY``...), read once per session. While telemetry is
+(``HTTPS_PROXY``, ``NO_PROXY``...), read once per client. While telemetry is
 on, each request carries the model call's W3C ``traceparent``. Messages leave the
 server's address out: they reach HTTP callers; the debug log of
 ``smmf_flow.models`` has it.
@@ -29,12 +33,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import os
-import socket
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -48,10 +49,8 @@ from smmf_flow.errors import (
     RateLimited,
     RequestRefused,
 )
-
-if TYPE_CHECKING:
-    import aiohttp
-    import yarl
+from smmf_flow.models.backends.http1 import KEEPALIVE_S, Client, ConnectFailed, ProtocolError
+from smmf_flow.models.backends.proxied_http import ProxiedClient, env_proxy
 
 _CONTEXT_HINTS = (
     "context length",
@@ -61,12 +60,12 @@ _CONTEXT_HINTS = (
     "too many tokens",
     "reduce the length",
 )
-#: seconds an idle connection is kept for reuse (less than common servers' 5)
-KEEPALIVE_S = 4.0
 #: the longest line of a stream (one event) read before the stream is refused
 MAX_EVENT_BYTES = 1 << 24
 #: what ``Upstream._event`` returns for ``data: [DONE]``
 _DONE: Any = object()
+#: what a call may raise besides our own errors (``http1``'s vocabulary)
+_FAILURES = (OSError, TimeoutError, ProtocolError)
 logger = logging.getLogger("smmf_flow.models")
 
 
@@ -102,10 +101,8 @@ class Upstream:
             "Accept": "application/json",
         }
         self._timeout_s = timeout_s
-        self._urls: dict[str, yarl.URL] = {}  # parsed once per path, not per request
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | ProxiedClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._proxy: str | None = None
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         """POST ``body`` as JSON and return the JSON answer."""
@@ -120,17 +117,23 @@ class Upstream:
 
         The body is read as it arrives, whatever is there at once, and split into
         lines here (one C call) rather than by a read per line: a server sends
-        several events per packet, and a read per line costs more than its JSON."""
-        session = await self._session_here()
+        several events per packet, and a read per line costs more than its JSON.
+        After ``[DONE]`` the body's end (which servers often write apart) is awaited
+        in the background, so that the connection can serve the next call."""
+        client = await self._client_here()
+        done = False  # [DONE] came: the rest of the body is of no interest
         try:
-            async with await self._open(session, "POST", path, orjson.dumps(body)) as response:
+            response = await client.request(
+                "POST", path, orjson.dumps(body), telemetry.outgoing_headers()
+            )
+            try:
                 if response.status >= 400:
                     raise self.status_error(
                         response.status, response.headers, await response.read()
                     )
                 partial: list[bytes] = []  # a line not yet ended
                 size = 0
-                async for data in response.content.iter_any():
+                async for data in response:
                     if b"\n" not in data:
                         size += len(data)
                         if size > MAX_EVENT_BYTES:
@@ -145,6 +148,7 @@ class Upstream:
                     for line in lines:
                         event = self._event(line)
                         if event is _DONE:
+                            done = True
                             return
                         if event is not None:
                             yield event
@@ -152,7 +156,9 @@ class Upstream:
                     event = self._event(b"".join(partial))
                     if event is not None and event is not _DONE:
                         yield event
-        except _failures() as exc:
+            finally:
+                response.close(linger=done)
+        except _FAILURES as exc:
             raise self.transport_error(exc) from exc
 
     def _event(self, line: bytes) -> Any:
@@ -174,22 +180,25 @@ class Upstream:
         return event
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
+        client, self._client = self._client, None
         loop, self._loop = self._loop, None
-        if session is not None and loop is not None and _can_close_from_here(loop):
-            await session.close()
+        if client is not None and loop is not None and _can_close_from_here(loop):
+            await client.aclose()
 
-    # --- the session -----------------------------------------------------------------
+    # --- the client --------------------------------------------------------------------
 
     async def _call(self, method: str, path: str, data: bytes | None) -> Any:
-        session = await self._session_here()
+        client = await self._client_here()
         try:
-            async with await self._open(session, method, path, data) as response:
+            response = await client.request(method, path, data, telemetry.outgoing_headers())
+            try:
                 raw = await response.read()
-                if response.status >= 400:
-                    raise self.status_error(response.status, response.headers, raw)
-        except _failures() as exc:
+            finally:
+                response.close()
+        except _FAILURES as exc:
             raise self.transport_error(exc) from exc
+        if response.status >= 400:
+            raise self.status_error(response.status, response.headers, raw)
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:  # a body cut short, or not an API's answer at all
@@ -200,29 +209,9 @@ class Upstream:
                 instance=self.instance,
             ) from None
 
-    async def _open(
-        self, session: aiohttp.ClientSession, method: str, path: str, data: bytes | None
-    ) -> aiohttp.ClientResponse:
-        """Send a request; its answer's status and headers have arrived. A kept-alive
-        connection the server closed as it was reused (its idle timeout ran out at that
-        moment) fails before any answer: the request is sent once more, on a new
-        connection, as browsers do. Connections idle for ``KEEPALIVE_S`` are not reused
-        at all, which makes that rare against servers that keep them 5 s (uvicorn's)."""
-        import aiohttp
-        import yarl
-
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = yarl.URL(self._base + path)
-        # the session sends self._headers; the trace (None while telemetry is off) adds
-        trace = telemetry.outgoing_headers()
-        try:
-            return await session.request(method, url, data=data, headers=trace, proxy=self._proxy)
-        except aiohttp.ServerDisconnectedError:
-            return await session.request(method, url, data=data, headers=trace, proxy=self._proxy)
-
-    async def _session_here(self) -> aiohttp.ClientSession:
-        """The session of the running event loop (made afresh in another loop)."""
+    async def _client_here(self) -> Client | ProxiedClient:
+        """The client of the running event loop (made afresh in another loop): direct,
+        or through the proxy the environment names for the URL."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -232,25 +221,25 @@ class Upstream:
                 model=self.model,
                 instance=self.instance,
             ) from None
-        session = self._session
-        if session is not None and self._loop is loop:
-            return session
+        client = self._client
+        if client is not None and self._loop is loop:
+            return client
         await self.aclose()
-        import aiohttp
-
-        self._session = aiohttp.ClientSession(
-            # no limit: the pool's slots bound the calls
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=self._timeout_s, sock_read=self._timeout_s
-            ),
-            cookie_jar=aiohttp.DummyCookieJar(),  # one tenant's cookies are no other's
-            headers=self._headers,
-            read_bufsize=MAX_EVENT_BYTES // 2,
-        )
-        self._loop = loop
-        self._proxy = _env_proxy(self._base)
-        return self._session
+        proxy = env_proxy(self._base)
+        try:
+            if proxy is None:
+                client = Client(self._base, self._headers, self._timeout_s)
+            else:
+                client = ProxiedClient(self._base, self._headers, self._timeout_s, proxy)
+        except ValueError as exc:  # a line break in `api_key`, a URL that is not http(s)
+            raise BackendError(
+                f"model '{self.model}': `api_base` or `api_key` cannot be sent: "
+                f"{self._scrub(str(exc))}",
+                model=self.model,
+                instance=self.instance,
+            ) from None
+        self._client, self._loop = client, loop
+        return client
 
     # --- errors ------------------------------------------------------------------------
 
@@ -283,8 +272,6 @@ class Upstream:
 
     def transport_error(self, exc: BaseException) -> BackendError:
         """The typed error for a failure of the connection itself."""
-        import aiohttp
-
         logger.debug("model '%s' at %s: %s: %s", self.model, self.api_base, type(exc).__name__, exc)
         where, names = f"model '{self.model}'", {"model": self.model, "instance": self.instance}
         if isinstance(exc, TimeoutError):
@@ -292,18 +279,18 @@ class Upstream:
                 f"{where}: the request timed out; raise `timeout_s` or check the server's load",
                 **names,
             )
-        if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc, ConnectFailed):
             return BackendConnectionError(
-                f"{where}: cannot connect (ConnectError: {self._scrub(_reason(exc.os_error))}); "
+                f"{where}: cannot connect (ConnectError: {self._scrub(str(exc))}); "
                 "check `api_base` and that the server is running",
                 **names,
             )
-        if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError)):
+        if isinstance(exc, OSError):
             return BackendConnectionError(
                 f"{where}: the connection broke ({self._cause(exc)})", **names
             )
-        if isinstance(exc, ValueError):  # an event past MAX_EVENT_BYTES
-            return self._garbled(f"an event longer than {MAX_EVENT_BYTES} bytes")
+        if isinstance(exc, ProtocolError):
+            return self._garbled(self._scrub(str(exc)))
         return BackendError(f"{where}: {self._cause(exc)}", **names)
 
     def _reported(self, error: Any) -> BackendError:
@@ -337,14 +324,6 @@ class Upstream:
         return text
 
 
-def _failures() -> tuple[type[BaseException], ...]:
-    """What a call may raise besides our own errors: aiohttp's, the socket's, a timeout,
-    and ``ValueError`` for a line past the read buffer."""
-    import aiohttp
-
-    return (aiohttp.ClientError, OSError, TimeoutError, ValueError)
-
-
 def _error_message(raw: bytes, status: int) -> str:
     """The message of an error body: OpenAI's ``error.message``, vLLM's ``message``,
     FastAPI's ``detail``, else the body's text."""
@@ -361,24 +340,6 @@ def _error_message(raw: bytes, status: int) -> str:
                 return value
     text = raw.decode("utf-8", "replace").strip()
     return text[:1000] or f"Error code: {status}"
-
-
-def _reason(error: OSError) -> str:
-    """Why a connection failed, without the address asyncio puts in the message."""
-    if isinstance(error, socket.gaierror):
-        return error.strerror or "the host name does not resolve"
-    if error.errno is not None and error.errno > 0:
-        return os.strerror(error.errno)
-    return type(error).__name__
-
-
-def _env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``...)."""
-    split = urlsplit(url)
-    proxies = urllib.request.getproxies()
-    if not proxies or urllib.request.proxy_bypass(split.hostname or ""):
-        return None
-    return proxies.get(split.scheme)
 
 
 def _can_close_from_here(loop: asyncio.AbstractEventLoop) -> bool:

@@ -1,7 +1,7 @@
 """Any OpenAI-compatible API (OpenAI, vLLM's server, llama.cpp's server...) as a backend.
 
 Calls go to ``api_base`` with ``remote_model`` (or the config name) as the model,
-through ``openai_http.Upstream``: plain HTTP (aiohttp, orjson) rather than the
+through ``openai_http.Upstream``: plain HTTP (``http1``, orjson) rather than the
 ``openai`` SDK, whose typed objects cost a proxy more CPU than everything else
 it does. There are no retries here: the pool's policy decides what an error
 means (a rate limit is a cooldown, a full context window is a reason to fall

@@ -67,7 +67,8 @@ class OpenAIProxyBackend(Backend):
                 "to the server's URL, e.g. https://api.openai.com/v1",
                 model=cfg.name,
             )
-        require("aiohttp", "openai", cfg.name)
+        for module in ("httptools", "orjson", "aiohttp"):
+            require(module, "openai", cfg.name)
         key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
         self._upstream = Upstream(
             cfg.api_base, key, cfg.timeout_s, model=cfg.name, instance=self.instance_id

@@ -147,12 +147,13 @@ def calls(live: LiveServer, model: str) -> int:
 # --- 4. vanished clients --------------------------------------------------------------------------
 
 
-def closed_chats(http: httpx.Client) -> float:
-    """Chat requests the server has counted as closed by their client (status 499)."""
+def closed_chats(http: httpx.Client, status: int = 499) -> float:
+    """Chat requests the server has counted with ``status``: by default those closed
+    by their client (499)."""
     for line in http.get("/metrics").text.splitlines():
         if (
             line.startswith("smmf_http_requests_total{")
-            and 'route="/v1/chat/completions",status="499"' in line
+            and f'route="/v1/chat/completions",status="{status}"' in line
         ):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -174,14 +175,21 @@ def test_clients_that_vanish_free_the_slot_and_the_queue(
         f"application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     closed_before = closed_chats(http)  # the counter is the server's, shared by the module
+    refused_before = closed_chats(http, 429)
     sockets: list[socket.socket] = []
     try:
         for _ in range(70):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(head + body)
             sockets.append(sock)
+        # every request has arrived: 65 in the pool, 5 refused (on a loaded machine the
+        # last ones can still be on their way once the pool is full)
         assert wait_until(
-            lambda: pool.stats().waiting == 64 and pool.stats().instances[0].in_flight == 1,
+            lambda: (
+                pool.stats().waiting == 64
+                and pool.stats().instances[0].in_flight == 1
+                and closed_chats(http, 429) == refused_before + 5
+            ),
             timeout=120,
         )
     finally:

@@ -122,7 +122,10 @@ def hostile(
     llama_entry: Any, unreachable_entry: Any, minilm_entry: dict[str, Any], flows_dir: Path
 ) -> Iterator[LiveServer]:
     registry = ModelRegistry.from_dict(hostile_config(llama_entry, unreachable_entry, minilm_entry))
-    server = start_server(registry, flows=FlowCatalog.from_dir(flows_dir, registry), limits=LIMITS)
+    # 'remote' is unreachable by design: /readyz turns 200 only if the health checker has
+    # not probed it yet, so wait for the warm-up to end rather than for readiness
+    catalog = FlowCatalog.from_dir(flows_dir, registry)
+    server = start_server(registry, flows=catalog, limits=LIMITS, ready=False)
     yield server
     server.stop()
 

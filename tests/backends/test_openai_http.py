@@ -179,18 +179,37 @@ async def test_a_key_that_cannot_be_a_header_is_refused_before_sending(key: str,
     assert "Evil" not in str(info.value)  # the key stays out of the message
 
 
+async def test_the_query_of_api_base_goes_with_every_call() -> None:
+    """An ``api_base`` with a query (Azure OpenAI's ``api-version``): each call keeps
+    it after its own path, not glued inside the path."""
+    counted = Counted()
+    server = await asyncio.start_server(counted, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}/openai/v1/?api-version=2024-10-21"
+    upstream = Upstream(base, "k", 5, model="m", instance="m-0")
+    try:
+        assert [e["i"] async for e in upstream.events("/chat/completions", {})] == [1, 2]
+    finally:
+        await upstream.aclose()
+        server.close()
+        await server.wait_closed()
+    assert counted.lines == [b"POST /openai/v1/chat/completions?api-version=2024-10-21 HTTP/1.1"]
+
+
+@pytest.mark.parametrize("query", ["", "?api-version=2024-10-21"])
 async def test_a_proxy_named_by_the_environment_carries_the_calls(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, query: str
 ) -> None:
-    """``HTTP_PROXY`` set: requests go to the proxy, in absolute form (here the proxy
-    answers itself); the upstream's own port has nothing listening."""
+    """``HTTP_PROXY`` set: requests go to the proxy, in absolute form with the
+    ``api_base``'s query if it has one (here the proxy answers itself); the
+    upstream's own port has nothing listening."""
     counted = Counted()
     proxy = await asyncio.start_server(counted, "127.0.0.1", 0)
     for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
     monkeypatch.delenv("http_proxy", raising=False)
-    upstream = Upstream("http://127.0.0.1:9/v1", "k", 5, model="m", instance="m-0")
+    upstream = Upstream(f"http://127.0.0.1:9/v1{query}", "k", 5, model="m", instance="m-0")
     try:
         for _ in range(2):
             assert [e["i"] async for e in upstream.events("/chat/completions", {})] == [1, 2]
@@ -198,5 +217,6 @@ async def test_a_proxy_named_by_the_environment_carries_the_calls(
         await upstream.aclose()
         proxy.close()
         await proxy.wait_closed()
-    assert counted.lines[0] == b"POST http://127.0.0.1:9/v1/chat/completions HTTP/1.1"
+    target = f"http://127.0.0.1:9/v1/chat/completions{query}".encode()
+    assert counted.lines[0] == b"POST " + target + b" HTTP/1.1"
     assert len(counted.lines) == 2

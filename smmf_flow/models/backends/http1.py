@@ -58,6 +58,7 @@ class Client:
         if split.scheme not in ("http", "https") or not split.hostname:
             raise ValueError("the URL is not http:// or https:// with a host")
         self._base_path = split.path.rstrip("/")
+        self._query = f"?{split.query}" if split.query else ""  # e.g. Azure's api-version
         self._host = split.hostname
         self._port = split.port or (443 if split.scheme == "https" else 80)
         self._ssl = ssl.create_default_context() if split.scheme == "https" else None
@@ -77,11 +78,12 @@ class Client:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send ``method`` to the base URL's path plus ``path``; the answer's status and
-        headers have arrived, its body is the ``Response``'s to read."""
+        """Send ``method`` to the base URL's path plus ``path`` (and the base URL's
+        query, if any); the answer's status and headers have arrived, its body is the
+        ``Response``'s to read."""
         head = self._heads.get((method, path))
         if head is None:
-            target = quote(self._base_path + path, safe="/%:@!$&'()*+,;=-._~?")
+            target = quote(self._base_path + path + self._query, safe="/%:@!$&'()*+,;=-._~?")
             head = self._heads[method, path] = (
                 f"{method} {target} HTTP/1.1\r\n".encode("ascii") + self._common
             )

@@ -38,7 +38,10 @@ class ProxiedClient:
     ) -> None:
         import aiohttp
 
-        self._base, self._proxy = base_url, proxy
+        split = urlsplit(base_url)
+        self._base = f"{split.scheme}://{split.netloc}{split.path.rstrip('/')}"
+        self._query = f"?{split.query}" if split.query else ""  # e.g. Azure's api-version
+        self._proxy = proxy
         self._session = aiohttp.ClientSession(
             # no limit: the pool's slots bound the calls
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
@@ -56,7 +59,7 @@ class ProxiedClient:
     ) -> ProxiedResponse:
         import aiohttp
 
-        url = self._base + path
+        url = self._base + path + self._query
         try:
             try:
                 response = await self._session.request(

@@ -9,6 +9,7 @@ chunks and then ends as a test asks (cut off, dropped, finished).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,7 @@ from smmf_flow.errors import (
     BackendError,
     BackendTimeout,
     ContextWindowExceeded,
+    ModelLoadError,
     RateLimited,
     RequestRefused,
 )
@@ -121,6 +123,27 @@ async def test_connection_refused_is_a_connection_error() -> None:
         assert "127.0.0.1" not in str(info.value) and str(port) not in str(info.value)
     finally:
         await backend.aclose()
+
+
+@pytest.mark.parametrize("missing", ["httptools", "orjson", "aiohttp"])
+async def test_a_missing_http_package_names_itself_and_the_extra(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """httptools and orjson are always needed; aiohttp only where the environment
+    names a proxy for ``api_base`` (``proxied_http.py``)."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, missing, None)  # None in sys.modules: ImportError
+    cfg = config("remote", "proxy/openai", None, api_base="http://127.0.0.1:9/v1")
+    if missing == "aiohttp":
+        await (await start(cfg)).aclose()  # no proxy: loads without it
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    with pytest.raises(
+        ModelLoadError,
+        match=rf"^model 'remote' needs the Python package '{missing}', .*"
+        r"pip install 'smmf-flow\[openai\]'",
+    ):
+        await start(cfg)
 
 
 # --- streams that end too early ------------------------------------------------------------

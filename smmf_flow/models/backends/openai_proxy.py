@@ -34,6 +34,7 @@ from typing import Any, Literal
 from smmf_flow.errors import BackendConnectionError, BackendError, ModelLoadError
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.openai_http import Upstream, retry_after
+from smmf_flow.models.backends.proxied_http import env_proxy
 from smmf_flow.models.backends.support import chat_messages, check_json, loaded, require
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
@@ -67,7 +68,8 @@ class OpenAIProxyBackend(Backend):
                 "to the server's URL, e.g. https://api.openai.com/v1",
                 model=cfg.name,
             )
-        for module in ("httptools", "orjson", "aiohttp"):
+        proxied = env_proxy(cfg.api_base) is not None  # aiohttp only carries those
+        for module in ("httptools", "orjson", *(("aiohttp",) if proxied else ())):
             require(module, "openai", cfg.name)
         key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
         self._upstream = Upstream(

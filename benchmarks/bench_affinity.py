@@ -29,7 +29,17 @@ median TTFT of turns 3-6 than round_robin, 2.00x than least_busy (3 rounds, load
 0.5). Shaped more like chat (short questions, longer answers, which the instance
 that wrote them already holds): ``--active 8 --think 6 --words 30 --max-tokens 96
 --prompt-cache-mb 64`` gives 2.80x and 2.73x, and 1.3-1.5x the throughput (3
-rounds, load 0.3).
+rounds, load 0.3). The same with ``--think 12`` (a lighter load: each instance
+idle most of the time) gives 2.58x and 2.41x, and 1.15-1.18x the throughput (3
+rounds, load 0.1): prefix_affinity's turns take about 1 s (the new turn's ~60
+tokens, plus waits behind the other conversations of its instance), the others'
+about 1 s when they land where the history is live and 2-4 s when not.
+
+Why the median stays under 3x with two instances: a strategy blind to prefixes
+lands on the instance of the previous turn about half of the time ("stayed"),
+where the history is live, so its median TTFT sits between its warm and its cold
+turns; and the saved sequences turn many cold turns warm for it too. Under load
+its long cold turns also make the queues longer, which raises the median.
 
 Target (issue 15): >= 3x lower median TTFT from turn 3 on than round_robin and
 least_busy, equal throughput.

@@ -146,6 +146,27 @@ async def test_a_missing_http_package_names_itself_and_the_extra(
         await start(cfg)
 
 
+async def test_a_proxy_named_after_load_without_aiohttp_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """load() asks for aiohttp only where a proxy is named then; one named later is
+    found at the first call, which says what is missing instead of an ImportError."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    backend = await start(config("remote", "proxy/openai", None, api_base="http://127.0.0.1:9/v1"))
+    try:
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        with pytest.raises(
+            BackendError,
+            match=r"^model 'remote': the environment names a proxy for `api_base`, .*"
+            r"'aiohttp'.*pip install 'smmf-flow\[openai\]'",
+        ):
+            await backend.chat(QUESTION)
+    finally:
+        await backend.aclose()
+
+
 # --- streams that end too early ------------------------------------------------------------
 
 

@@ -231,6 +231,14 @@ class Upstream:
                 client = Client(self._base, self._headers, self._timeout_s)
             else:
                 client = ProxiedClient(self._base, self._headers, self._timeout_s, proxy)
+        except ImportError as exc:  # a proxy named after load(), which checked for aiohttp
+            raise BackendError(
+                f"model '{self.model}': the environment names a proxy for `api_base`, and "
+                f"calls through it need the Python package 'aiohttp', which is not "
+                f"importable ({exc}); install it with: pip install 'smmf-flow[openai]'",
+                model=self.model,
+                instance=self.instance,
+            ) from exc
         except ValueError as exc:  # a line break in `api_key`, a URL that is not http(s)
             raise BackendError(
                 f"model '{self.model}': `api_base` or `api_key` cannot be sent: "

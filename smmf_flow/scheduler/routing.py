@@ -9,7 +9,6 @@ first rule that holds wins; each decision is noted with its reason.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
@@ -20,6 +19,7 @@ from smmf_flow.errors import FlowError, InputError, InvalidOutput
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, ResponseFormat
 from smmf_flow.scheduler.workers import ChatWorker, Note, check_structured, no_note
+from smmf_flow.timed_regex import RegexTimeout, check, search
 
 
 class When(BaseModel):
@@ -39,10 +39,7 @@ class When(BaseModel):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {value!r}: {exc}") from None
+            check(value)
         return value
 
 
@@ -81,7 +78,8 @@ def check_rule(
     when: When, request: ChatRequest, *, tokens: int, window: int, label: str | None
 ) -> tuple[bool, str]:
     """Whether ``request`` (``tokens`` long in the rule's model, whose context
-    window is ``window``) meets ``when``, and why (or why not)."""
+    window is ``window``) meets ``when``, and why (or why not). The regex runs on
+    the caller's text, so it has a time limit (``RegexTimeout``)."""
     reasons: list[str] = []
     if when.min_prompt_tokens is not None:
         if tokens < when.min_prompt_tokens:
@@ -99,7 +97,7 @@ def check_rule(
         reasons.append(f"needs {need} tokens, window {window}")
     text = prompt_text(request)
     if when.regex is not None:
-        if not re.search(when.regex, text):
+        if not search(when.regex, text):
             return False, f"no match for /{when.regex}/"
         reasons.append(f"matches /{when.regex}/")
     if when.keywords:
@@ -192,9 +190,12 @@ class RouteWorker(ChatWorker):
         label = await self.classify(request, note)
         for index, (route, worker) in enumerate(self.routes):
             tokens = await worker.prompt_tokens(request) if needs_tokens(route.when) else 0
-            ok, reason = check_rule(
-                route.when, request, tokens=tokens, window=worker.context_length, label=label
-            )
+            try:
+                ok, reason = check_rule(
+                    route.when, request, tokens=tokens, window=worker.context_length, label=label
+                )
+            except RegexTimeout as exc:  # the prompt cannot be routed: refused, not skipped
+                raise InputError(f"router '{self.name}' rule {index}: {exc}") from None
             if ok:
                 note("route", model=worker.name, rule=index, reason=reason)
                 return worker

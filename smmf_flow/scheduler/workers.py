@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import cache
 from typing import Any, Protocol
 
 import anyio
 
-from smmf_flow.errors import InvalidOutput
+from smmf_flow.errors import InputError, InvalidOutput
 from smmf_flow.models.backends.base import Capabilities
 from smmf_flow.models.batcher import EmbeddingBatcher
 from smmf_flow.models.pool import Pool
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
+from smmf_flow.timed_regex import RegexTimeout, search
 
 #: ``note(event, **details)``: how a worker tells the trace what it decided
 Note = Callable[..., None]
@@ -165,9 +167,37 @@ def check_structured(text: str, request: ChatRequest, model: str) -> Any:
         import jsonschema
 
         try:
-            jsonschema.validate(value, schema)
+            jsonschema.validate(value, schema, cls=_timed_validator())
         except jsonschema.ValidationError as exc:
             raise InvalidOutput(
                 f"model '{model}' returned JSON that breaks its schema: {exc.message}", model=model
             ) from None
+        except RegexTimeout as exc:  # the schema's fault, not the answer's: no fallback
+            raise InputError(f"model '{model}': response_format's JSON schema: {exc}") from None
     return value
+
+
+@cache
+def _timed_validator() -> Any:
+    """JSON Schema 2020-12 whose ``pattern`` and ``patternProperties`` match with a
+    time limit: the schema may come from an HTTP caller, and the text it meets is a
+    model's answer (``timed_regex``)."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def pattern(validator: Any, regex: str, instance: Any, schema: Any) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not search(regex, instance):
+            yield ValidationError(f"{instance!r} does not match {regex!r}")
+
+    def pattern_properties(
+        validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
+    ) -> Iterator[Any]:
+        if not validator.is_type(instance, "object"):
+            return
+        for regex, subschema in patterns.items():
+            for key, item in instance.items():
+                if search(regex, key):
+                    yield from validator.descend(item, subschema, path=key, schema_path=regex)
+
+    return validators.extend(  # type: ignore[no-untyped-call]  # (untyped in its stubs)
+        Draft202012Validator, {"pattern": pattern, "patternProperties": pattern_properties}
+    )

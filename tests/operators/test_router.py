@@ -201,6 +201,20 @@ async def test_no_rule_and_no_default_fails_naming_the_router(real_registry: Any
     assert re.search(r"router 'route': no rule matched and there is no default model", str(cause))
 
 
+async def test_a_rule_whose_regex_backtracks_without_bound_refuses_the_input(
+    real_registry: Any,
+) -> None:
+    """The regex runs on the caller's text: with Python's re this prompt held the
+    event loop for ages; the match is stopped and the input refused (a 422)."""
+    routes = [{"model": "smollm2", "when": {"regex": r"^(a|aa)+$"}}]
+    dag = router_flow(routes=routes, default="smollm2-small")
+    with pytest.raises(NodeFailed, match="node 'route' failed") as err:
+        await dag.arun("a" * 40 + "!", registry=real_registry)
+    cause = err.value.__cause__
+    assert isinstance(cause, InputError)
+    assert re.search(r"^router 'route' rule 0: regex /\^\(a\|aa\)\+\$/ took more", str(cause))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message", "param"),
     [

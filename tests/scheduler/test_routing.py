@@ -5,6 +5,7 @@ from pydantic import ValidationError
 
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.scheduler.routing import When, check_rule, needs_tokens, prompt_text
+from smmf_flow.timed_regex import RegexTimeout
 
 
 def request(prompt: str = "hello", **fields: object) -> ChatRequest:
@@ -126,3 +127,11 @@ def test_a_bad_regex_or_field_is_refused_when_the_rule_is_made() -> None:
         When(regex="(")
     with pytest.raises(ValidationError, match="max_prompt_token"):
         When(max_prompt_token=5)  # type: ignore[call-arg]
+
+
+def test_a_regex_that_backtracks_without_bound_is_stopped_naming_itself() -> None:
+    """With Python's re, this prompt holds the event loop for ages (the regex runs on
+    the caller's text); the match is stopped instead."""
+    with pytest.raises(RegexTimeout, match=r"^regex /\^\(a\|aa\)\+\$/ took more than 100 ms"):
+        check(When(regex=r"^(a|aa)+$"), request("a" * 40 + "!"))
+    assert check(When(regex=r"^(a|aa)+$"), request("a" * 64)) == (True, r"matches /^(a|aa)+$/")

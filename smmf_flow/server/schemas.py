@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from smmf_flow.models.schema_walk import subschemas
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.server.errors import ApiError, body_error
 
@@ -163,6 +164,13 @@ class ChatCompletionBody(_Sampling):
                 raise ValueError(
                     f"json_schema.schema is not a valid JSON schema at {where}: {exc.message[:200]}"
                 ) from None
+            found = next((at for at, sub in subschemas(schema) if "patternProperties" in sub), None)
+            if found is not None:
+                raise ValueError(
+                    f"json_schema.schema uses patternProperties at {found}, which this server "
+                    "does not accept: jsonschema matches its regexes with Python's re, which "
+                    "cannot be stopped (a `pattern` on strings is fine); name the properties"
+                )
         return value
 
     @field_validator("tools")

@@ -147,7 +147,7 @@ def test_schema_grammars_keep_control_characters_out_of_strings() -> None:
     """A raw newline inside a JSON string is invalid JSON; the grammar must not allow it."""
     from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
 
-    from smmf_flow.models.backends.llama_cpp import strict_strings
+    from smmf_flow.models.backends.llama_cpp_grammar import strict_strings
 
     loose = json_schema_to_gbnf(
         json.dumps({"type": "object", "properties": {"a": {"type": "string"}}})

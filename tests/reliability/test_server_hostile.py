@@ -478,8 +478,34 @@ def _nested(depth: int) -> dict[str, Any]:
             "llama.cpp cannot turn the response_format JSON schema",
         ),
         ({"$ref": "#/nowhere"}, 400, "unsupported_by_model", "cannot turn"),
+        # these three killed the server: a grammar llama.cpp's parser refuses became a
+        # null sampler (SIGSEGV at the first token), and minItems is spelled out in RAM
+        (
+            {"type": "string", "pattern": "^[\\w-]+$"},
+            400,
+            "unsupported_by_model",
+            "llama.cpp's grammar parser refused the grammar made from it",
+        ),
+        (
+            {"type": "string", "maxLength": 2000},
+            400,
+            "unsupported_by_model",
+            "maxLength = 2000 at (root) asks for more than 1000 repetitions",
+        ),
+        (
+            {"type": "array", "items": {"type": "integer"}, "minItems": 100_000_000},
+            400,
+            "unsupported_by_model",
+            "minItems = 100000000 at (root) asks for more than 1000 repetitions",
+        ),
         ({"type": "foo"}, 422, "invalid_value", "is not a valid JSON schema at type"),
         (_nested(60), 422, "invalid_value", "nested more than 32 levels deep"),
+        (
+            {"type": "object", "patternProperties": {"^(a|aa)+$": {"type": "integer"}}},
+            422,
+            "invalid_value",
+            "uses patternProperties at (root), which this server does not accept",
+        ),
     ],
 )
 def test_a_schema_the_model_cannot_use_is_the_requests_fault(

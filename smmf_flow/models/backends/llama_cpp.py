@@ -26,7 +26,6 @@ first use; it maps the same GGUF file, so the weights are not loaded twice.
 from __future__ import annotations
 
 import codecs
-import json
 import random
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -35,9 +34,10 @@ from typing import Any
 
 import anyio
 
-from smmf_flow.errors import ContextWindowExceeded, ModelLoadError, RequestRefused
+from smmf_flow.errors import ContextWindowExceeded, ModelLoadError
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
+from smmf_flow.models.backends.llama_cpp_grammar import grammar_for
 from smmf_flow.models.backends.llama_cpp_sequences import SavedSequences
 from smmf_flow.models.backends.support import (
     check_context,
@@ -48,7 +48,6 @@ from smmf_flow.models.backends.support import (
     pick_template,
     render_prompt,
     require,
-    schema_of,
 )
 from smmf_flow.models.backends.textstream import StopScanner
 from smmf_flow.models.chat_templates import ChatTemplate
@@ -60,17 +59,6 @@ from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 # interleave that and can leave both pointing at /dev/null for good (every later
 # print and traceback lost). One open at a time.
 _OPENING = threading.Lock()
-
-# llama-cpp-python's schema converter lets a JSON string hold raw control characters
-# (a newline typed into a string), which JSON itself forbids, so such an answer would
-# fail to parse; its generic JSON grammar already excludes them, as this rule does.
-_LOOSE_CHAR = 'char ::= [^"\\\\] |'
-_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
-
-
-def strict_strings(gbnf: str) -> str:
-    """``gbnf`` with JSON strings that cannot contain raw control characters."""
-    return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
 
 
 def no_weight_repacking(lib: Any) -> None:
@@ -205,28 +193,6 @@ class LlamaCppBackend(Backend):
 
     # --- chat ------------------------------------------------------------------------
 
-    def _grammar(self, request: ChatRequest) -> Any:
-        fmt = request.response_format
-        if fmt is None or fmt.type == "text":
-            return None
-        grammar_cls = self._lib.LlamaGrammar
-        schema = schema_of(request)
-        if schema is None:
-            from llama_cpp.llama_grammar import JSON_GBNF
-
-            return grammar_cls.from_string(JSON_GBNF, verbose=False)
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-        try:
-            gbnf = json_schema_to_gbnf(json.dumps(schema))
-            return grammar_cls.from_string(strict_strings(gbnf), verbose=False)
-        except Exception as exc:  # the converter also asserts on schemas it cannot use
-            raise RequestRefused(
-                f"model '{self.config.name}': llama.cpp cannot turn the "
-                f"response_format JSON schema into a grammar: {exc}",
-                model=self.config.name,
-            ) from exc
-
     def _prompt_tokens(self, request: ChatRequest) -> list[int]:
         prompt = render_prompt(loaded(self, self._template), request)
         return self._tokenize(prompt)
@@ -270,7 +236,7 @@ class LlamaCppBackend(Backend):
         llm, lib = self._ready(), self._lib
         prompt = self._prompt_tokens(request)
         budget = check_context(self.config, len(prompt), request.max_tokens, llm.n_ctx())
-        grammar = self._grammar(request)
+        grammar = grammar_for(lib, self._vocab, request, self.config.name)
         llm.set_seed(request.seed if request.seed is not None else random.getrandbits(32))
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         scanner = StopScanner(request.stop)

@@ -29,6 +29,7 @@ import anyio
 from smmf_flow.errors import BackendError, ModelLoadError, SmmfError
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import Relay
+from smmf_flow.models.backends.special_tokens import NO_SPECIALS, hf_special_tokens
 from smmf_flow.models.backends.support import (
     check_context,
     loaded,
@@ -136,6 +137,7 @@ class HFBackend(Backend):
         self._model: Any = None
         self._tokenizer: Any = None
         self._template: ChatTemplate | None = None
+        self._specials = NO_SPECIALS
         self._eos: set[int] = set()
         self._pad = 0
 
@@ -190,6 +192,7 @@ class HFBackend(Backend):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self._eos)
         self._pad = int(pad)
         self._torch, self._model, self._tokenizer = torch, model, tokenizer
+        self._specials = hf_special_tokens(tokenizer)
 
     async def load(self) -> None:
         await anyio.to_thread.run_sync(self._load)
@@ -223,7 +226,7 @@ class HFBackend(Backend):
     # --- batching (runs on the batcher thread) ---------------------------------------
 
     def _prepare(self, row: _Row) -> None:
-        prompt = render_prompt(loaded(self, self._template), row.request)
+        prompt = render_prompt(loaded(self, self._template), row.request, self._specials)
         row.prompt = self._tokenizer.encode(prompt, add_special_tokens=False)
         row.budget = check_context(
             self.config, len(row.prompt), row.request.max_tokens, self.config.context_length

@@ -39,6 +39,7 @@ from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
 from smmf_flow.models.backends.llama_cpp_grammar import grammar_for
 from smmf_flow.models.backends.llama_cpp_sequences import SavedSequences
+from smmf_flow.models.backends.special_tokens import NO_SPECIALS, SpecialTokens
 from smmf_flow.models.backends.support import (
     check_context,
     check_json,
@@ -59,6 +60,18 @@ from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult, Usage
 # interleave that and can leave both pointing at /dev/null for good (every later
 # print and traceback lost). One open at a time.
 _OPENING = threading.Lock()
+
+
+def control_tokens(lib: Any, vocab: Any) -> SpecialTokens:
+    """The texts that tokenizing with ``special=True`` turns into control tokens
+    (llama.cpp parses those of its control and unknown tokens; user-defined ones are
+    parsed either way, as ordinary vocabulary)."""
+    parsed = lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_UNKNOWN
+    return SpecialTokens(
+        lib.llama_vocab_get_text(vocab, token).decode("utf-8", "replace")
+        for token in range(lib.llama_vocab_n_tokens(vocab))
+        if lib.llama_vocab_get_attr(vocab, token) & parsed
+    )
 
 
 def no_weight_repacking(lib: Any) -> None:
@@ -92,6 +105,7 @@ class LlamaCppBackend(Backend):
         self._embedder: Any = None
         self._vocab: Any = None
         self._template: ChatTemplate | None = None
+        self._specials = NO_SPECIALS
         self.saved: SavedSequences | None = None
 
     @property
@@ -157,6 +171,7 @@ class LlamaCppBackend(Backend):
             raise
         self._llm, self._template = llm, template
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
+        self._specials = control_tokens(self._lib, self._vocab)
         cache_bytes = int(self.config.prompt_cache_mb * 2**20)
         if self.config.prefix_cache and cache_bytes:
             self.saved = SavedSequences(self._lib, llm, cache_bytes)
@@ -194,7 +209,7 @@ class LlamaCppBackend(Backend):
     # --- chat ------------------------------------------------------------------------
 
     def _prompt_tokens(self, request: ChatRequest) -> list[int]:
-        prompt = render_prompt(loaded(self, self._template), request)
+        prompt = render_prompt(loaded(self, self._template), request, self._specials)
         return self._tokenize(prompt)
 
     def _tokenize(self, text: str) -> list[int]:
@@ -220,6 +235,7 @@ class LlamaCppBackend(Backend):
                 render_prompt(
                     loaded(self, self._template),
                     request.model_copy(update={"assistant_prefix": None}),
+                    self._specials,
                 )
             )
             if prompt[: len(base)] == base:

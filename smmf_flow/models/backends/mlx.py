@@ -18,6 +18,7 @@ from typing import Any
 from smmf_flow.errors import ModelLoadError
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.engine_thread import EngineThread
+from smmf_flow.models.backends.special_tokens import NO_SPECIALS, hf_special_tokens
 from smmf_flow.models.backends.support import (
     check_context,
     loaded,
@@ -47,6 +48,7 @@ class MLXBackend(Backend):
         self._model: Any = None
         self._tokenizer: Any = None
         self._template: ChatTemplate | None = None
+        self._specials = NO_SPECIALS
 
     @property
     def capabilities(self) -> Capabilities:
@@ -72,6 +74,7 @@ class MLXBackend(Backend):
             eos_token=tokenizer.eos_token,
         )
         self._model, self._tokenizer = model, tokenizer
+        self._specials = hf_special_tokens(tokenizer)
 
     async def load(self) -> None:
         await self._engine.call(lambda stop: self._load())
@@ -94,7 +97,7 @@ class MLXBackend(Backend):
     def _generate(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
         """The token loop; runs on the engine thread."""
         model, lm = self._ready(), self._lm
-        prompt = render_prompt(loaded(self, self._template), request)
+        prompt = render_prompt(loaded(self, self._template), request, self._specials)
         ids = self._tokenizer.encode(prompt, add_special_tokens=False)
         budget = check_context(
             self.config, len(ids), request.max_tokens, self.config.context_length

@@ -22,6 +22,7 @@ from smmf_flow.errors import (
     OutputTruncated,
     RequestRefused,
 )
+from smmf_flow.models.backends.special_tokens import NO_SPECIALS, SpecialTokens
 from smmf_flow.models.chat_templates import ChatTemplate, resolve_template
 from smmf_flow.models.config import ModelConfig
 from smmf_flow.models.types import ChatChunk, ChatRequest, ChatResult
@@ -96,14 +97,18 @@ def pick_template(
         raise ModelLoadError(str(exc), model=config.name) from exc
 
 
-def render_prompt(template: ChatTemplate, request: ChatRequest) -> str:
-    """The raw prompt: messages through the template, then the assistant prefix, if any.
+def render_prompt(
+    template: ChatTemplate, request: ChatRequest, specials: SpecialTokens = NO_SPECIALS
+) -> str:
+    """The raw prompt: messages through the template, then the assistant prefix, if any;
+    the model's control-token texts in either stay text (``special_tokens.py``).
 
     Appending the prefix to the rendered text (not sending it as a message) is what
     makes continuation exact: the model resumes the very same token sequence.
     """
-    prompt = template.render(chat_messages(request), add_generation_prompt=True)
-    return prompt + (request.assistant_prefix or "")
+    messages = [{"role": m.role, "content": specials.escape(m.content)} for m in request.messages]
+    prompt = template.render(messages, add_generation_prompt=True)
+    return prompt + specials.escape(request.assistant_prefix or "")
 
 
 def refuse_structured(backend: Backend, request: ChatRequest) -> None:

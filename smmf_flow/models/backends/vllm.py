@@ -24,6 +24,7 @@ import anyio
 
 from smmf_flow.errors import BackendError, ModelLoadError
 from smmf_flow.models.backends.base import Backend, Capabilities
+from smmf_flow.models.backends.special_tokens import NO_SPECIALS, hf_special_tokens
 from smmf_flow.models.backends.support import (
     check_context,
     check_json,
@@ -59,6 +60,7 @@ class VLLMBackend(Backend):
         self._vllm: Any = None
         self._tokenizer: Any = None
         self._template: ChatTemplate | None = None
+        self._specials = NO_SPECIALS
 
     @property
     def capabilities(self) -> Capabilities:
@@ -89,6 +91,7 @@ class VLLMBackend(Backend):
             ) from exc
         tokenizer = self._engine.get_tokenizer()
         self._tokenizer = await tokenizer if inspect.isawaitable(tokenizer) else tokenizer
+        self._specials = hf_special_tokens(self._tokenizer)
         try:
             self._template = pick_template(
                 cfg,
@@ -164,7 +167,7 @@ class VLLMBackend(Backend):
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         engine, cfg = self._ready(), self.config
-        prompt = render_prompt(loaded(self, self._template), request)
+        prompt = render_prompt(loaded(self, self._template), request, self._specials)
         ids = self._tokenizer.encode(prompt, add_special_tokens=False)
         budget = check_context(cfg, len(ids), request.max_tokens, cfg.context_length)
         generated, request_id = 0, f"{cfg.name}-{self.instance_id}-{next(_request_ids)}"

@@ -167,7 +167,8 @@ def check_structured(text: str, request: ChatRequest, model: str) -> Any:
         import jsonschema
 
         try:
-            jsonschema.validate(value, schema, cls=_timed_validator())
+            draft = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
+            jsonschema.validate(value, schema, cls=_timed(draft))
         except jsonschema.ValidationError as exc:
             raise InvalidOutput(
                 f"model '{model}' returned JSON that breaks its schema: {exc.message}", model=model
@@ -178,11 +179,12 @@ def check_structured(text: str, request: ChatRequest, model: str) -> Any:
 
 
 @cache
-def _timed_validator() -> Any:
-    """JSON Schema 2020-12 whose ``pattern`` and ``patternProperties`` match with a
-    time limit: the schema may come from an HTTP caller, and the text it meets is a
-    model's answer (``timed_regex``)."""
-    from jsonschema import Draft202012Validator, ValidationError, validators
+def _timed(draft: Any) -> Any:
+    """The validator class ``draft`` (the schema's ``$schema``, 2020-12 by default)
+    whose ``pattern`` and ``patternProperties`` match with a time limit: the schema
+    may come from an HTTP caller, and the text it meets is a model's answer
+    (``timed_regex``)."""
+    from jsonschema import ValidationError, validators
 
     def pattern(validator: Any, regex: str, instance: Any, schema: Any) -> Iterator[Any]:
         if validator.is_type(instance, "string") and not search(regex, instance):
@@ -199,5 +201,5 @@ def _timed_validator() -> Any:
                     yield from validator.descend(item, subschema, path=key, schema_path=regex)
 
     return validators.extend(  # type: ignore[no-untyped-call]  # (untyped in its stubs)
-        Draft202012Validator, {"pattern": pattern, "patternProperties": pattern_properties}
+        draft, {"pattern": pattern, "patternProperties": pattern_properties}
     )

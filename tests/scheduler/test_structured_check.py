@@ -48,3 +48,18 @@ def test_a_pattern_that_backtracks_without_bound_is_stopped(schema: dict[str, An
     answer: Any = NO_END if schema["type"] == "string" else {NO_END: 1}
     with pytest.raises(InputError, match=r"^model 'm': response_format's JSON schema: regex "):
         checked(answer, schema)
+
+
+def test_a_schema_keeps_its_own_draft() -> None:
+    """Draft 7's tuple ``items`` (a list) is no 2020-12 schema: the ``$schema`` picks
+    the rules, and the patterns are timed there too."""
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "array",
+        "items": [{"type": "integer"}, {"type": "string", "pattern": BACKTRACKS}],
+    }
+    assert checked([1, "aa"], schema) == [1, "aa"]
+    with pytest.raises(InvalidOutput, match=r"2 is not of type 'string'"):
+        checked([1, 2], schema)
+    with pytest.raises(InputError, match=r"regex /\^\(a\|aa\)\+\$/ took more than"):
+        checked([1, NO_END], schema)

@@ -35,6 +35,13 @@ rounds, load 0.1): prefix_affinity's turns take about 1 s (the new turn's ~60
 tokens, plus waits behind the other conversations of its instance), the others'
 about 1 s when they land where the history is live and 2-4 s when not.
 
+Longer answers (``--max-tokens 192 --prompt-cache-mb 100``, think 6: a cold turn
+evaluates two questions and the answer between them, ~5x the warm turn's tokens)
+did not get past it: 1.82x and 2.74x, 1.3-1.4x the throughput (3 rounds, load
+0.2), single rounds from 1.3x to 3.2x. The mean TTFT of turns 3-6 ("no target"
+line) gives 2.62x and 2.68x there: the cold turns are not rare outliers that the
+median hides, but 2-4x turns on about half of the calls.
+
 Why the median stays under 3x with two instances: a strategy blind to prefixes
 lands on the instance of the previous turn about half of the time ("stayed"),
 where the history is live, so its median TTFT sits between its warm and its cold
@@ -207,6 +214,15 @@ def report(args: argparse.Namespace, runs: dict[str, list[Run]], loads: list[flo
             f"{strategy}: {best_rate / rate:.2f}x (target >= 1.0x) "
             f"{'ok' if best_rate / rate >= 0.97 else 'MISSED'}"
         )
+    # the mean counts the cold turns that a median on the warm/cold boundary skips
+    best_mean = statistics.fmean(ttfts("prefix_affinity", later))
+    means = ", ".join(
+        f"{strategy} {statistics.fmean(ttfts(strategy, later)) / best_mean:.2f}x"
+        for strategy in STRATEGIES[1:]
+    )
+    print(
+        f"mean TTFT of turns {FROM_TURN}-{args.turns}, other / prefix_affinity (no target): {means}"
+    )
 
 
 def parse() -> argparse.Namespace:

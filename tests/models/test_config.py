@@ -102,6 +102,8 @@ EXPECTED = {
     "embedding_provider_in_llms.toml": r":5: models\.llms\[0\] \(name 'minilm'\), field "
     r"'provider': provider 'sentence-transformers' only "
     r"embeds; move this entry to \[\[models\.embeddings\]\]",
+    "missing_api_base.toml": r":3: models\.llms\[0\] \(name 'remote'\), field 'api_base': is "
+    r"required for provider 'proxy/openai'; give the server's URL",
     "api_base_not_url.toml": r":6: .*field 'api_base': expected an http:// or https:// URL; "
     r"got '127\.0\.0\.1:8000/v1'",
     "api_key_wrong_type.toml": r":6: models\.llms\[0\] \(name 'remote'\), field 'api_key': "
@@ -129,6 +131,7 @@ def test_api_key_never_appears_in_messages(monkeypatch: pytest.MonkeyPatch) -> N
                 {
                     "name": "r",
                     "provider": "proxy/openai",
+                    "api_base": "http://127.0.0.1:8000/v1",
                     "api_key": "${env:SMMF_TEST_KEY}",
                     "instances": 0,
                 }

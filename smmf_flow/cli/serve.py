@@ -131,7 +131,7 @@ def serve(
     log_level: str,
 ) -> int:
     """Serve the models (/v1/chat/completions, /v1/embeddings, ...) and flows over HTTP."""
-    from smmf_flow.server.serve import ADMIN_KEYS_ENV, check_bind, keys_from_env
+    from smmf_flow.server.serve import ADMIN_KEYS_ENV, bind_socket, check_bind, keys_from_env
     from smmf_flow.server.serve import serve as run_server
 
     keys = [*api_keys, *keys_from_env()]
@@ -141,6 +141,7 @@ def serve(
         check_bind(host, keys, insecure_no_auth)
         if set(keys) & set(admins):
             raise ServeError("a key is given both as --api-key and as --admin-key")
+        sock = bind_socket(host, port)  # before the models load: a busy port fails at once
     except ServeError as exc:
         raise click.UsageError(str(exc)) from None
     named = {"max_body_bytes": max_body_bytes, "default_max_tokens": default_max_tokens}
@@ -160,6 +161,7 @@ def serve(
         allowed_hosts=allowed_hosts,
         cors_origins=cors_origins,
         admin_keys=admin_keys,
+        sock=sock,
     )
     return 0
 

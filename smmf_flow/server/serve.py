@@ -18,9 +18,11 @@ logger.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -60,6 +62,37 @@ def check_bind(host: str, api_keys: Sequence[str], insecure_no_auth: bool) -> No
     )
 
 
+#: what to do about a bind that failed, by errno
+BIND_ADVICE = {
+    errno.EADDRINUSE: "address already in use; stop what listens there or choose another --port",
+    errno.EACCES: "permission denied (a port below 1024 needs privileges); choose another --port",
+    errno.EADDRNOTAVAIL: "this machine has no such address; bind one of its own, or 127.0.0.1",
+}
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before any model loads: a port in use or a host
+    that does not resolve is one clear ``ServeError``, not a log line from uvicorn
+    after the models have loaded."""
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except socket.gaierror as exc:
+        sock.close()
+        raise ServeError(
+            f"cannot listen on {host}: the host name does not resolve ({exc.strerror})"
+        ) from None
+    except OSError as exc:
+        sock.close()
+        advice = BIND_ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
+        raise ServeError(f"cannot listen on {host}:{port}: {advice}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def keys_from_env(name: str = KEYS_ENV) -> list[str]:
     return [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
 
@@ -96,18 +129,22 @@ def serve(
     allowed_hosts: Sequence[str] = (),
     cors_origins: Sequence[str] = (),
     admin_keys: Sequence[str] = (),
+    sock: socket.socket | None = None,
 ) -> None:
     """Run the server until interrupted (what ``smmf-flow serve`` calls).
 
     The models are ``registry``, else the TOML at ``models``, else the default
     config (``$SMMF_MODELS``, or the packaged ``default.toml``). The server owns the
     registry either way and closes it when it stops. ``admin_keys`` (and
-    ``$SMMF_ADMIN_KEYS``) open the admin API."""
+    ``$SMMF_ADMIN_KEYS``) open the admin API. ``sock`` is ``bind_socket(host, port)``
+    done beforehand (the CLI binds before it loads the config); without it, this binds."""
     import uvicorn
 
     keys = [*api_keys, *keys_from_env()]
     admins = [*admin_keys, *keys_from_env(ADMIN_KEYS_ENV)]
     check_bind(host, keys, insecure_no_auth)
+    sock = sock or bind_socket(host, port)
+    port = sock.getsockname()[1]  # the one the system chose for port 0
     configure_logging(log_level)  # before the flows load: a broken one is a warning line
     if registry is None:
         registry = ModelRegistry.from_toml(models) if models else ModelRegistry.default()
@@ -134,7 +171,7 @@ def serve(
         "on" if admins else "off",
         len(catalog.flows) if catalog else 0,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -142,6 +179,15 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # as uvicorn.run: an interrupt is how a server stops
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        raise ServeError(f"the server on {host}:{port} did not start; the log above says why")
 
 
 __all__ = [
@@ -149,6 +195,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "KEYS_ENV",
+    "bind_socket",
     "check_bind",
     "is_loopback",
     "keys_from_env",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from smmf_flow.errors import ServeError
-from smmf_flow.server.serve import check_bind, is_loopback
+from smmf_flow.server.serve import bind_socket, check_bind, is_loopback
 
 from .conftest import free_port
 
@@ -58,6 +59,40 @@ def test_cli_refuses_an_open_bind(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "refusing to serve on 0.0.0.0 without an API key" in done.stderr
+
+
+def test_bind_failures_are_one_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        with pytest.raises(ServeError, match=rf"127\.0\.0\.1:{port}: address already in use"):
+            bind_socket("127.0.0.1", port)
+    # a documentation address (RFC 5737): never one of this machine's
+    with pytest.raises(ServeError, match=r"192\.0\.2\.1:0: this machine has no such address"):
+        bind_socket("192.0.2.1", 0)
+    chosen = bind_socket("127.0.0.1", 0)
+    assert chosen.getsockname()[1] > 0
+    chosen.close()
+
+
+def test_cli_stops_on_a_busy_port_before_loading_models(tmp_path: Path) -> None:
+    """The port is bound before the config loads: a busy one fails at once, exit 2,
+    naming the address (here before the config's own error could show)."""
+    broken = tmp_path / "models.toml"
+    broken.write_text("[models]\nnot_a_field = 1\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [*SMMF, "serve", "--port", str(port), "--models", str(broken)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in done.stderr
+    assert "not_a_field" not in done.stderr
 
 
 def test_cli_serves_until_stopped(tmp_path: Path) -> None:

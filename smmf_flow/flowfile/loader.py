@@ -309,9 +309,7 @@ def _build(loader: FlowLoader, node: yaml.Node, path: Path_, doc: Document) -> A
         for key_node, value_node in node.value:
             key = _scalar(loader, key_node, doc)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise _at(
-                    doc, key_node, f"a mapping key must be a plain value, not {type(key).__name__}"
-                )
+                raise _at(doc, key_node, _not_a_plain_key(key, key_node))
             if key in out:
                 first = doc.marks[(*path, key, KEY)][0]
                 raise _at(doc, key_node, f"duplicate key '{key}' (first given on line {first})")
@@ -324,6 +322,17 @@ def _build(loader: FlowLoader, node: yaml.Node, path: Path_, doc: Document) -> A
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
     return _scalar(loader, node, doc)
+
+
+def _not_a_plain_key(key: Any, key_node: yaml.Node) -> str:
+    text = f"a mapping key must be a plain value, not {type(key).__name__}"
+    if isinstance(key_node, yaml.MappingNode) and key_node.flow_style:
+        # `template: {{ question }}`: YAML reads the braces as a mapping in a mapping
+        text += (
+            "; an unquoted {{ ... }} is read as a YAML mapping: quote a Jinja "
+            'template, e.g. template: "{{ question }}"'
+        )
+    return text
 
 
 def _scalar(loader: FlowLoader, node: yaml.Node, doc: Document) -> Any:

@@ -49,7 +49,7 @@ from pydantic import Field, WithJsonSchema, field_validator
 from smmf_flow.dag import RunContext
 from smmf_flow.errors import InvalidOutput, RunError, ToolFailed, located
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
-from smmf_flow.operators.input_keys import KEYED, text
+from smmf_flow.operators.input_keys import KEYED, reads, text
 from smmf_flow.operators.params import custom
 from smmf_flow.operators.reply_schemas import (
     StructuredChatOperator,
@@ -215,6 +215,10 @@ class AgentOperator(StructuredChatOperator):
             "final": ResponseFormat.from_schema(self.final_schema, name="agent_final"),
         }
         self._system_text = self.system.replace("{tools}", describe_tools(self.tools))
+
+    def reads_inputs(self) -> dict[str, str]:
+        """The flow input a first node reads (checked before a flow runs)."""
+        return reads(self.input_key)
 
     def params(self) -> dict[str, Any]:
         out = self.config.model_dump(exclude_defaults=True, by_alias=True, exclude={"tools"})

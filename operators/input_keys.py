@@ -34,6 +34,12 @@ def pick(value: Any, input_key: str | None) -> Any:
     return value[input_key]
 
 
+def reads(input_key: str | None) -> dict[str, str]:
+    """What an operator with this ``input_key`` reads from a mapping input, as
+    ``reads_inputs()`` gives it: the key, read by the ``input_key`` parameter."""
+    return {input_key: "input_key"} if input_key else {}
+
+
 def text(value: Any, input_key: str | None, what: str) -> str:
     """A non-empty string, given directly or under ``input_key``."""
     found = pick(value, input_key)
@@ -42,4 +48,4 @@ def text(value: Any, input_key: str | None, what: str) -> str:
     return found
 
 
-__all__ = ["KEYED", "pick", "text"]
+__all__ = ["KEYED", "pick", "reads", "text"]

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+import jinja2.meta
+import jinja2.nodes
 from pydantic import Field, model_validator
 
 from smmf_flow.dag import Operator, RunContext
@@ -70,6 +72,7 @@ class PromptOperator(Operator):
             parts.append(("user", "template", self.config.template))
         with located(node=options.get("name")):
             self._compiled = [(role, _compile(text, param)) for role, param, text in parts]
+        self._reads = {name: param for _, param, text in parts for name in _names_read(text)}
         self.generation = self.config.request_fields()
         if self.config.format() is not None:
             self.generation["response_format"] = self.config.format()
@@ -77,6 +80,11 @@ class PromptOperator(Operator):
 
     def params(self) -> dict[str, Any]:
         return self.config.exported()
+
+    def reads_inputs(self) -> dict[str, str]:
+        """The variables the templates read, each with the parameter that reads it: a
+        flow checks those of a first node against its declared inputs before it runs."""
+        return dict(self._reads)
 
     def render(self, variables: Mapping[str, Any] | str) -> ChatRequest:
         """The request for ``variables`` (a string is available as ``input``)."""
@@ -98,6 +106,18 @@ class PromptOperator(Operator):
 
     async def execute(self, ctx: RunContext, variables: Mapping[str, Any] | str) -> ChatRequest:
         return self.render(variables)
+
+
+def _names_read(text: str) -> set[str]:
+    """The variables ``text`` reads from its input: not ``input`` (always there), the
+    sandbox's globals, or a name only tested with ``is defined`` (an optional one)."""
+    tree = _ENV.parse(text)
+    tested = {
+        test.node.name
+        for test in tree.find_all(jinja2.nodes.Test)
+        if test.name in ("defined", "undefined") and isinstance(test.node, jinja2.nodes.Name)
+    }
+    return jinja2.meta.find_undeclared_variables(tree) - tested - set(_ENV.globals) - {"input"}
 
 
 def _compile(text: str, param: str) -> jinja2.Template:

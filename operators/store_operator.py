@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 import anyio
 
 from smmf_flow.operators.base import EmbeddingModelOperator
-from smmf_flow.operators.input_keys import KEYED
+from smmf_flow.operators.input_keys import KEYED, reads
 from smmf_flow.operators.params import OperatorParams, configure
 from smmf_flow.operators.vectorstore import StoreSpec, VectorStore, open_store
 
@@ -56,6 +56,10 @@ class StoreOperator(EmbeddingModelOperator):
             options.setdefault("input_type", KEYED)
         self._lock = threading.Lock()
         super().__init__(**options)
+
+    def reads_inputs(self) -> dict[str, str]:
+        """The flow input a first node reads (checked before a flow runs)."""
+        return reads(self.input_key)
 
     async def store(self) -> VectorStore:
         """The store, opened on first use (once, even under concurrent runs)."""

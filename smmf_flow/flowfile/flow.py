@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smmf_flow.errors import FlowError, did_you_mean
 from smmf_flow.flowfile.build import build_dag
 from smmf_flow.flowfile.flow_inputs import prepare_inputs
 from smmf_flow.flowfile.loader import Document, read_flow_file, read_flow_text
@@ -84,6 +85,28 @@ class Flow:
                 op.check(registry)
         with self.doc.locating():
             self.dag.validate(registry)
+        self.check_inputs_read()
+
+    def check_inputs_read(self) -> None:
+        """A first node reads the flow's inputs: a template variable or an
+        ``input_key`` that names no declared input is a typo, refused before a run
+        (a flow that declares no inputs takes anything, and is not checked)."""
+        declared = self.spec.inputs
+        if not declared:
+            return
+        first = {name for name, degree in self.dag.graph.in_degree() if degree == 0}
+        for op in self.dag.nodes:
+            reads = getattr(op, "reads_inputs", None)
+            if op.name not in first or reads is None:
+                continue
+            for name, param in sorted(reads().items()):
+                if name not in declared:
+                    with self.doc.locating(node=op.name):
+                        raise FlowError(
+                            f"reads '{name}', which is not an input of the flow"
+                            f"{did_you_mean(name, declared)} (its inputs: {', '.join(declared)})",
+                            param=param,
+                        )
 
     # --- running -------------------------------------------------------------------
 

@@ -25,7 +25,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from smmf_flow.errors import FlowFileError, did_you_mean
@@ -64,7 +72,19 @@ def _node_name(value: str) -> str:
     return value
 
 
-Name = Annotated[str, AfterValidator(_node_name)]
+def _text_name(value: Any) -> Any:
+    """A name YAML read as a number or boolean (``1:``, ``true:``): say it must be text."""
+    if isinstance(value, (int, float, bool)):
+        raise PydanticCustomError(
+            "name",
+            "{name} is not a valid name: a name is text that starts with a letter or '_' "
+            "(write e.g. node_{name})",
+            {"name": str(value).lower() if isinstance(value, bool) else str(value)},
+        )
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_text_name), AfterValidator(_node_name)]
 
 
 class InputSpec(BaseModel):
@@ -164,7 +184,7 @@ def parse_spec(doc: Document) -> FlowSpec:
 
 def _located(doc: Document, err: Any, more: int) -> FlowFileError:
     loc = field_path(FlowSpec, tuple(err["loc"]), unknown=err["type"] == "extra_forbidden")
-    if err["loc"] and err["loc"][-1] == "[key]":
+    if err["loc"] and err["loc"][-1] == "[key]" and loc[-1:] != ("[key]",):
         loc = (*loc, "[key]")
     node = str(loc[1]) if len(loc) > 1 and loc[0] == "nodes" else None
     kind = err["type"]

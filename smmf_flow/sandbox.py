@@ -36,6 +36,11 @@ attributes, no changing lists and dicts in place) it closes two more doors:
 These bound one operation. A template's loops may still repeat bounded
 operations (each ``range`` at most ``MAX_RANGE`` times); the limits are a guard
 against a runaway expression, not a quota.
+
+One lookup differs from jinja2's: dot access on a mapping prefers its item, so
+``input.keys`` is the input named ``keys``, not ``dict.keys`` (jinja2 prefers the
+Python attribute: a flow with an input named ``keys``, ``values`` or ``items``
+printed a bound method). It returns only what ``input['keys']`` returns anyway.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import functools
 import math
 import re
 import string
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any, TypeGuard
 
 import jinja2
@@ -319,6 +324,12 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
         self.globals.pop("lipsum", None)
         for name, estimate in _FILTER_SIZES.items():
             self.filters[name] = _guarded_filter(name, self.filters[name], estimate)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """A mapping's item before its attribute (see the module docstring)."""
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return not isinstance(obj, type) and super().is_safe_attribute(obj, attr, value)

@@ -66,6 +66,21 @@ def test_input_file_yaml(words: Path, write: Callable[[str, str], Path]) -> None
     assert smmf("run", str(words), "--input-file", str(values)).stdout == "from a\n"
 
 
+def test_inputs_named_like_dict_methods_print_their_values(
+    write: Callable[[str, str], Path],
+) -> None:
+    flow = write(
+        "methods.yaml",
+        """
+        inputs: {keys: str, values: str, items: str}
+        nodes:
+          a: {type: map, expr: "input.keys ~ '/' ~ input.values ~ '/' ~ input.items"}
+    """,
+    )
+    done = smmf("run", str(flow), "-i", "keys=K", "-i", "values=V", "-i", "items=I")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "K/V/I\n", "")
+
+
 def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
     flow = write("letters.yaml", STREAM)
     done = smmf("run", str(flow), "--input-json", '"abc"')

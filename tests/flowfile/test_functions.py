@@ -74,6 +74,24 @@ def test_a_missing_key_of_the_input_is_an_input_error_when_run() -> None:
         Expression("input.text")({"txt": "a"})
 
 
+def test_dot_access_reads_a_mappings_item_before_its_method() -> None:
+    named = {"keys": "K", "values": "V", "items": "I", "get": "G"}
+    assert Expression("[input.keys, input.values, input.items, input.get]")(named) == [
+        "K",
+        "V",
+        "I",
+        "G",
+    ]
+    assert Expression("input.items() | list")({"a": 1}) == [("a", 1)]  # no such key: the method
+
+
+def test_dot_access_on_a_mapping_opens_nothing_new() -> None:
+    assert Expression("input.__class__")({"__class__": "an item"}) == "an item"
+    for source in ("input.__class__", "input.update", "input.pop"):
+        with pytest.raises(InputError, match="is unsafe"):
+            Expression(source)({"a": 1})
+
+
 def test_a_syntax_error_is_found_when_compiled() -> None:
     with pytest.raises(FlowError, match=r"bad expression 'input \+': "):
         Expression("input +")

@@ -33,6 +33,12 @@ def test_a_plain_string_input_is_available_as_input() -> None:
     assert request.messages[-1].content == "Q: why?"
 
 
+def test_inputs_named_like_dict_methods_render_their_values() -> None:
+    prompt = PromptOperator("{{ input.keys }}/{{ input.values }}/{{ input.items }}", name="p")
+    request = prompt.render({"keys": "K", "values": "V", "items": "I"})
+    assert request.messages[-1].content == "K/V/I"
+
+
 def test_messages_templates_keep_their_roles_and_order() -> None:
     prompt = PromptOperator(
         "{{ q }}",

@@ -4,10 +4,27 @@ as server-sent events, and input checked against the declared inputs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from smmf_flow.models.registry import ModelRegistry
+from smmf_flow.server import FlowCatalog, create_app
+
+
+async def post_to_flow(
+    folder: Path, flow: str, inputs: dict[str, Any], **body: Any
+) -> httpx.Response:
+    """``POST /v1/flows/f/run`` to an app in this process that serves the flow file
+    ``folder/f.yaml`` holding ``flow`` (YAML text; no models)."""
+    (folder / "f.yaml").write_text(flow, encoding="utf-8")
+    registry = ModelRegistry.from_dict({"models": {}})
+    app = create_app(registry, flows=FlowCatalog.from_dir(folder, registry), warmup=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        return await client.post("/v1/flows/f/run", json={"inputs": inputs, **body})
 
 
 def test_flows_are_listed_with_their_inputs(http: httpx.Client) -> None:
@@ -75,3 +92,15 @@ def test_unknown_flow_and_malformed_run_body(http: httpx.Client) -> None:
     reply = http.post("/v1/flows/ask/run", json={"input": {"question": "x"}})
     assert reply.status_code == 422
     assert reply.json()["error"]["param"] == "input"
+
+
+@pytest.mark.anyio
+async def test_inputs_named_like_dict_methods_answer_their_values(tmp_path: Path) -> None:
+    flow = """
+inputs: {keys: str, values: str}
+nodes:
+  a: {type: map, expr: "input.keys ~ '/' ~ input.values"}
+"""
+    reply = await post_to_flow(tmp_path, flow, {"keys": "K", "values": "V"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"flow": "f", "output": "K/V"}

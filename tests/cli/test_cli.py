@@ -153,6 +153,19 @@ def test_validate_reports_each_file(words: Path, write: Callable[[str, str], Pat
     )
 
 
+def test_a_default_of_the_wrong_type_fails_validate_and_run(
+    write: Callable[[str, str], Path],
+) -> None:
+    flow = write(
+        "default.yaml",
+        'inputs:\n  n: {type: int, default: "abc"}\nnodes:\n  a: {type: map, expr: input.n}\n',
+    )
+    for command in ("validate", "run"):
+        done = smmf(command, str(flow))
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == f"error: {flow}:2:27: field 'inputs.n.default': 'abc' is not an int\n"
+
+
 def test_a_bad_model_config_named_by_the_flow_points_at_its_models_line(
     write: Callable[[str, str], Path],
 ) -> None:

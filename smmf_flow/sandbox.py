@@ -82,6 +82,21 @@ def limit_error(
     )
 
 
+def quoted(source: str, limit: int = 80) -> str:
+    """An expression's or template's source as a message quotes it (a long one cut)."""
+    text = repr(source)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def evaluation_error(what: str, source: str, error: Exception) -> InputError:
+    """The error for the expression or template ``source`` (``what`` it is: an
+    ``expression``, a node's ``template``) that raised ``error`` on a run's data,
+    ``(input.q | int) // 0`` on ``q=0``: the data made it fail, so it is an
+    ``InputError`` (an HTTP 422) naming both, not an internal error. Callers let
+    smmf-flow's own errors (a model call's) pass unchanged."""
+    return InputError(f"{what} {quoted(source)} failed: {type(error).__name__}: {error}")
+
+
 def check_size(size: int, what: str) -> None:
     """Refuse an operation that would make more than ``MAX_ITEMS`` characters/items."""
     if size > MAX_ITEMS:
@@ -372,9 +387,11 @@ __all__ = [
     "check_digits",
     "check_indent",
     "check_size",
+    "evaluation_error",
     "format_size",
     "limit_error",
     "make_sandbox",
     "printf_size",
+    "quoted",
     "size_of",
 ]

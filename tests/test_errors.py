@@ -11,6 +11,7 @@ import pytest
 from smmf_flow.errors import (
     FlowError,
     FlowFileError,
+    InputError,
     ModelNotFound,
     RunError,
     SmmfError,
@@ -85,6 +86,21 @@ def test_a_located_error_pickles_with_its_class_and_fields() -> None:
             "'minilm'? (known models: minilm, smollm2)"
         )
     )
+
+
+def test_an_input_errors_place_is_composed_into_its_text_and_pickles() -> None:
+    error = InputError("expression 'x' failed: ZeroDivisionError: division by zero")
+    assert str(error) == error.message
+    error.locate(flow="f", node="a").locate(node="b", file="f.yaml", line=3, column=3)
+    assert (error.flow, error.node, error.line) == ("f", "a", 3)
+    text = (
+        "f.yaml:3:3: flow 'f', node 'a': expression 'x' failed: ZeroDivisionError: division by zero"
+    )
+    assert str(error) == text
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is InputError and str(again) == text
+    with pytest.raises(TypeError, match="no place field 'param'"):
+        error.locate(param="k")
 
 
 def test_the_tree() -> None:

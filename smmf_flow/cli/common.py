@@ -11,7 +11,7 @@ import click
 
 from smmf_flow import telemetry
 from smmf_flow.cli.console import Progress, one_line, redact
-from smmf_flow.errors import ConfigError, FlowError, InputError, SmmfError, describe
+from smmf_flow.errors import ConfigError, FlowError, InputError, NodeFailed, SmmfError, describe
 from smmf_flow.flowfile.flow import Flow
 
 
@@ -113,6 +113,17 @@ def message(exc: BaseException) -> str:
 def printable(text: str) -> str:
     """``text`` with every control character written as ``\\xNN`` / ``\\uNNNN``."""
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
+def shown(exc: BaseException) -> BaseException:
+    """The error a user is shown for ``exc``: the one error of a task group, and a
+    node's ``InputError`` rather than the ``NodeFailed`` around it (it names the
+    node itself, and the input was wrong, not the run: exit 2, as a server's 422)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, NodeFailed) and isinstance(exc.__cause__, InputError):
+        return exc.__cause__
+    return exc
 
 
 def exit_code(exc: BaseException) -> int:

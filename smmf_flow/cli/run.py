@@ -22,6 +22,7 @@ from smmf_flow.cli.common import (
 )
 from smmf_flow.cli.console import Progress, dumps, human, one_line, trace_table
 from smmf_flow.dag.trace import Trace
+from smmf_flow.errors import InputError, NodeFailed
 from smmf_flow.flowfile.flow import Flow, load_flow
 
 
@@ -88,6 +89,10 @@ def run(
                         click.echo(dumps({"flow": flow.name, "output": out}))
                     else:
                         click.echo(human(out))
+            except NodeFailed as failure:
+                if isinstance(failure.__cause__, InputError):
+                    flow.locate(failure.__cause__)
+                raise
             finally:
                 progress.stop()
                 if trace:

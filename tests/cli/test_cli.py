@@ -128,17 +128,39 @@ def test_a_bad_flow_exits_2_with_its_location(write: Callable[[str, str], Path])
 
 
 def test_a_failed_run_exits_1_with_one_line(write: Callable[[str, str], Path]) -> None:
-    flow = write("fails.yaml", "nodes:\n  a: {type: map, expr: '1 / input'}\n")
+    write("ops.py", "def store(x):\n    raise OSError('the disk is full')\n")
+    flow = write("fails.yaml", "plugins: [ops]\nnodes:\n  a: {type: map, function: ops:store}\n")
     done = smmf("run", str(flow), "--input-json", "0")
     assert done.returncode == 1
-    assert done.stderr == "error: node 'a' failed: ZeroDivisionError: division by zero\n"
+    assert done.stderr == "error: node 'a' failed: OSError: the disk is full\n"
     debug = smmf("--debug", "run", str(flow), "--input-json", "0")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
-    assert debug.stderr.rstrip().endswith(
-        "error: node 'a' failed: ZeroDivisionError: division by zero"
-    )
+    assert debug.stderr.rstrip().endswith("error: node 'a' failed: OSError: the disk is full")
     assert "Traceback" in smmf("run", str(flow), "--input-json", "0", "--debug").stderr
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_an_expression_that_fails_on_the_input_exits_2_naming_it_and_its_place(
+    write: Callable[[str, str], Path], stream: str
+) -> None:
+    flow = write(
+        "divide.yaml",
+        """
+        name: divide
+        inputs: {q: str}
+        nodes:
+          digits: {type: streamify, expr: "input.q | list"}
+          a: {type: transform_stream, expr: "10 // (chunk | int)"}
+        edges: ["digits >> a"]
+    """,
+    )
+    done = smmf("run", str(flow), "-i", "q=50", stream)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: {flow}:5:3: flow 'divide', node 'a': expression '10 // (chunk | int)' "
+        "failed: ZeroDivisionError: integer division or modulo by zero\n"
+    )
 
 
 def test_validate_reports_each_file(words: Path, write: Callable[[str, str], Path]) -> None:

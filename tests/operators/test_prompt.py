@@ -77,6 +77,16 @@ async def test_a_missing_variable_names_the_variable_and_the_node() -> None:
     )
 
 
+def test_a_template_that_fails_on_its_input_is_an_input_error_naming_it() -> None:
+    prompt = PromptOperator("{{ q }}", system="{{ (q | int) // 0 }}", name="p")
+    with pytest.raises(InputError) as caught:
+        prompt.render({"q": "3"})
+    assert str(caught.value) == (
+        "system '{{ (q | int) // 0 }}' failed: ZeroDivisionError: "
+        "integer division or modulo by zero"
+    )
+
+
 def test_a_missing_variable_in_the_system_template_is_caught_too() -> None:
     prompt = PromptOperator("{{ q }}", system="Answer in {{ lang }}.", name="p")
     with pytest.raises(InputError, match=r"^template variable missing: 'lang'"):

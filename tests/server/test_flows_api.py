@@ -104,3 +104,48 @@ nodes:
     reply = await post_to_flow(tmp_path, flow, {"keys": "K", "values": "V"})
     assert reply.status_code == 200, reply.text
     assert reply.json() == {"flow": "f", "output": "K/V"}
+
+
+DIVIDE = """
+inputs: {q: str}
+nodes:
+  a: {type: map, expr: "(input.q | int) // 0"}
+"""
+ZERO_DIVISION = (
+    "flow 'f', node 'a': expression '(input.q | int) // 0' failed: "
+    "ZeroDivisionError: integer division or modulo by zero"
+)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_expression_that_fails_on_the_input_is_a_422_naming_it(
+    tmp_path: Path, stream: bool
+) -> None:
+    reply = await post_to_flow(tmp_path, DIVIDE, {"q": "3"}, stream=stream)
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert (error["code"], error["message"]) == ("invalid_input", ZERO_DIVISION)
+
+
+@pytest.mark.anyio
+async def test_an_expression_that_fails_mid_stream_ends_it_with_a_422_event(
+    tmp_path: Path,
+) -> None:
+    flow = """
+inputs: {q: str}
+stream: true
+nodes:
+  digits: {type: streamify, expr: "input.q | list"}
+  a: {type: transform_stream, expr: "10 // (chunk | int)"}
+edges: ["digits >> a"]
+"""
+    reply = await post_to_flow(tmp_path, flow, {"q": "50"})
+    events = [line[6:] for line in reply.text.splitlines() if line.startswith("data: ")]
+    assert events[0] == '{"chunk":2}' and events[-1] == "[DONE]"
+    error = json.loads(events[1])["error"]
+    assert error["code"] == "invalid_input"
+    assert error["message"] == (
+        "flow 'f', node 'a': expression '10 // (chunk | int)' failed: "
+        "ZeroDivisionError: integer division or modulo by zero"
+    )

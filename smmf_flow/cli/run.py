@@ -152,7 +152,7 @@ def _read_inputs(
     if input_json is not None:
         values = _parse(input_json, "--input-json", yaml_ok=False)
     elif input_file is not None:
-        values = _parse(Path(input_file).read_text(encoding="utf-8"), input_file, yaml_ok=True)
+        values = _parse(_read_text(input_file), input_file, yaml_ok=True)
     typed: list[str] = []
     if pairs:
         if values is not None and not isinstance(values, dict):
@@ -165,6 +165,16 @@ def _read_inputs(
             values[key.strip()] = text
             typed.append(key.strip())
     return values, typed
+
+
+def _read_text(path: str) -> str:
+    """The text of ``--input-file``; an ``InputError`` that names the file and the
+    first bad byte when it is not UTF-8 (it was an internal error)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: --input-file is not UTF-8 text (byte {exc.start})") from None
 
 
 def _parse(text: str, source: str, *, yaml_ok: bool) -> Any:

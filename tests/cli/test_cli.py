@@ -81,6 +81,29 @@ def test_inputs_named_like_dict_methods_print_their_values(
     assert (done.returncode, done.stdout, done.stderr) == (0, "K/V/I\n", "")
 
 
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("input", "error: {path}: --input-file is not UTF-8 text (byte 1)\n"),
+        ("flow", "error: {path}:1:2: not UTF-8 text (invalid start byte at byte 1)\n"),
+        ("models", "error: {path}:1: not UTF-8 text (invalid start byte at byte 1)\n"),
+    ],
+)
+def test_a_file_that_is_not_utf8_exits_2_naming_it(
+    words: Path, tmp_path: Path, where: str, message: str
+) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"q\xff\xfe\x00binary")
+    args = {
+        "input": ["run", str(words), "--input-file", str(binary)],
+        "flow": ["run", str(binary)],
+        "models": ["models", "list", "--models", str(binary)],
+    }[where]
+    done = smmf(*args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == message.format(path=binary)
+
+
 def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
     flow = write("letters.yaml", STREAM)
     done = smmf("run", str(flow), "--input-json", '"abc"')

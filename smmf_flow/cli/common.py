@@ -1,6 +1,6 @@
 """What the commands share: the ``--debug``, ``--models``, ``--plugin`` and
-``--otel`` options, loading the model registry, and turning an error into its one line
-with every secret the registry holds replaced by ``***``."""
+``--otel`` options, loading the model registry, writing an ``-o FILE``, and turning
+an error into its one line with every secret the registry holds replaced by ``***``."""
 
 from __future__ import annotations
 
@@ -97,6 +97,35 @@ def _load(path: Path, progress: Progress | None) -> Any:
         if key:
             State.secrets.add(key)
     return registry
+
+
+def write_output(path: str, data: str | bytes) -> None:
+    """Write a command's result to its ``-o FILE``. A path that cannot be written is
+    the user's to fix: a usage error (exit 2) naming the path and why, as click
+    already names an ``-o`` that is a folder; it was an internal error."""
+    target = Path(path)
+    try:
+        if isinstance(data, bytes):
+            target.write_bytes(data)
+        else:
+            target.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write '{path}': {_why_not(target, exc)}", param_hint="'-o' / '--output'"
+        ) from None
+
+
+def _why_not(target: Path, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"the folder '{target.parent}' does not exist"
+    if isinstance(exc, NotADirectoryError):
+        blocker = next((p for p in reversed(target.parents) if p.is_file()), target.parent)
+        return f"'{blocker}' is a file, not a folder"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or type(exc).__name__
 
 
 def safe(text: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from smmf_flow.cli.common import debug_option, plugins_option
+from smmf_flow.cli.common import debug_option, plugins_option, write_output
 
 
 @click.command()
@@ -54,7 +54,7 @@ def export(target: str, out: str | None, output_node: str | None, plugins: Seque
     if out is None:
         click.echo(header + text, nl=False)
     else:
-        Path(out).write_text(header + text, encoding="utf-8")
+        write_output(out, header + text)
     return 0
 
 

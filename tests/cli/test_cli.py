@@ -279,6 +279,56 @@ def test_graph_files(words: Path, tmp_path: Path) -> None:
         assert picture.format == "PNG" and picture.width > 50
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["graph", "{flow}", "--format", "png"], ["schema"], ["export", "mydag:dag"]],
+    ids=["graph", "schema", "export"],
+)
+@pytest.mark.parametrize(
+    ("output", "why"),
+    [
+        ("missing/x.out", "the folder '{tmp}/missing' does not exist"),
+        ("words.yaml/x.out", "'{tmp}/words.yaml' is a file, not a folder"),
+        ("", "File '{tmp}' is a directory."),
+    ],
+    ids=["no-folder", "file-in-path", "a-folder"],
+)
+def test_an_output_that_cannot_be_written_exits_2_naming_it(
+    words: Path, tmp_path: Path, command: list[str], output: str, why: str
+) -> None:
+    (tmp_path / "mydag.py").write_text(
+        "from smmf_flow import DAG, MapOperator\n"
+        "from smmf_flow.flowfile.functions import Expression\n\n"
+        "with DAG('d') as dag:\n    MapOperator(Expression('input'), name='a')\n"
+    )
+    path = str(tmp_path / output) if output else str(tmp_path)
+    args = [part.format(flow=words) for part in command]
+    done = smmf(*args, "-o", path, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    reason = why.format(tmp=tmp_path)
+    if output:
+        reason = f"cannot write '{path}': {reason}"
+    assert done.stderr == (
+        f"error: Invalid value for '-o' / '--output': {reason} (see 'smmf-flow {args[0]} --help')\n"
+    )
+
+
+def test_an_output_without_permission_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    from smmf_flow.cli.common import write_output
+
+    def refuse(self: Path, data: str, encoding: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    with pytest.raises(click.BadParameter) as caught:
+        write_output("/srv/out/x.json", "{}")
+    assert caught.value.format_message() == (
+        "Invalid value for '-o' / '--output': cannot write '/srv/out/x.json': permission denied"
+    )
+
+
 def test_graph_rejects_an_unknown_format(words: Path) -> None:
     done = smmf("graph", str(words), "--format", "gif")
     assert done.returncode == 2 and "'gif' is not one of" in done.stderr

@@ -407,10 +407,23 @@ def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1, cutoff: float
 
 
 def describe(exc: BaseException) -> str:
-    """One line for a user: the message of an smmf error, type and message otherwise."""
+    """One line for a user: the message of an smmf error, type and message otherwise;
+    a module's syntax error says where (``SyntaxError at my_ops.py:3: ...``), as a
+    flow file's error does."""
     if isinstance(exc, SmmfError):
         return str(exc)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = ":".join(str(p) for p in (_nearby(exc.filename), exc.lineno) if p)
+        return f"{type(exc).__name__} at {where}: {exc.msg}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _nearby(path: str) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    import os
+
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 __all__ = [

@@ -5,6 +5,7 @@ cross process boundaries) with the error's class."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from smmf_flow.errors import (
     SmmfError,
     TemplateError,
     UnknownParameter,
+    describe,
     did_you_mean,
     located,
 )
@@ -113,3 +115,15 @@ def test_the_tree() -> None:
 def test_did_you_mean() -> None:
     assert did_you_mean("max_token", ["max_tokens", "model"]) == "; did you mean 'max_tokens'?"
     assert did_you_mean("zzz", ["max_tokens"]) == ""
+
+
+def test_describe_gives_a_syntax_errors_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for path, shown in ((tmp_path / "my_ops.py", "my_ops.py"), ("/srv/x.py", "/srv/x.py")):
+        with pytest.raises(SyntaxError) as caught:
+            compile("x = 1\ndef f(:\n", str(path), "exec")
+        assert describe(caught.value).startswith(f"SyntaxError at {shown}:2: ")
+    assert describe(ValueError("bad")) == "ValueError: bad"
+    assert describe(RunError("smmf's own")) == "smmf's own"

@@ -382,6 +382,31 @@ def test_export_then_run(tmp_path: Path, write: Callable[[str, str], Path]) -> N
     assert (run.returncode, run.stdout) == (0, "3 words, longest ccc\n"), run.stderr
 
 
+def test_a_module_with_a_syntax_error_is_reported_at_its_line(
+    tmp_path: Path, write: Callable[[str, str], Path]
+) -> None:
+    write("brokenmod.py", "def f(:\n")
+    write("uses.yaml", "plugins: [brokenmod]\nnodes:\n  a: {type: map, expr: input}\n")
+    exported = smmf("export", "brokenmod:dag", cwd=tmp_path)
+    assert exported.returncode == 2
+    assert exported.stderr.startswith(
+        "error: cannot import brokenmod: SyntaxError at brokenmod.py:1: "
+    ), exported.stderr
+    assert len(exported.stderr.splitlines()) == 1
+    write("raising.py", "raise RuntimeError('no config here')\n")
+    raised = smmf("export", "raising:dag", cwd=tmp_path)
+    assert (raised.returncode, raised.stderr) == (
+        2,
+        "error: cannot import raising: RuntimeError: no config here "
+        "(see 'smmf-flow export --help')\n",
+    )
+    validated = smmf("validate", "uses.yaml", cwd=tmp_path)
+    assert validated.returncode == 2
+    assert validated.stderr.startswith(
+        "error: uses.yaml:1:11: cannot import plugin 'brokenmod': SyntaxError at brokenmod.py:1: "
+    ), validated.stderr
+
+
 def test_export_needs_module_colon_var() -> None:
     done = smmf("export", "examples.chain")
     assert done.returncode == 2 and "expected MODULE:DAG_VAR" in done.stderr

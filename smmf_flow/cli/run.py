@@ -160,10 +160,13 @@ def _read_inputs(
         values = dict(values or {})
         for pair in pairs:
             key, sep, text = pair.partition("=")
-            if not sep or not key.strip():
+            key = key.strip()
+            if not sep or not key:
                 raise click.UsageError(f"--input takes KEY=VALUE, got {pair!r}")
-            values[key.strip()] = text
-            typed.append(key.strip())
+            if key in typed:  # the last one silently won
+                raise click.UsageError(f"--input {key} given twice")
+            values[key] = text
+            typed.append(key)
     return values, typed
 
 

@@ -66,6 +66,11 @@ def test_input_file_yaml(words: Path, write: Callable[[str, str], Path]) -> None
     assert smmf("run", str(words), "--input-file", str(values)).stdout == "from a\n"
 
 
+def test_an_input_overrides_the_same_name_from_json(words: Path) -> None:
+    done = smmf("run", str(words), "--input-json", '{"text": "a b c"}', "-i", "text=x y z")
+    assert (done.returncode, done.stdout) == (0, "x y\n"), done.stderr
+
+
 def test_inputs_named_like_dict_methods_print_their_values(
     write: Callable[[str, str], Path],
 ) -> None:
@@ -124,6 +129,10 @@ def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
             "error: unknown input 'typo' (the flow's inputs: text, n)\n",
         ),
         (["-i", "novalue"], "--input takes KEY=VALUE, got 'novalue'"),
+        (
+            ["-i", "text=a", "--input", "text=b"],
+            "error: --input text given twice (see 'smmf-flow run --help')\n",
+        ),
         (["--input-json", "{", "-i", "text=x"], "--input-json is not valid JSON"),
         (
             ["--input-json", "{}", "--input-file", "README.md"],

@@ -26,7 +26,14 @@ from jinja2 import meta
 from pydantic import Field
 
 from smmf_flow.dag import RunContext
-from smmf_flow.errors import InputError, InvalidOutput, RunError, TemplateError, located
+from smmf_flow.errors import (
+    InputError,
+    InvalidOutput,
+    RunError,
+    SmmfError,
+    TemplateError,
+    located,
+)
 from smmf_flow.models.types import ChatMessage, ChatRequest, ResponseFormat
 from smmf_flow.operators.params import Flag
 from smmf_flow.operators.reply_schemas import (
@@ -36,7 +43,7 @@ from smmf_flow.operators.reply_schemas import (
 )
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
-from smmf_flow.sandbox import make_sandbox
+from smmf_flow.sandbox import evaluation_error, make_sandbox
 
 SYSTEM = (
     "You answer questions using only the numbered passages you are given. Reply in "
@@ -120,6 +127,10 @@ class AnswerOperator(StructuredChatOperator):
                 f"answer template: {exc.message} (variables: question, passages; "
                 "each passage has n, id, text, source, score)"
             ) from None
+        except SmmfError:
+            raise
+        except Exception as exc:
+            raise evaluation_error("template", self.template, exc) from exc
         messages = [ChatMessage(role="system", content=self.system)] if self.system else []
         messages.append(ChatMessage(role="user", content=user))
         schema = answer_schema(len(passages), self.max_chars)

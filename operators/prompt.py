@@ -18,7 +18,7 @@ import jinja2.nodes
 from pydantic import Field, model_validator
 
 from smmf_flow.dag import Operator, RunContext
-from smmf_flow.errors import InputError, TemplateError, located
+from smmf_flow.errors import InputError, SmmfError, TemplateError, located
 from smmf_flow.models.types import ChatMessage, ChatRequest, Role
 from smmf_flow.operators.params import (
     FormatParams,
@@ -27,7 +27,7 @@ from smmf_flow.operators.params import (
     configure,
     custom,
 )
-from smmf_flow.sandbox import make_sandbox
+from smmf_flow.sandbox import evaluation_error, make_sandbox
 
 _ENV = make_sandbox(keep_trailing_newline=False)
 
@@ -71,7 +71,9 @@ class PromptOperator(Operator):
         if self.config.template:
             parts.append(("user", "template", self.config.template))
         with located(node=options.get("name")):
-            self._compiled = [(role, _compile(text, param)) for role, param, text in parts]
+            self._compiled = [
+                (role, param, text, _compile(text, param)) for role, param, text in parts
+            ]
         self._reads = {name: param for _, param, text in parts for name in _names_read(text)}
         self.generation = self.config.request_fields()
         if self.config.format() is not None:
@@ -91,7 +93,7 @@ class PromptOperator(Operator):
         scope = dict(variables) if isinstance(variables, Mapping) else {}
         scope.setdefault("input", variables)
         messages = []
-        for role, template in self._compiled:
+        for role, param, source, template in self._compiled:
             try:
                 content = template.render(scope)
             except jinja2.UndefinedError as exc:
@@ -101,6 +103,10 @@ class PromptOperator(Operator):
                 ) from None
             except jinja2.exceptions.SecurityError as exc:
                 raise InputError(f"the template refused to render: {exc}") from None
+            except SmmfError:
+                raise
+            except Exception as exc:
+                raise evaluation_error(param, source, exc) from exc
             messages.append(ChatMessage(role=role, content=content))
         return ChatRequest(messages=messages, **self.generation)
 

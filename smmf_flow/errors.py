@@ -104,11 +104,7 @@ class FlowError(SmmfError):
 
     def locate(self, **fields: Any) -> FlowError:
         """Fill the place fields this error does not have yet; return it."""
-        for name, value in fields.items():
-            if name not in WHERE_FIELDS:
-                raise TypeError(f"FlowError has no place field '{name}'")
-            if value is not None and getattr(self, name) is None:
-                setattr(self, name, value)
+        _fill(self, WHERE_FIELDS, fields)
         return self
 
     def __reduce__(self) -> Any:
@@ -116,7 +112,16 @@ class FlowError(SmmfError):
         return _rebuild, (type(self), self.args, self.__dict__)
 
 
-def _rebuild(cls: type[FlowError], args: tuple[Any, ...], state: dict[str, Any]) -> FlowError:
+def _fill(error: SmmfError, names: tuple[str, ...], fields: dict[str, Any]) -> None:
+    """Set each of ``fields`` (one of ``names``) that ``error`` does not have yet."""
+    for name, value in fields.items():
+        if name not in names:
+            raise TypeError(f"{type(error).__name__} has no place field '{name}'")
+        if value is not None and getattr(error, name) is None:
+            setattr(error, name, value)
+
+
+def _rebuild(cls: type[SmmfError], args: tuple[Any, ...], state: dict[str, Any]) -> SmmfError:
     error = cls.__new__(cls)
     error.args = args
     error.__dict__.update(state)
@@ -219,9 +224,46 @@ class NodeTimeout(RunError):
 
 
 class InputError(RunError):
-    """A run's input was refused while the flow ran: a value of the wrong shape, or a
-    path outside the folder the run may read. The caller's fault (an HTTP 4xx), and
-    the message never names the server's own folders."""
+    """A run's input was refused while the flow ran: a value of the wrong shape, an
+    expression or template that fails on it, or a path outside the folder the run may
+    read. The caller's fault (an HTTP 4xx), and the message never names the server's
+    own folders.
+
+    Where, as data: ``flow`` and ``node``, which the runner fills when a node refuses
+    its input, and ``file``, ``line``, ``column``, where that node is written (a flow
+    file fills them on the command line; a server leaves them out of its answer).
+    ``str(error)`` puts them in front of the message:
+    ``FILE:LINE:COL: flow 'F', node 'N': message``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        flow: str | None = None,
+        node: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.flow, self.node = flow, node
+        self.file, self.line, self.column = file, line, column
+
+    def __str__(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
+        named = (("flow", self.flow), ("node", self.node))
+        who = ", ".join(f"{kind} '{name}'" for kind, name in named if name)
+        return "".join(f"{part}: " for part in (where, who) if part) + self.message
+
+    def locate(self, **fields: Any) -> InputError:
+        """Fill the place fields (``flow``, ``node``, ``file``, ``line``, ``column``)
+        this error does not have yet; return it."""
+        _fill(self, ("flow", "node", "file", "line", "column"), fields)
+        return self
+
+    def __reduce__(self) -> Any:
+        return _rebuild, (type(self), self.args, self.__dict__)
 
 
 class ResourceBusy(RunError):
@@ -365,10 +407,23 @@ def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1, cutoff: float
 
 
 def describe(exc: BaseException) -> str:
-    """One line for a user: the message of an smmf error, type and message otherwise."""
+    """One line for a user: the message of an smmf error, type and message otherwise;
+    a module's syntax error says where (``SyntaxError at my_ops.py:3: ...``), as a
+    flow file's error does."""
     if isinstance(exc, SmmfError):
         return str(exc)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = ":".join(str(p) for p in (_nearby(exc.filename), exc.lineno) if p)
+        return f"{type(exc).__name__} at {where}: {exc.msg}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _nearby(path: str) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    import os
+
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 __all__ = [

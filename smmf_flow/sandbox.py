@@ -36,6 +36,11 @@ attributes, no changing lists and dicts in place) it closes two more doors:
 These bound one operation. A template's loops may still repeat bounded
 operations (each ``range`` at most ``MAX_RANGE`` times); the limits are a guard
 against a runaway expression, not a quota.
+
+One lookup differs from jinja2's: dot access on a mapping prefers its item, so
+``input.keys`` is the input named ``keys``, not ``dict.keys`` (jinja2 prefers the
+Python attribute: a flow with an input named ``keys``, ``values`` or ``items``
+printed a bound method). It returns only what ``input['keys']`` returns anyway.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import functools
 import math
 import re
 import string
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any, TypeGuard
 
 import jinja2
@@ -75,6 +80,21 @@ def limit_error(
         f"{what} would need {amount:,} {unit}; the limit is {limit:,} "
         "(flow expressions and templates are bounded: see smmf_flow.sandbox)"
     )
+
+
+def quoted(source: str, limit: int = 80) -> str:
+    """An expression's or template's source as a message quotes it (a long one cut)."""
+    text = repr(source)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def evaluation_error(what: str, source: str, error: Exception) -> InputError:
+    """The error for the expression or template ``source`` (``what`` it is: an
+    ``expression``, a node's ``template``) that raised ``error`` on a run's data,
+    ``(input.q | int) // 0`` on ``q=0``: the data made it fail, so it is an
+    ``InputError`` (an HTTP 422) naming both, not an internal error. Callers let
+    smmf-flow's own errors (a model call's) pass unchanged."""
+    return InputError(f"{what} {quoted(source)} failed: {type(error).__name__}: {error}")
 
 
 def check_size(size: int, what: str) -> None:
@@ -320,6 +340,12 @@ class FlowSandbox(ImmutableSandboxedEnvironment):
         for name, estimate in _FILTER_SIZES.items():
             self.filters[name] = _guarded_filter(name, self.filters[name], estimate)
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """A mapping's item before its attribute (see the module docstring)."""
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return not isinstance(obj, type) and super().is_safe_attribute(obj, attr, value)
 
@@ -361,9 +387,11 @@ __all__ = [
     "check_digits",
     "check_indent",
     "check_size",
+    "evaluation_error",
     "format_size",
     "limit_error",
     "make_sandbox",
     "printf_size",
+    "quoted",
     "size_of",
 ]

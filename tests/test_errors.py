@@ -5,17 +5,20 @@ cross process boundaries) with the error's class."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
 from smmf_flow.errors import (
     FlowError,
     FlowFileError,
+    InputError,
     ModelNotFound,
     RunError,
     SmmfError,
     TemplateError,
     UnknownParameter,
+    describe,
     did_you_mean,
     located,
 )
@@ -87,6 +90,21 @@ def test_a_located_error_pickles_with_its_class_and_fields() -> None:
     )
 
 
+def test_an_input_errors_place_is_composed_into_its_text_and_pickles() -> None:
+    error = InputError("expression 'x' failed: ZeroDivisionError: division by zero")
+    assert str(error) == error.message
+    error.locate(flow="f", node="a").locate(node="b", file="f.yaml", line=3, column=3)
+    assert (error.flow, error.node, error.line) == ("f", "a", 3)
+    text = (
+        "f.yaml:3:3: flow 'f', node 'a': expression 'x' failed: ZeroDivisionError: division by zero"
+    )
+    assert str(error) == text
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is InputError and str(again) == text
+    with pytest.raises(TypeError, match="no place field 'param'"):
+        error.locate(param="k")
+
+
 def test_the_tree() -> None:
     for cls in (FlowFileError, ModelNotFound, TemplateError, UnknownParameter):
         assert issubclass(cls, FlowError) and issubclass(cls, SmmfError)
@@ -97,3 +115,15 @@ def test_the_tree() -> None:
 def test_did_you_mean() -> None:
     assert did_you_mean("max_token", ["max_tokens", "model"]) == "; did you mean 'max_tokens'?"
     assert did_you_mean("zzz", ["max_tokens"]) == ""
+
+
+def test_describe_gives_a_syntax_errors_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for path, shown in ((tmp_path / "my_ops.py", "my_ops.py"), ("/srv/x.py", "/srv/x.py")):
+        with pytest.raises(SyntaxError) as caught:
+            compile("x = 1\ndef f(:\n", str(path), "exec")
+        assert describe(caught.value).startswith(f"SyntaxError at {shown}:2: ")
+    assert describe(ValueError("bad")) == "ValueError: bad"
+    assert describe(RunError("smmf's own")) == "smmf's own"

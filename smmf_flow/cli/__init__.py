@@ -1,9 +1,9 @@
 """The ``smmf-flow`` command: run, validate, draw and export flows; list models.
 
 One module per command. Exit codes: 0 ok, 1 the run failed, 2 a usage or
-validation error. An error is one line on stderr (``--debug`` adds the
-traceback). Output goes to stdout; progress and the ``--trace`` table go to
-stderr, so piping keeps the result clean.
+validation error, or a run's input that a node refused. An error is one line on
+stderr (``--debug`` adds the traceback). Output goes to stdout; progress and the
+``--trace`` table go to stderr, so piping keeps the result clean.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import click
 
-from smmf_flow.cli.common import State, debug_option, exit_code, message
+from smmf_flow.cli.common import State, debug_option, exit_code, message, shown
 from smmf_flow.cli.console import one_line
 from smmf_flow.cli.export import export
 from smmf_flow.cli.graph import graph
@@ -58,19 +58,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         code = 130
-    except BaseException as exc:  # the one place every error ends up
-        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-            exc = exc.exceptions[0]
-        if isinstance(exc, SystemExit):
+    except BaseException as caught:  # the one place every error ends up
+        error = shown(caught)
+        if isinstance(error, SystemExit):
             raise
         if State.debug:
-            traceback.print_exception(exc)
-        if isinstance(exc, SmmfError):
-            click.echo(f"error: {message(exc)}", err=True)
+            traceback.print_exception(error)
+        if isinstance(error, SmmfError):
+            click.echo(f"error: {message(error)}", err=True)
         else:
             hint = "" if State.debug else " (--debug shows the traceback)"
-            click.echo(f"error: internal error: {message(exc)}{hint}", err=True)
-        code = exit_code(exc)
+            click.echo(f"error: internal error: {message(error)}{hint}", err=True)
+        code = exit_code(error)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -1,6 +1,6 @@
 """What the commands share: the ``--debug``, ``--models``, ``--plugin`` and
-``--otel`` options, loading the model registry, and turning an error into its one line
-with every secret the registry holds replaced by ``***``."""
+``--otel`` options, loading the model registry, writing an ``-o FILE``, and turning
+an error into its one line with every secret the registry holds replaced by ``***``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 
 from smmf_flow import telemetry
 from smmf_flow.cli.console import Progress, one_line, redact
-from smmf_flow.errors import ConfigError, FlowError, InputError, SmmfError, describe
+from smmf_flow.errors import ConfigError, FlowError, InputError, NodeFailed, SmmfError, describe
 from smmf_flow.flowfile.flow import Flow
 
 
@@ -99,6 +99,35 @@ def _load(path: Path, progress: Progress | None) -> Any:
     return registry
 
 
+def write_output(path: str, data: str | bytes) -> None:
+    """Write a command's result to its ``-o FILE``. A path that cannot be written is
+    the user's to fix: a usage error (exit 2) naming the path and why, as click
+    already names an ``-o`` that is a folder; it was an internal error."""
+    target = Path(path)
+    try:
+        if isinstance(data, bytes):
+            target.write_bytes(data)
+        else:
+            target.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write '{path}': {_why_not(target, exc)}", param_hint="'-o' / '--output'"
+        ) from None
+
+
+def _why_not(target: Path, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"the folder '{target.parent}' does not exist"
+    if isinstance(exc, NotADirectoryError):
+        blocker = next((p for p in reversed(target.parents) if p.is_file()), target.parent)
+        return f"'{blocker}' is a file, not a folder"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or type(exc).__name__
+
+
 def safe(text: str) -> str:
     """``text`` with every known secret replaced."""
     return redact(text, State.secrets)
@@ -113,6 +142,17 @@ def message(exc: BaseException) -> str:
 def printable(text: str) -> str:
     """``text`` with every control character written as ``\\xNN`` / ``\\uNNNN``."""
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
+def shown(exc: BaseException) -> BaseException:
+    """The error a user is shown for ``exc``: the one error of a task group, and a
+    node's ``InputError`` rather than the ``NodeFailed`` around it (it names the
+    node itself, and the input was wrong, not the run: exit 2, as a server's 422)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, NodeFailed) and isinstance(exc.__cause__, InputError):
+        return exc.__cause__
+    return exc
 
 
 def exit_code(exc: BaseException) -> int:

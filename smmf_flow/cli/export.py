@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from smmf_flow.cli.common import debug_option, plugins_option
+from smmf_flow.cli.common import debug_option, plugins_option, write_output
+from smmf_flow.errors import describe
 
 
 @click.command()
@@ -54,7 +55,7 @@ def export(target: str, out: str | None, output_node: str | None, plugins: Seque
     if out is None:
         click.echo(header + text, nl=False)
     else:
-        Path(out).write_text(header + text, encoding="utf-8")
+        write_output(out, header + text)
     return 0
 
 
@@ -69,5 +70,7 @@ def _import_target(name: str) -> Any:
             sys.path.insert(0, str(path.resolve().parent))
             name = path.stem
         return importlib.import_module(name)
-    except ImportError as exc:
-        raise click.UsageError(f"cannot import {name}: {exc}") from None
+    except click.UsageError:
+        raise
+    except Exception as exc:  # the module itself is broken: a syntax error, a failing import
+        raise click.UsageError(f"cannot import {name}: {describe(exc)}") from None

@@ -6,11 +6,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import click
 
-from smmf_flow.cli.common import debug_option, plugins_option
+from smmf_flow.cli.common import debug_option, plugins_option, write_output
 from smmf_flow.flowfile.flow import load_flow
 
 
@@ -51,12 +50,12 @@ def graph(flow_file: str, fmt: str, out: str | None, plugins: Sequence[str]) -> 
         if out is None:
             sys.stdout.buffer.write(data)
         else:
-            Path(out).write_bytes(data)
+            write_output(out, data)
         return 0
     render = {"mermaid": to_mermaid, "dot": to_dot, "svg": render_svg}[fmt]
     text = render(view)
     if out is None:
         click.echo(text, nl=False)
     else:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
     return 0

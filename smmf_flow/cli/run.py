@@ -22,6 +22,7 @@ from smmf_flow.cli.common import (
 )
 from smmf_flow.cli.console import Progress, dumps, human, one_line, trace_table
 from smmf_flow.dag.trace import Trace
+from smmf_flow.errors import InputError, NodeFailed
 from smmf_flow.flowfile.flow import Flow, load_flow
 
 
@@ -88,6 +89,10 @@ def run(
                         click.echo(dumps({"flow": flow.name, "output": out}))
                     else:
                         click.echo(human(out))
+            except NodeFailed as failure:
+                if isinstance(failure.__cause__, InputError):
+                    flow.locate(failure.__cause__)
+                raise
             finally:
                 progress.stop()
                 if trace:
@@ -147,7 +152,7 @@ def _read_inputs(
     if input_json is not None:
         values = _parse(input_json, "--input-json", yaml_ok=False)
     elif input_file is not None:
-        values = _parse(Path(input_file).read_text(encoding="utf-8"), input_file, yaml_ok=True)
+        values = _parse(_read_text(input_file), input_file, yaml_ok=True)
     typed: list[str] = []
     if pairs:
         if values is not None and not isinstance(values, dict):
@@ -155,11 +160,24 @@ def _read_inputs(
         values = dict(values or {})
         for pair in pairs:
             key, sep, text = pair.partition("=")
-            if not sep or not key.strip():
+            key = key.strip()
+            if not sep or not key:
                 raise click.UsageError(f"--input takes KEY=VALUE, got {pair!r}")
-            values[key.strip()] = text
-            typed.append(key.strip())
+            if key in typed:  # the last one silently won
+                raise click.UsageError(f"--input {key} given twice")
+            values[key] = text
+            typed.append(key)
     return values, typed
+
+
+def _read_text(path: str) -> str:
+    """The text of ``--input-file``; an ``InputError`` that names the file and the
+    first bad byte when it is not UTF-8 (it was an internal error)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: --input-file is not UTF-8 text (byte {exc.start})") from None
 
 
 def _parse(text: str, source: str, *, yaml_ok: bool) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from smmf_flow.cli.common import debug_option, plugins_option
+from smmf_flow.cli.common import debug_option, plugins_option, write_output
 
 
 @click.command()
@@ -34,7 +34,7 @@ def schema(out: str | None, plugins: Sequence[str]) -> int:
         types.add_plugin(module, [Path.cwd()])
     text = schema_text(flow_schema(types))
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
     else:
         click.echo(text, nl=False)
     return 0

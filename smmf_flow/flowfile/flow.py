@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smmf_flow.errors import FlowError, did_you_mean
+from smmf_flow.errors import FlowError, InputError, did_you_mean
 from smmf_flow.flowfile.build import build_dag
 from smmf_flow.flowfile.flow_inputs import prepare_inputs
 from smmf_flow.flowfile.loader import Document, read_flow_file, read_flow_text
@@ -109,6 +109,14 @@ class Flow:
                         )
 
     # --- running -------------------------------------------------------------------
+
+    def locate(self, error: InputError) -> InputError:
+        """Give a run's ``InputError`` the place in this file of the node that refused
+        the input (the runner names the node); return it."""
+        if error.node in self.spec.nodes:
+            line, column = self.doc.where(("nodes", error.node), key=True)
+            error.locate(file=self.file, line=line, column=column)
+        return error
 
     def prepare(self, values: Any, *, from_strings: Sequence[str] = ()) -> Any:
         """The run input for ``values``, checked against the declared inputs."""

@@ -1,12 +1,10 @@
 """A flow's declared inputs: checking and converting the values a run is given.
 
 Values typed on a command line arrive as strings (``--input n=3``) and are
-converted to the declared type; values from JSON must already have it. A type
-is named as in Python (``str``, ``int``, ``float``, ``bool``, ``list``,
-``dict``, ``any``) or as in JSON Schema (``string``, ``integer``, ``number``,
-``boolean``, ``array``, ``object``). A flow that declares no inputs takes
-whatever it is given. A value that does not fit is an ``InputError``: the
-flow is fine, the run's input is not.
+converted to the declared type; values from JSON must already have it (the
+types, and what each takes: ``input_types.py``). A flow that declares no
+inputs takes whatever it is given. A value that does not fit is an
+``InputError``: the flow is fine, the run's input is not.
 """
 
 from __future__ import annotations
@@ -15,30 +13,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from smmf_flow.errors import InputError, did_you_mean
+from smmf_flow.flowfile.input_types import JSON_NAMES, as_declared
 from smmf_flow.flowfile.schema import InputSpec
-
-_PY_TYPES: dict[str, Any] = {
-    "str": str,
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "list": list,
-    "dict": dict,
-    "any": Any,
-}
-#: JSON Schema's type names, as the Python type each stands for
-JSON_NAMES = {
-    "string": "str",
-    "integer": "int",
-    "number": "float",
-    "boolean": "bool",
-    "array": "list",
-    "object": "dict",
-}
-_ADAPTERS = {name: TypeAdapter(tp) for name, tp in _PY_TYPES.items()}
 
 
 def prepare_inputs(
@@ -71,11 +50,6 @@ def prepare_inputs(
     return out
 
 
-def python_type(declared: str) -> Any:
-    """The Python type a declared input type names (``integer`` → ``int``)."""
-    return _PY_TYPES[JSON_NAMES.get(declared, declared)]
-
-
 def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
     type_name = JSON_NAMES.get(declared, declared)
     if from_string and type_name in ("list", "dict"):
@@ -84,9 +58,7 @@ def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
         except json.JSONDecodeError as exc:
             raise InputError(f"input '{name}' ({declared}) must be JSON: {exc.msg}") from None
     try:
-        return _ADAPTERS[type_name].validate_python(
-            value, strict=not from_string and type_name != "float"
-        )
+        return as_declared(declared, value, from_string=from_string)
     except ValidationError as exc:
         text = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         reason = exc.errors(include_url=False)[0]["msg"]
@@ -95,4 +67,4 @@ def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
         ) from None
 
 
-__all__ = ["JSON_NAMES", "prepare_inputs", "python_type"]
+__all__ = ["prepare_inputs"]

@@ -33,8 +33,8 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.parser import Parser
 
-from smmf_flow.errors import FlowError, InputError
-from smmf_flow.sandbox import check_digits, check_indent, make_sandbox
+from smmf_flow.errors import FlowError, InputError, SmmfError
+from smmf_flow.sandbox import check_digits, check_indent, evaluation_error, make_sandbox, quoted
 
 
 def _dot(a: Any, b: Any) -> float:
@@ -102,9 +102,9 @@ class Expression:
         try:
             self._compiled = _ENV.compile_expression(source, undefined_to_none=False)
         except jinja2.TemplateSyntaxError as exc:
-            raise FlowError(f"bad expression {_short(source)}: {exc.message}") from None
+            raise FlowError(f"bad expression {quoted(source)}: {exc.message}") from None
         except RecursionError:
-            raise FlowError(f"bad expression {_short(source)}: nested too deeply") from None
+            raise FlowError(f"bad expression {quoted(source)}: nested too deeply") from None
         self.source = source
         self.names = names
         self.variadic = variadic
@@ -112,7 +112,7 @@ class Expression:
         unknown = sorted(_free_names(source) - variables - set(_ENV.globals))
         if unknown:
             raise FlowError(
-                f"expression {_short(source)}: {', '.join(map(repr, unknown))} "
+                f"expression {quoted(source)}: {', '.join(map(repr, unknown))} "
                 f"is not defined; the variables are {', '.join(sorted(variables))}"
             )
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -135,11 +135,15 @@ class Expression:
             return result
         except jinja2.UndefinedError as exc:
             raise InputError(
-                f"expression {_short(self.source)}: {exc.message}; the "
+                f"expression {quoted(self.source)}: {exc.message}; the "
                 f"variables are {', '.join(env)}"
             ) from None
         except (jinja2.exceptions.SecurityError, InputError) as exc:
-            raise InputError(f"expression {_short(self.source)}: {exc}") from None
+            raise InputError(f"expression {quoted(self.source)}: {exc}") from None
+        except SmmfError:
+            raise
+        except Exception as exc:
+            raise evaluation_error("expression", self.source, exc) from exc
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -162,12 +166,6 @@ def _free_names(source: str) -> set[str]:
     template = nodes.Template([nodes.Output([expression])])
     template.set_environment(_ENV)
     return set(meta.find_undeclared_variables(template))
-
-
-def _short(source: str, limit: int = 80) -> str:
-    """An expression's source as a message quotes it (a long one cut)."""
-    text = repr(source)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def from_spec(

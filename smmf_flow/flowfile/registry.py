@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from smmf_flow.dag.map import MapOperatorFactory
 from smmf_flow.dag.operator import Operator
-from smmf_flow.errors import FlowError, did_you_mean
+from smmf_flow.errors import FlowError, describe, did_you_mean
 
 if TYPE_CHECKING:
     from smmf_flow.operators.tools import Tool
@@ -157,9 +157,7 @@ class OperatorTypes:
             with _on_path(search):
                 module = importlib.import_module(module_name)
         except Exception as exc:
-            raise FlowError(
-                f"cannot import plugin '{module_name}': {type(exc).__name__}: {exc}"
-            ) from exc
+            raise FlowError(f"cannot import plugin '{module_name}': {describe(exc)}") from exc
         if local_to is not None and not _inside(module, local_to):
             raise FlowError(
                 f"plugin '{module_name}' is already imported from "

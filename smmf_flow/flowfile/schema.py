@@ -32,11 +32,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from smmf_flow.errors import FlowFileError, did_you_mean
+from smmf_flow.flowfile.input_types import as_declared
 from smmf_flow.flowfile.loader import Document
 from smmf_flow.operators.params import SHORTHAND, Flag, RetryParams, field_path, problem, value_kind
 
@@ -97,6 +99,25 @@ class InputSpec(BaseModel):
     type: InputType = "str"
     default: Any = None
     description: str = ""
+
+    @field_validator("default")
+    @classmethod
+    def _fits_the_type(cls, value: Any, info: ValidationInfo) -> Any:
+        """A default is a value of the input's type, as a JSON value would have to be
+        (``default: "abc"`` for an int was run as the string); ``null`` stays the
+        "no value" of an optional input."""
+        declared = info.data.get("type")
+        if value is None or declared is None:
+            return value
+        try:
+            return as_declared(declared, value)
+        except ValidationError:
+            article = "an" if declared[0] in "aeiou" else "a"
+            raise PydanticCustomError(
+                "default_type",
+                "{value} is not {kind}",
+                {"value": value_kind(value), "kind": f"{article} {declared}"},
+            ) from None
 
     @property
     def required(self) -> bool:

@@ -27,7 +27,7 @@ from smmf_flow.dag import Operator, RunContext  # noqa: E402
 from smmf_flow.dag.ports import stream_of  # noqa: E402
 from smmf_flow.errors import UsageError  # noqa: E402
 from smmf_flow.flowfile import Flow  # noqa: E402
-from smmf_flow.flowfile.flow_inputs import python_type  # noqa: E402
+from smmf_flow.flowfile.input_types import python_type  # noqa: E402
 from smmf_flow.integrations.registry_loop import registry_loop  # noqa: E402
 from smmf_flow.models.registry import ModelRegistry  # noqa: E402
 from smmf_flow.runner import DAG  # noqa: E402

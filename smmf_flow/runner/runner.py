@@ -15,7 +15,8 @@ of the flow before the source has produced the next one.
 
 The first node that fails cancels the rest of the run and closes its streams;
 the run raises ``NodeFailed`` naming that node, with the original error as its
-cause.
+cause. An ``InputError`` cause is given the flow's and the node's names, since
+a server answers with it alone.
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ from smmf_flow.dag.graph import Graph
 from smmf_flow.dag.operator import Operator
 from smmf_flow.dag.stream_operators import iterate
 from smmf_flow.dag.trace import NodeRecord, NodeState, Trace
-from smmf_flow.errors import FlowError, NodeFailed, NodeTimeout, refuse_inside_event_loop
+from smmf_flow.errors import (
+    FlowError,
+    InputError,
+    NodeFailed,
+    NodeTimeout,
+    refuse_inside_event_loop,
+)
 from smmf_flow.runner.hooks import RunHook
 from smmf_flow.runner.stream_tee import RunStream, TracedStream, tee
 
@@ -110,7 +117,9 @@ def _compile(dag: Graph, target_name: str | None) -> Plan:
 class _Run:
     """The mutable state of one run of a plan."""
 
-    def __init__(self, plan: Plan, ctx: RunContext, hooks: Sequence[RunHook]) -> None:
+    def __init__(self, name: str, plan: Plan, ctx: RunContext, hooks: Sequence[RunHook]) -> None:
+        #: the DAG's name, which an ``InputError`` of a node is given
+        self.name = name
         self.plan = plan
         self.ctx = ctx
         self.hooks = hooks
@@ -348,6 +357,8 @@ class _Run:
             hook.on_node_end(rec, self.ctx)
 
     def _set_failure(self, failure: NodeFailed) -> None:
+        if isinstance(failure.__cause__, InputError):  # it names what refused the input
+            failure.__cause__.locate(flow=self.name, node=failure.node)
         if self.failure is None:
             self.failure = failure
         if self.tg is not None:
@@ -393,7 +404,7 @@ async def run_dag(
         hook.on_run_start(ctx)
     error: BaseException | None = None
     try:
-        return await _Run(plan, ctx, hooks).execute(input)
+        return await _Run(dag.name, plan, ctx, hooks).execute(input)
     except BaseException as exc:
         error = exc
         raise

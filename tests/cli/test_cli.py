@@ -66,6 +66,49 @@ def test_input_file_yaml(words: Path, write: Callable[[str, str], Path]) -> None
     assert smmf("run", str(words), "--input-file", str(values)).stdout == "from a\n"
 
 
+def test_an_input_overrides_the_same_name_from_json(words: Path) -> None:
+    done = smmf("run", str(words), "--input-json", '{"text": "a b c"}', "-i", "text=x y z")
+    assert (done.returncode, done.stdout) == (0, "x y\n"), done.stderr
+
+
+def test_inputs_named_like_dict_methods_print_their_values(
+    write: Callable[[str, str], Path],
+) -> None:
+    flow = write(
+        "methods.yaml",
+        """
+        inputs: {keys: str, values: str, items: str}
+        nodes:
+          a: {type: map, expr: "input.keys ~ '/' ~ input.values ~ '/' ~ input.items"}
+    """,
+    )
+    done = smmf("run", str(flow), "-i", "keys=K", "-i", "values=V", "-i", "items=I")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "K/V/I\n", "")
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("input", "error: {path}: --input-file is not UTF-8 text (byte 1)\n"),
+        ("flow", "error: {path}:1:2: not UTF-8 text (invalid start byte at byte 1)\n"),
+        ("models", "error: {path}:1: not UTF-8 text (invalid start byte at byte 1)\n"),
+    ],
+)
+def test_a_file_that_is_not_utf8_exits_2_naming_it(
+    words: Path, tmp_path: Path, where: str, message: str
+) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"q\xff\xfe\x00binary")
+    args = {
+        "input": ["run", str(words), "--input-file", str(binary)],
+        "flow": ["run", str(binary)],
+        "models": ["models", "list", "--models", str(binary)],
+    }[where]
+    done = smmf(*args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == message.format(path=binary)
+
+
 def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
     flow = write("letters.yaml", STREAM)
     done = smmf("run", str(flow), "--input-json", '"abc"')
@@ -86,6 +129,10 @@ def test_stream_prints_chunks(write: Callable[[str, str], Path]) -> None:
             "error: unknown input 'typo' (the flow's inputs: text, n)\n",
         ),
         (["-i", "novalue"], "--input takes KEY=VALUE, got 'novalue'"),
+        (
+            ["-i", "text=a", "--input", "text=b"],
+            "error: --input text given twice (see 'smmf-flow run --help')\n",
+        ),
         (["--input-json", "{", "-i", "text=x"], "--input-json is not valid JSON"),
         (
             ["--input-json", "{}", "--input-file", "README.md"],
@@ -113,17 +160,39 @@ def test_a_bad_flow_exits_2_with_its_location(write: Callable[[str, str], Path])
 
 
 def test_a_failed_run_exits_1_with_one_line(write: Callable[[str, str], Path]) -> None:
-    flow = write("fails.yaml", "nodes:\n  a: {type: map, expr: '1 / input'}\n")
+    write("ops.py", "def store(x):\n    raise OSError('the disk is full')\n")
+    flow = write("fails.yaml", "plugins: [ops]\nnodes:\n  a: {type: map, function: ops:store}\n")
     done = smmf("run", str(flow), "--input-json", "0")
     assert done.returncode == 1
-    assert done.stderr == "error: node 'a' failed: ZeroDivisionError: division by zero\n"
+    assert done.stderr == "error: node 'a' failed: OSError: the disk is full\n"
     debug = smmf("--debug", "run", str(flow), "--input-json", "0")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
-    assert debug.stderr.rstrip().endswith(
-        "error: node 'a' failed: ZeroDivisionError: division by zero"
-    )
+    assert debug.stderr.rstrip().endswith("error: node 'a' failed: OSError: the disk is full")
     assert "Traceback" in smmf("run", str(flow), "--input-json", "0", "--debug").stderr
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_an_expression_that_fails_on_the_input_exits_2_naming_it_and_its_place(
+    write: Callable[[str, str], Path], stream: str
+) -> None:
+    flow = write(
+        "divide.yaml",
+        """
+        name: divide
+        inputs: {q: str}
+        nodes:
+          digits: {type: streamify, expr: "input.q | list"}
+          a: {type: transform_stream, expr: "10 // (chunk | int)"}
+        edges: ["digits >> a"]
+    """,
+    )
+    done = smmf("run", str(flow), "-i", "q=50", stream)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: {flow}:5:3: flow 'divide', node 'a': expression '10 // (chunk | int)' "
+        "failed: ZeroDivisionError: integer division or modulo by zero\n"
+    )
 
 
 def test_validate_reports_each_file(words: Path, write: Callable[[str, str], Path]) -> None:
@@ -136,6 +205,19 @@ def test_validate_reports_each_file(words: Path, write: Callable[[str, str], Pat
         f"error: {bad}:2:3: node 'a': needs a function: add `expr: <jinja2 "
         "expression>` (variables: input) or `function: module:name`\n"
     )
+
+
+def test_a_default_of_the_wrong_type_fails_validate_and_run(
+    write: Callable[[str, str], Path],
+) -> None:
+    flow = write(
+        "default.yaml",
+        'inputs:\n  n: {type: int, default: "abc"}\nnodes:\n  a: {type: map, expr: input.n}\n',
+    )
+    for command in ("validate", "run"):
+        done = smmf(command, str(flow))
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == f"error: {flow}:2:27: field 'inputs.n.default': 'abc' is not an int\n"
 
 
 def test_a_bad_model_config_named_by_the_flow_points_at_its_models_line(
@@ -206,6 +288,56 @@ def test_graph_files(words: Path, tmp_path: Path) -> None:
         assert picture.format == "PNG" and picture.width > 50
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["graph", "{flow}", "--format", "png"], ["schema"], ["export", "mydag:dag"]],
+    ids=["graph", "schema", "export"],
+)
+@pytest.mark.parametrize(
+    ("output", "why"),
+    [
+        ("missing/x.out", "the folder '{tmp}/missing' does not exist"),
+        ("words.yaml/x.out", "'{tmp}/words.yaml' is a file, not a folder"),
+        ("", "File '{tmp}' is a directory."),
+    ],
+    ids=["no-folder", "file-in-path", "a-folder"],
+)
+def test_an_output_that_cannot_be_written_exits_2_naming_it(
+    words: Path, tmp_path: Path, command: list[str], output: str, why: str
+) -> None:
+    (tmp_path / "mydag.py").write_text(
+        "from smmf_flow import DAG, MapOperator\n"
+        "from smmf_flow.flowfile.functions import Expression\n\n"
+        "with DAG('d') as dag:\n    MapOperator(Expression('input'), name='a')\n"
+    )
+    path = str(tmp_path / output) if output else str(tmp_path)
+    args = [part.format(flow=words) for part in command]
+    done = smmf(*args, "-o", path, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    reason = why.format(tmp=tmp_path)
+    if output:
+        reason = f"cannot write '{path}': {reason}"
+    assert done.stderr == (
+        f"error: Invalid value for '-o' / '--output': {reason} (see 'smmf-flow {args[0]} --help')\n"
+    )
+
+
+def test_an_output_without_permission_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    from smmf_flow.cli.common import write_output
+
+    def refuse(self: Path, data: str, encoding: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    with pytest.raises(click.BadParameter) as caught:
+        write_output("/srv/out/x.json", "{}")
+    assert caught.value.format_message() == (
+        "Invalid value for '-o' / '--output': cannot write '/srv/out/x.json': permission denied"
+    )
+
+
 def test_graph_rejects_an_unknown_format(words: Path) -> None:
     done = smmf("graph", str(words), "--format", "gif")
     assert done.returncode == 2 and "'gif' is not one of" in done.stderr
@@ -257,6 +389,31 @@ def test_export_then_run(tmp_path: Path, write: Callable[[str, str], Path]) -> N
     assert "plugins:\n- good\n" in text and "function: good:words" in text
     run = smmf("run", str(out), "--input-json", '"a bb ccc"', cwd=tmp_path)
     assert (run.returncode, run.stdout) == (0, "3 words, longest ccc\n"), run.stderr
+
+
+def test_a_module_with_a_syntax_error_is_reported_at_its_line(
+    tmp_path: Path, write: Callable[[str, str], Path]
+) -> None:
+    write("brokenmod.py", "def f(:\n")
+    write("uses.yaml", "plugins: [brokenmod]\nnodes:\n  a: {type: map, expr: input}\n")
+    exported = smmf("export", "brokenmod:dag", cwd=tmp_path)
+    assert exported.returncode == 2
+    assert exported.stderr.startswith(
+        "error: cannot import brokenmod: SyntaxError at brokenmod.py:1: "
+    ), exported.stderr
+    assert len(exported.stderr.splitlines()) == 1
+    write("raising.py", "raise RuntimeError('no config here')\n")
+    raised = smmf("export", "raising:dag", cwd=tmp_path)
+    assert (raised.returncode, raised.stderr) == (
+        2,
+        "error: cannot import raising: RuntimeError: no config here "
+        "(see 'smmf-flow export --help')\n",
+    )
+    validated = smmf("validate", "uses.yaml", cwd=tmp_path)
+    assert validated.returncode == 2
+    assert validated.stderr.startswith(
+        "error: uses.yaml:1:11: cannot import plugin 'brokenmod': SyntaxError at brokenmod.py:1: "
+    ), validated.stderr
 
 
 def test_export_needs_module_colon_var() -> None:

@@ -27,6 +27,18 @@ def test_map_chain_with_inputs(flow_of: Callable[..., Flow]) -> None:
     assert flow.name == "flow" and flow.output == "words"
 
 
+def test_an_upstream_mapping_is_read_by_its_keys_before_dict_methods(
+    flow_of: Callable[..., Flow],
+) -> None:
+    flow = flow_of("""
+        nodes:
+          listed: {type: map, expr: "{'items': input.split(), 'keys': 'k'}"}
+          count: {type: map, expr: "(input.items | length) ~ input.keys"}
+        edges: ["listed >> count"]
+    """)
+    assert run(flow, "a b c") == "3k"
+
+
 def test_fan_out_and_join_keep_edge_order(flow_of: Callable[..., Flow]) -> None:
     flow = flow_of("""
         nodes:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from smmf_flow.errors import InputError
-from smmf_flow.flowfile.flow_inputs import JSON_NAMES, prepare_inputs
+from smmf_flow.errors import FlowFileError, InputError
+from smmf_flow.flowfile.flow_inputs import prepare_inputs
+from smmf_flow.flowfile.input_types import JSON_NAMES
 from smmf_flow.flowfile.loader import read_flow_text
 from smmf_flow.flowfile.schema import InputSpec, parse_spec
 
@@ -111,3 +112,40 @@ def test_a_flow_file_may_declare_json_schema_types() -> None:
         )
     )
     assert spec.inputs["n"].type == "integer" and spec.inputs["tags"].type == "array"
+
+
+@pytest.mark.parametrize(
+    ("declared", "default", "problem"),
+    [
+        ("int", '"abc"', "'abc' is not an int"),
+        ("int", "1.5", "1.5 is not an int"),
+        ("integer", "true", "true is not an integer"),
+        ("str", "12", "12 is not a str"),
+        ("list", "{k: 1}", "a mapping is not a list"),
+        ("bool", "yes", "'yes' is not a bool"),
+    ],
+)
+def test_a_default_not_of_the_declared_type_is_refused_where_it_is_written(
+    declared: str, default: str, problem: str
+) -> None:
+    line = f"  n: {{type: {declared}, default: {default}}}"
+    text = f"inputs:\n{line}\nnodes:\n  a: {{type: map, expr: input}}\n"
+    with pytest.raises(FlowFileError) as caught:
+        parse_spec(read_flow_text(text, "f.yaml"))
+    column = line.index(default) + 1
+    assert str(caught.value) == f"f.yaml:2:{column}: field 'inputs.n.default': {problem}"
+
+
+def test_a_default_of_the_declared_type_is_kept_as_a_json_value_would_be() -> None:
+    spec = parse_spec(
+        read_flow_text(
+            "inputs:\n  x: {type: number, default: 2}\n  n: {type: int, default: null}\n"
+            "  any: {type: any, default: [1]}\nnodes:\n  a: {type: map, expr: input}\n",
+            "f.yaml",
+        )
+    )
+    assert [(s.default, s.required) for s in spec.inputs.values()] == [
+        (2.0, False),
+        (None, False),
+        ([1], False),
+    ]

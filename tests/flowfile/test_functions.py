@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from smmf_flow.dag.ports import signature_of
-from smmf_flow.errors import FlowError, InputError
+from smmf_flow.errors import BackendTimeout, FlowError, InputError
 from smmf_flow.flowfile.functions import Expression, from_spec, to_spec
 
 
@@ -72,6 +72,49 @@ def test_a_missing_key_of_the_input_is_an_input_error_when_run() -> None:
         r"attribute 'text'; the variables are input",
     ):
         Expression("input.text")({"txt": "a"})
+
+
+def test_dot_access_reads_a_mappings_item_before_its_method() -> None:
+    named = {"keys": "K", "values": "V", "items": "I", "get": "G"}
+    assert Expression("[input.keys, input.values, input.items, input.get]")(named) == [
+        "K",
+        "V",
+        "I",
+        "G",
+    ]
+    assert Expression("input.items() | list")({"a": 1}) == [("a", 1)]  # no such key: the method
+
+
+def test_dot_access_on_a_mapping_opens_nothing_new() -> None:
+    assert Expression("input.__class__")({"__class__": "an item"}) == "an item"
+    for source in ("input.__class__", "input.update", "input.pop"):
+        with pytest.raises(InputError, match="is unsafe"):
+            Expression(source)({"a": 1})
+
+
+@pytest.mark.parametrize(
+    ("source", "value", "error"),
+    [
+        ("(input | int) // 0", "3", "ZeroDivisionError: integer division or modulo by zero"),
+        ("int(input)", "three", "ValueError: invalid literal for int() with base 10: 'three'"),
+        ("input + 1", "a", 'TypeError: can only concatenate str (not "int") to str'),
+    ],
+)
+def test_an_expression_that_fails_on_its_input_is_an_input_error_naming_both(
+    source: str, value: str, error: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        Expression(source)(value)
+    assert str(caught.value) == f"expression {source!r} failed: {error}"
+
+
+def test_an_smmf_error_inside_an_expression_stays_itself() -> None:
+    class Remote:
+        def ask(self) -> str:
+            raise BackendTimeout("the model did not answer")
+
+    with pytest.raises(BackendTimeout, match="the model did not answer"):
+        Expression("input.ask()")(Remote())
 
 
 def test_a_syntax_error_is_found_when_compiled() -> None:

@@ -266,7 +266,8 @@ async def test_input_key_picks_the_task_and_a_missing_key_names_what_is_there(
     error, _ = await run(agent_flow(input_key="task"), registry, {"question": "q", "n": 1})
     assert isinstance(error, NodeFailed) and isinstance(error.__cause__, InputError)
     assert str(error.__cause__) == (
-        "the input has no 'task' (the node's input_key); it has question, n"
+        "flow 'agent', node 'agent': the input has no 'task' (the node's input_key); "
+        "it has question, n"
     )
 
 

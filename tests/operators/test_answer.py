@@ -12,7 +12,14 @@ import pytest
 
 from smmf_flow import DAG
 from smmf_flow.dag import Trace
-from smmf_flow.errors import FlowError, InvalidOutput, NodeFailed, TemplateError, UnknownParameter
+from smmf_flow.errors import (
+    FlowError,
+    InputError,
+    InvalidOutput,
+    NodeFailed,
+    TemplateError,
+    UnknownParameter,
+)
 from smmf_flow.operators import Answer, AnswerOperator, RetrieverOperator
 from smmf_flow.operators.retriever import Retrieval
 from smmf_flow.operators.vectorstore import Hit
@@ -120,6 +127,16 @@ async def test_without_passages_the_model_is_not_asked(scripted: Any) -> None:
     answer = await dag.arun(Retrieval(QUESTION, []), registry=registry)
     assert answer == Answer("Nothing indexed about that.")
     assert scripted.requests == []
+
+
+def test_a_template_that_fails_on_the_question_is_an_input_error() -> None:
+    node = AnswerOperator("smollm2", template="{{ (question | int) // 0 }}", name="a")
+    with pytest.raises(InputError) as caught:
+        node.request(Retrieval("7", hits("a.md")))
+    assert str(caught.value) == (
+        "template '{{ (question | int) // 0 }}' failed: ZeroDivisionError: "
+        "integer division or modulo by zero"
+    )
 
 
 def test_template_and_parameters_are_checked_when_the_node_is_made() -> None:

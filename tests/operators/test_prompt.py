@@ -33,6 +33,12 @@ def test_a_plain_string_input_is_available_as_input() -> None:
     assert request.messages[-1].content == "Q: why?"
 
 
+def test_inputs_named_like_dict_methods_render_their_values() -> None:
+    prompt = PromptOperator("{{ input.keys }}/{{ input.values }}/{{ input.items }}", name="p")
+    request = prompt.render({"keys": "K", "values": "V", "items": "I"})
+    assert request.messages[-1].content == "K/V/I"
+
+
 def test_messages_templates_keep_their_roles_and_order() -> None:
     prompt = PromptOperator(
         "{{ q }}",
@@ -68,6 +74,16 @@ async def test_a_missing_variable_names_the_variable_and_the_node() -> None:
     assert str(err.value) == (
         "node 'greet' failed: InputError: template variable missing: "
         "'age' is undefined (the input has: input, name)"
+    )
+
+
+def test_a_template_that_fails_on_its_input_is_an_input_error_naming_it() -> None:
+    prompt = PromptOperator("{{ q }}", system="{{ (q | int) // 0 }}", name="p")
+    with pytest.raises(InputError) as caught:
+        prompt.render({"q": "3"})
+    assert str(caught.value) == (
+        "system '{{ (q | int) // 0 }}' failed: ZeroDivisionError: "
+        "integer division or modulo by zero"
     )
 
 

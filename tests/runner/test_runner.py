@@ -15,6 +15,7 @@ import pytest
 from smmf_flow import (
     DAG,
     FlowError,
+    InputError,
     JoinOperator,
     MapOperator,
     NodeFailed,
@@ -349,3 +350,33 @@ async def test_an_inline_failure_leaves_its_waiting_inline_siblings_pending() ->
     assert states["boom"] == "failed"
     assert {states[f"after{i}"] for i in range(3)} == {"pending"}
     assert states["join"] == "pending"
+
+
+async def test_an_input_error_is_given_the_flow_and_the_node_that_raised_it() -> None:
+    def refuse(x: int) -> int:
+        raise InputError(f"{x} is not allowed")
+
+    with DAG("refusing") as dag:
+        MapOperator(lambda x: x, name="first") >> MapOperator(refuse, name="check")
+    with pytest.raises(NodeFailed) as failed:
+        await dag.arun(7)
+    assert str(failed.value) == "node 'check' failed: InputError: 7 is not allowed"
+    cause = failed.value.__cause__
+    assert isinstance(cause, InputError) and (cause.flow, cause.node) == ("refusing", "check")
+    assert str(cause) == "flow 'refusing', node 'check': 7 is not allowed"
+
+
+async def test_an_input_error_in_a_stream_is_given_its_node_too() -> None:
+    def checked(chunk: str) -> str:
+        if chunk == "!":
+            raise InputError("no '!' here")
+        return chunk
+
+    with DAG("streams") as dag:
+        StreamifyOperator(list, name="letters") >> TransformStreamOperator(checked, name="check")
+    with pytest.raises(NodeFailed) as failed:
+        [chunk async for chunk in dag.astream("a!")]
+    cause = failed.value.__cause__
+    assert (
+        isinstance(cause, InputError) and str(cause) == "flow 'streams', node 'check': no '!' here"
+    )

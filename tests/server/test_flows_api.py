@@ -4,10 +4,27 @@ as server-sent events, and input checked against the declared inputs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from smmf_flow.models.registry import ModelRegistry
+from smmf_flow.server import FlowCatalog, create_app
+
+
+async def post_to_flow(
+    folder: Path, flow: str, inputs: dict[str, Any], **body: Any
+) -> httpx.Response:
+    """``POST /v1/flows/f/run`` to an app in this process that serves the flow file
+    ``folder/f.yaml`` holding ``flow`` (YAML text; no models)."""
+    (folder / "f.yaml").write_text(flow, encoding="utf-8")
+    registry = ModelRegistry.from_dict({"models": {}})
+    app = create_app(registry, flows=FlowCatalog.from_dir(folder, registry), warmup=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        return await client.post("/v1/flows/f/run", json={"inputs": inputs, **body})
 
 
 def test_flows_are_listed_with_their_inputs(http: httpx.Client) -> None:
@@ -75,3 +92,60 @@ def test_unknown_flow_and_malformed_run_body(http: httpx.Client) -> None:
     reply = http.post("/v1/flows/ask/run", json={"input": {"question": "x"}})
     assert reply.status_code == 422
     assert reply.json()["error"]["param"] == "input"
+
+
+@pytest.mark.anyio
+async def test_inputs_named_like_dict_methods_answer_their_values(tmp_path: Path) -> None:
+    flow = """
+inputs: {keys: str, values: str}
+nodes:
+  a: {type: map, expr: "input.keys ~ '/' ~ input.values"}
+"""
+    reply = await post_to_flow(tmp_path, flow, {"keys": "K", "values": "V"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"flow": "f", "output": "K/V"}
+
+
+DIVIDE = """
+inputs: {q: str}
+nodes:
+  a: {type: map, expr: "(input.q | int) // 0"}
+"""
+ZERO_DIVISION = (
+    "flow 'f', node 'a': expression '(input.q | int) // 0' failed: "
+    "ZeroDivisionError: integer division or modulo by zero"
+)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_expression_that_fails_on_the_input_is_a_422_naming_it(
+    tmp_path: Path, stream: bool
+) -> None:
+    reply = await post_to_flow(tmp_path, DIVIDE, {"q": "3"}, stream=stream)
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert (error["code"], error["message"]) == ("invalid_input", ZERO_DIVISION)
+
+
+@pytest.mark.anyio
+async def test_an_expression_that_fails_mid_stream_ends_it_with_a_422_event(
+    tmp_path: Path,
+) -> None:
+    flow = """
+inputs: {q: str}
+stream: true
+nodes:
+  digits: {type: streamify, expr: "input.q | list"}
+  a: {type: transform_stream, expr: "10 // (chunk | int)"}
+edges: ["digits >> a"]
+"""
+    reply = await post_to_flow(tmp_path, flow, {"q": "50"})
+    events = [line[6:] for line in reply.text.splitlines() if line.startswith("data: ")]
+    assert events[0] == '{"chunk":2}' and events[-1] == "[DONE]"
+    error = json.loads(events[1])["error"]
+    assert error["code"] == "invalid_input"
+    assert error["message"] == (
+        "flow 'f', node 'a': expression '10 // (chunk | int)' failed: "
+        "ZeroDivisionError: integer division or modulo by zero"
+    )

@@ -4,8 +4,9 @@ an error into its one line with every secret the registry holds replaced by ``**
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -35,14 +36,24 @@ debug_option = click.option(
     callback=_set_debug,
     help="Show the traceback of an error.",
 )
-models_option = click.option(
-    "--models",
-    "models_path",
-    type=click.Path(dir_okay=False),
-    metavar="TOML",
-    help="Model config (default: the flow's "
-    "`models:`, $SMMF_MODELS, or the packaged default.toml).",
-)
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _models_option(default: str) -> Callable[[_Command], _Command]:
+    return click.option(
+        "--models",
+        "models_path",
+        type=click.Path(dir_okay=False),
+        metavar="TOML",
+        help=f"Model config (default: {default}).",
+    )
+
+
+models_option = _models_option("the flow's `models:`, $SMMF_MODELS, or the packaged default.toml")
+#: the same for the commands that take no flow
+registry_models_option = _models_option("$SMMF_MODELS, or the packaged default.toml")
 
 
 def _set_telemetry(ctx: click.Context, param: click.Parameter, value: bool) -> bool:

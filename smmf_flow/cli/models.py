@@ -11,7 +11,13 @@ from typing import Any
 import anyio
 import click
 
-from smmf_flow.cli.common import State, config_registry, debug_option, models_option, safe
+from smmf_flow.cli.common import (
+    State,
+    config_registry,
+    debug_option,
+    registry_models_option,
+    safe,
+)
 from smmf_flow.cli.console import Progress, dumps, table
 from smmf_flow.errors import describe
 
@@ -22,7 +28,7 @@ def models() -> None:
 
 
 @models.command("list")
-@models_option
+@registry_models_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @debug_option
 def models_list(models_path: str | None, as_json: bool) -> int:
@@ -62,7 +68,7 @@ def models_list(models_path: str | None, as_json: bool) -> int:
 
 @models.command("status")
 @click.argument("names", nargs=-1, metavar="[MODEL...]")
-@models_option
+@registry_models_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
     "--server",

@@ -19,7 +19,7 @@ from smmf_flow.cli.common import (
 )
 from smmf_flow.cli.console import table
 from smmf_flow.errors import SmmfError
-from smmf_flow.flowfile.flow import Flow, load_flow
+from smmf_flow.flowfile.flow import INPUT_SUFFIXES, Flow, load_flow
 
 
 @click.command()
@@ -31,6 +31,9 @@ def validate(flow_files: Sequence[str], models_path: str | None, plugins: Sequen
     """Check flows without running them; print each resolved plan."""
     failed = 0
     for path in flow_files:
+        if path.endswith(INPUT_SUFFIXES):  # as `serve --flows` does: `validate flows/*`
+            click.echo(f"{path}: an input file (NAME.input.yaml), not a flow; skipped")
+            continue
         try:
             flow = load_flow(path, plugins=plugins)
             registry = flow_registry(flow, models_path)

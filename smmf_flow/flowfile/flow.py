@@ -24,6 +24,10 @@ from smmf_flow.flowfile.schema import FlowSpec
 from smmf_flow.models.defaults import default_config
 from smmf_flow.runner.dag import DAG
 
+#: the suffix of a flow's sample-input file (``smmf-flow run --input-file``), which
+#: ``serve --flows`` and ``validate`` pass over rather than load as a flow
+INPUT_SUFFIXES = (".input.yaml", ".input.yml")
+
 
 @dataclass
 class Flow:
@@ -162,4 +166,4 @@ def _build(doc: Document, plugins: Sequence[str], types: OperatorTypes | None) -
     return Flow(spec, dag, doc, used, list(plugins))
 
 
-__all__ = ["Flow", "load_flow", "loads_flow"]
+__all__ = ["INPUT_SUFFIXES", "Flow", "load_flow", "loads_flow"]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from smmf_flow.dag.files import FileAccess
 from smmf_flow.errors import FlowError, InputError, SmmfError
-from smmf_flow.flowfile.flow import Flow, load_flow
+from smmf_flow.flowfile.flow import INPUT_SUFFIXES, Flow, load_flow
 from smmf_flow.models.types import ChatChunk, Usage
 from smmf_flow.server.errors import ApiError
 
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from smmf_flow.models.registry import ModelRegistry
 
 logger = logging.getLogger("smmf_flow.server")
-#: the suffix of a flow's sample-input file, which the catalog does not load as a flow
-INPUT_SUFFIXES = (".input.yaml", ".input.yml")
 
 
 class FlowCatalog:

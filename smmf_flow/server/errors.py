@@ -13,14 +13,17 @@ prompt too long for the window is 400 ``context_length_exceeded``, a request
 the model cannot serve as asked (a schema its grammar cannot express) 400
 ``unsupported_by_model``, a JSON answer cut off by the request's ``max_tokens``
 400 ``output_truncated``, a run input the flow refused (``InputError``) 422, an
-unreachable upstream 502, a timeout 504. An unexpected exception is a 500
-whose message says nothing of the internals (the traceback goes to the log).
+unreachable upstream or an error status from it (``UpstreamError``) 502, a
+timeout 504. An unexpected exception is a 500 whose message says nothing of the
+internals (the traceback goes to the log).
 
 A task group's ``ExceptionGroup`` is unwrapped (``classify``): one error is
 answered as itself; of several, the one a client can act on wins (a bad
 request before a full queue, a full queue before a server failure). Every
 message passes through the server's redactor on its way out (``redact.py``),
-so no path, URL or secret of the configuration reaches a client.
+so no path, URL or secret of the configuration, nor an upstream's own words,
+reaches a client; a message the redactor shortened goes to the server log
+whole, for the operator.
 
 ``ApiError`` is the server's own refusal of a request (a malformed body, a
 missing key); it never leaves the server as an exception: the app's handlers
@@ -58,6 +61,7 @@ from smmf_flow.errors import (
     ResourceBusy,
     RunError,
     SmmfError,
+    UpstreamError,
     WorkerUnavailable,
     describe,
 )
@@ -78,6 +82,7 @@ STATUS_OF: dict[type[BaseException], tuple[int, str, str]] = {
     BackendTimeout: (504, "server_error", "upstream_timeout"),
     NodeTimeout: (504, "server_error", "flow_timeout"),
     BackendConnectionError: (502, "server_error", "upstream_unreachable"),
+    UpstreamError: (502, "upstream_error", "upstream_error"),
     InvalidOutput: (502, "server_error", "invalid_model_output"),
     ModelLoadError: (503, "server_error", "model_not_loaded"),
     WorkerUnavailable: (503, "server_error", "model_unavailable"),
@@ -135,9 +140,13 @@ def classify(exc: BaseException, redact: Callable[[str], str] | None = None) -> 
     error = _classify(exc)
     if redact is None:
         return error
+    message = redact(error.message)
+    if message != error.message:  # the operator gets what the client does not
+        level = logging.WARNING if error.status >= 500 else logging.INFO
+        logger.log(level, "a %d answer left out details; in full: %s", error.status, error.message)
     return ApiError(
         error.status,
-        redact(error.message),
+        message,
         type=error.type,
         code=error.code,
         param=error.param,

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from starlette.responses import Response
 
 from smmf_flow.errors import (
@@ -120,11 +122,70 @@ def body_error(exc: ValidationError, *, prefix: str = "") -> ApiError:
         return ApiError(
             400, f"the request body is not valid JSON: {first['msg']}", code="invalid_json"
         )
-    param = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    loc, message, more = _first_problem(errors)
+    param = ".".join(str(p) for p in (prefix, *loc) if p != "")
+    also = f" (and {more} more)" if more else ""
     where = f"'{param}'" if param else "the request body"
-    message = first["msg"].removeprefix("Value error, ")  # our own validators' words
-    return ApiError(422, f"{where}: {message}{more}", code="invalid_value", param=param or None)
+    message = message.removeprefix("Value error, ")  # our own validators' words
+    return ApiError(422, f"{where}: {message}{also}", code="invalid_value", param=param or None)
+
+
+#: pydantic's names of scalar union members, and what each takes, in words
+_SCALARS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}
+_PLURALS = {"str": "strings", "int": "integers", "float": "numbers", "bool": "booleans"}
+
+
+def _first_problem(errors: list[ErrorDetails]) -> tuple[list[str | int], str, int]:
+    """The location (union members' names left out), the message and the count of
+    other problems, for the first of pydantic's ``errors``.
+
+    A value that fits no member of a union (``str | list[str]``) fails once per
+    member, each error located under the member's name (``prompt.str``,
+    ``prompt.list[str].0``): those are alternatives, not more problems, and the
+    names mean nothing to a client. If one member got further into the value (a
+    list whose item is wrong), its error is the one to read; otherwise the client
+    is told what the field takes ("give a string or a list of strings")."""
+    first = errors[0]
+    cut = next((i for i, part in enumerate(first["loc"]) if _is_member(part)), None)
+    if cut is None:
+        return list(first["loc"]), first["msg"], len(errors) - 1
+    union = first["loc"][:cut]
+    members = [
+        e
+        for e in errors
+        if len(e["loc"]) > cut and e["loc"][:cut] == union and _is_member(e["loc"][cut])
+    ]
+    deepest = max(members, key=lambda e: len(e["loc"]))
+    if len(deepest["loc"]) > cut + 1:  # a member got further into the value: read its error
+        alternatives = [e for e in members if e["loc"][cut] != deepest["loc"][cut]]
+        loc, message = deepest["loc"], deepest["msg"]
+    else:
+        alternatives = members[1:]
+        takes = [t for t in (_takes(str(e["loc"][cut])) for e in members) if t]
+        loc = union
+        message = f"give {' or '.join(takes)}" if len(takes) == len(members) else first["msg"]
+    return [p for p in loc if not _is_member(p)], message, len(errors) - 1 - len(alternatives)
+
+
+def _is_member(part: object) -> bool:
+    """Whether a part of an error's location names a union's member (``str``,
+    ``list[str]``, ``function-after[...]``, a model's class name) rather than a field
+    (lower case, as every field of the request bodies) or an index."""
+    return isinstance(part, str) and (
+        part in _SCALARS or not part.isidentifier() or part[:1].isupper()
+    )
+
+
+def _takes(member: str) -> str | None:
+    """What a union member takes, in words ("a list of strings"); None if unsure."""
+    if member in _SCALARS:
+        return _SCALARS[member]
+    item = re.fullmatch(r"list\[(\w+)\]", member)
+    if item is None:
+        return None
+    name = item.group(1)
+    # a model's class name in words: ContentPart -> content parts
+    return f"a list of {_PLURALS.get(name) or re.sub(r'(?<!^)(?=[A-Z])', ' ', name).lower() + 's'}"
 
 
 def unwrap(exc: BaseException) -> BaseException:

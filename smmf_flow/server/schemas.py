@@ -46,12 +46,14 @@ class ContentPart(_Lenient):
 
 class Message(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    #: required whatever the role: only an assistant's tool calls may stand without
+    #: content, and this server takes no tool calls (``tools`` is refused)
+    content: str | list[ContentPart]
 
     def text(self, index: int) -> str:
         """The message's text; only text parts can be served by these models."""
-        if self.content is None or isinstance(self.content, str):
-            return self.content or ""
+        if isinstance(self.content, str):
+            return self.content
         parts = []
         for part in self.content:
             if part.type != "text":

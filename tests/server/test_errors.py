@@ -304,6 +304,64 @@ def local(bad_upstream: type[_Upstream]) -> Iterator[TestClient]:
         yield client
 
 
+def fake_calls(client: TestClient) -> int:
+    pool = client.app.state.smmf.registry.pool("m")  # type: ignore[attr-defined]
+    calls: int = pool.instances[0].backend.calls
+    return calls
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user"},
+        {"role": "user", "content": None},
+        {"role": "system", "content": None},
+        # tool calls are not taken (see `tools`), so nothing stands in for content
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function"}]},
+    ],
+)
+def test_a_message_without_content_is_422_naming_it(
+    local: TestClient, message: dict[str, Any]
+) -> None:
+    body = {"model": "m", "messages": [message]}
+    error = error_of(local.post(CHAT, json=body), 422)
+    assert error["param"] == "messages.0.content"
+    assert error["message"].startswith("'messages.0.content': ")
+    assert fake_calls(local) == 0  # the model never saw an empty prompt
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "message"),
+    [
+        ("/v1/completions", {"prompt": 5}, "prompt", "give a string or a list of strings"),
+        ("/v1/completions", {"prompt": ["a", 5]}, "prompt.1", "Input should be a valid string"),
+        (CHAT, {"messages": HELLO, "stop": 5}, "stop", "give a string or a list of strings"),
+        (
+            CHAT,
+            {"messages": [{"role": "user", "content": 5}]},
+            "messages.0.content",
+            "give a string or a list of content parts",
+        ),
+        (
+            CHAT,
+            {"messages": [{"role": "user", "content": [{"type": 1}]}]},
+            "messages.0.content.0.type",
+            "Input should be a valid string",
+        ),
+        ("/v1/embeddings", {"input": 5}, "input", "give a string or a list of strings"),
+    ],
+)
+def test_a_value_that_fits_no_member_of_a_union_is_named_plainly(
+    local: TestClient, path: str, body: dict[str, Any], param: str, message: str
+) -> None:
+    """Pydantic locates such errors under each member's name (``prompt.str``,
+    ``prompt.list[str].1``); a client gets the field and what it takes."""
+    model = "e" if path == "/v1/embeddings" else "m"
+    error = error_of(local.post(path, json={"model": model, **body}), 422)
+    assert error["param"] == param
+    assert error["message"] == f"'{param}': {message}"
+
+
 @pytest.mark.parametrize(
     ("status", "said", "words"),
     [

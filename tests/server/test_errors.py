@@ -362,6 +362,16 @@ def test_a_value_that_fits_no_member_of_a_union_is_named_plainly(
     assert error["message"] == f"'{param}': {message}"
 
 
+def test_a_wrong_method_is_405_saying_which_one_to_use(local: TestClient) -> None:
+    reply = local.get(CHAT)
+    error = error_of(reply, 405)
+    assert error["code"] == "method_not_allowed"
+    assert error["message"] == "method GET is not allowed on /v1/chat/completions; use POST"
+    assert reply.headers["allow"] == "POST"
+    error = error_of(local.post("/v1/models", json={}), 405)
+    assert error["message"].startswith("method POST is not allowed on /v1/models; use GET")
+
+
 @pytest.mark.parametrize(
     ("status", "said", "words"),
     [

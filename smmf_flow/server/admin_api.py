@@ -78,14 +78,14 @@ async def control(name: str, action: str, request: Request) -> Response:
     state = of(request)
     pool = _pool(state, name)
     raw = await request.body()
-    if action == "scale":
-        scale = parse(ScaleBody, raw)
+    if action == "scale":  # without a body: a 422 naming `instances`
+        scale = parse(ScaleBody, raw, optional=True)
         limit = state.limits.max_instances
         if scale.instances > limit:
             raise over("max_instances", scale.instances, limit, "instances", param="instances")
         await pool.scale(scale.instances, grace_s=scale.grace_s)
     elif action in ("start", "stop", "restart"):
-        body = parse(InstanceBody, raw)
+        body = parse(InstanceBody, raw, optional=True)
         await _act(pool, action, body)
     else:
         raise ApiError(

@@ -27,10 +27,19 @@ Body = TypeVar("Body", bound=BaseModel)
 MAX_SCHEMA_DEPTH = 32
 
 
-def parse(model: type[Body], raw: bytes) -> Body:
-    """Validate the JSON ``raw`` as ``model``; an ``ApiError`` (400/422) if it is not."""
+def parse(model: type[Body], raw: bytes, *, optional: bool = False) -> Body:
+    """Validate the JSON ``raw`` as ``model``; an ``ApiError`` (400/422) if it is not.
+
+    An empty body is no JSON (400), unless the body is ``optional``: then it is
+    ``{}``, so that ``curl -X POST`` without ``-d`` works where nothing is needed."""
+    if not raw.strip():
+        if not optional:
+            raise ApiError(
+                400, "the request body is empty; send a JSON object", code="invalid_json"
+            )
+        raw = b"{}"
     try:
-        return model.model_validate_json(raw or b"{}")
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         raise body_error(exc) from None
 

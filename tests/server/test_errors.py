@@ -310,6 +310,17 @@ def fake_calls(client: TestClient) -> int:
     return calls
 
 
+@pytest.mark.parametrize("path", [CHAT, "/v1/completions", "/v1/embeddings"])
+@pytest.mark.parametrize("content", [b"", b" \n"])
+def test_an_empty_body_is_400_not_a_missing_field(
+    local: TestClient, path: str, content: bytes
+) -> None:
+    reply = local.post(path, content=content, headers={"Content-Type": "application/json"})
+    error = error_of(reply, 400)
+    assert error["code"] == "invalid_json"
+    assert error["message"] == "the request body is empty; send a JSON object"
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -110,3 +110,9 @@ def test_a_missing_input_is_asked_for_as_the_body_gives_it(local: TestClient) ->
     )
     reply = local.post("/v1/flows/ask/run", json={"inputs": {"question": "rain?"}})
     assert reply.status_code == 200, reply.text
+
+
+def test_an_empty_run_body_is_400(local: TestClient) -> None:
+    reply = local.post("/v1/flows/ask/run", headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["message"] == "the request body is empty; send a JSON object"

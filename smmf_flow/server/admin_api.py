@@ -14,9 +14,10 @@ no admin key configured these routes answer 404), and left out of the tenant's
 - ``POST /admin/models/{name}/scale`` with ``{"instances": N}``: add or remove
   instances, the idle ones first; at most ``max_instances`` (a server limit).
 
-Each POST answers the model's state once the action is done. An unknown model
-is a 404 naming it, an unknown instance a 404 naming those there are, a bad
-body a 422 naming the field. Everything goes through the pool's instance
+Each POST answers the model's state once the action is done. The body may be
+left out (``curl -X POST``): it is then ``{}``. An unknown model is a 404
+naming it, an unknown instance a 404 naming those there are, a bad body a 422
+naming the field. Everything goes through the pool's instance
 interface, so it works for any placement.
 """
 

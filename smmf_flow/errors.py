@@ -37,6 +37,9 @@ kind of thing went wrong, the message says what and what to do about it::
     │       │                     killed, its node lost): the instance is out at once
     │       ├── ContextWindowExceeded    the prompt does not fit the context window
     │       ├── RateLimited       the backend asked us to slow down
+    │       ├── UpstreamError     the server behind the model answered with an error
+    │       │                     status (``status``), reported an error mid-stream, or
+    │       │                     sent something that is no answer
     │       ├── InvalidOutput     structured output did not match its schema
     │       │   └── OutputTruncated   it hit max_tokens before the JSON ended
     │       └── RequestRefused    the backend cannot serve the request as asked (the
@@ -60,12 +63,19 @@ rewording a message never moves its ``file:line``.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 #: the fields that say where a ``FlowError`` is
 WHERE_FIELDS = ("file", "line", "column", "node", "param")
+#: the most characters of an upstream's own words a message quotes
+MAX_QUOTED_CHARS = 300
+#: what ``upstream_said`` adds to a message, found again (a JSON string ends at the
+#: first quote that is not escaped)
+UPSTREAM_SAID = re.compile(r'; upstream said: "(?:[^"\\]|\\.)*"')
 
 
 class SmmfError(Exception):
@@ -349,6 +359,27 @@ class RateLimited(BackendError):
         super().__init__(message, model=model, instance=instance)
 
 
+class UpstreamError(BackendError):
+    """The server behind the model (an OpenAI-compatible API) answered with an error
+    status (``status``), reported an error mid-stream (``status`` None), or sent
+    something that is no answer. The server is at fault, not the request.
+
+    The message quotes the upstream's own words for the operator (``upstream_said``);
+    an HTTP server leaves them out of what its clients read, since they may name the
+    upstream's paths, its account or the key it was sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        model: str | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.status = status
+        super().__init__(message, model=model, instance=instance)
+
+
 class InvalidOutput(BackendError):
     """Structured output did not parse or did not match its schema."""
 
@@ -406,6 +437,19 @@ def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1, cutoff: float
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
+def one_line(text: str) -> str:
+    """A third party's ``text`` fit for an error message: on one line and at most
+    ``MAX_QUOTED_CHARS`` long (an HTML error page is many lines)."""
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_QUOTED_CHARS else line[: MAX_QUOTED_CHARS - 3] + "..."
+
+
+def upstream_said(text: str) -> str:
+    """``'; upstream said: "..."'``: an upstream's own words for an error message,
+    ``one_line``, quoted as a JSON string so that ``UPSTREAM_SAID`` finds them again."""
+    return f"; upstream said: {json.dumps(one_line(text), ensure_ascii=False)}"
+
+
 def describe(exc: BaseException) -> str:
     """One line for a user: the message of an smmf error, type and message otherwise;
     a module's syntax error says where (``SyntaxError at my_ops.py:3: ...``), as a
@@ -428,4 +472,13 @@ def _nearby(path: str) -> str:
 
 __all__ = [
     name for name, obj in globals().items() if isinstance(obj, type) and issubclass(obj, SmmfError)
-] + ["describe", "did_you_mean", "located", "refuse_inside_event_loop"]
+] + [
+    "MAX_QUOTED_CHARS",
+    "UPSTREAM_SAID",
+    "describe",
+    "did_you_mean",
+    "located",
+    "one_line",
+    "refuse_inside_event_loop",
+    "upstream_said",
+]

@@ -17,7 +17,7 @@ from typing import Any
 
 from smmf_flow.errors import FlowError, InputError, did_you_mean
 from smmf_flow.flowfile.build import build_dag
-from smmf_flow.flowfile.flow_inputs import prepare_inputs
+from smmf_flow.flowfile.flow_inputs import CLI_HINT, prepare_inputs
 from smmf_flow.flowfile.loader import Document, read_flow_file, read_flow_text
 from smmf_flow.flowfile.registry import OperatorTypes
 from smmf_flow.flowfile.schema import FlowSpec
@@ -122,9 +122,14 @@ class Flow:
             error.locate(file=self.file, line=line, column=column)
         return error
 
-    def prepare(self, values: Any, *, from_strings: Sequence[str] = ()) -> Any:
-        """The run input for ``values``, checked against the declared inputs."""
-        return prepare_inputs(self.spec.inputs, values, from_strings=frozenset(from_strings))
+    def prepare(
+        self, values: Any, *, from_strings: Sequence[str] = (), hint: str = CLI_HINT
+    ) -> Any:
+        """The run input for ``values``, checked against the declared inputs (``hint``:
+        how to give a missing one, as ``prepare_inputs`` takes it)."""
+        return prepare_inputs(
+            self.spec.inputs, values, from_strings=frozenset(from_strings), hint=hint
+        )
 
     async def arun(self, values: Any = None, **options: Any) -> Any:
         """Run the flow and return the output node's result (options as ``dag.arun``)."""

@@ -19,11 +19,20 @@ from smmf_flow.errors import InputError, did_you_mean
 from smmf_flow.flowfile.input_types import JSON_NAMES, as_declared
 from smmf_flow.flowfile.schema import InputSpec
 
+#: how a missing input is given on the command line (``{name}``: the input's name)
+CLI_HINT = "pass --input {name}=..."
+
 
 def prepare_inputs(
-    specs: Mapping[str, InputSpec], values: Any, *, from_strings: frozenset[str] = frozenset()
+    specs: Mapping[str, InputSpec],
+    values: Any,
+    *,
+    from_strings: frozenset[str] = frozenset(),
+    hint: str = CLI_HINT,
 ) -> Any:
-    """The run input for ``values``; ``from_strings`` names values typed as text."""
+    """The run input for ``values``; ``from_strings`` names values typed as text.
+    ``hint`` tells the caller how to give a missing input (``{name}`` is its name):
+    the command line's way by default, an HTTP body's by the server."""
     if not specs:
         return values
     if values is None:
@@ -43,7 +52,7 @@ def prepare_inputs(
     for name, spec in specs.items():
         if name not in values:
             if spec.required:
-                raise InputError(f"missing input '{name}' ({spec.type}); pass --input {name}=...")
+                raise InputError(f"missing input '{name}' ({spec.type}); {hint.format(name=name)}")
             out[name] = spec.default
             continue
         out[name] = _convert(name, spec.type, values[name], name in from_strings)
@@ -67,4 +76,4 @@ def _convert(name: str, declared: str, value: Any, from_string: bool) -> Any:
         ) from None
 
 
-__all__ = ["prepare_inputs"]
+__all__ = ["CLI_HINT", "prepare_inputs"]

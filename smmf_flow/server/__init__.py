@@ -18,7 +18,7 @@ embed or test. Modules, one concept each:
 ``body_guard``      the body read under its size limit; a vanished client cancels
 ``browser``         ``Host``, ``Origin`` and ``Content-Type`` checks against web pages
 ``auth``            API keys, required everywhere but the health probes
-``redact``          no path, URL or secret of the configuration in a client's error
+``redact``          no path, URL, secret or upstream body in a client's error
 ``access_log``      structured access log lines and request metrics
 ``metrics``         the Prometheus metrics
 ``responses``       JSON out without detours

@@ -14,9 +14,10 @@ no admin key configured these routes answer 404), and left out of the tenant's
 - ``POST /admin/models/{name}/scale`` with ``{"instances": N}``: add or remove
   instances, the idle ones first; at most ``max_instances`` (a server limit).
 
-Each POST answers the model's state once the action is done. An unknown model
-is a 404 naming it, an unknown instance a 404 naming those there are, a bad
-body a 422 naming the field. Everything goes through the pool's instance
+Each POST answers the model's state once the action is done. The body may be
+left out (``curl -X POST``): it is then ``{}``. An unknown model is a 404
+naming it, an unknown instance a 404 naming those there are, a bad body a 422
+naming the field. Everything goes through the pool's instance
 interface, so it works for any placement.
 """
 
@@ -78,14 +79,14 @@ async def control(name: str, action: str, request: Request) -> Response:
     state = of(request)
     pool = _pool(state, name)
     raw = await request.body()
-    if action == "scale":
-        scale = parse(ScaleBody, raw)
+    if action == "scale":  # without a body: a 422 naming `instances`
+        scale = parse(ScaleBody, raw, optional=True)
         limit = state.limits.max_instances
         if scale.instances > limit:
             raise over("max_instances", scale.instances, limit, "instances", param="instances")
         await pool.scale(scale.instances, grace_s=scale.grace_s)
     elif action in ("start", "stop", "restart"):
-        body = parse(InstanceBody, raw)
+        body = parse(InstanceBody, raw, optional=True)
         await _act(pool, action, body)
     else:
         raise ApiError(

@@ -219,14 +219,17 @@ async def _invalid(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = (
-        f"no endpoint {request.method} {request.url.path}"
-        if exc.status_code in (404, 405)
-        else str(exc.detail)
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        message = f"no endpoint {request.method} {request.url.path}"
+    elif exc.status_code == 405:  # the path exists: say which methods it takes
+        allowed = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        use = f"; use {' or '.join(allowed)}" if allowed else ""
+        message = f"method {request.method} is not allowed on {request.url.path}{use}"
+    else:
+        message = str(exc.detail)
     return error_response(
-        ApiError(exc.status_code, message, code=code, headers=dict(exc.headers or {})),
-        of(request).redact,
+        ApiError(exc.status_code, message, code=code, headers=headers), of(request).redact
     )
 
 

@@ -15,9 +15,12 @@ user's browser, in three ways this plain ASGI middleware closes:
   origins Starlette's ``CORSMiddleware`` (added next to this one by the app)
   answers preflights and adds the CORS headers.
 - **"simple" cross-site POSTs**: a form or ``text/plain`` POST is sent by a
-  browser without a preflight; every POST here must say
+  browser without a preflight; every POST with a body must say
   ``Content-Type: application/json``, which a page can only send after a
-  preflight the server would refuse. Otherwise 415.
+  preflight the server would refuse. Otherwise 415. A POST without a body
+  (``Content-Length: 0``, or HTTP/1 with neither a length nor chunks, as
+  ``curl -X POST`` sends it) carries nothing to check: it may omit the type, and
+  only an endpoint whose body is optional takes it (``schemas.parse``).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ class BrowserGuard:
                 "page at that origin",
                 code="origin_not_allowed",
             )
-        if scope["method"] == "POST":
+        if scope["method"] == "POST" and not _bodiless(scope, headers):
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if media != "application/json":
                 got = f"'{media[:60]}'" if media else "none"
@@ -110,8 +113,19 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {
         name.decode("latin-1"): value.decode("latin-1")
         for name, value in scope["headers"]
-        if name in (b"host", b"origin", b"content-type")
+        if name in (b"host", b"origin", b"content-type", b"content-length", b"transfer-encoding")
     }
+
+
+def _bodiless(scope: Scope, headers: dict[str, str]) -> bool:
+    """Whether the request surely has no body: ``Content-Length: 0``, or HTTP/1
+    without a length or a transfer coding (HTTP/1.1 reads that as no body; HTTP/2
+    need not say a body's length, so there it must say 0)."""
+    length = headers.get("content-length")
+    if length is not None:
+        return length.strip() == "0"
+    http1 = scope.get("http_version", "1.1") in ("1.0", "1.1")
+    return http1 and "transfer-encoding" not in headers
 
 
 def _name(host: str) -> str:

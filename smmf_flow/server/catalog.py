@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from smmf_flow.models.registry import ModelRegistry
 
 logger = logging.getLogger("smmf_flow.server")
+#: how a run request gives a missing input (``flow_inputs.prepare_inputs``'s ``hint``)
+HTTP_HINT = "give it as inputs.{name}"
 
 
 class FlowCatalog:
@@ -125,9 +127,10 @@ class FlowCatalog:
 
     @staticmethod
     def prepare(flow: Flow, values: dict[str, Any]) -> Any:
-        """The run input, checked against the declared inputs (422 if it does not fit)."""
+        """The run input, checked against the declared inputs (422 if it does not fit;
+        a missing input is asked for as the body's ``inputs.NAME``, not ``--input``)."""
         try:
-            return flow.prepare(values)
+            return flow.prepare(values, hint=HTTP_HINT)
         except InputError as exc:
             raise ApiError(
                 422, f"flow '{flow.name}': {exc}", code="invalid_input", param="inputs"
@@ -181,4 +184,4 @@ def gather(chunks: list[Any]) -> Any:
     return chunks
 
 
-__all__ = ["INPUT_SUFFIXES", "FlowCatalog", "flow_files", "gather"]
+__all__ = ["HTTP_HINT", "INPUT_SUFFIXES", "FlowCatalog", "flow_files", "gather"]

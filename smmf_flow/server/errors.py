@@ -13,14 +13,17 @@ prompt too long for the window is 400 ``context_length_exceeded``, a request
 the model cannot serve as asked (a schema its grammar cannot express) 400
 ``unsupported_by_model``, a JSON answer cut off by the request's ``max_tokens``
 400 ``output_truncated``, a run input the flow refused (``InputError``) 422, an
-unreachable upstream 502, a timeout 504. An unexpected exception is a 500
-whose message says nothing of the internals (the traceback goes to the log).
+unreachable upstream or an error status from it (``UpstreamError``) 502, a
+timeout 504. An unexpected exception is a 500 whose message says nothing of the
+internals (the traceback goes to the log).
 
 A task group's ``ExceptionGroup`` is unwrapped (``classify``): one error is
 answered as itself; of several, the one a client can act on wins (a bad
 request before a full queue, a full queue before a server failure). Every
 message passes through the server's redactor on its way out (``redact.py``),
-so no path, URL or secret of the configuration reaches a client.
+so no path, URL or secret of the configuration, nor an upstream's own words,
+reaches a client; a message the redactor shortened goes to the server log
+whole, for the operator.
 
 ``ApiError`` is the server's own refusal of a request (a malformed body, a
 missing key); it never leaves the server as an exception: the app's handlers
@@ -31,11 +34,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from starlette.responses import Response
 
 from smmf_flow.errors import (
@@ -58,6 +63,7 @@ from smmf_flow.errors import (
     ResourceBusy,
     RunError,
     SmmfError,
+    UpstreamError,
     WorkerUnavailable,
     describe,
 )
@@ -78,6 +84,7 @@ STATUS_OF: dict[type[BaseException], tuple[int, str, str]] = {
     BackendTimeout: (504, "server_error", "upstream_timeout"),
     NodeTimeout: (504, "server_error", "flow_timeout"),
     BackendConnectionError: (502, "server_error", "upstream_unreachable"),
+    UpstreamError: (502, "upstream_error", "upstream_error"),
     InvalidOutput: (502, "server_error", "invalid_model_output"),
     ModelLoadError: (503, "server_error", "model_not_loaded"),
     WorkerUnavailable: (503, "server_error", "model_unavailable"),
@@ -115,11 +122,70 @@ def body_error(exc: ValidationError, *, prefix: str = "") -> ApiError:
         return ApiError(
             400, f"the request body is not valid JSON: {first['msg']}", code="invalid_json"
         )
-    param = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    loc, message, more = _first_problem(errors)
+    param = ".".join(str(p) for p in (prefix, *loc) if p != "")
+    also = f" (and {more} more)" if more else ""
     where = f"'{param}'" if param else "the request body"
-    message = first["msg"].removeprefix("Value error, ")  # our own validators' words
-    return ApiError(422, f"{where}: {message}{more}", code="invalid_value", param=param or None)
+    message = message.removeprefix("Value error, ")  # our own validators' words
+    return ApiError(422, f"{where}: {message}{also}", code="invalid_value", param=param or None)
+
+
+#: pydantic's names of scalar union members, and what each takes, in words
+_SCALARS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}
+_PLURALS = {"str": "strings", "int": "integers", "float": "numbers", "bool": "booleans"}
+
+
+def _first_problem(errors: list[ErrorDetails]) -> tuple[list[str | int], str, int]:
+    """The location (union members' names left out), the message and the count of
+    other problems, for the first of pydantic's ``errors``.
+
+    A value that fits no member of a union (``str | list[str]``) fails once per
+    member, each error located under the member's name (``prompt.str``,
+    ``prompt.list[str].0``): those are alternatives, not more problems, and the
+    names mean nothing to a client. If one member got further into the value (a
+    list whose item is wrong), its error is the one to read; otherwise the client
+    is told what the field takes ("give a string or a list of strings")."""
+    first = errors[0]
+    cut = next((i for i, part in enumerate(first["loc"]) if _is_member(part)), None)
+    if cut is None:
+        return list(first["loc"]), first["msg"], len(errors) - 1
+    union = first["loc"][:cut]
+    members = [
+        e
+        for e in errors
+        if len(e["loc"]) > cut and e["loc"][:cut] == union and _is_member(e["loc"][cut])
+    ]
+    deepest = max(members, key=lambda e: len(e["loc"]))
+    if len(deepest["loc"]) > cut + 1:  # a member got further into the value: read its error
+        alternatives = [e for e in members if e["loc"][cut] != deepest["loc"][cut]]
+        loc, message = deepest["loc"], deepest["msg"]
+    else:
+        alternatives = members[1:]
+        takes = [t for t in (_takes(str(e["loc"][cut])) for e in members) if t]
+        loc = union
+        message = f"give {' or '.join(takes)}" if len(takes) == len(members) else first["msg"]
+    return [p for p in loc if not _is_member(p)], message, len(errors) - 1 - len(alternatives)
+
+
+def _is_member(part: object) -> bool:
+    """Whether a part of an error's location names a union's member (``str``,
+    ``list[str]``, ``function-after[...]``, a model's class name) rather than a field
+    (lower case, as every field of the request bodies) or an index."""
+    return isinstance(part, str) and (
+        part in _SCALARS or not part.isidentifier() or part[:1].isupper()
+    )
+
+
+def _takes(member: str) -> str | None:
+    """What a union member takes, in words ("a list of strings"); None if unsure."""
+    if member in _SCALARS:
+        return _SCALARS[member]
+    item = re.fullmatch(r"list\[(\w+)\]", member)
+    if item is None:
+        return None
+    name = item.group(1)
+    # a model's class name in words: ContentPart -> content parts
+    return f"a list of {_PLURALS.get(name) or re.sub(r'(?<!^)(?=[A-Z])', ' ', name).lower() + 's'}"
 
 
 def unwrap(exc: BaseException) -> BaseException:
@@ -135,9 +201,13 @@ def classify(exc: BaseException, redact: Callable[[str], str] | None = None) -> 
     error = _classify(exc)
     if redact is None:
         return error
+    message = redact(error.message)
+    if message != error.message:  # the operator gets what the client does not
+        level = logging.WARNING if error.status >= 500 else logging.INFO
+        logger.log(level, "a %d answer left out details; in full: %s", error.status, error.message)
     return ApiError(
         error.status,
-        redact(error.message),
+        message,
         type=error.type,
         code=error.code,
         param=error.param,

@@ -12,10 +12,13 @@ whoever wrote it:
   appears without a scheme;
 - a path under one of the server's folders (the config's, the flows', the data
   root, the model files', the Python installation, the working and home
-  directories, the temporary folder) becomes ``<path>``.
+  directories, the temporary folder) becomes ``<path>``;
+- an upstream's own words, which a backend quotes for the operator
+  (``errors.upstream_said``: an error page, an account's quota, the key it was
+  sent), are left out.
 
-The full message still goes to the server log when it matters; the client gets
-the kind of error, its status, and every word that is not configuration.
+The full message still goes to the server log (``errors.classify``); the client
+gets the kind of error, its status, and every word that is not configuration.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from smmf_flow.errors import UPSTREAM_SAID
 
 if TYPE_CHECKING:
     from smmf_flow.models.registry import ModelRegistry
@@ -86,6 +91,7 @@ class Redactor:
         return cls(secrets=secrets, hosts=hosts, folders=[*paths, *system_folders()])
 
     def __call__(self, text: str) -> str:
+        text = UPSTREAM_SAID.sub("", text)
         for secret in self.secrets:
             text = text.replace(secret, "***")
         text = _URL.sub("<url>", text)

@@ -27,10 +27,19 @@ Body = TypeVar("Body", bound=BaseModel)
 MAX_SCHEMA_DEPTH = 32
 
 
-def parse(model: type[Body], raw: bytes) -> Body:
-    """Validate the JSON ``raw`` as ``model``; an ``ApiError`` (400/422) if it is not."""
+def parse(model: type[Body], raw: bytes, *, optional: bool = False) -> Body:
+    """Validate the JSON ``raw`` as ``model``; an ``ApiError`` (400/422) if it is not.
+
+    An empty body is no JSON (400), unless the body is ``optional``: then it is
+    ``{}``, so that ``curl -X POST`` without ``-d`` works where nothing is needed."""
+    if not raw.strip():
+        if not optional:
+            raise ApiError(
+                400, "the request body is empty; send a JSON object", code="invalid_json"
+            )
+        raw = b"{}"
     try:
-        return model.model_validate_json(raw or b"{}")
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         raise body_error(exc) from None
 
@@ -46,12 +55,14 @@ class ContentPart(_Lenient):
 
 class Message(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    #: required whatever the role: only an assistant's tool calls may stand without
+    #: content, and this server takes no tool calls (``tools`` is refused)
+    content: str | list[ContentPart]
 
     def text(self, index: int) -> str:
         """The message's text; only text parts can be served by these models."""
-        if self.content is None or isinstance(self.content, str):
-            return self.content or ""
+        if isinstance(self.content, str):
+            return self.content
         parts = []
         for part in self.content:
             if part.type != "text":

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from smmf_flow.errors import BackendError
+from smmf_flow.errors import BackendError, UpstreamError
 from smmf_flow.models.backends import openai_http
 from smmf_flow.models.backends.openai_http import Upstream
 
@@ -88,7 +88,7 @@ async def test_an_event_past_the_limit_is_refused(monkeypatch: pytest.MonkeyPatc
 
 
 async def test_an_event_that_is_not_json_is_refused() -> None:
-    with pytest.raises(BackendError, match=r"an event that is not JSON: b'\{nope'"):
+    with pytest.raises(UpstreamError, match=r'an event that is not JSON; upstream said: "\{nope"'):
         await read_all([event(1) + b"\n\n", b"data: {nope\n\n"])
 
 

@@ -19,6 +19,7 @@ import pytest
 from reliability.upstreams import Ending, ScriptedUpstream
 
 from smmf_flow.errors import (
+    MAX_QUOTED_CHARS,
     BackendConnectionError,
     BackendError,
     BackendTimeout,
@@ -26,6 +27,7 @@ from smmf_flow.errors import (
     ModelLoadError,
     RateLimited,
     RequestRefused,
+    UpstreamError,
 )
 from smmf_flow.models.backends.base import Backend
 from smmf_flow.models.backends.openai_proxy import retry_after
@@ -226,9 +228,9 @@ async def test_error_messages_never_name_the_server(refusing: type[_Refuse]) -> 
     backend = await start(config("picky", "proxy/openai", None, api_base=url))
     try:
         with pytest.raises(
-            BackendError,
-            match=r"^model 'picky': HTTP 404: .*no model at the "
-            r"server/chat/completions; check",
+            UpstreamError,
+            match=r"^model 'picky': the upstream has no such model or endpoint \(HTTP 404; "
+            r'upstream said: ".*no model at the server/chat/completions"\); the operator should',
         ) as info:
             await backend.chat(QUESTION)
         assert url.split("//")[1].split("/")[0] not in str(info.value)
@@ -240,9 +242,10 @@ class _Refuse(BaseHTTPRequestHandler):
     status: int = 500
     headers_out: ClassVar[dict[str, str]] = {}
     message = "refused"
+    page: bytes | None = None  # sent as it is instead of OpenAI's error JSON
 
     def _answer(self) -> None:
-        body = json.dumps({"error": {"message": self.message, "type": "test"}}).encode()
+        body = self.page or json.dumps({"error": {"message": self.message, "type": "t"}}).encode()
         self.send_response(self.status)
         for name, value in {"Content-Type": "application/json", **self.headers_out}.items():
             self.send_header(name, value)
@@ -287,9 +290,17 @@ def refusing() -> Iterator[type[_Refuse]]:
             RequestRefused,
             r"the upstream refused the request \(HTTP 422\): .*temperature",
         ),
-        (401, {}, "bad key", BackendError, r"HTTP 401: .*bad key; check `api_key`"),
-        (404, {}, "no such model", BackendError, "check `remote_model`"),
-        (503, {}, "overloaded", BackendError, "HTTP 503"),
+        (
+            401,
+            {},
+            "bad key",
+            UpstreamError,
+            r'refused its credentials \(HTTP 401; upstream said: "bad key"\); the operator '
+            r"should check `api_key`",
+        ),
+        (404, {}, "no such model", UpstreamError, "should check `remote_model` and `api_base`"),
+        (503, {}, "overloaded", UpstreamError, r'failed \(HTTP 503; upstream said: "overloaded"\)'),
+        (418, {}, "teapot", UpstreamError, r"answered with an error \(HTTP 418; "),
     ],
 )
 async def test_http_errors_become_typed_errors(
@@ -308,8 +319,35 @@ async def test_http_errors_become_typed_errors(
         assert type(caught.value) is error
         if status == 429:
             assert caught.value.retry_after == 7.0  # type: ignore[attr-defined]
+        if isinstance(caught.value, UpstreamError):
+            assert caught.value.status == status
         with pytest.raises(error):
             await streamed(backend, QUESTION)
+    finally:
+        await backend.aclose()
+
+
+async def test_an_error_page_is_quoted_on_one_bounded_line(refusing: type[_Refuse]) -> None:
+    """A proxy's HTML error page, to the health probe and to a call: the pool keeps the
+    message as the instance's last error, and every 503 of the model quoted it."""
+    rows = "".join(f"<tr><td>row {i}</td></tr>\n" for i in range(500))
+    refusing.status, refusing.page = 502, f"<html>\n<h1>502 Bad Gateway</h1>\n{rows}".encode()
+    backend = await start(config("paged", "proxy/openai", None, api_base=refusing.url))  # type: ignore[attr-defined]
+    try:
+        for call in (backend.health, lambda: backend.chat(QUESTION)):
+            with pytest.raises(UpstreamError) as caught:
+                await call()
+            text = str(caught.value)
+            assert text.startswith(
+                "model 'paged': the upstream failed (HTTP 502; upstream said: "
+                '"<html> <h1>502 Bad Gateway</h1> <tr><td>row 0</td></tr>'
+            )
+            assert "\n" not in text and len(text) < MAX_QUOTED_CHARS + 100
+            assert caught.value.status == 502
+        refusing.status = 400  # a refusal of the request keeps the words, on one line too
+        with pytest.raises(RequestRefused) as refused:
+            await backend.chat(QUESTION)
+        assert "\n" not in str(refused.value) and len(str(refused.value)) < MAX_QUOTED_CHARS + 100
     finally:
         await backend.aclose()
 

@@ -8,6 +8,7 @@ go to the other instance."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -30,6 +32,7 @@ from smmf_flow.models.backends import register_backend
 from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.models.types import ChatChunk, ChatRequest
 from smmf_flow.server import create_app
+from smmf_flow.server.browser import BrowserGuard
 from smmf_flow.server.limits import ServerLimits
 
 from .conftest import ROOT, free_port, start_server, wait_until
@@ -186,6 +189,47 @@ def test_a_body_that_is_not_json_is_a_400(admin: TestClient) -> None:
         "/admin/models/m/scale", content=b"{", headers={"Content-Type": "application/json"}
     )
     assert error_of(response, 400)["code"] == "invalid_json"
+
+
+def test_an_action_takes_no_body_as_empty(admin: TestClient) -> None:
+    """The body is optional: no body and no Content-Type is ``{}``."""
+    answer = admin.post("/admin/models/m/restart")  # Content-Length: 0
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["action"] == "restart" and answer.json()["status"] == "ready"
+    error = error_of(admin.post("/admin/models/m/scale"), 422)
+    assert error["param"] == "instances"
+
+
+def test_curl_without_a_body_restarts_a_model() -> None:
+    """``curl -X POST`` sends neither a length nor a type: HTTP/1.1's "no body"."""
+    register_backend(PROVIDER, FakeBackend)
+    registry = ModelRegistry.from_dict(CONFIG)
+    live = start_server(registry, api_keys=(TENANT,), admin_keys=(ADMIN,), ready_s=30)
+    try:
+        connection = http.client.HTTPConnection(urlsplit(live.url).netloc, timeout=30)
+        connection.putrequest("POST", "/admin/models/m/restart")
+        connection.putheader("Authorization", f"Bearer {ADMIN}")
+        connection.endheaders()
+        reply = connection.getresponse()
+        assert reply.status == 200, reply.read()
+        connection.close()
+    finally:
+        live.stop()
+
+
+def test_a_body_still_needs_its_type(admin: TestClient) -> None:
+    for content in (b"{}", iter([b"{}"])):  # with a length, and chunked
+        error = error_of(admin.post("/admin/models/m/stop", content=content), 415)
+        assert error["message"].endswith("(got none)")
+    assert admin.get("/admin/models/m").json()["status"] == "ready"
+    # HTTP/2 need not say a body's length: there only `Content-Length: 0` says none
+    guard = BrowserGuard(admin.app)
+    scope = {"type": "http", "method": "POST", "headers": [(b"host", b"127.0.0.1")]}
+    assert guard.refusal({**scope, "http_version": "1.1"}) is None
+    refused = guard.refusal({**scope, "http_version": "2"})
+    assert refused is not None and refused.status == 415
+    with_length = {**scope, "headers": [*scope["headers"], (b"content-length", b"0")]}
+    assert guard.refusal({**with_length, "http_version": "2"}) is None
 
 
 def test_scaling_past_the_limit_is_refused(app_client: Callable[..., TestClient]) -> None:

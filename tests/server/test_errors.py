@@ -1,16 +1,28 @@
 """Bad input and overload, each answered in OpenAI's error shape with its status:
 malformed bodies, unknown models, keys, a full queue, a client that leaves
-mid-stream, a backend that fails mid-stream."""
+mid-stream, a backend that fails mid-stream, an upstream that answers with an
+error. The last section runs the app in process on the fake backend and a
+loopback upstream (no model involved)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import httpx
 import openai
 import pytest
 from draining import drain_sync
+from models.fakes import PROVIDER, FakeBackend
+from starlette.testclient import TestClient
+
+from smmf_flow.models.backends import register_backend
+from smmf_flow.models.registry import ModelRegistry
+from smmf_flow.server import create_app
 
 from .conftest import KEY, LiveServer, wait_until
 
@@ -231,3 +243,202 @@ def test_failure_after_fallback_is_an_error_event_the_sdk_raises(live: LiveServe
 def test_failure_before_the_first_chunk_keeps_its_http_status(http: httpx.Client) -> None:
     error = error_of(http.post(CHAT, json=_stream_body("dead", 8)), 502)
     assert error["code"] == "upstream_unreachable"
+
+
+# --- in process: bodies, methods, a failing upstream (no model involved) ------------------
+
+UPSTREAM_KEY = "sk-upstream-0123456789"
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    """An OpenAI-compatible upstream that answers every request with ``status`` and
+    ``body``; ``url`` is set by the fixture."""
+
+    status: ClassVar[int] = 200
+    body: ClassVar[bytes] = b"{}"
+    url: ClassVar[str] = ""
+
+    def _answer(self) -> None:
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def bad_upstream() -> Iterator[type[_Upstream]]:
+    handler = type("Upstream", (_Upstream,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def local(bad_upstream: type[_Upstream]) -> Iterator[TestClient]:
+    """The app in process: ``m`` and ``e`` on the fake backend, ``up`` proxied to
+    ``bad_upstream`` (no health loop: only a test checks it), and ``g`` = fallback [up, m]
+    on any error."""
+    register_backend(PROVIDER, FakeBackend)
+    proxied = {"provider": "proxy/openai", "api_base": bad_upstream.url, "api_key": UPSTREAM_KEY}
+    config = {
+        "models": {
+            "llms": [
+                {"name": "m", "provider": PROVIDER},
+                {"name": "up", **proxied, "health_interval_s": 0, "cooldown_s": 600},
+            ],
+            "embeddings": [{"name": "e", "provider": PROVIDER}],
+            "groups": [{"name": "g", "members": ["up", "m"], "on": ["error"]}],
+        }
+    }
+    app = create_app(ModelRegistry.from_dict(config))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert wait_until(lambda: client.get("/readyz").status_code == 200)
+        yield client
+
+
+def fake_calls(client: TestClient) -> int:
+    pool = client.app.state.smmf.registry.pool("m")  # type: ignore[attr-defined]
+    calls: int = pool.instances[0].backend.calls
+    return calls
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/completions", "/v1/embeddings"])
+@pytest.mark.parametrize("content", [b"", b" \n"])
+def test_an_empty_body_is_400_not_a_missing_field(
+    local: TestClient, path: str, content: bytes
+) -> None:
+    reply = local.post(path, content=content, headers={"Content-Type": "application/json"})
+    error = error_of(reply, 400)
+    assert error["code"] == "invalid_json"
+    assert error["message"] == "the request body is empty; send a JSON object"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user"},
+        {"role": "user", "content": None},
+        {"role": "system", "content": None},
+        # tool calls are not taken (see `tools`), so nothing stands in for content
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function"}]},
+    ],
+)
+def test_a_message_without_content_is_422_naming_it(
+    local: TestClient, message: dict[str, Any]
+) -> None:
+    body = {"model": "m", "messages": [message]}
+    error = error_of(local.post(CHAT, json=body), 422)
+    assert error["param"] == "messages.0.content"
+    assert error["message"].startswith("'messages.0.content': ")
+    assert fake_calls(local) == 0  # the model never saw an empty prompt
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "message"),
+    [
+        ("/v1/completions", {"prompt": 5}, "prompt", "give a string or a list of strings"),
+        ("/v1/completions", {"prompt": ["a", 5]}, "prompt.1", "Input should be a valid string"),
+        (CHAT, {"messages": HELLO, "stop": 5}, "stop", "give a string or a list of strings"),
+        (
+            CHAT,
+            {"messages": [{"role": "user", "content": 5}]},
+            "messages.0.content",
+            "give a string or a list of content parts",
+        ),
+        (
+            CHAT,
+            {"messages": [{"role": "user", "content": [{"type": 1}]}]},
+            "messages.0.content.0.type",
+            "Input should be a valid string",
+        ),
+        ("/v1/embeddings", {"input": 5}, "input", "give a string or a list of strings"),
+    ],
+)
+def test_a_value_that_fits_no_member_of_a_union_is_named_plainly(
+    local: TestClient, path: str, body: dict[str, Any], param: str, message: str
+) -> None:
+    """Pydantic locates such errors under each member's name (``prompt.str``,
+    ``prompt.list[str].1``); a client gets the field and what it takes."""
+    model = "e" if path == "/v1/embeddings" else "m"
+    error = error_of(local.post(path, json={"model": model, **body}), 422)
+    assert error["param"] == param
+    assert error["message"] == f"'{param}': {message}"
+
+
+def test_a_wrong_method_is_405_saying_which_one_to_use(local: TestClient) -> None:
+    reply = local.get(CHAT)
+    error = error_of(reply, 405)
+    assert error["code"] == "method_not_allowed"
+    assert error["message"] == "method GET is not allowed on /v1/chat/completions; use POST"
+    assert reply.headers["allow"] == "POST"
+    error = error_of(local.post("/v1/models", json={}), 405)
+    assert error["message"].startswith("method POST is not allowed on /v1/models; use GET")
+
+
+@pytest.mark.parametrize(
+    ("status", "said", "words"),
+    [
+        (
+            401,
+            "the upstream refused its credentials (HTTP 401); the operator should check `api_key`",
+            f"Incorrect API key provided: {UPSTREAM_KEY}",
+        ),
+        (500, "the upstream failed (HTTP 500)", "boom at /srv/upstream/secret.py"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_error_is_a_502_that_leaves_out_what_the_upstream_said(
+    local: TestClient,
+    bad_upstream: type[_Upstream],
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    said: str,
+    words: str,
+    stream: bool,
+) -> None:
+    bad_upstream.status = status
+    bad_upstream.body = json.dumps({"error": {"message": words}}).encode()
+    body = {"model": "up", "messages": HELLO, "stream": stream}
+    with caplog.at_level(logging.INFO, logger="smmf_flow.server"):
+        reply = local.post(CHAT, json=body)
+    error = error_of(reply, 502)
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_error")
+    assert error["message"] == f"model 'up': {said}"
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(words in line and f"HTTP {status}" in line for line in logged), logged
+
+
+def test_an_upstream_error_page_stays_out_of_the_503s(
+    local: TestClient, bad_upstream: type[_Upstream]
+) -> None:
+    """The health check gets a proxy's HTML page: the instance is out, and its last
+    error (the page, on one line) is not what a caller of the model reads."""
+    bad_upstream.status, bad_upstream.body = 502, b"<html>\n<h1>502 Bad Gateway</h1>\n</html>\n"
+    pool = local.app.state.smmf.registry.pool("up")  # type: ignore[attr-defined]
+    local.portal.call(pool.check_health)  # type: ignore[union-attr]
+    assert pool.instances[0].last_error == (
+        "model 'up': the upstream failed (HTTP 502; upstream said: "
+        '"<html> <h1>502 Bad Gateway</h1> </html>")'
+    )
+    error = error_of(local.post(CHAT, json={"model": "up", "messages": HELLO}), 503)
+    assert error["message"].startswith(
+        "model 'up': no healthy instance, all 1 are cooling down "
+        "(last error: model 'up': the upstream failed (HTTP 502)); next re-probe in "
+    )
+
+
+def test_a_fallback_group_still_moves_past_a_failing_upstream(
+    local: TestClient, bad_upstream: type[_Upstream]
+) -> None:
+    bad_upstream.status, bad_upstream.body = 500, b'{"error": {"message": "boom"}}'
+    reply = local.post(CHAT, json={"model": "g", "messages": HELLO})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["model"] == "m"

@@ -1,17 +1,24 @@
 """Flows as endpoints: listed with their inputs, run with JSON in and out, streamed
-as server-sent events, and input checked against the declared inputs."""
+as server-sent events, and input checked against the declared inputs. The last
+tests run the app in process on the fake backend (no model involved)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from models.fakes import PROVIDER, FakeBackend
+from starlette.testclient import TestClient
 
+from smmf_flow.models.backends import register_backend
 from smmf_flow.models.registry import ModelRegistry
 from smmf_flow.server import FlowCatalog, create_app
+
+from .conftest import FLOWS, wait_until
 
 
 async def post_to_flow(
@@ -67,7 +74,7 @@ def test_run_streams_as_server_sent_events(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
-        ({}, "missing input 'question' (str)"),
+        ({}, "missing input 'question' (str); give it as inputs.question"),
         (
             {"question": "x", "colour": "red"},
             "unknown input 'colour' (the flow's inputs: question, words)",
@@ -149,3 +156,33 @@ edges: ["digits >> a"]
         "flow 'f', node 'a': expression '10 // (chunk | int)' failed: "
         "ZeroDivisionError: integer division or modulo by zero"
     )
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[TestClient]:
+    """The app in process with the flow ``ask`` of the shared server, its model on the
+    fake backend."""
+    register_backend(PROVIDER, FakeBackend)
+    config = {"models": {"llms": [{"name": "smollm2", "provider": PROVIDER}]}}
+    registry = ModelRegistry.from_dict(config)
+    (tmp_path / "ask.yaml").write_text(FLOWS["ask.yaml"])
+    app = create_app(registry, flows=FlowCatalog.from_dir(tmp_path, registry))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert wait_until(lambda: client.get("/readyz").status_code == 200)
+        yield client
+
+
+def test_a_missing_input_is_asked_for_as_the_body_gives_it(local: TestClient) -> None:
+    """Not as the command line does (``--input question=...``)."""
+    error = local.post("/v1/flows/ask/run", json={"inputs": {}}).json()["error"]
+    assert error["message"] == (
+        "flow 'ask': missing input 'question' (str); give it as inputs.question"
+    )
+    reply = local.post("/v1/flows/ask/run", json={"inputs": {"question": "rain?"}})
+    assert reply.status_code == 200, reply.text
+
+
+def test_an_empty_run_body_is_400(local: TestClient) -> None:
+    reply = local.post("/v1/flows/ask/run", headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["message"] == "the request body is empty; send a JSON object"

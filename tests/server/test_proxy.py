@@ -96,8 +96,11 @@ def test_upstream_failure_mid_stream_reaches_the_client_as_an_error_event(
         model="upstream-dying", messages=HELLO, max_tokens=24, stream=True
     )
     received: list[Any] = []
-    with pytest.raises(openai.APIError, match=r"upstream-dying.*connection reset after 3 chunks"):
+    with pytest.raises(
+        openai.APIError, match=r"^model 'upstream-dying': the server reported an error mid-stream$"
+    ) as info:  # what the upstream said goes to the front's log, not to its client
         drain_sync(stream, into=received)
+    assert "connection reset" not in str(info.value)
     assert "".join(c.delta.content or "" for chunk in received for c in chunk.choices)
 
 

@@ -14,11 +14,17 @@ CPU. The errors mean what the SDK's meant:
 - a status of 429 is ``RateLimited`` (with ``retry-after-ms`` / ``retry-after``);
   400 or 413 naming the context window is ``ContextWindowExceeded``; any other
   400, 413 or 422 is ``RequestRefused`` (the upstream refuses this request); the
-  rest is ``BackendError`` with a hint for 401, 403 and 404;
+  rest is ``UpstreamError`` with its ``status``, saying what the status means
+  (401: the upstream refused its credentials) and what the operator should check;
 - no connection is a ``BackendConnectionError`` ("cannot connect"), one that breaks
   or ends early is one too ("the connection broke"), and a read or connect that
   takes longer than ``timeout_s`` is ``BackendTimeout``; an answer that is not
-  HTTP/1.1 is a ``BackendError`` ("the server sent ...").
+  HTTP/1.1, or an error reported mid-stream, is an ``UpstreamError`` ("the server
+  sent ...").
+
+The upstream's own words (an error body, which may be a whole HTML page) are
+quoted on one bounded line by ``errors.upstream_said``: the operator reads them
+in the error, and an HTTP server drops them from what its clients read.
 
 The timeout is per step (connect, then each read), as the SDK's was, so a long
 stream that keeps sending never times out. Proxies come from the environment
@@ -42,12 +48,16 @@ import orjson
 
 from smmf_flow import telemetry
 from smmf_flow.errors import (
+    MAX_QUOTED_CHARS,
     BackendConnectionError,
     BackendError,
     BackendTimeout,
     ContextWindowExceeded,
     RateLimited,
     RequestRefused,
+    UpstreamError,
+    one_line,
+    upstream_said,
 )
 from smmf_flow.models.backends.http1 import KEEPALIVE_S, Client, ConnectFailed, ProtocolError
 from smmf_flow.models.backends.proxied_http import ProxiedClient, env_proxy
@@ -62,10 +72,21 @@ _CONTEXT_HINTS = (
 )
 #: the longest line of a stream (one event) read before the stream is refused
 MAX_EVENT_BYTES = 1 << 24
+#: the most bytes of an upstream's answer read into an error message
+MAX_QUOTED_BYTES = 4 * MAX_QUOTED_CHARS
 #: what ``Upstream._event`` returns for ``data: [DONE]``
 _DONE: Any = object()
 #: what a call may raise besides our own errors (``http1``'s vocabulary)
 _FAILURES = (OSError, TimeoutError, ProtocolError)
+#: what an error status says of the upstream, and what the operator should check
+_STATUS_WORDS = {
+    401: ("the upstream refused its credentials", "; the operator should check `api_key`"),
+    403: ("the upstream refused access", "; the operator should check `api_key`"),
+    404: (
+        "the upstream has no such model or endpoint",
+        "; the operator should check `remote_model` and `api_base`",
+    ),
+}
 logger = logging.getLogger("smmf_flow.models")
 
 
@@ -172,7 +193,8 @@ class Upstream:
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise self._garbled(f"an event that is not JSON: {data[:80]!r}") from None
+            text = data[:MAX_QUOTED_BYTES].decode("utf-8", "replace")
+            raise self._garbled(f"an event that is not JSON{upstream_said(text)}") from None
         if not isinstance(event, dict):
             return None
         if "error" in event:
@@ -202,9 +224,10 @@ class Upstream:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:  # a body cut short, or not an API's answer at all
+            text = raw[:MAX_QUOTED_BYTES].decode("utf-8", "replace")
             raise BackendConnectionError(
                 f"model '{self.model}': the server's answer to {path} is cut off or "
-                f"not JSON: {raw[:80]!r}",
+                f"not JSON{upstream_said(text)}",
                 model=self.model,
                 instance=self.instance,
             ) from None
@@ -252,13 +275,15 @@ class Upstream:
     # --- errors ------------------------------------------------------------------------
 
     def status_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> BackendError:
-        """The typed error for an HTTP error status (see the module docstring)."""
+        """The typed error for an HTTP error status (see the module docstring). The
+        upstream's words are quoted where they are about the upstream itself; a
+        refusal of the request keeps them plain, since they say what to change."""
         where, names = f"model '{self.model}'", {"model": self.model, "instance": self.instance}
-        message = self._scrub(_error_message(raw, status))
+        message = self._scrub(one_line(_error_message(raw, status)))
         logger.debug("model '%s' at %s: HTTP %d: %s", self.model, self.api_base, status, message)
         if status == 429:
             return RateLimited(
-                f"{where}: rate limited (HTTP 429): {message}",
+                f"{where}: rate limited (HTTP 429{upstream_said(message)})",
                 retry_after=retry_after(headers),
                 **names,
             )
@@ -271,12 +296,11 @@ class Upstream:
             return RequestRefused(
                 f"{where}: the upstream refused the request (HTTP {status}): {message}", **names
             )
-        hint = {
-            401: "; check `api_key`",
-            403: "; check `api_key`",
-            404: "; check `remote_model` and `api_base`",
-        }.get(status, "")
-        return BackendError(f"{where}: HTTP {status}: {message}{hint}", **names)
+        failed = "the upstream failed" if status >= 500 else "the upstream answered with an error"
+        what, hint = _STATUS_WORDS.get(status, (failed, ""))
+        return UpstreamError(
+            f"{where}: {what} (HTTP {status}{upstream_said(message)}){hint}", status=status, **names
+        )
 
     def transport_error(self, exc: BaseException) -> BackendError:
         """The typed error for a failure of the connection itself."""
@@ -304,15 +328,15 @@ class Upstream:
     def _reported(self, error: Any) -> BackendError:
         """An error the server reports inside a stream (``data: {"error": ...}``)."""
         message = error.get("message") if isinstance(error, dict) else error
-        return BackendError(
-            f"model '{self.model}': the server reported an error mid-stream: "
-            f"{self._scrub(str(message)[:500])}",
+        return UpstreamError(
+            f"model '{self.model}': the server reported an error mid-stream"
+            f"{upstream_said(self._scrub(str(message)[:MAX_QUOTED_BYTES]))}",
             model=self.model,
             instance=self.instance,
         )
 
     def _garbled(self, what: str) -> BackendError:
-        return BackendError(
+        return UpstreamError(
             f"model '{self.model}': the server sent {what}",
             model=self.model,
             instance=self.instance,
@@ -346,8 +370,8 @@ def _error_message(raw: bytes, status: int) -> str:
         for value in (error, body.get("message"), body.get("detail")):
             if isinstance(value, str):
                 return value
-    text = raw.decode("utf-8", "replace").strip()
-    return text[:1000] or f"Error code: {status}"
+    text = raw[:MAX_QUOTED_BYTES].decode("utf-8", "replace").strip()
+    return text or f"Error code: {status}"
 
 
 def _can_close_from_here(loop: asyncio.AbstractEventLoop) -> bool:

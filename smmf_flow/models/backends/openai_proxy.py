@@ -22,7 +22,9 @@ arrives) or breaks off (a reset, an early EOF, a read timeout) raises
 fallback and the breaker act on it.
 
 Error messages name the model and what happened, never ``api_base``: they reach
-HTTP callers. The URL goes to the debug log of ``smmf_flow.models``.
+HTTP callers. The URL goes to the debug log of ``smmf_flow.models``. An answer
+without what the API promises (no choice, no embeddings) is an ``UpstreamError``:
+the upstream is at fault.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from smmf_flow.errors import BackendConnectionError, BackendError, ModelLoadError
+from smmf_flow.errors import BackendConnectionError, ModelLoadError, UpstreamError
 from smmf_flow.models.backends.base import Backend, Capabilities
 from smmf_flow.models.backends.openai_http import Upstream, retry_after
 from smmf_flow.models.backends.proxied_http import env_proxy
@@ -123,7 +125,7 @@ class OpenAIProxyBackend(Backend):
             counts = reply.get("usage") or {}
             usage = Usage(counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0)
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise BackendError(
+            raise UpstreamError(
                 f"model '{self.config.name}': the server answered with no usable choice",
                 model=self.config.name,
                 instance=self.instance_id,
@@ -159,7 +161,7 @@ class OpenAIProxyBackend(Backend):
                 delta = choice.get("delta")
                 text = delta.get("content") if delta else None
             except (AttributeError, IndexError, KeyError, TypeError):
-                raise BackendError(
+                raise UpstreamError(
                     f"model '{name}': the server sent a chunk with no usable choice",
                     model=name,
                     instance=instance,
@@ -186,7 +188,7 @@ class OpenAIProxyBackend(Backend):
             items = sorted(reply["data"], key=lambda d: d["index"])
             return [item["embedding"] for item in items]
         except (KeyError, TypeError):
-            raise BackendError(
+            raise UpstreamError(
                 f"model '{self.config.name}': the server's embeddings answer has no data",
                 model=self.config.name,
                 instance=self.instance_id,

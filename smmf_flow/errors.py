@@ -437,7 +437,7 @@ def did_you_mean(name: str, choices: Iterable[str], *, n: int = 1, cutoff: float
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
-def one_line(text: str) -> str:
+def bounded_line(text: str) -> str:
     """A third party's ``text`` fit for an error message: on one line and at most
     ``MAX_QUOTED_CHARS`` long (an HTML error page is many lines)."""
     line = " ".join(text.split())
@@ -446,8 +446,8 @@ def one_line(text: str) -> str:
 
 def upstream_said(text: str) -> str:
     """``'; upstream said: "..."'``: an upstream's own words for an error message,
-    ``one_line``, quoted as a JSON string so that ``UPSTREAM_SAID`` finds them again."""
-    return f"; upstream said: {json.dumps(one_line(text), ensure_ascii=False)}"
+    ``bounded_line``, quoted as a JSON string so that ``UPSTREAM_SAID`` finds them again."""
+    return f"; upstream said: {json.dumps(bounded_line(text), ensure_ascii=False)}"
 
 
 def describe(exc: BaseException) -> str:
@@ -478,7 +478,7 @@ __all__ = [
     "describe",
     "did_you_mean",
     "located",
-    "one_line",
+    "bounded_line",
     "refuse_inside_event_loop",
     "upstream_said",
 ]

@@ -56,7 +56,7 @@ from smmf_flow.errors import (
     RateLimited,
     RequestRefused,
     UpstreamError,
-    one_line,
+    bounded_line,
     upstream_said,
 )
 from smmf_flow.models.backends.http1 import KEEPALIVE_S, Client, ConnectFailed, ProtocolError
@@ -279,7 +279,7 @@ class Upstream:
         upstream's words are quoted where they are about the upstream itself; a
         refusal of the request keeps them plain, since they say what to change."""
         where, names = f"model '{self.model}'", {"model": self.model, "instance": self.instance}
-        message = self._scrub(one_line(_error_message(raw, status)))
+        message = self._scrub(bounded_line(_error_message(raw, status)))
         logger.debug("model '%s' at %s: HTTP %d: %s", self.model, self.api_base, status, message)
         if status == 429:
             return RateLimited(

@@ -45,7 +45,9 @@ def parse(model: type[Body], raw: bytes, *, optional: bool = False) -> Body:
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    #: unknown fields are let through (OpenAI clients send vendor ones); NaN and
+    #: Infinity, which JSON lacks but the parser reads, are not numbers here
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class ContentPart(_Lenient):

@@ -442,3 +442,16 @@ def test_a_fallback_group_still_moves_past_a_failing_upstream(
     reply = local.post(CHAT, json={"model": "g", "messages": HELLO})
     assert reply.status_code == 200, reply.text
     assert reply.json()["model"] == "m"
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_no_numbers(local: TestClient, number: str) -> None:
+    """JSON has neither, though the parser reads both: a 422 naming the field."""
+    body = '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": '
+    reply = local.post(
+        CHAT, content=body + number + "}", headers={"Content-Type": "application/json"}
+    )
+    error = error_of(reply, 422)
+    assert error["param"] == "temperature"
+    assert "finite number" in error["message"]
+    assert fake_calls(local) == 0

@@ -212,7 +212,8 @@ async def test_a_rule_whose_regex_backtracks_without_bound_refuses_the_input(
         await dag.arun("a" * 40 + "!", registry=real_registry)
     cause = err.value.__cause__
     assert isinstance(cause, InputError)
-    assert re.search(r"^router 'route' rule 0: regex /\^\(a\|aa\)\+\$/ took more", str(cause))
+    assert re.search(r"^router 'route' rule 0: regex /\^\(a\|aa\)\+\$/ took more", cause.message)
+    assert str(cause).startswith("flow 'route', node 'route': router 'route' rule 0")
 
 
 @pytest.mark.parametrize(
